@@ -1,0 +1,59 @@
+// lamina: train models from JSON configs and inspect the plugins.
+#include "commands.hpp"
+
+#include <lamina/lamina.hpp>
+
+#include <iomanip>
+#include <iostream>
+
+namespace {
+
+int run_plugins() {
+  auto plugins = lamina::list_plugins();
+  std::cout << "Plugin folders searched, in order:\n";
+  for (auto& p : lamina::plugin_search_path()) std::cout << "  " << p << "\n";
+  std::cout << "\n";
+  if (plugins.empty()) {
+    std::cout << "No plugins found. Set LAMINA_PLUGIN_PATH to the folder that holds them.\n";
+    return 1;
+  }
+  std::cout << std::left << std::setw(16) << "NAME" << std::setw(11) << "KIND" << std::setw(9) << "VERSION"
+            << std::setw(5) << "ABI" << std::setw(8) << "USABLE" << "DETAILS\n";
+  for (auto& p : plugins) {
+    std::string provides;
+    for (auto& s : p.provides) provides += (provides.empty() ? "" : ", ") + s;
+    std::cout << std::left << std::setw(16) << p.name << std::setw(11) << p.kind << std::setw(9)
+              << (p.version.empty() ? "?" : p.version) << std::setw(5) << p.abi << std::setw(8)
+              << (p.usable ? "yes" : "no") << (p.usable ? "" : "why: ") << p.reason
+              << (p.usable && p.kind == "backend" ? " (score " + std::to_string(p.score) + ")" : "")
+              << (!provides.empty() && p.kind != "backend" ? (p.reason.empty() ? "" : "; ") + provides : "") << "\n"
+              << std::string(16, ' ') << p.path << "\n";
+  }
+  auto backends = lamina::available_backends();
+  std::cout << "\nDefault backend (auto): " << (backends.empty() ? "none usable" : backends.front()) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lamina — Keras-style deep learning in C++ with pluggable backends"};
+  app.set_version_flag("--version", "lamina 0.1.0");
+  app.require_subcommand(1);
+  lamina::cli::TrainArgs train;
+  lamina::cli::add_train(app, train);
+  app.add_subcommand("plugins", "List every plugin found, with its path, kind, version and whether it is usable");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (app.got_subcommand("train")) return lamina::cli::run_train(train);
+    if (app.got_subcommand("plugins")) return run_plugins();
+  } catch (const std::exception& e) {
+    std::cerr << "lamina: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,295 @@
+// conv2d and its two backward passes on oneDNN convolution primitives.
+//
+// Shapes: x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O); attrs strides [sh,sw], pads
+// [top,bottom,left,right]. oneDNN names the same tensors (N,C,H,W) in nhwc, (O,C,KH,KW) in hwio
+// and (N,O,OH,OW) in nhwc, so lamina's buffers are used as they are.
+//
+// Layouts: fully plain descriptors make oneDNN fall back to its gemm convolution (3-10x slower), so
+// the weights are always `any` and reordered from HWIO on each call (they are small). For the
+// activations, oneDNN 2.6 has direct JIT/brgemm kernels for channels-last on AVX-512, as fast as its
+// blocked layouts and without reordering the large activation tensors at every call; those are
+// used when oneDNN offers them, and `any` everywhere (with reorders) otherwise. Whichever is chosen
+// is decided once per shape and cached with its reorders and staging buffers.
+#include <cstring>
+#include <memory>
+
+#include "kernels.hpp"
+
+namespace lamina::onednn {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+struct ConvGeometry {
+  int64_t n, h, w, c;  // input
+  int64_t kh, kw, o;   // kernel (and output channels)
+  int64_t oh, ow;      // output
+  int64_t sh, sw, pt, pb, pl, pr;
+
+  memory::dims src() const { return {n, c, h, w}; }
+  memory::dims weights() const { return {o, c, kh, kw}; }
+  memory::dims dst() const { return {n, o, oh, ow}; }
+  memory::dims strides() const { return {sh, sw}; }
+  memory::dims pad_l() const { return {pt, pl}; }
+  memory::dims pad_r() const { return {pb, pr}; }
+  CacheKey key(const char* op) const {
+    CacheKey k(op);
+    for (int64_t v : {n, h, w, c, kh, kw, o, oh, ow, sh, sw, pt, pb, pl, pr}) k.add(v);
+    return k;
+  }
+};
+
+// Reads and checks the geometry from the three tensors of a pass, whichever of them are inputs.
+ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x, const lamina_view& w,
+                           const lamina_view& y) {
+  expect_rank(op, "the activation (N,H,W,C)", x, 4);
+  expect_rank(op, "the kernel (KH,KW,C,O)", w, 4);
+  expect_rank(op, "the output-side tensor (N,OH,OW,O)", y, 4);
+  auto strides = attrs.get_ints<2>("strides", {1, 1});
+  auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
+  ConvGeometry g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[3], y.shape[1],
+                 y.shape[2], strides[0], strides[1], pads[0], pads[1], pads[2], pads[3]};
+  auto fail = [&](const std::string& why) {
+    return sdk::Error(std::string(op) + " on onednn: " + why + "; activation " + shape_string(x) + ", kernel " +
+                      shape_string(w) + ", output side " + shape_string(y) + ", strides [" +
+                      std::to_string(g.sh) + "," + std::to_string(g.sw) + "], pads [" + std::to_string(g.pt) + "," +
+                      std::to_string(g.pb) + "," + std::to_string(g.pl) + "," + std::to_string(g.pr) + "]");
+  };
+  if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
+  if (g.pt < 0 || g.pb < 0 || g.pl < 0 || g.pr < 0) throw fail("pads must not be negative");
+  if (w.shape[2] != g.c) throw fail("kernel input channels differ from the activation's channels");
+  if (y.shape[0] != g.n || y.shape[3] != g.o) throw fail("batch or output channels disagree");
+  if (g.kh < 1 || g.kw < 1) throw fail("kernel must be at least 1x1");
+  int64_t span_h = g.h + g.pt + g.pb - g.kh, span_w = g.w + g.pl + g.pr - g.kw;
+  if (span_h < 0 || span_w < 0) throw fail("kernel is larger than the padded input");
+  if (g.oh != span_h / g.sh + 1 || g.ow != span_w / g.sw + 1)
+    throw fail("output size must be (H + top + bottom - KH) / sh + 1 by (W + left + right - KW) / sw + 1 = " +
+               std::to_string(span_h / g.sh + 1) + "x" + std::to_string(span_w / g.sw + 1));
+  return g;
+}
+
+// A tensor as the primitive reads or writes it: the caller's plain buffer, plus, when the chosen
+// layout differs, a buffer in that layout and the cached reorder between the two.
+class Staged {
+ public:
+  Staged() = default;
+  Staged(const memory::desc& plain, const memory::desc& chosen, const dnnl::engine& engine, bool is_input)
+      : user_(unbound_memory(plain, engine)) {
+    if (chosen == plain) {
+      internal_ = user_;
+      return;
+    }
+    internal_ = memory(chosen, engine);
+    reorder_ = is_input ? dnnl::reorder(user_, internal_) : dnnl::reorder(internal_, user_);
+    reordered_ = true;
+  }
+  void bind_to(const void* data) { bind(user_, data); }
+  const memory& arg() const { return internal_; }
+  void stage_in(const dnnl::stream& s) {
+    if (reordered_) reorder_.execute(s, user_, internal_);
+  }
+  void stage_out(const dnnl::stream& s) {
+    if (reordered_) reorder_.execute(s, internal_, user_);
+  }
+
+ private:
+  memory user_, internal_;
+  dnnl::reorder reorder_;
+  bool reordered_ = false;
+};
+
+memory::desc plain_src(const ConvGeometry& g) { return {g.src(), memory::data_type::f32, tag::nhwc}; }
+memory::desc plain_weights(const ConvGeometry& g) { return {g.weights(), memory::data_type::f32, tag::hwio}; }
+memory::desc plain_dst(const ConvGeometry& g) { return {g.dst(), memory::data_type::f32, tag::nhwc}; }
+memory::desc any(const memory::dims& dims) { return {dims, memory::data_type::f32, tag::any}; }
+
+// Activation descriptors for one layout policy: plain channels-last, or oneDNN's choice.
+struct ActivationLayout {
+  memory::desc src, dst;
+};
+ActivationLayout activation_layout(const ConvGeometry& g, bool channels_last) {
+  if (channels_last) return {plain_src(g), plain_dst(g)};
+  return {any(g.src()), any(g.dst())};
+}
+
+bool is_fast(const char* impl) {
+  return std::strstr(impl, "gemm") == nullptr && std::strncmp(impl, "ref", 3) != 0;
+}
+
+// Builds the primitive descriptor with channels-last activations if oneDNN has a fast kernel for
+// them, else with every layout left to oneDNN.
+template <class Make> auto choose_layout(Make&& make) {
+  try {
+    auto pd = make(true);
+    if (is_fast(pd.impl_info_str())) return pd;
+  } catch (const dnnl::error&) {
+    // no channels-last implementation for this shape: fall through
+  }
+  return make(false);
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::engine& engine,
+                                                     dnnl::prop_kind prop, bool channels_last) {
+  ActivationLayout a = activation_layout(g, channels_last);
+  dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_direct, a.src, any(g.weights()), a.dst,
+                                       g.strides(), g.pad_l(), g.pad_r());
+  return dnnl::convolution_forward::primitive_desc(desc, engine);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct ForwardEntry {
+  dnnl::convolution_forward primitive;
+  Staged src, weights, dst;
+};
+
+// conv2d: x, w → y
+LAMINA_KERNEL(conv2d_kernel) {
+  const char* op = "conv2d";
+  expect_views(args, op, 2, 1);
+  const lamina_view& x = args.inputs[0];
+  const lamina_view& w = args.inputs[1];
+  const lamina_view& y = args.outputs[0];
+  ConvGeometry g = conv_geometry(op, args.attrs, x, w, y);
+  if (sdk::view_size(y) == 0) return;
+  if (sdk::view_size(x) == 0) {  // no channels: every sum is empty
+    std::memset(y.data, 0, size_t(sdk::view_size(y)) * sizeof(float));
+    return;
+  }
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<ForwardEntry>(g.key(op), [&] {
+      auto pd = choose_layout([&](bool channels_last) {
+        return forward_pd(g, be.engine, dnnl::prop_kind::forward_inference, channels_last);
+      });
+      auto e = std::make_shared<ForwardEntry>();
+      e->primitive = dnnl::convolution_forward(pd);
+      e->src = Staged(plain_src(g), pd.src_desc(), be.engine, true);
+      e->weights = Staged(plain_weights(g), pd.weights_desc(), be.engine, true);
+      e->dst = Staged(plain_dst(g), pd.dst_desc(), be.engine, false);
+      return e;
+    });
+    entry->src.bind_to(x.data);
+    entry->weights.bind_to(w.data);
+    entry->dst.bind_to(y.data);
+    entry->src.stage_in(be.stream);
+    entry->weights.stage_in(be.stream);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->src.arg()},
+                                         {DNNL_ARG_WEIGHTS, entry->weights.arg()},
+                                         {DNNL_ARG_DST, entry->dst.arg()}});
+    entry->dst.stage_out(be.stream);
+    be.stream.wait();
+  });
+}
+
+struct BackwardDataEntry {
+  dnnl::convolution_backward_data primitive;
+  Staged diff_dst, weights, diff_src;
+};
+
+// conv2d_backward_data: dy, w → dx
+LAMINA_KERNEL(conv2d_backward_data_kernel) {
+  const char* op = "conv2d_backward_data";
+  expect_views(args, op, 2, 1);
+  const lamina_view& dy = args.inputs[0];
+  const lamina_view& w = args.inputs[1];
+  const lamina_view& dx = args.outputs[0];
+  ConvGeometry g = conv_geometry(op, args.attrs, dx, w, dy);
+  if (sdk::view_size(dx) == 0) return;
+  if (sdk::view_size(dy) == 0) {  // no output cells or channels: nothing flows back
+    std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
+    return;
+  }
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<BackwardDataEntry>(g.key(op), [&] {
+      auto pd = choose_layout([&](bool channels_last) {
+        auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
+        ActivationLayout a = activation_layout(g, channels_last);
+        dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, a.src, any(g.weights()), a.dst,
+                                                   g.strides(), g.pad_l(), g.pad_r());
+        return dnnl::convolution_backward_data::primitive_desc(desc, be.engine, hint);
+      });
+      auto e = std::make_shared<BackwardDataEntry>();
+      e->primitive = dnnl::convolution_backward_data(pd);
+      e->diff_dst = Staged(plain_dst(g), pd.diff_dst_desc(), be.engine, true);
+      e->weights = Staged(plain_weights(g), pd.weights_desc(), be.engine, true);
+      e->diff_src = Staged(plain_src(g), pd.diff_src_desc(), be.engine, false);
+      return e;
+    });
+    entry->diff_dst.bind_to(dy.data);
+    entry->weights.bind_to(w.data);
+    entry->diff_src.bind_to(dx.data);
+    entry->diff_dst.stage_in(be.stream);
+    entry->weights.stage_in(be.stream);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_DIFF_DST, entry->diff_dst.arg()},
+                                         {DNNL_ARG_WEIGHTS, entry->weights.arg()},
+                                         {DNNL_ARG_DIFF_SRC, entry->diff_src.arg()}});
+    entry->diff_src.stage_out(be.stream);
+    be.stream.wait();
+  });
+}
+
+struct BackwardWeightsEntry {
+  dnnl::convolution_backward_weights primitive;
+  Staged src, diff_dst, diff_weights;
+};
+
+// conv2d_backward_filter: x, dy → dw
+LAMINA_KERNEL(conv2d_backward_filter_kernel) {
+  const char* op = "conv2d_backward_filter";
+  expect_views(args, op, 2, 1);
+  const lamina_view& x = args.inputs[0];
+  const lamina_view& dy = args.inputs[1];
+  const lamina_view& dw = args.outputs[0];
+  ConvGeometry g = conv_geometry(op, args.attrs, x, dw, dy);
+  if (sdk::view_size(dw) == 0) return;
+  if (sdk::view_size(x) == 0 || sdk::view_size(dy) == 0) {  // an empty batch contributes nothing
+    std::memset(dw.data, 0, size_t(sdk::view_size(dw)) * sizeof(float));
+    return;
+  }
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<BackwardWeightsEntry>(g.key(op), [&] {
+      auto pd = choose_layout([&](bool channels_last) {
+        auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
+        ActivationLayout a = activation_layout(g, channels_last);
+        dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, a.src, any(g.weights()),
+                                                      a.dst, g.strides(), g.pad_l(), g.pad_r());
+        return dnnl::convolution_backward_weights::primitive_desc(desc, be.engine, hint);
+      });
+      auto e = std::make_shared<BackwardWeightsEntry>();
+      e->primitive = dnnl::convolution_backward_weights(pd);
+      e->src = Staged(plain_src(g), pd.src_desc(), be.engine, true);
+      e->diff_dst = Staged(plain_dst(g), pd.diff_dst_desc(), be.engine, true);
+      e->diff_weights = Staged(plain_weights(g), pd.diff_weights_desc(), be.engine, false);
+      return e;
+    });
+    entry->src.bind_to(x.data);
+    entry->diff_dst.bind_to(dy.data);
+    entry->diff_weights.bind_to(dw.data);
+    entry->src.stage_in(be.stream);
+    entry->diff_dst.stage_in(be.stream);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->src.arg()},
+                                         {DNNL_ARG_DIFF_DST, entry->diff_dst.arg()},
+                                         {DNNL_ARG_DIFF_WEIGHTS, entry->diff_weights.arg()}});
+    entry->diff_weights.stage_out(be.stream);
+    be.stream.wait();
+  });
+}
+
+}  // namespace
+
+void add_conv_kernels(std::vector<lamina_kernel>& kernels) {
+  kernels.insert(kernels.end(), {
+                                    {"conv2d", conv2d_kernel},
+                                    {"conv2d_backward_data", conv2d_backward_data_kernel},
+                                    {"conv2d_backward_filter", conv2d_backward_filter_kernel},
+                                });
+}
+
+}  // namespace lamina::onednn

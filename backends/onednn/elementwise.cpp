@@ -1,0 +1,396 @@
+// Element-wise ops: copy, fill, the unary functions and their backward passes, and the four
+// broadcasting binaries.
+//
+// Functions with fixed parameters run as oneDNN eltwise primitives over the flat buffer (one
+// cached primitive per op and element count). scale, clip and clip_backward take their
+// parameters per call, and oneDNN 2.x bakes alpha/beta into its generated code, so a learning
+// rate that changes every step would rebuild a primitive every call; they are OpenMP loops, which
+// are memory-bound like the primitive would be. clip_backward is a loop anyway: oneDNN's clip
+// backward excludes the lower bound, where lamina includes both. log is a loop for accuracy
+// (see log_kernel).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "kernels.hpp"
+
+namespace lamina::onednn {
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+
+// ---------------------------------------------------------------------------------------------
+// oneDNN eltwise
+
+struct EltwiseEntry {
+  dnnl::primitive primitive;
+  memory a, b, out;  // forward: src|dst, -, dst; backward: src or dst, diff_dst, diff_src
+  int a_arg = DNNL_ARG_SRC;
+};
+
+memory::desc flat_desc(int64_t n) { return memory::desc({n}, memory::data_type::f32, memory::format_tag::a); }
+
+// y = f(x) for x → y.
+void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg, float alpha, float beta) {
+  expect_views(args, op, 1, 1);
+  const lamina_view& x = args.inputs[0];
+  const lamina_view& y = args.outputs[0];
+  expect_same_size(op, x, y);
+  int64_t n = sdk::view_size(y);
+  if (n == 0) return;
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<EltwiseEntry>(CacheKey(op).add(n), [&] {
+      memory::desc md = flat_desc(n);
+      dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, alg, md, alpha, beta);
+      dnnl::eltwise_forward::primitive_desc pd(desc, be.engine);
+      auto e = std::make_shared<EltwiseEntry>();
+      e->primitive = dnnl::eltwise_forward(pd);
+      e->a = unbound_memory(md, be.engine);
+      e->out = unbound_memory(md, be.engine);
+      return e;
+    });
+    bind(entry->a, x.data);
+    bind(entry->out, y.data);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->a}, {DNNL_ARG_DST, entry->out}});
+    be.stream.wait();
+  });
+}
+
+// dx = f'(·) · dy for (x or y), dy → dx. `alg` decides whether the first input is the forward's
+// source (relu) or its result (the *_use_dst_for_bwd algorithms).
+void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg, bool first_is_dst) {
+  expect_views(args, op, 2, 1);
+  const lamina_view& data = args.inputs[0];
+  const lamina_view& dy = args.inputs[1];
+  const lamina_view& dx = args.outputs[0];
+  expect_same_size(op, data, dx);
+  expect_same_size(op, dy, dx);
+  int64_t n = sdk::view_size(dx);
+  if (n == 0) return;
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<EltwiseEntry>(CacheKey(op).add(n), [&] {
+      memory::desc md = flat_desc(n);
+      dnnl::eltwise_forward::desc hint_desc(dnnl::prop_kind::forward_training, alg, md, 0.f, 0.f);
+      dnnl::eltwise_forward::primitive_desc hint(hint_desc, be.engine);
+      dnnl::eltwise_backward::desc desc(alg, md, md, 0.f, 0.f);
+      dnnl::eltwise_backward::primitive_desc pd(desc, be.engine, hint);
+      auto e = std::make_shared<EltwiseEntry>();
+      e->primitive = dnnl::eltwise_backward(pd);
+      e->a = unbound_memory(md, be.engine);
+      e->b = unbound_memory(md, be.engine);
+      e->out = unbound_memory(md, be.engine);
+      e->a_arg = first_is_dst ? DNNL_ARG_DST : DNNL_ARG_SRC;
+      return e;
+    });
+    bind(entry->a, data.data);
+    bind(entry->b, dy.data);
+    bind(entry->out, dx.data);
+    entry->primitive.execute(be.stream,
+                             {{entry->a_arg, entry->a}, {DNNL_ARG_DIFF_DST, entry->b}, {DNNL_ARG_DIFF_SRC, entry->out}});
+    be.stream.wait();
+  });
+}
+
+LAMINA_KERNEL(neg_kernel) { eltwise_forward(args, "neg", algorithm::eltwise_linear, -1.f, 0.f); }
+LAMINA_KERNEL(exp_kernel) { eltwise_forward(args, "exp", algorithm::eltwise_exp, 0.f, 0.f); }
+LAMINA_KERNEL(sqrt_kernel) { eltwise_forward(args, "sqrt", algorithm::eltwise_sqrt, 0.f, 0.f); }
+LAMINA_KERNEL(square_kernel) { eltwise_forward(args, "square", algorithm::eltwise_square, 0.f, 0.f); }
+LAMINA_KERNEL(relu_kernel) { eltwise_forward(args, "relu", algorithm::eltwise_relu, 0.f, 0.f); }
+LAMINA_KERNEL(sigmoid_kernel) { eltwise_forward(args, "sigmoid", algorithm::eltwise_logistic, 0.f, 0.f); }
+LAMINA_KERNEL(tanh_kernel) { eltwise_forward(args, "tanh", algorithm::eltwise_tanh, 0.f, 0.f); }
+
+LAMINA_KERNEL(relu_backward_kernel) {
+  eltwise_backward(args, "relu_backward", algorithm::eltwise_relu, /*first_is_dst=*/false);
+}
+LAMINA_KERNEL(sigmoid_backward_kernel) {
+  eltwise_backward(args, "sigmoid_backward", algorithm::eltwise_logistic_use_dst_for_bwd, /*first_is_dst=*/true);
+}
+LAMINA_KERNEL(tanh_backward_kernel) {
+  eltwise_backward(args, "tanh_backward", algorithm::eltwise_tanh_use_dst_for_bwd, /*first_is_dst=*/true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain loops
+
+// y = f(x), one element at a time.
+template <class F> void unary_loop(const sdk::KernelArgs& args, const char* op, F f) {
+  expect_views(args, op, 1, 1);
+  expect_same_size(op, args.inputs[0], args.outputs[0]);
+  const float* x = in_data(args.inputs[0]);
+  float* y = out_data(args.outputs[0]);
+  int64_t n = sdk::view_size(args.outputs[0]);
+#pragma omp parallel for schedule(static) if (n > kParallelThreshold / 8)
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+// oneDNN's vectorised log is off by tens of ulp for arguments near 1 (8e-7 absolute at
+// log(x) = 0.22), which is where cross-entropy losses live; glibc's logf is within an ulp.
+LAMINA_KERNEL(log_kernel) { unary_loop(args, "log", [](float v) { return std::log(v); }); }
+
+LAMINA_KERNEL(copy_kernel) {
+  expect_views(args, "copy", 1, 1);
+  expect_same_size("copy", args.inputs[0], args.outputs[0]);
+  const float* x = in_data(args.inputs[0]);
+  float* y = out_data(args.outputs[0]);
+  int64_t n = sdk::view_size(args.outputs[0]);
+  if (n == 0 || x == y) return;
+  // Large copies split into cache-friendly blocks so both cores share the bandwidth.
+  constexpr int64_t kBlock = 1 << 16;
+  int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n > kParallelThreshold)
+  for (int64_t b = 0; b < blocks; ++b) {
+    int64_t begin = b * kBlock;
+    std::memcpy(y + begin, x + begin, size_t(std::min(kBlock, n - begin)) * sizeof(float));
+  }
+}
+
+LAMINA_KERNEL(fill_kernel) {
+  expect_views(args, "fill", 0, 1, /*extra_inputs_ok=*/true);
+  const float value = float(args.attrs.get_float("value", 0.0));
+  float* y = out_data(args.outputs[0]);
+  int64_t n = sdk::view_size(args.outputs[0]);
+#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) y[i] = value;
+}
+
+LAMINA_KERNEL(scale_kernel) {
+  expect_views(args, "scale", 1, 1);
+  expect_same_size("scale", args.inputs[0], args.outputs[0]);
+  const double alpha = args.attrs.get_float("alpha", 1.0);
+  const double beta = args.attrs.get_float("beta", 0.0);
+  const float* x = in_data(args.inputs[0]);
+  float* y = out_data(args.outputs[0]);
+  int64_t n = sdk::view_size(args.outputs[0]);
+  // In double, like the reference, so rounding agrees for any alpha and beta.
+#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) y[i] = float(alpha * double(x[i]) + beta);
+}
+
+void read_clip_bounds(const sdk::KernelArgs& args, const char* op, double& low, double& high) {
+  low = args.attrs.get_float("low", 0.0);
+  high = args.attrs.get_float("high", 0.0);
+  if (!args.attrs.find("low") || !args.attrs.find("high"))
+    throw sdk::Error(std::string(op) + " on onednn: needs float attributes 'low' and 'high'");
+}
+
+LAMINA_KERNEL(clip_kernel) {
+  expect_views(args, "clip", 1, 1);
+  expect_same_size("clip", args.inputs[0], args.outputs[0]);
+  double low, high;
+  read_clip_bounds(args, "clip", low, high);
+  const float* x = in_data(args.inputs[0]);
+  float* y = out_data(args.outputs[0]);
+  int64_t n = sdk::view_size(args.outputs[0]);
+#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) y[i] = float(std::min(std::max(double(x[i]), low), high));
+}
+
+LAMINA_KERNEL(clip_backward_kernel) {
+  expect_views(args, "clip_backward", 2, 1);
+  expect_same_size("clip_backward", args.inputs[0], args.outputs[0]);
+  expect_same_size("clip_backward", args.inputs[1], args.outputs[0]);
+  double low, high;
+  read_clip_bounds(args, "clip_backward", low, high);
+  const float* x = in_data(args.inputs[0]);
+  const float* dy = in_data(args.inputs[1]);
+  float* dx = out_data(args.outputs[0]);
+  int64_t n = sdk::view_size(args.outputs[0]);
+#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) {
+    double v = x[i];
+    dx[i] = dy[i] * float(low <= v && v <= high);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broadcasting binaries
+
+// a and b against y with size-1 output dims dropped and neighbouring dims that broadcast the same
+// way merged, e.g. (N,H,W,C)+(1,1,1,C) becomes (N·H·W, C)+(1, C). This keeps the oneDNN
+// descriptors (and cache keys) small, and hands oneDNN the shapes its JIT kernels know best.
+struct Broadcast {
+  memory::dims y, a, b;
+};
+
+Broadcast collapse(const char* op, const lamina_view& va, const lamina_view& vb, const lamina_view& vy) {
+  auto fail = [&] {
+    return sdk::Error(std::string(op) + " on onednn: inputs " + shape_string(va) + " and " + shape_string(vb) +
+                      " do not broadcast to the output " + shape_string(vy) +
+                      " (same rank, each dim equal to the output's or 1)");
+  };
+  if (va.ndim != vy.ndim || vb.ndim != vy.ndim) throw fail();
+  Broadcast out;
+  int last_kind = -1;
+  for (int32_t i = 0; i < vy.ndim; ++i) {
+    int64_t dy = vy.shape[i], da = va.shape[i], db = vb.shape[i];
+    if ((da != dy && da != 1) || (db != dy && db != 1)) throw fail();
+    if (dy == 1) continue;
+    int kind = (da == dy ? 1 : 0) | (db == dy ? 2 : 0);
+    if (kind == last_kind) {
+      out.y.back() *= dy;
+      out.a.back() *= (da == dy ? dy : 1);
+      out.b.back() *= (db == dy ? dy : 1);
+    } else {
+      out.y.push_back(dy);
+      out.a.push_back(da);
+      out.b.push_back(db);
+      last_kind = kind;
+    }
+  }
+  if (out.y.empty()) out.y = out.a = out.b = {1};
+  return out;
+}
+
+enum class BinaryOp { add, sub, mul, div };
+
+struct BinaryEntry {
+  dnnl::binary primitive;
+  memory src0, src1, dst;
+};
+
+// Fallback for the shapes oneDNN's binary cannot take (it broadcasts only its second source):
+// a-broadcast for sub and div, or both sides broadcast. Rows of the collapsed output's last dim
+// are split into blocks so even a single long row uses every thread.
+template <class F> void broadcast_loop(const Broadcast& c, const float* a, const float* b, float* y, F f) {
+  const int r = int(c.y.size());
+  std::vector<int64_t> sa(r), sb(r);
+  int64_t stride_a = 1, stride_b = 1, total = 1;
+  for (int i = r - 1; i >= 0; --i) {
+    sa[i] = c.a[i] == 1 ? 0 : stride_a;
+    sb[i] = c.b[i] == 1 ? 0 : stride_b;
+    stride_a *= c.a[i];
+    stride_b *= c.b[i];
+    total *= c.y[i];
+  }
+  const int64_t inner = c.y[r - 1];
+  const int64_t rows = total / inner;
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks_per_row = (inner + kBlock - 1) / kBlock;
+  const int64_t blocks = rows * blocks_per_row;
+  const int64_t ia = sa[r - 1], ib = sb[r - 1];
+#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    int64_t row = blk / blocks_per_row;
+    int64_t begin = (blk % blocks_per_row) * kBlock;
+    int64_t end = std::min(inner, begin + kBlock);
+    int64_t oa = 0, ob = 0, rest = row;
+    for (int d = r - 2; d >= 0; --d) {
+      int64_t idx = rest % c.y[d];
+      rest /= c.y[d];
+      oa += idx * sa[d];
+      ob += idx * sb[d];
+    }
+    const float* pa = a + oa;
+    const float* pb = b + ob;
+    float* py = y + row * inner;
+    if (ia && ib) {
+#pragma omp simd
+      for (int64_t j = begin; j < end; ++j) py[j] = f(pa[j], pb[j]);
+    } else if (ia) {
+      const float vb = *pb;
+#pragma omp simd
+      for (int64_t j = begin; j < end; ++j) py[j] = f(pa[j], vb);
+    } else if (ib) {
+      const float va = *pa;
+#pragma omp simd
+      for (int64_t j = begin; j < end; ++j) py[j] = f(va, pb[j]);
+    } else {
+      const float v = f(*pa, *pb);
+      for (int64_t j = begin; j < end; ++j) py[j] = v;
+    }
+  }
+}
+
+void binary_kernel(const sdk::KernelArgs& args, const char* op, BinaryOp kind) {
+  expect_views(args, op, 2, 1);
+  const lamina_view& va = args.inputs[0];
+  const lamina_view& vb = args.inputs[1];
+  const lamina_view& vy = args.outputs[0];
+  Broadcast c = collapse(op, va, vb, vy);
+  if (sdk::view_size(vy) == 0) return;
+  const float* a = in_data(va);
+  const float* b = in_data(vb);
+  float* y = out_data(vy);
+
+  // oneDNN needs src0 shaped like dst; add and mul may swap their operands to get there.
+  bool commutes = kind == BinaryOp::add || kind == BinaryOp::mul;
+  if (c.a != c.y && c.b == c.y && commutes) {
+    std::swap(c.a, c.b);
+    std::swap(a, b);
+  }
+  if (c.a != c.y) {
+    switch (kind) {
+      case BinaryOp::add: broadcast_loop(c, a, b, y, [](float p, float q) { return p + q; }); break;
+      case BinaryOp::sub: broadcast_loop(c, a, b, y, [](float p, float q) { return p - q; }); break;
+      case BinaryOp::mul: broadcast_loop(c, a, b, y, [](float p, float q) { return p * q; }); break;
+      case BinaryOp::div: broadcast_loop(c, a, b, y, [](float p, float q) { return p / q; }); break;
+    }
+    return;
+  }
+
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    CacheKey key(op);
+    key.add(int64_t(c.y.size())).add_all(c.y).add_all(c.b);
+    auto entry = be.cache.get<BinaryEntry>(key, [&] {
+      static constexpr algorithm algs[] = {algorithm::binary_add, algorithm::binary_sub, algorithm::binary_mul,
+                                           algorithm::binary_div};
+      memory::desc md_y = plain_desc(c.y), md_b = plain_desc(c.b);
+      dnnl::binary::desc desc(algs[int(kind)], md_y, md_b, md_y);
+      dnnl::binary::primitive_desc pd(desc, be.engine);
+      auto e = std::make_shared<BinaryEntry>();
+      e->primitive = dnnl::binary(pd);
+      e->src0 = unbound_memory(md_y, be.engine);
+      e->src1 = unbound_memory(md_b, be.engine);
+      e->dst = unbound_memory(md_y, be.engine);
+      return e;
+    });
+    bind(entry->src0, a);
+    bind(entry->src1, b);
+    bind(entry->dst, y);
+    entry->primitive.execute(be.stream,
+                             {{DNNL_ARG_SRC_0, entry->src0}, {DNNL_ARG_SRC_1, entry->src1}, {DNNL_ARG_DST, entry->dst}});
+    be.stream.wait();
+  });
+}
+
+LAMINA_KERNEL(add_kernel) { binary_kernel(args, "add", BinaryOp::add); }
+LAMINA_KERNEL(sub_kernel) { binary_kernel(args, "sub", BinaryOp::sub); }
+LAMINA_KERNEL(mul_kernel) { binary_kernel(args, "mul", BinaryOp::mul); }
+LAMINA_KERNEL(div_kernel) { binary_kernel(args, "div", BinaryOp::div); }
+
+}  // namespace
+
+void add_elementwise_kernels(std::vector<lamina_kernel>& kernels) {
+  kernels.insert(kernels.end(), {
+                                    {"copy", copy_kernel},
+                                    {"fill", fill_kernel},
+                                    {"neg", neg_kernel},
+                                    {"exp", exp_kernel},
+                                    {"log", log_kernel},
+                                    {"sqrt", sqrt_kernel},
+                                    {"square", square_kernel},
+                                    {"relu", relu_kernel},
+                                    {"sigmoid", sigmoid_kernel},
+                                    {"tanh", tanh_kernel},
+                                    {"scale", scale_kernel},
+                                    {"clip", clip_kernel},
+                                    {"relu_backward", relu_backward_kernel},
+                                    {"sigmoid_backward", sigmoid_backward_kernel},
+                                    {"tanh_backward", tanh_backward_kernel},
+                                    {"clip_backward", clip_backward_kernel},
+                                    {"add", add_kernel},
+                                    {"sub", sub_kernel},
+                                    {"mul", mul_kernel},
+                                    {"div", div_kernel},
+                                });
+}
+
+}  // namespace lamina::onednn

@@ -1,0 +1,156 @@
+// Shared state and helpers of the onednn backend, and the kernel lists each op family provides.
+// Every kernel receives contiguous row-major float32 views (NHWC activations, HWIO conv kernels)
+// with outputs preallocated; oneDNN sees the same bytes through plain memory descriptors, except
+// where a primitive runs faster in a layout of its own choosing (convolution), which is then
+// reordered to and from at the boundary.
+#pragma once
+
+#include <lamina/sdk/plugin.hpp>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "primitive_cache.hpp"
+
+namespace lamina::onednn {
+
+// One per loaded plugin, created in init and passed to every call as `self`.
+struct Backend {
+  dnnl::engine engine;
+  dnnl::stream stream;
+  std::string device;
+  // Cached entries own staging buffers and bound memory handles, so two kernels must not run
+  // oneDNN work at once; plain loops (fill, copy, dropout_mask) do not take it.
+  std::mutex mutex;
+  PrimitiveCache cache{512};
+
+  Backend() : engine(dnnl::engine::kind::cpu, 0), stream(engine) {}
+};
+
+inline Backend& backend_of(const sdk::KernelArgs& args) {
+  if (!args.backend) throw sdk::Error("onednn: kernel called without its backend state");
+  return *static_cast<Backend*>(args.backend);
+}
+
+// Below this many elements an OpenMP region costs more than the work it splits.
+constexpr int64_t kParallelThreshold = 1 << 15;
+
+// "(2,28,28,1)"
+inline std::string shape_string(const lamina_view& v) {
+  std::string s = "(";
+  for (int32_t i = 0; i < v.ndim; ++i) {
+    if (i) s += ',';
+    s += std::to_string(v.shape[i]);
+  }
+  s += ')';
+  return s;
+}
+
+inline std::string describe_call(const sdk::KernelArgs& args) {
+  std::string s = "inputs";
+  for (int32_t i = 0; i < args.n_inputs; ++i) {
+    s += ' ';
+    s += shape_string(args.inputs[i]);
+  }
+  s += ", outputs";
+  for (int32_t i = 0; i < args.n_outputs; ++i) {
+    s += ' ';
+    s += shape_string(args.outputs[i]);
+  }
+  return s;
+}
+
+// Checks the counts and element types of a kernel's views; `extra_inputs_ok` lets generators
+// (fill, dropout_mask) accept a shape-giving input they do not read.
+inline void expect_views(const sdk::KernelArgs& args, const char* op, int n_inputs, int n_outputs,
+                         bool extra_inputs_ok = false) {
+  bool inputs_ok = extra_inputs_ok ? args.n_inputs >= n_inputs : args.n_inputs == n_inputs;
+  if (!inputs_ok || args.n_outputs != n_outputs)
+    throw sdk::Error(std::string(op) + " on onednn: expects " + std::to_string(n_inputs) + " input(s) and " +
+                     std::to_string(n_outputs) + " output(s), got " + std::to_string(args.n_inputs) + " and " +
+                     std::to_string(args.n_outputs));
+  auto check = [&](const lamina_view& v, const char* role, int i) {
+    if (v.dtype != LAMINA_DTYPE_FLOAT32)
+      throw sdk::Error(std::string(op) + " on onednn: " + role + " " + std::to_string(i) +
+                       " is not float32 (dtype " + std::to_string(v.dtype) + ")");
+    if (v.ndim < 0 || v.ndim > LAMINA_MAX_DIMS)
+      throw sdk::Error(std::string(op) + " on onednn: " + role + " " + std::to_string(i) + " has rank " +
+                       std::to_string(v.ndim));
+    if (!v.data && sdk::view_size(v) > 0)
+      throw sdk::Error(std::string(op) + " on onednn: " + role + " " + std::to_string(i) + " has no data");
+  };
+  for (int i = 0; i < n_inputs; ++i) check(args.inputs[i], "input", i);
+  for (int i = 0; i < n_outputs; ++i) check(args.outputs[i], "output", i);
+}
+
+inline void expect_rank(const char* op, const char* name, const lamina_view& v, int rank) {
+  if (v.ndim != rank)
+    throw sdk::Error(std::string(op) + " on onednn: " + name + " must have rank " + std::to_string(rank) +
+                     ", got shape " + shape_string(v));
+}
+
+inline void expect_same_size(const char* op, const lamina_view& a, const lamina_view& b) {
+  if (sdk::view_size(a) != sdk::view_size(b))
+    throw sdk::Error(std::string(op) + " on onednn: shapes " + shape_string(a) + " and " + shape_string(b) +
+                     " hold different numbers of elements");
+}
+
+inline const float* in_data(const lamina_view& v) { return static_cast<const float*>(v.data); }
+inline float* out_data(const lamina_view& v) { return sdk::host_data(v); }
+
+inline dnnl::memory::dims dims_of(const lamina_view& v) { return dnnl::memory::dims(v.shape, v.shape + v.ndim); }
+
+// Row-major descriptor for `dims`, whatever the rank.
+inline dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims) {
+  dnnl::memory::dims strides(dims.size());
+  int64_t stride = 1;
+  for (size_t i = dims.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= dims[i];
+  }
+  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+}
+
+// A memory object over the caller's buffer; the cached primitives rebind it on every call.
+inline dnnl::memory unbound_memory(const dnnl::memory::desc& md, const dnnl::engine& engine) {
+  return dnnl::memory(md, engine, DNNL_MEMORY_NONE);
+}
+inline void bind(const dnnl::memory& m, const void* data) { m.set_data_handle(const_cast<void*>(data)); }
+
+// Runs oneDNN work for `op`, turning dnnl::error into a message that names the op and shapes.
+[[noreturn]] inline void rethrow_dnnl_error(const sdk::KernelArgs& args, const char* op, const dnnl::error& e) {
+  throw sdk::Error(std::string(op) + " on onednn: oneDNN refused the call: " + e.what() + " (" +
+                   dnnl_status2str(e.status) + "); " + describe_call(args));
+}
+template <class Body> void with_dnnl(const sdk::KernelArgs& args, const char* op, Body&& body) {
+  try {
+    body();
+  } catch (const dnnl::error& e) {
+    rethrow_dnnl_error(args, op, e);
+  }
+}
+
+// Host memory (memory.cpp): 64-byte aligned so every buffer suits AVX-512 loads.
+void* host_alloc(void* self, size_t bytes, lamina_error* error);
+void host_release(void* self, void* buffer);
+lamina_status host_copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
+                           lamina_error* error);
+lamina_status host_copy_out(void* self, const void* buffer, size_t offset, void* destination, size_t bytes,
+                            lamina_error* error);
+lamina_status host_synchronize(void* self, lamina_error* error);
+
+// Each op family appends its {op name, kernel} pairs; plugin.cpp gathers them into the table.
+void add_elementwise_kernels(std::vector<lamina_kernel>& kernels);
+void add_reduce_kernels(std::vector<lamina_kernel>& kernels);
+void add_matmul_kernels(std::vector<lamina_kernel>& kernels);
+void add_conv_kernels(std::vector<lamina_kernel>& kernels);
+void add_pool_kernels(std::vector<lamina_kernel>& kernels);
+void add_random_kernels(std::vector<lamina_kernel>& kernels);
+
+}  // namespace lamina::onednn

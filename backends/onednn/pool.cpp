@@ -1,0 +1,210 @@
+// max_pool2d, avg_pool2d and their backward passes on oneDNN pooling primitives, directly on the
+// NHWC buffers (oneDNN's pooling has JIT kernels for channels-last, so nothing is reordered).
+//
+// Shapes: x (N,H,W,C) → y (N,OH,OW,C); attrs pool [ph,pw], strides [sh,sw] (default: pool),
+// pads [top,bottom,left,right]. oneDNN's semantics match lamina's: max pooling never picks a
+// padded cell, pooling_avg_exclude_padding divides by the cells inside the input (TensorFlow's
+// rule), and the max workspace records the first maximum of each window in row-major order.
+//
+// max_pool2d_backward receives x and dy but not the forward's workspace, so it reruns the
+// forward in training mode to rebuild the workspace, then runs the backward primitive.
+#include <cstring>
+#include <memory>
+
+#include "kernels.hpp"
+
+namespace lamina::onednn {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+struct PoolGeometry {
+  int64_t n, h, w, c, oh, ow;
+  int64_t ph, pw, sh, sw, pt, pb, pl, pr;
+
+  memory::desc src() const { return {{n, c, h, w}, memory::data_type::f32, tag::nhwc}; }
+  memory::desc dst() const { return {{n, c, oh, ow}, memory::data_type::f32, tag::nhwc}; }
+  memory::dims kernel() const { return {ph, pw}; }
+  memory::dims strides() const { return {sh, sw}; }
+  memory::dims pad_l() const { return {pt, pl}; }
+  memory::dims pad_r() const { return {pb, pr}; }
+  CacheKey key(const char* op) const {
+    CacheKey k(op);
+    for (int64_t v : {n, h, w, c, oh, ow, ph, pw, sh, sw, pt, pb, pl, pr}) k.add(v);
+    return k;
+  }
+};
+
+PoolGeometry pool_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
+                           const lamina_view& y) {
+  expect_rank(op, "the input-side tensor (N,H,W,C)", x, 4);
+  expect_rank(op, "the output-side tensor (N,OH,OW,C)", y, 4);
+  attrs.need("pool");
+  auto pool = attrs.get_ints<2>("pool", {2, 2});
+  auto strides = attrs.get_ints<2>("strides", pool);
+  auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
+  PoolGeometry g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2], pool[0],
+                 pool[1],    strides[0], strides[1], pads[0],    pads[1],    pads[2],    pads[3]};
+  auto fail = [&](const std::string& why) {
+    return sdk::Error(std::string(op) + " on onednn: " + why + "; input side " + shape_string(x) +
+                      ", output side " + shape_string(y) + ", pool [" + std::to_string(g.ph) + "," +
+                      std::to_string(g.pw) + "], strides [" + std::to_string(g.sh) + "," + std::to_string(g.sw) +
+                      "], pads [" + std::to_string(g.pt) + "," + std::to_string(g.pb) + "," + std::to_string(g.pl) +
+                      "," + std::to_string(g.pr) + "]");
+  };
+  if (g.ph < 1 || g.pw < 1) throw fail("pool must be at least 1x1");
+  if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
+  if (g.pt < 0 || g.pb < 0 || g.pl < 0 || g.pr < 0) throw fail("pads must not be negative");
+  if (y.shape[0] != g.n || y.shape[3] != g.c) throw fail("batch or channels disagree");
+  int64_t span_h = g.h + g.pt + g.pb - g.ph, span_w = g.w + g.pl + g.pr - g.pw;
+  if (span_h < 0 || span_w < 0) throw fail("pool window is larger than the padded input");
+  if (g.oh != span_h / g.sh + 1 || g.ow != span_w / g.sw + 1)
+    throw fail("output size must be (H + top + bottom - ph) / sh + 1 by (W + left + right - pw) / sw + 1 = " +
+               std::to_string(span_h / g.sh + 1) + "x" + std::to_string(span_w / g.sw + 1));
+  return g;
+}
+
+dnnl::pooling_forward::primitive_desc forward_pd(const PoolGeometry& g, const dnnl::engine& engine,
+                                                 dnnl::prop_kind prop, dnnl::algorithm alg) {
+  dnnl::pooling_forward::desc desc(prop, alg, g.src(), g.dst(), g.strides(), g.kernel(), g.pad_l(), g.pad_r());
+  return dnnl::pooling_forward::primitive_desc(desc, engine);
+}
+
+dnnl::pooling_backward::primitive_desc backward_pd(const PoolGeometry& g, const dnnl::engine& engine,
+                                                   dnnl::algorithm alg,
+                                                   const dnnl::pooling_forward::primitive_desc& hint) {
+  dnnl::pooling_backward::desc desc(alg, g.src(), g.dst(), g.strides(), g.kernel(), g.pad_l(), g.pad_r());
+  return dnnl::pooling_backward::primitive_desc(desc, engine, hint);
+}
+
+struct ForwardEntry {
+  dnnl::pooling_forward primitive;
+  memory src, dst;
+};
+
+// max_pool2d / avg_pool2d: x → y
+void pool_forward(const sdk::KernelArgs& args, const char* op, dnnl::algorithm alg) {
+  expect_views(args, op, 1, 1);
+  const lamina_view& x = args.inputs[0];
+  const lamina_view& y = args.outputs[0];
+  PoolGeometry g = pool_geometry(op, args.attrs, x, y);
+  if (sdk::view_size(y) == 0) return;
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<ForwardEntry>(g.key(op), [&] {
+      auto pd = forward_pd(g, be.engine, dnnl::prop_kind::forward_inference, alg);
+      auto e = std::make_shared<ForwardEntry>();
+      e->primitive = dnnl::pooling_forward(pd);
+      e->src = unbound_memory(g.src(), be.engine);
+      e->dst = unbound_memory(g.dst(), be.engine);
+      return e;
+    });
+    bind(entry->src, x.data);
+    bind(entry->dst, y.data);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->src}, {DNNL_ARG_DST, entry->dst}});
+    be.stream.wait();
+  });
+}
+
+LAMINA_KERNEL(max_pool2d_kernel) { pool_forward(args, "max_pool2d", dnnl::algorithm::pooling_max); }
+LAMINA_KERNEL(avg_pool2d_kernel) { pool_forward(args, "avg_pool2d", dnnl::algorithm::pooling_avg_exclude_padding); }
+
+struct MaxBackwardEntry {
+  dnnl::pooling_forward forward;
+  dnnl::pooling_backward backward;
+  memory src, dst, workspace;  // dst and workspace are owned scratch
+  memory diff_dst, diff_src;
+};
+
+// max_pool2d_backward: x, dy → dx
+LAMINA_KERNEL(max_pool2d_backward_kernel) {
+  const char* op = "max_pool2d_backward";
+  expect_views(args, op, 2, 1);
+  const lamina_view& x = args.inputs[0];
+  const lamina_view& dy = args.inputs[1];
+  const lamina_view& dx = args.outputs[0];
+  expect_same_size(op, x, dx);
+  PoolGeometry g = pool_geometry(op, args.attrs, x, dy);
+  if (sdk::view_size(dx) == 0) return;
+  if (sdk::view_size(dy) == 0) {
+    std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
+    return;
+  }
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<MaxBackwardEntry>(g.key(op), [&] {
+      auto fwd = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max);
+      auto bwd = backward_pd(g, be.engine, dnnl::algorithm::pooling_max, fwd);
+      auto e = std::make_shared<MaxBackwardEntry>();
+      e->forward = dnnl::pooling_forward(fwd);
+      e->backward = dnnl::pooling_backward(bwd);
+      e->src = unbound_memory(g.src(), be.engine);
+      e->dst = memory(fwd.dst_desc(), be.engine);
+      e->workspace = memory(fwd.workspace_desc(), be.engine);
+      e->diff_dst = unbound_memory(g.dst(), be.engine);
+      e->diff_src = unbound_memory(g.src(), be.engine);
+      return e;
+    });
+    bind(entry->src, x.data);
+    bind(entry->diff_dst, dy.data);
+    bind(entry->diff_src, dx.data);
+    entry->forward.execute(be.stream,
+                           {{DNNL_ARG_SRC, entry->src}, {DNNL_ARG_DST, entry->dst}, {DNNL_ARG_WORKSPACE, entry->workspace}});
+    entry->backward.execute(be.stream, {{DNNL_ARG_DIFF_DST, entry->diff_dst},
+                                        {DNNL_ARG_WORKSPACE, entry->workspace},
+                                        {DNNL_ARG_DIFF_SRC, entry->diff_src}});
+    be.stream.wait();
+  });
+}
+
+struct AvgBackwardEntry {
+  dnnl::pooling_backward primitive;
+  memory diff_dst, diff_src;
+};
+
+// avg_pool2d_backward: dy → dx
+LAMINA_KERNEL(avg_pool2d_backward_kernel) {
+  const char* op = "avg_pool2d_backward";
+  expect_views(args, op, 1, 1);
+  const lamina_view& dy = args.inputs[0];
+  const lamina_view& dx = args.outputs[0];
+  PoolGeometry g = pool_geometry(op, args.attrs, dx, dy);
+  if (sdk::view_size(dx) == 0) return;
+  if (sdk::view_size(dy) == 0) {
+    std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
+    return;
+  }
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<AvgBackwardEntry>(g.key(op), [&] {
+      constexpr auto alg = dnnl::algorithm::pooling_avg_exclude_padding;
+      auto fwd = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, alg);
+      auto e = std::make_shared<AvgBackwardEntry>();
+      e->primitive = dnnl::pooling_backward(backward_pd(g, be.engine, alg, fwd));
+      e->diff_dst = unbound_memory(g.dst(), be.engine);
+      e->diff_src = unbound_memory(g.src(), be.engine);
+      return e;
+    });
+    bind(entry->diff_dst, dy.data);
+    bind(entry->diff_src, dx.data);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_DIFF_DST, entry->diff_dst}, {DNNL_ARG_DIFF_SRC, entry->diff_src}});
+    be.stream.wait();
+  });
+}
+
+}  // namespace
+
+void add_pool_kernels(std::vector<lamina_kernel>& kernels) {
+  kernels.insert(kernels.end(), {
+                                    {"max_pool2d", max_pool2d_kernel},
+                                    {"max_pool2d_backward", max_pool2d_backward_kernel},
+                                    {"avg_pool2d", avg_pool2d_kernel},
+                                    {"avg_pool2d_backward", avg_pool2d_backward_kernel},
+                                });
+}
+
+}  // namespace lamina::onednn

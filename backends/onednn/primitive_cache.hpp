@@ -1,0 +1,80 @@
+// A bounded least-recently-used cache of prepared oneDNN work: primitive descriptors, primitives,
+// the reorders around them and the staging buffers they write. Creating a primitive costs far
+// more than running it on small tensors (descriptor checks, JIT code generation), and a training
+// loop calls the same ops with the same shapes every step, so each kernel looks its setup up here.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace lamina::onednn {
+
+// What identifies a prepared primitive: the op plus every shape and attribute baked into it.
+struct CacheKey {
+  std::string op;
+  std::vector<int64_t> values;
+
+  CacheKey(std::string op_name) : op(std::move(op_name)) {}
+  CacheKey& add(int64_t v) {
+    values.push_back(v);
+    return *this;
+  }
+  CacheKey& add(double v) { return add(std::bit_cast<int64_t>(v)); }
+  template <class Range> CacheKey& add_all(const Range& range) {
+    for (auto v : range) add(int64_t(v));
+    return *this;
+  }
+  bool operator==(const CacheKey&) const = default;
+};
+
+struct CacheKeyHash {
+  size_t operator()(const CacheKey& k) const noexcept {
+    uint64_t h = std::hash<std::string>{}(k.op);
+    for (int64_t v : k.values) h = (h ^ uint64_t(v)) * 0x100000001B3ull + 0x9E3779B97F4A7C15ull;
+    return size_t(h);
+  }
+};
+
+// Not thread-safe: the backend serialises kernels that use it. Entries are shared_ptr so an
+// entry a kernel holds stays alive even if a later lookup in the same kernel evicts it.
+class PrimitiveCache {
+ public:
+  explicit PrimitiveCache(size_t capacity) : capacity_(capacity) {}
+
+  // Returns the entry for `key`, building it with `make()` (returning shared_ptr<T>) on a miss.
+  template <class T, class Make> std::shared_ptr<T> get(const CacheKey& key, Make&& make) {
+    if (auto it = index_.find(key); it != index_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return std::static_pointer_cast<T>(it->second->second);
+    }
+    std::shared_ptr<T> made = make();
+    order_.emplace_front(key, made);
+    index_.emplace(key, order_.begin());
+    while (order_.size() > capacity_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    return made;
+  }
+
+  size_t size() const { return order_.size(); }
+  void clear() {
+    index_.clear();
+    order_.clear();
+  }
+
+ private:
+  using Item = std::pair<CacheKey, std::shared_ptr<void>>;
+  size_t capacity_;
+  std::list<Item> order_;  // most recently used first
+  std::unordered_map<CacheKey, std::list<Item>::iterator, CacheKeyHash> index_;
+};
+
+}  // namespace lamina::onednn

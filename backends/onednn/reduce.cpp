@@ -1,0 +1,265 @@
+// reduce_sum, softmax and log_softmax.
+//
+// softmax runs on oneDNN's softmax primitive; log_softmax is a loop (see log_softmax_kernel).
+//
+// reduce_sum uses oneDNN's reduction where oneDNN has a JIT kernel for the shape (sums over the
+// innermost dims). For the rest, notably the bias gradient (N·H·W, C) → (1, C), oneDNN 2.6 offers
+// only its reference implementation, which splits work over output elements only and accumulates
+// in float; a loop accumulating in double does better on both counts.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "kernels.hpp"
+
+namespace lamina::onednn {
+namespace {
+
+using dnnl::memory;
+
+// x against y with size-1 input dims dropped and neighbouring dims of the same kind (summed or
+// kept) merged: (N,H,W,C) → (1,1,1,C) becomes (N·H·W, C) → (1, C).
+struct Reduction {
+  memory::dims x, y;
+  std::vector<bool> summed;
+};
+
+Reduction collapse(const lamina_view& vx, const lamina_view& vy) {
+  if (vx.ndim != vy.ndim)
+    throw sdk::Error("reduce_sum on onednn: output " + shape_string(vy) + " must have the rank of the input " +
+                     shape_string(vx));
+  Reduction r;
+  for (int32_t i = 0; i < vx.ndim; ++i) {
+    int64_t dx = vx.shape[i], dy = vy.shape[i];
+    if (dy != dx && dy != 1)
+      throw sdk::Error("reduce_sum on onednn: output " + shape_string(vy) + " does not fit input " +
+                       shape_string(vx) + " (each output dim must equal the input's or be 1)");
+    if (dx == 1) continue;
+    bool summed = dy == 1;
+    if (!r.summed.empty() && r.summed.back() == summed) {
+      r.x.back() *= dx;
+      r.y.back() *= dy;
+    } else {
+      r.x.push_back(dx);
+      r.y.push_back(dy);
+      r.summed.push_back(summed);
+    }
+  }
+  if (r.x.empty()) {
+    r.x = r.y = {1};
+    r.summed = {false};
+  }
+  return r;
+}
+
+// y(A, B) = Σ_r x(A, R, B), accumulating in double. The work is split over whichever of A, B or R
+// gives every thread a share, without per-thread copies of a large output.
+template <class In, class Out> void sum_middle(const In* x, Out* y, int64_t A, int64_t R, int64_t B) {
+  const int64_t threads = omp_get_max_threads();
+  const bool big = A * R * B > kParallelThreshold;
+  constexpr int64_t kColumns = 1024;
+  const int64_t column_blocks = (B + kColumns - 1) / kColumns;
+  if (!big || A >= threads || A * column_blocks >= threads) {
+    // Each (row, column block) of the output is summed by one thread, down the R rows.
+#pragma omp parallel for schedule(static) if (big)
+    for (int64_t task = 0; task < A * column_blocks; ++task) {
+      int64_t a = task / column_blocks;
+      int64_t b0 = (task % column_blocks) * kColumns;
+      int64_t width = std::min(kColumns, B - b0);
+      double acc[kColumns];
+      std::fill(acc, acc + width, 0.0);
+      const In* base = x + a * R * B + b0;
+      for (int64_t r = 0; r < R; ++r) {
+        const In* p = base + r * B;
+#pragma omp simd
+        for (int64_t b = 0; b < width; ++b) acc[b] += double(p[b]);
+      }
+      for (int64_t b = 0; b < width; ++b) y[a * B + b0 + b] = Out(acc[b]);
+    }
+    return;
+  }
+  // A small output (the bias gradient has one short row): split R, then add the partial sums.
+  std::vector<double> total(size_t(A * B), 0.0);
+#pragma omp parallel
+  {
+    std::vector<double> acc(size_t(A * B), 0.0);
+#pragma omp for schedule(static) nowait
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t a = 0; a < A; ++a) {
+        const In* p = x + (a * R + r) * B;
+        double* q = acc.data() + a * B;
+#pragma omp simd
+        for (int64_t b = 0; b < B; ++b) q[b] += double(p[b]);
+      }
+    }
+#pragma omp critical
+    for (size_t i = 0; i < total.size(); ++i) total[i] += acc[i];
+  }
+  for (size_t i = 0; i < total.size(); ++i) y[i] = Out(total[i]);
+}
+
+// Sums the collapsed groups one at a time from the innermost, through double buffers.
+void reduce_loop(const Reduction& r, const float* x, float* y) {
+  const int n = int(r.x.size());
+  std::vector<int64_t> dims(r.x.begin(), r.x.end());
+  std::vector<double> buffer, next;
+  bool in_buffer = false;
+  for (int g = n - 1; g >= 0; --g) {
+    if (!r.summed[g]) continue;
+    int64_t A = 1, B = 1;
+    for (int i = 0; i < g; ++i) A *= dims[i];
+    for (int i = g + 1; i < n; ++i) B *= dims[i];
+    int64_t R = dims[g];
+    bool last = true;
+    for (int i = 0; i < g; ++i) last = last && !r.summed[i];
+    if (last) {
+      if (in_buffer)
+        sum_middle(buffer.data(), y, A, R, B);
+      else
+        sum_middle(x, y, A, R, B);
+      return;
+    }
+    next.assign(size_t(A * B), 0.0);
+    if (in_buffer)
+      sum_middle(buffer.data(), next.data(), A, R, B);
+    else
+      sum_middle(x, next.data(), A, R, B);
+    buffer.swap(next);
+    in_buffer = true;
+    dims[g] = 1;
+  }
+}
+
+struct ReductionEntry {
+  bool use_loop = false;
+  dnnl::reduction primitive;
+  memory src, dst;
+};
+
+LAMINA_KERNEL(reduce_sum_kernel) {
+  expect_views(args, "reduce_sum", 1, 1);
+  const lamina_view& vx = args.inputs[0];
+  const lamina_view& vy = args.outputs[0];
+  Reduction r = collapse(vx, vy);
+  float* y = out_data(vy);
+  int64_t ny = sdk::view_size(vy);
+  if (ny == 0) return;
+  if (sdk::view_size(vx) == 0) {
+    std::fill(y, y + ny, 0.f);
+    return;
+  }
+  const float* x = in_data(vx);
+  if (r.x == r.y) {  // nothing to sum: only size-1 dims differ in name
+    if (x != y) std::memcpy(y, x, size_t(ny) * sizeof(float));
+    return;
+  }
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, "reduce_sum", [&] {
+    CacheKey key("reduce_sum");
+    key.add(int64_t(r.x.size())).add_all(r.x).add_all(r.y);
+    auto entry = be.cache.get<ReductionEntry>(key, [&] {
+      auto e = std::make_shared<ReductionEntry>();
+      memory::desc md_x = plain_desc(r.x), md_y = plain_desc(r.y);
+      dnnl::reduction::desc desc(dnnl::algorithm::reduction_sum, md_x, md_y, 0.f, 0.f);
+      dnnl::reduction::primitive_desc pd(desc, be.engine);
+      if (std::strncmp(pd.impl_info_str(), "ref", 3) == 0) {
+        e->use_loop = true;
+      } else {
+        e->primitive = dnnl::reduction(pd);
+        e->src = unbound_memory(md_x, be.engine);
+        e->dst = unbound_memory(md_y, be.engine);
+      }
+      return e;
+    });
+    if (entry->use_loop) {
+      reduce_loop(r, x, y);
+      return;
+    }
+    bind(entry->src, x);
+    bind(entry->dst, y);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->src}, {DNNL_ARG_DST, entry->dst}});
+    be.stream.wait();
+  });
+}
+
+// Checks x → y for softmax and log_softmax and returns (rows, classes).
+std::pair<int64_t, int64_t> softmax_rows(const sdk::KernelArgs& args, const char* op) {
+  expect_views(args, op, 1, 1);
+  const lamina_view& vx = args.inputs[0];
+  const lamina_view& vy = args.outputs[0];
+  if (vx.ndim < 1 || vx.ndim != vy.ndim || sdk::view_size(vx) != sdk::view_size(vy) ||
+      vx.shape[vx.ndim - 1] != vy.shape[vy.ndim - 1])
+    throw sdk::Error(std::string(op) + " on onednn: output " + shape_string(vy) + " must match input " +
+                     shape_string(vx) + " (rank 1 or more)");
+  int64_t classes = vx.shape[vx.ndim - 1];
+  int64_t n = sdk::view_size(vx);
+  return {classes ? n / classes : 0, classes};
+}
+
+// softmax over the last axis, seen as (rows, classes).
+struct SoftmaxEntry {
+  dnnl::softmax_v2_forward primitive;
+  memory src, dst;
+};
+
+LAMINA_KERNEL(softmax_kernel) {
+  const char* op = "softmax";
+  auto [rows, classes] = softmax_rows(args, op);
+  if (rows == 0) return;
+  Backend& be = backend_of(args);
+  std::lock_guard lock(be.mutex);
+  with_dnnl(args, op, [&] {
+    auto entry = be.cache.get<SoftmaxEntry>(CacheKey(op).add(rows).add(classes), [&] {
+      memory::desc md = plain_desc({rows, classes});
+      dnnl::softmax_v2_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::softmax_accurate, md,
+                                          md, 1);
+      dnnl::softmax_v2_forward::primitive_desc pd(desc, be.engine);
+      auto e = std::make_shared<SoftmaxEntry>();
+      e->primitive = dnnl::softmax_v2_forward(pd);
+      e->src = unbound_memory(md, be.engine);
+      e->dst = unbound_memory(md, be.engine);
+      return e;
+    });
+    bind(entry->src, args.inputs[0].data);
+    bind(entry->dst, args.outputs[0].data);
+    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->src}, {DNNL_ARG_DST, entry->dst}});
+    be.stream.wait();
+  });
+}
+
+// log_softmax: y = x - max - log(sum(exp(x - max))) per row. A loop rather than oneDNN's
+// softmax_log, whose vectorised log is off by about 1e-6 absolute when the log-sum is near 0, the
+// confident-prediction case that decides small cross-entropy losses; here the sum is in double
+// and the log is taken once per row, exactly.
+LAMINA_KERNEL(log_softmax_kernel) {
+  auto [rows, classes] = softmax_rows(args, "log_softmax");
+  const float* x = in_data(args.inputs[0]);
+  float* y = out_data(args.outputs[0]);
+#pragma omp parallel for schedule(static) if (rows * classes > kParallelThreshold / 8)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * classes;
+    float* yr = y + r * classes;
+    float m = xr[0];
+    for (int64_t j = 1; j < classes; ++j) m = std::max(m, xr[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < classes; ++j) sum += double(std::exp(xr[j] - m));
+    const double shift = double(m) + std::log(sum);
+    for (int64_t j = 0; j < classes; ++j) yr[j] = float(double(xr[j]) - shift);
+  }
+}
+
+}  // namespace
+
+void add_reduce_kernels(std::vector<lamina_kernel>& kernels) {
+  kernels.insert(kernels.end(), {
+                                    {"reduce_sum", reduce_sum_kernel},
+                                    {"softmax", softmax_kernel},
+                                    {"log_softmax", log_softmax_kernel},
+                                });
+}
+
+}  // namespace lamina::onednn

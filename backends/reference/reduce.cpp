@@ -1,0 +1,95 @@
+// Reductions: reduce_sum, and softmax / log_softmax over the last axis.
+#include "kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace lamina::reference {
+namespace {
+
+// softmax and log_softmax share the max-subtracted sum of exponentials of each row.
+template <bool Log>
+void softmax_rows(const sdk::KernelArgs& args) {
+  // x is (..., L), y is x's shape; each row of L elements is normalised on its own
+  expect_arity(args, {"x"}, {"y"});
+  const lamina_view& xv = args.inputs[0];
+  expect_same_shape(xv, "x", args.outputs[0], "y");
+  if (xv.ndim < 1) throw sdk::Error("x must have rank >= 1, got a scalar");
+  const int64_t length = xv.shape[xv.ndim - 1];
+  if (length == 0) return;
+  const int64_t rows = sdk::view_size(xv) / length;
+  const float* x = input(args, 0);
+  float* y = output(args, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x_row = x + r * length;
+    float* y_row = y + r * length;
+    double max = x_row[0];
+    for (int64_t j = 1; j < length; ++j) max = std::max(max, double(x_row[j]));
+    double sum = 0.0;
+    for (int64_t j = 0; j < length; ++j) sum += std::exp(double(x_row[j]) - max);
+    if constexpr (Log) {
+      const double log_sum = std::log(sum);
+      for (int64_t j = 0; j < length; ++j) y_row[j] = float(double(x_row[j]) - max - log_sum);
+    } else {
+      for (int64_t j = 0; j < length; ++j) y_row[j] = float(std::exp(double(x_row[j]) - max) / sum);
+    }
+  }
+}
+
+}  // namespace
+
+REFERENCE_KERNEL(reduce_sum) {
+  // x is any shape, y has x's rank; axes where y is 1 and x is not are summed, the others match
+  expect_arity(args, {"x"}, {"y"});
+  const lamina_view& xv = args.inputs[0];
+  const lamina_view& yv = args.outputs[0];
+  if (xv.ndim != yv.ndim)
+    throw sdk::Error("x " + shape_string(xv) + " and y " + shape_string(yv) +
+                     " must have the same rank (summed axes are kept as 1)");
+  const int32_t rank = xv.ndim;
+
+  // Element strides of y along x's axes, 0 on summed axes so that every x element finds its sum.
+  int64_t stride_y[LAMINA_MAX_DIMS];
+  int64_t step = 1;
+  for (int32_t d = rank - 1; d >= 0; --d) {
+    if (yv.shape[d] != xv.shape[d] && yv.shape[d] != 1)
+      throw sdk::Error("cannot sum x " + shape_string(xv) + " into y " + shape_string(yv) + ": axis " +
+                       std::to_string(d) + " of y must be x's or 1");
+    stride_y[d] = yv.shape[d] == 1 ? 0 : step;
+    step *= yv.shape[d];
+  }
+
+  const float* x = input(args, 0);
+  float* y = output(args, 0);
+  std::vector<double> sums(size_t(sdk::view_size(yv)), 0.0);
+  const int64_t n = sdk::view_size(xv);
+  if (n > 0 && rank == 0) sums[0] = x[0];
+  if (n > 0 && rank > 0) {
+    const int64_t inner = xv.shape[rank - 1];
+    const int64_t inner_y = stride_y[rank - 1];
+    int64_t index[LAMINA_MAX_DIMS] = {};
+    for (int64_t row = 0; row < n / inner; ++row) {
+      int64_t offset_y = 0;
+      for (int32_t d = 0; d < rank - 1; ++d) offset_y += index[d] * stride_y[d];
+      const float* x_row = x + row * inner;
+      double* sum_row = sums.data() + offset_y;
+      for (int64_t j = 0; j < inner; ++j) sum_row[j * inner_y] += x_row[j];
+      for (int32_t d = rank - 2; d >= 0; --d) {
+        if (++index[d] < xv.shape[d]) break;
+        index[d] = 0;
+      }
+    }
+  }
+  for (size_t i = 0; i < sums.size(); ++i) y[i] = float(sums[i]);
+}
+
+REFERENCE_KERNEL(softmax) {
+  softmax_rows<false>(args);
+}
+
+REFERENCE_KERNEL(log_softmax) {
+  softmax_rows<true>(args);
+}
+
+}  // namespace lamina::reference

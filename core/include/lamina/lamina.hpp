@@ -1,0 +1,11 @@
+// Everything a lamina program needs.
+#pragma once
+
+#include <lamina/backend.hpp>
+#include <lamina/datasets.hpp>
+#include <lamina/error.hpp>
+#include <lamina/layers.hpp>
+#include <lamina/model.hpp>
+#include <lamina/ops.hpp>
+#include <lamina/optimizers.hpp>
+#include <lamina/tensor.hpp>

@@ -1,0 +1,124 @@
+// Keras-style constructors for the built-in layers. They only describe a layer (class name and
+// Keras config); the code lives in plugins, found by class name when the layer is added.
+#pragma once
+
+#include <lamina/model.hpp>
+
+#include <array>
+#include <optional>
+#include <string>
+
+namespace lamina::layers {
+
+namespace detail {
+inline boost::json::array to_json_array(const Shape& s) {
+  boost::json::array a;
+  for (int64_t d : s) a.push_back(d);
+  return a;
+}
+inline void common(boost::json::object& c, const std::string& name, const Shape& input_shape) {
+  if (!name.empty()) c["name"] = name;
+  if (!input_shape.empty()) c["input_shape"] = to_json_array(input_shape);
+}
+}  // namespace detail
+
+struct DenseOptions {
+  int64_t input_dim = 0;
+  Shape input_shape;
+  std::string activation = "linear";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  std::string name;
+};
+// Dense(100, {.input_dim = 2, .activation = "sigmoid"})
+inline LayerSpec Dense(int64_t units, const DenseOptions& o = {}) {
+  boost::json::object c{{"units", units}, {"activation", o.activation}, {"use_bias", o.use_bias},
+                        {"kernel_initializer", o.kernel_initializer}, {"bias_initializer", o.bias_initializer}};
+  detail::common(c, o.name, o.input_shape);
+  if (o.input_dim > 0) c["input_dim"] = o.input_dim;
+  return {"Dense", c};
+}
+
+struct Conv2DOptions {
+  std::array<int64_t, 2> strides{1, 1};
+  std::string padding = "valid";
+  std::string activation = "linear";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  Shape input_shape;
+  std::string name;
+};
+// Conv2D(32, {5, 5}, {.activation = "relu", .input_shape = {28, 28, 1}})
+inline LayerSpec Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, const Conv2DOptions& o = {}) {
+  boost::json::object c{{"filters", filters},
+                        {"kernel_size", {kernel_size[0], kernel_size[1]}},
+                        {"strides", {o.strides[0], o.strides[1]}},
+                        {"padding", o.padding},
+                        {"activation", o.activation},
+                        {"use_bias", o.use_bias},
+                        {"kernel_initializer", o.kernel_initializer},
+                        {"bias_initializer", o.bias_initializer}};
+  detail::common(c, o.name, o.input_shape);
+  return {"Conv2D", c};
+}
+
+struct Pool2DOptions {
+  std::optional<std::array<int64_t, 2>> strides;  // default: pool_size
+  std::string padding = "valid";
+  Shape input_shape;
+  std::string name;
+};
+namespace detail {
+inline LayerSpec pool(const char* cls, std::array<int64_t, 2> pool_size, const Pool2DOptions& o) {
+  auto strides = o.strides.value_or(pool_size);
+  boost::json::object c{{"pool_size", {pool_size[0], pool_size[1]}},
+                        {"strides", {strides[0], strides[1]}},
+                        {"padding", o.padding}};
+  common(c, o.name, o.input_shape);
+  return {cls, c};
+}
+}  // namespace detail
+// MaxPooling2D({2, 2})
+inline LayerSpec MaxPooling2D(std::array<int64_t, 2> pool_size = {2, 2}, const Pool2DOptions& o = {}) {
+  return detail::pool("MaxPooling2D", pool_size, o);
+}
+inline LayerSpec AveragePooling2D(std::array<int64_t, 2> pool_size = {2, 2}, const Pool2DOptions& o = {}) {
+  return detail::pool("AveragePooling2D", pool_size, o);
+}
+
+struct SimpleOptions {
+  Shape input_shape;
+  std::string name;
+};
+inline LayerSpec Flatten(const SimpleOptions& o = {}) {
+  boost::json::object c;
+  detail::common(c, o.name, o.input_shape);
+  return {"Flatten", c};
+}
+inline LayerSpec Activation(const std::string& activation, const SimpleOptions& o = {}) {
+  boost::json::object c{{"activation", activation}};
+  detail::common(c, o.name, o.input_shape);
+  return {"Activation", c};
+}
+inline LayerSpec Dropout(double rate, const SimpleOptions& o = {}) {
+  boost::json::object c{{"rate", rate}};
+  detail::common(c, o.name, o.input_shape);
+  return {"Dropout", c};
+}
+inline LayerSpec Reshape(const Shape& target_shape, const SimpleOptions& o = {}) {
+  boost::json::object c{{"target_shape", detail::to_json_array(target_shape)}};
+  detail::common(c, o.name, o.input_shape);
+  return {"Reshape", c};
+}
+// InputLayer({28, 28, 1}): the input shape without the batch dimension.
+inline LayerSpec InputLayer(const Shape& shape, const std::string& name = "") {
+  boost::json::array batch_shape{nullptr};
+  for (int64_t d : shape) batch_shape.push_back(d);
+  boost::json::object c{{"batch_input_shape", batch_shape}};
+  if (!name.empty()) c["name"] = name;
+  return {"InputLayer", c};
+}
+
+}  // namespace lamina::layers

@@ -1,0 +1,153 @@
+// Sequential models: add / compile / fit / evaluate / predict / summary, as in Keras.
+#pragma once
+
+#include <lamina/tensor.hpp>
+
+#include <boost/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lamina {
+
+// A layer or optimizer by Keras class name and config; resolved through the plugins.
+struct LayerSpec {
+  std::string class_name;
+  boost::json::object config;
+};
+struct OptimizerSpec {
+  std::string class_name;
+  boost::json::object config;
+  OptimizerSpec() = default;
+  OptimizerSpec(std::string name, boost::json::object cfg = {}) : class_name(std::move(name)), config(std::move(cfg)) {}
+  OptimizerSpec(const char* name) : class_name(name) {}  // "sgd", "adadelta", ...
+};
+
+class LayerPlugin;  // the plugin class behind a layer (internal)
+
+// One layer of a built model.
+class Layer {
+ public:
+  ~Layer();
+  const std::string& name() const { return name_; }
+  const std::string& class_name() const { return class_name_; }
+  bool trainable() const { return trainable_; }
+  const Shape& input_shape() const { return input_shape_; }    // without the batch dimension
+  const Shape& output_shape() const { return output_shape_; }  // without the batch dimension
+  // Keras order and shapes: Dense and Conv2D give {kernel, bias}.
+  std::vector<Tensor> get_weights() const;
+  void set_weights(const std::vector<Tensor>& weights);
+  const std::vector<std::string>& weight_names() const { return weight_names_; }
+  const std::vector<Tensor>& weights() const { return weights_; }
+  int64_t count_params() const;
+  // The layer's Keras config (its own keys plus name, trainable, dtype).
+  boost::json::object get_config() const;
+  Tensor call(const Tensor& input, bool training, uint64_t seed) const;
+
+ private:
+  friend class Sequential;
+  friend struct LayerBuilderAccess;
+  Layer() = default;
+  std::string name_, class_name_;
+  bool trainable_ = true;
+  const LayerPlugin* plugin_ = nullptr;
+  void* instance_ = nullptr;
+  Shape input_shape_, output_shape_;
+  std::vector<Tensor> weights_;
+  std::vector<std::string> weight_names_;
+  std::vector<bool> weight_trainable_;
+};
+
+struct CompileOptions {
+  std::string loss = "mean_squared_error";
+  OptimizerSpec optimizer = "rmsprop";
+  std::vector<std::string> metrics;
+};
+
+// Per-epoch values, keyed like Keras: "loss", "accuracy", "val_loss", "val_accuracy".
+struct History {
+  std::map<std::string, std::vector<double>> history;
+  std::vector<int> epoch;
+};
+
+class Sequential;
+struct Callback {
+  virtual ~Callback() = default;
+  virtual void on_train_begin(Sequential&) {}
+  virtual void on_epoch_begin(Sequential&, int /*epoch*/) {}
+  virtual void on_batch_end(Sequential&, int64_t /*batch*/, const std::map<std::string, double>& /*logs*/) {}
+  virtual void on_epoch_end(Sequential&, int /*epoch*/, const std::map<std::string, double>& /*logs*/) {}
+  virtual void on_train_end(Sequential&) {}
+};
+
+struct FitOptions {
+  int epochs = 1;
+  int64_t batch_size = 32;
+  int verbose = 1;  // 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch
+  bool shuffle = true;
+  std::optional<std::pair<Tensor, Tensor>> validation_data;
+  double validation_split = 0.0;  // the last fraction of x/y, before shuffling, as in Keras
+  std::vector<std::shared_ptr<Callback>> callbacks;
+};
+
+class Sequential {
+ public:
+  explicit Sequential(std::string name = "sequential");
+  Sequential(const Sequential&) = delete;
+  Sequential& operator=(const Sequential&) = delete;
+  Sequential(Sequential&&) noexcept;
+  Sequential& operator=(Sequential&&) noexcept;
+  ~Sequential();
+
+  // Adds a layer; the first needs an input shape (input_shape, input_dim, batch_input_shape or an
+  // InputLayer before it).
+  Sequential& add(const LayerSpec& layer);
+  void compile(const CompileOptions& options);
+  void compile(const std::string& loss, const OptimizerSpec& optimizer, std::vector<std::string> metrics = {}) {
+    compile(CompileOptions{loss, optimizer, std::move(metrics)});
+  }
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  // {"loss": ..., "accuracy": ...}
+  std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y, int64_t batch_size = 32, int verbose = 0);
+  Tensor predict(const Tensor& x, int64_t batch_size = 32) const;
+  // The output of layer `index` (0-based, Keras' model.layers order) for `x`.
+  Tensor predict_until(const Tensor& x, size_t index, int64_t batch_size = 32) const;
+
+  std::string summary() const;  // Keras' table, returned as text
+  boost::json::object get_config() const;
+  std::string to_json() const;  // Keras' model.to_json() format
+  static Sequential from_config(const boost::json::value& model_config);
+
+  const std::string& name() const { return name_; }
+  size_t size() const { return layers_.size(); }
+  Layer& layer(size_t index);
+  const Layer& layer(size_t index) const;
+  Layer& get_layer(const std::string& name);
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const;
+  int64_t count_params() const;
+  bool compiled() const;
+  const CompileOptions& compile_options() const;
+  double learning_rate() const;
+  void set_learning_rate(double value);
+  bool stop_training = false;  // set by callbacks
+
+ private:
+  struct Training;
+  Tensor forward(const Tensor& x, bool training, size_t until) const;
+  std::string unique_name(const std::string& class_name);
+  std::string name_;
+  Shape input_shape_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::map<std::string, int> name_counts_;
+  std::unique_ptr<Training> training_;
+};
+
+// Builds a model from Keras' to_json() text (tf.keras, Keras 2.2 and Keras 3 envelopes).
+Sequential model_from_json(const std::string& json_text);
+
+}  // namespace lamina

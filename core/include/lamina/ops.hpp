@@ -1,0 +1,96 @@
+// The op set (docs/ops.md) as C++ functions on the active backend, recorded for autograd.
+#pragma once
+
+#include <lamina/tensor.hpp>
+
+#include <string>
+#include <vector>
+
+namespace lamina {
+
+// Named op attributes, e.g. Attributes().set("strides", {1, 1}).
+class Attributes {
+ public:
+  struct Item {
+    std::string name;
+    int type = 0;  // lamina_attr_type
+    std::vector<int64_t> ints;
+    double real = 0.0;
+    std::string text;
+  };
+  Attributes& set(const std::string& name, int64_t value);
+  Attributes& set(const std::string& name, int value) { return set(name, int64_t(value)); }
+  Attributes& set(const std::string& name, double value);
+  Attributes& set(const std::string& name, const std::vector<int64_t>& values);
+  Attributes& set(const std::string& name, std::initializer_list<int64_t> values) {
+    return set(name, std::vector<int64_t>(values));
+  }
+  Attributes& set(const std::string& name, const std::string& value);
+  const Item* find(const std::string& name) const;
+  int64_t get_int(const std::string& name, int64_t fallback) const;
+  double get_float(const std::string& name, double fallback) const;
+  std::vector<int64_t> get_ints(const std::string& name, std::vector<int64_t> fallback) const;
+  const std::vector<Item>& items() const { return items_; }
+
+ private:
+  std::vector<Item> items_;
+};
+
+// Runs `op` on the active backend. Throws lamina::Error naming the op and the backend.
+std::vector<Tensor> run_op(const std::string& op, const std::vector<Tensor>& inputs,
+                           const Attributes& attrs = {});
+
+// Disables autograd recording in a scope (inference, optimizer updates).
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+bool grad_enabled();
+
+// Gradients of the scalar `loss` with respect to each of `wrt` (leaf tensors that require grad);
+// an undefined Tensor where `loss` does not depend on one of them.
+std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt);
+
+// Overwrites `target` with `value` (same shape), outside autograd.
+void assign(const Tensor& target, const Tensor& value);
+
+namespace ops {
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor scale(const Tensor& x, double alpha, double beta = 0.0);  // alpha * x + beta
+Tensor clip(const Tensor& x, double low, double high);
+Tensor softmax(const Tensor& x);      // over the last axis
+Tensor log_softmax(const Tensor& x);  // over the last axis
+Tensor reduce_sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims = false);
+Tensor sum(const Tensor& x);   // all elements, shape ()
+Tensor mean(const Tensor& x);  // all elements, shape ()
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+Tensor reshape(const Tensor& x, const Shape& shape);
+// x (N,H,W,C), w (KH,KW,C,O); pads = {top, bottom, left, right}
+Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides = {1, 1},
+              const std::vector<int64_t>& pads = {0, 0, 0, 0});
+Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
+                  const std::vector<int64_t>& pads = {0, 0, 0, 0});
+Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
+                  const std::vector<int64_t>& pads = {0, 0, 0, 0});
+Tensor dropout_mask(const Shape& shape, double rate, uint64_t seed);
+Tensor full(const Shape& shape, float value);  // on the active backend
+}  // namespace ops
+
+}  // namespace lamina

@@ -1,0 +1,597 @@
+// Plugin discovery, loading and lookup; the host table handed to plugins.
+#include "config.hpp"
+#include "internal.hpp"
+
+#include <lamina/backend.hpp>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace lamina {
+
+struct PluginRecord {
+  std::string path;  // the shared library
+  std::string name, kind, version, abi = "?";
+  std::vector<std::string> provides;
+  enum class State { found, loaded, failed } state = State::found;
+  bool usable = false;
+  std::string reason;
+  int score = 0;
+  boost::dll::shared_library* library = nullptr;  // never unloaded
+  lamina_plugin_shutdown_fn shutdown = nullptr;
+};
+
+struct Registry::Impl {
+  std::recursive_mutex mutex;
+  bool discovered = false;
+  std::vector<std::string> api_paths;
+  std::vector<std::string> searched;
+  std::vector<std::unique_ptr<PluginRecord>> plugins;
+  std::vector<std::unique_ptr<BackendEntry>> backends;
+  std::map<std::string, std::unique_ptr<LayerPlugin>> layers;          // by lower-case class name
+  std::map<std::string, std::unique_ptr<OptimizerPlugin>> optimizers;  // by lower-case class name
+  std::vector<PluginRecord*> load_order;
+  PluginRecord* loading = nullptr;
+  std::string registration_error;
+  std::string requested_backend;  // from set_backend()
+  BackendEntry* active = nullptr;
+
+  void discover();
+  void load(PluginRecord& record);
+  void load_all(const char* kind);
+};
+
+// ------------------------------------------------------------------------------------------------
+// The host table
+
+namespace {
+
+Registry* registry_self(void* self) { return static_cast<Registry*>(self); }
+
+lamina_status host_register_backend(void* self, const lamina_backend* b, lamina_error* error) {
+  return lamina::sdk_guard(error, [&] { registry_self(self)->register_backend(*b); });
+}
+lamina_status host_register_layer(void* self, const lamina_layer_class* c, lamina_error* error) {
+  return lamina::sdk_guard(error, [&] { registry_self(self)->register_layer(*c); });
+}
+lamina_status host_register_optimizer(void* self, const lamina_optimizer_class* c, lamina_error* error) {
+  return lamina::sdk_guard(error, [&] { registry_self(self)->register_optimizer(*c); });
+}
+TensorImpl* impl_of(lamina_tensor t) { return reinterpret_cast<TensorImpl*>(t); }
+lamina_tensor handle_of(Tensor t) { return reinterpret_cast<lamina_tensor>(t.release()); }
+Tensor borrow(lamina_tensor t) {
+  if (!t) throw Error("a plugin passed a null tensor");
+  return Tensor(impl_of(t), true);
+}
+
+void host_retain(lamina_tensor t) {
+  if (t) impl_of(t)->refs.fetch_add(1, std::memory_order_relaxed);
+}
+void host_release(lamina_tensor t) { Tensor adopt(impl_of(t), false); }
+int32_t host_shape(lamina_tensor t, int64_t* shape) {
+  if (!t) return 0;
+  const Shape& s = impl_of(t)->shape;
+  for (size_t i = 0; i < s.size(); ++i) shape[i] = s[i];
+  return int32_t(s.size());
+}
+
+Attributes from_c(const lamina_attrs* attrs) {
+  Attributes a;
+  if (!attrs) return a;
+  for (int32_t i = 0; i < attrs->count; ++i) {
+    const lamina_attr& c = attrs->items[i];
+    if (!c.name) throw Error("an op attribute has no name");
+    switch (c.type) {
+      case LAMINA_ATTR_INT: a.set(c.name, c.ints[0]); break;
+      case LAMINA_ATTR_FLOAT: a.set(c.name, c.real); break;
+      case LAMINA_ATTR_INTS:
+        if (c.count < 0 || c.count > LAMINA_MAX_DIMS) throw Error(std::string("attribute '") + c.name + "' has a bad count");
+        a.set(c.name, std::vector<int64_t>(c.ints, c.ints + c.count));
+        break;
+      case LAMINA_ATTR_STRING: a.set(c.name, std::string(c.text ? c.text : "")); break;
+      default: throw Error(std::string("attribute '") + c.name + "' has an unknown type");
+    }
+  }
+  return a;
+}
+
+lamina_status host_op(const char* op, const lamina_tensor* inputs, int32_t n_inputs, const lamina_attrs* attrs,
+                      lamina_tensor* outputs, int32_t n_outputs, lamina_error* error) {
+  return sdk_guard(error, [&] {
+    std::vector<Tensor> in;
+    for (int32_t i = 0; i < n_inputs; ++i) in.push_back(borrow(inputs[i]));
+    std::vector<Tensor> out = run_op(op ? op : "", in, from_c(attrs));
+    if (int32_t(out.size()) != n_outputs)
+      throw Error(std::string("op '") + op + "' gives " + std::to_string(out.size()) + " outputs, the caller expected " +
+                  std::to_string(n_outputs));
+    for (int32_t i = 0; i < n_outputs; ++i) outputs[i] = handle_of(out[size_t(i)]);
+  });
+}
+lamina_status host_assign(lamina_tensor target, lamina_tensor value, lamina_error* error) {
+  return sdk_guard(error, [&] { assign(borrow(target), borrow(value)); });
+}
+lamina_tensor host_full(const int64_t* shape, int32_t ndim, float value, lamina_error* error) {
+  lamina_tensor out = nullptr;
+  sdk_guard(error, [&] {
+    if (ndim < 0 || ndim > LAMINA_MAX_DIMS) throw Error("full(): bad rank");
+    out = handle_of(ops::full(Shape(shape, shape + ndim), value));
+  });
+  return out;
+}
+lamina_status host_add_weight(lamina_layer_builder builder, const char* name, const int64_t* shape, int32_t ndim,
+                              const char* initializer_json, int32_t trainable, lamina_error* error) {
+  return sdk_guard(error, [&] {
+    if (!builder) throw Error("add_weight() called outside build()");
+    if (ndim < 0 || ndim > LAMINA_MAX_DIMS) throw Error("add_weight(): bad rank");
+    builder->add(name ? name : "", Shape(shape, shape + ndim), initializer_json ? initializer_json : "\"zeros\"",
+                 trainable != 0);
+  });
+}
+void host_log(int32_t level, const char* message) {
+  static const bool verbose = std::getenv("LAMINA_VERBOSE") != nullptr;
+  if (level >= 2 || verbose) std::cerr << "lamina: " << (message ? message : "") << "\n";
+}
+
+}  // namespace
+
+const lamina_host* host_table() {
+  static const lamina_host table = [] {
+    lamina_host h{};
+    h.struct_size = sizeof(h);
+    h.abi_major = LAMINA_ABI_MAJOR;
+    h.abi_minor = LAMINA_ABI_MINOR;
+    h.self = &Registry::get();
+    h.register_backend = host_register_backend;
+    h.register_layer = host_register_layer;
+    h.register_optimizer = host_register_optimizer;
+    h.tensor_retain = host_retain;
+    h.tensor_release = host_release;
+    h.tensor_shape = host_shape;
+    h.op = host_op;
+    h.assign = host_assign;
+    h.full = host_full;
+    h.add_weight = host_add_weight;
+    h.log = host_log;
+    return h;
+  }();
+  return &table;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Discovery and loading
+
+static std::vector<std::string> split_paths(const char* value) {
+  std::vector<std::string> out;
+  if (!value) return out;
+  std::stringstream s(value);
+  std::string item;
+  while (std::getline(s, item, ':'))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> Registry::search_path() {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<std::string> paths = impl_->api_paths;
+  for (auto& p : user_config().plugin_paths) paths.push_back(p);
+  for (auto& p : split_paths(std::getenv("LAMINA_PLUGIN_PATH"))) paths.push_back(p);
+  std::error_code ec;
+  fs::path core = boost::dll::this_line_location(ec);
+  if (!ec) paths.push_back((core.parent_path() / "lamina" / "plugins").string());
+  fs::path exe = boost::dll::program_location(ec);
+  if (!ec) paths.push_back((exe.parent_path().parent_path() / "lib" / "lamina" / "plugins").string());
+#ifdef LAMINA_INSTALL_PLUGIN_DIR
+  paths.push_back(LAMINA_INSTALL_PLUGIN_DIR);
+#endif
+  std::vector<std::string> unique;
+  std::set<std::string> seen;
+  for (auto& p : paths) {
+    std::string key = fs::weakly_canonical(p, ec).string();
+    if (ec) key = p;
+    if (seen.insert(key).second) unique.push_back(p);
+  }
+  return unique;
+}
+
+static std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void Registry::Impl::discover() {
+  if (discovered) return;
+  discovered = true;
+  searched = Registry::get().search_path();
+  std::set<std::string> names;
+  for (const std::string& folder : searched) {
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec)) continue;
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(folder, ec)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    std::set<std::string> described;  // libraries that have a manifest
+    for (const fs::path& f : files) {
+      if (f.extension() != ".json") continue;
+      auto rec = std::make_unique<PluginRecord>();
+      try {
+        boost::json::value v = boost::json::parse(read_file(f));
+        const auto& o = v.as_object();
+        rec->name = std::string(o.at("name").as_string());
+        rec->kind = std::string(o.at("kind").as_string());
+        if (auto* ver = o.if_contains("version"); ver && ver->is_string()) rec->version = std::string(ver->as_string());
+        rec->path = (f.parent_path() / std::string(o.at("library").as_string())).string();
+        if (auto* p = o.if_contains("provides"); p && p->is_array())
+          for (const auto& x : p->as_array()) rec->provides.emplace_back(x.as_string());
+      } catch (const std::exception& e) {
+        rec->name = f.stem().string();
+        rec->path = f.string();
+        rec->state = PluginRecord::State::failed;
+        rec->reason = "unreadable manifest " + f.string() + " (" + e.what() + ")";
+        plugins.push_back(std::move(rec));
+        continue;
+      }
+      described.insert(fs::path(rec->path).filename().string());
+      if (!fs::exists(rec->path)) {
+        rec->state = PluginRecord::State::failed;
+        rec->reason = "manifest names " + rec->path + ", which does not exist";
+      }
+      if (!names.insert(rec->name).second) {
+        rec->state = PluginRecord::State::failed;
+        rec->reason = "duplicate: a plugin named '" + rec->name + "' was found earlier on the search path; ignored";
+      }
+      plugins.push_back(std::move(rec));
+    }
+    for (const fs::path& f : files) {
+      if (f.extension() != ".so" || described.count(f.filename().string())) continue;
+      auto rec = std::make_unique<PluginRecord>();
+      rec->name = f.stem().string();
+      rec->path = f.string();
+      rec->kind = "?";
+      plugins.push_back(std::move(rec));
+    }
+  }
+}
+
+void Registry::Impl::load(PluginRecord& r) {
+  if (r.state != PluginRecord::State::found) return;
+  r.state = PluginRecord::State::failed;  // until proven otherwise
+  try {
+    r.library = new boost::dll::shared_library(
+        fs::path(r.path), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    r.reason = std::string("cannot load the library: ") + e.what();
+    return;
+  }
+  if (!r.library->has("lamina_plugin_query") || !r.library->has("lamina_plugin_init")) {
+    r.reason = "not a lamina plugin: the library has no lamina_plugin_query/lamina_plugin_init entry point";
+    return;
+  }
+  const lamina_plugin_info* info = nullptr;
+  try {
+    info = r.library->get<const lamina_plugin_info*()>("lamina_plugin_query")();
+  } catch (const std::exception& e) {
+    r.reason = std::string("lamina_plugin_query failed: ") + e.what();
+    return;
+  }
+  if (!info) {
+    r.reason = "lamina_plugin_query returned nothing";
+    return;
+  }
+  r.abi = std::to_string(info->abi_major) + "." + std::to_string(info->abi_minor);
+  if (info->name && r.kind == "?") r.name = info->name;
+  if (info->version) r.version = info->version;
+  if (info->abi_major != LAMINA_ABI_MAJOR) {
+    r.reason = "built for plugin ABI " + r.abi + ", but this lamina speaks ABI " + std::to_string(LAMINA_ABI_MAJOR) +
+               "." + std::to_string(LAMINA_ABI_MINOR) + "; rebuild the plugin against this lamina's SDK";
+    return;
+  }
+  if (info->abi_minor > LAMINA_ABI_MINOR) {
+    r.reason = "needs plugin ABI " + r.abi + ", newer than this lamina's " + std::to_string(LAMINA_ABI_MAJOR) + "." +
+               std::to_string(LAMINA_ABI_MINOR) + "; upgrade lamina";
+    return;
+  }
+  if (r.kind == "?") {
+    std::vector<std::string> kinds;
+    if (info->kinds & LAMINA_KIND_BACKEND) kinds.push_back("backend");
+    if (info->kinds & LAMINA_KIND_LAYER) kinds.push_back("layer");
+    if (info->kinds & LAMINA_KIND_OPTIMIZER) kinds.push_back("optimizer");
+    r.kind.clear();
+    for (auto& k : kinds) r.kind += (r.kind.empty() ? "" : "+") + k;
+  }
+  r.score = 1;
+  if (r.library->has("lamina_plugin_score")) {
+    lamina_error why{};
+    r.score = r.library->get<int32_t(lamina_error*)>("lamina_plugin_score")(&why);
+    if (r.score <= 0) {
+      r.reason = why.message[0] ? why.message : "the plugin reports it cannot run on this machine";
+      return;
+    }
+  }
+  lamina_error error{};
+  PluginRecord* previous = loading;
+  loading = &r;
+  registration_error.clear();
+  lamina_status status = r.library->get<lamina_status(const lamina_host*, uint32_t, lamina_error*)>(
+      "lamina_plugin_init")(host_table(), LAMINA_ABI_MINOR, &error);
+  loading = previous;
+  if (status != LAMINA_OK) {
+    r.reason = std::string("initialisation failed: ") + (error.message[0] ? error.message : "no reason given");
+    return;
+  }
+  if (r.library->has("lamina_plugin_shutdown"))
+    r.shutdown = r.library->get<void()>("lamina_plugin_shutdown");
+  r.state = PluginRecord::State::loaded;
+  r.usable = true;
+  load_order.push_back(&r);
+  // The manifest is a promise: everything it lists must now be registered.
+  for (const std::string& p : r.provides) {
+    std::string key = lower(p);
+    bool found = layers.count(key) || optimizers.count(key);
+    for (auto& b : backends) found |= lower(b->name) == key;
+    if (!found) {
+      r.reason = "the manifest lists '" + p + "' but the plugin did not register it";
+      host_log(2, (r.path + ": " + r.reason).c_str());
+    }
+  }
+}
+
+void Registry::Impl::load_all(const char* kind) {
+  discover();
+  for (auto& r : plugins)
+    if (!kind || r->kind == kind || r->kind == "?" || r->kind.find(kind) != std::string::npos) load(*r);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Registration
+
+void Registry::register_backend(const lamina_backend& t) {
+  std::lock_guard lock(impl_->mutex);
+  if (t.struct_size < offsetof(lamina_backend, kernels) + sizeof(t.kernels) || !t.name || !t.alloc || !t.release ||
+      !t.copy_in || !t.copy_out)
+    throw Error("backend table is incomplete (needs name, alloc, release, copy_in, copy_out)");
+  for (auto& b : impl_->backends)
+    if (lower(b->name) == lower(t.name))
+      throw Error(std::string("a backend named '") + t.name + "' is already registered by " +
+                  (b->plugin ? b->plugin->path : "another plugin"));
+  auto entry = std::make_unique<BackendEntry>();
+  entry->table = t;
+  entry->name = t.name;
+  entry->plugin = impl_->loading;
+  entry->kernels.assign(all_ops().size(), nullptr);
+  for (int32_t i = 0; i < t.kernel_count; ++i) {
+    const lamina_kernel& k = t.kernels[i];
+    const OpDef* op = k.op ? find_op(k.op) : nullptr;
+    if (!op) {
+      host_log(1, (std::string("backend '") + t.name + "' has a kernel for unknown op '" + (k.op ? k.op : "") +
+                   "'; ignored").c_str());
+      continue;
+    }
+    entry->kernels[size_t(op->id)] = k.run;
+  }
+  impl_->backends.push_back(std::move(entry));
+}
+
+void Registry::register_layer(const lamina_layer_class& c) {
+  std::lock_guard lock(impl_->mutex);
+  if (c.struct_size < sizeof(lamina_layer_class) || !c.class_name || !c.create || !c.destroy || !c.build || !c.call ||
+      !c.get_config)
+    throw Error("layer class table is incomplete");
+  std::string key = lower(c.class_name);
+  if (auto it = impl_->layers.find(key); it != impl_->layers.end())
+    throw Error(std::string("layer class '") + c.class_name + "' is already registered by " +
+                (it->second->plugin ? it->second->plugin->path : "another plugin"));
+  auto p = std::make_unique<LayerPlugin>();
+  p->table = c;
+  p->plugin = impl_->loading;
+  impl_->layers[key] = std::move(p);
+}
+
+void Registry::register_optimizer(const lamina_optimizer_class& c) {
+  std::lock_guard lock(impl_->mutex);
+  if (c.struct_size < sizeof(lamina_optimizer_class) || !c.class_name || !c.create || !c.destroy || !c.apply ||
+      !c.slot_count || !c.slot_name || !c.get_config)
+    throw Error("optimizer class table is incomplete");
+  std::string key = lower(c.class_name);
+  if (auto it = impl_->optimizers.find(key); it != impl_->optimizers.end())
+    throw Error(std::string("optimizer class '") + c.class_name + "' is already registered by " +
+                (it->second->plugin ? it->second->plugin->path : "another plugin"));
+  auto p = std::make_unique<OptimizerPlugin>();
+  p->table = c;
+  p->plugin = impl_->loading;
+  impl_->optimizers[key] = std::move(p);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Lookup
+
+Registry::Registry() : impl_(std::make_unique<Impl>()) {}
+Registry::~Registry() = default;
+
+Registry& Registry::get() {
+  // Never destroyed: plugins stay loaded for the life of the process, and tensors freed during
+  // static destruction may still need their backend.
+  static Registry* registry = [] {
+    auto* r = new Registry;
+    std::atexit([] {
+      auto& order = Registry::get().impl_->load_order;
+      for (auto it = order.rbegin(); it != order.rend(); ++it)
+        if ((*it)->shutdown) (*it)->shutdown();
+    });
+    return r;
+  }();
+  return *registry;
+}
+
+void Registry::add_path(const std::string& folder) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->api_paths.push_back(folder);
+  if (impl_->discovered) {  // pick up plugins in the new folder too
+    impl_->discovered = false;
+    std::set<std::string> known;
+    for (auto& r : impl_->plugins) known.insert(r->path);
+    auto old = std::move(impl_->plugins);
+    impl_->plugins.clear();
+    impl_->discover();
+    // keep the records (and their state) of plugins seen before
+    for (auto& r : impl_->plugins)
+      for (auto& o : old)
+        if (o && o->path == r->path) r = std::move(o);
+  }
+}
+
+template <class Map>
+static std::string known_names(const Map& map, const std::vector<std::unique_ptr<PluginRecord>>& plugins,
+                               const char* kind) {
+  std::set<std::string> names;
+  for (auto& [k, v] : map) names.insert(v->table.class_name);
+  for (auto& r : plugins)
+    if (r->kind == kind)
+      for (auto& p : r->provides) names.insert(p);
+  std::string s;
+  for (auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s.empty() ? "none" : s;
+}
+
+static std::string folders(const std::vector<std::string>& searched) {
+  std::string s;
+  for (auto& f : searched) s += (s.empty() ? "" : ", ") + f;
+  return s.empty() ? "(no folders)" : s;
+}
+
+template <class Entry>
+static const Entry* resolve(Registry::Impl& impl, std::map<std::string, std::unique_ptr<Entry>>& map,
+                            const std::string& class_name, const char* kind) {
+  std::string key = lower(class_name);
+  if (auto it = map.find(key); it != map.end()) return it->second.get();
+  impl.discover();
+  std::string failure;
+  for (auto& r : impl.plugins) {
+    bool provides = false;
+    for (auto& p : r->provides) provides |= lower(p) == key;
+    if (!provides && r->kind != "?") continue;
+    impl.load(*r);
+    if (auto it = map.find(key); it != map.end()) return it->second.get();
+    if (provides && !r->usable) failure = "; the plugin " + r->path + " provides it but cannot be used: " + r->reason;
+  }
+  throw Error(std::string("unknown ") + kind + " class '" + class_name + "'" + failure +
+              ". Known " + kind + " classes: " + known_names(map, impl.plugins, kind) +
+              ". Plugin folders searched: " + folders(impl.searched) +
+              " (add one with LAMINA_PLUGIN_PATH or plugin_paths in the configuration)");
+}
+
+const LayerPlugin& Registry::layer(const std::string& class_name) {
+  std::lock_guard lock(impl_->mutex);
+  return *resolve(*impl_, impl_->layers, class_name, "layer");
+}
+
+const OptimizerPlugin& Registry::optimizer(const std::string& class_name) {
+  std::lock_guard lock(impl_->mutex);
+  return *resolve(*impl_, impl_->optimizers, class_name, "optimizer");
+}
+
+std::vector<BackendEntry*> Registry::usable_backends() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->load_all("backend");
+  std::vector<BackendEntry*> out;
+  for (auto& b : impl_->backends)
+    if (!b->plugin || b->plugin->usable) out.push_back(b.get());
+  std::stable_sort(out.begin(), out.end(), [](BackendEntry* a, BackendEntry* b) {
+    return (a->plugin ? a->plugin->score : 0) > (b->plugin ? b->plugin->score : 0);
+  });
+  return out;
+}
+
+void Registry::set_backend(const std::string& name) {
+  std::lock_guard lock(impl_->mutex);
+  std::string key = lower(name);
+  std::vector<BackendEntry*> usable = usable_backends();
+  if (key == "auto" || key.empty()) {
+    if (usable.empty())
+      throw Error("no usable backend found. Plugin folders searched: " + folders(impl_->searched) +
+                  " — run `lamina plugins` to see why");
+    impl_->active = usable.front();
+    impl_->requested_backend = name;
+    return;
+  }
+  for (BackendEntry* b : usable)
+    if (lower(b->name) == key) {
+      impl_->active = b;
+      impl_->requested_backend = name;
+      return;
+    }
+  std::string available;
+  for (BackendEntry* b : usable) available += (available.empty() ? "" : ", ") + b->name;
+  std::string unusable;
+  for (auto& r : impl_->plugins)
+    if (!r->usable && (r->kind == "backend" || r->kind == "?"))
+      unusable += "; '" + r->name + "' cannot be used: " + r->reason;
+  throw Error("unknown backend '" + name + "'. Available backends: " + (available.empty() ? "none" : available) +
+              unusable);
+}
+
+BackendEntry& Registry::active_backend() {
+  if (impl_->active) return *impl_->active;
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->active) {
+    const char* env = std::getenv("LAMINA_BACKEND");
+    if (env && *env)
+      set_backend(env);
+    else
+      set_backend(user_config().backend.empty() ? "auto" : user_config().backend);
+  }
+  return *impl_->active;
+}
+
+std::string Registry::active_backend_name() { return active_backend().name; }
+
+std::vector<PluginInfo> Registry::list() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->load_all(nullptr);
+  std::vector<PluginInfo> out;
+  for (auto& r : impl_->plugins) {
+    PluginInfo p;
+    p.name = r->name;
+    p.kind = r->kind;
+    p.version = r->version;
+    p.path = r->path;
+    p.abi = r->abi;
+    p.provides = r->provides;
+    p.usable = r->usable;
+    p.score = r->score;
+    p.reason = r->reason;
+    if (r->usable)
+      for (auto& b : impl_->backends)
+        if (b->plugin == r.get() && b->table.device) p.reason = b->table.device;
+    out.push_back(p);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Public API (backend.hpp)
+
+void set_backend(const std::string& name) { Registry::get().set_backend(name); }
+std::string backend() { return Registry::get().active_backend_name(); }
+std::vector<std::string> available_backends() {
+  std::vector<std::string> out;
+  for (BackendEntry* b : Registry::get().usable_backends()) out.push_back(b->name);
+  return out;
+}
+void add_plugin_path(const std::string& folder) { Registry::get().add_path(folder); }
+std::vector<PluginInfo> list_plugins() { return Registry::get().list(); }
+std::vector<std::string> plugin_search_path() { return Registry::get().search_path(); }
+
+}  // namespace lamina

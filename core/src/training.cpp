@@ -1,0 +1,457 @@
+// compile / fit / evaluate / predict: losses, metrics, the training loop and its log.
+#include "internal.hpp"
+
+#include <lamina/backend.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+#include <unistd.h>
+
+namespace lamina {
+
+namespace {
+
+constexpr double kEpsilon = 1e-7;  // Keras' backend epsilon
+
+std::string canonical_loss(const std::string& name) {
+  std::string k = lower(name);
+  k.erase(std::remove(k.begin(), k.end(), '_'), k.end());
+  if (k == "meansquarederror" || k == "mse") return "mean_squared_error";
+  if (k == "binarycrossentropy") return "binary_crossentropy";
+  if (k == "categoricalcrossentropy") return "categorical_crossentropy";
+  if (k == "sparsecategoricalcrossentropy") return "sparse_categorical_crossentropy";
+  throw Error("unknown loss '" + name +
+              "' (known: mean_squared_error, binary_crossentropy, categorical_crossentropy, "
+              "sparse_categorical_crossentropy)");
+}
+
+// One-hot rows for sparse labels (N) or (N, 1).
+Tensor one_hot(const Tensor& labels, int64_t classes) {
+  std::vector<float> y = labels.to_vector();
+  std::vector<float> out(y.size() * size_t(classes), 0.0f);
+  for (size_t i = 0; i < y.size(); ++i) {
+    int64_t c = int64_t(y[i]);
+    if (c < 0 || c >= classes || float(c) != y[i])
+      throw Error("sparse label " + std::to_string(y[i]) + " at row " + std::to_string(i) +
+                  " is not a class index in [0, " + std::to_string(classes) + ")");
+    out[i * size_t(classes) + size_t(c)] = 1.0f;
+  }
+  return Tensor::from_vector(out, {int64_t(y.size()), classes});
+}
+
+// The loss, averaged over the batch, as a scalar tensor (differentiable when recording).
+Tensor compute_loss(const std::string& loss, const Tensor& pred, const Tensor& target_in) {
+  Tensor target = target_in;
+  int64_t batch = pred.dim(0);
+  if (loss == "sparse_categorical_crossentropy") target = one_hot(target_in, pred.dim(-1));
+  if (loss == "mean_squared_error") return ops::mean(ops::square(ops::sub(pred, target)));
+  if (loss == "binary_crossentropy") {
+    Tensor p = ops::clip(pred, kEpsilon, 1.0 - kEpsilon);
+    Tensor pos = ops::mul(target, ops::log(p));
+    Tensor neg = ops::mul(ops::scale(target, -1.0, 1.0), ops::log(ops::scale(p, -1.0, 1.0)));
+    return ops::scale(ops::sum(ops::add(pos, neg)), -1.0 / double(pred.size()));
+  }
+  // categorical: with a softmax output, work from its logits (as TensorFlow does) for stability.
+  Tensor log_p;
+  const auto& producer = pred.impl()->grad_fn;
+  if (producer && producer->op->name == "softmax")
+    log_p = ops::log_softmax(producer->inputs[0]);
+  else
+    log_p = ops::log(ops::clip(pred, kEpsilon, 1.0 - kEpsilon));
+  return ops::scale(ops::sum(ops::mul(target, log_p)), -1.0 / double(batch));
+}
+
+struct MetricCounter {
+  std::string name;  // as the user wrote it: "accuracy" or "acc", "mse", "mae"
+  double total = 0;
+  int64_t count = 0;
+  double value() const { return count ? total / double(count) : 0.0; }
+};
+
+// Adds one batch to the metrics, on the host.
+void update_metrics(std::vector<MetricCounter>& metrics, const std::string& loss, const Tensor& pred,
+                    const Tensor& target) {
+  if (metrics.empty()) return;
+  std::vector<float> p = pred.to_vector(), y = target.to_vector();
+  int64_t n = pred.dim(0), k = pred.size() / std::max<int64_t>(n, 1);
+  for (MetricCounter& m : metrics) {
+    std::string key = lower(m.name);
+    if (key == "accuracy" || key == "acc") {
+      for (int64_t i = 0; i < n; ++i) {
+        const float* pi = p.data() + i * k;
+        bool hit;
+        if (loss == "sparse_categorical_crossentropy") {
+          hit = int64_t(std::max_element(pi, pi + k) - pi) == int64_t(y[size_t(i)]);
+        } else if (k == 1) {
+          hit = (pi[0] > 0.5f) == (y[size_t(i)] > 0.5f);
+        } else {
+          const float* yi = y.data() + i * k;
+          hit = std::max_element(pi, pi + k) - pi == std::max_element(yi, yi + k) - yi;
+        }
+        m.total += hit ? 1.0 : 0.0;
+      }
+      m.count += n;
+    } else if (key == "mse" || key == "mae" || key == "mean_squared_error" || key == "mean_absolute_error") {
+      bool squared = key == "mse" || key == "mean_squared_error";
+      for (size_t i = 0; i < p.size() && i < y.size(); ++i) {
+        double d = double(p[i]) - double(y[i]);
+        m.total += squared ? d * d : std::fabs(d);
+      }
+      m.count += int64_t(p.size());
+    }
+  }
+}
+
+std::vector<MetricCounter> make_metrics(const std::vector<std::string>& names) {
+  std::vector<MetricCounter> out;
+  for (const std::string& n : names) {
+    std::string key = lower(n);
+    if (key != "accuracy" && key != "acc" && key != "mse" && key != "mae" && key != "mean_squared_error" &&
+        key != "mean_absolute_error")
+      throw Error("unknown metric '" + n + "' (known: accuracy, acc, mse, mae)");
+    out.push_back({n, 0, 0});
+  }
+  return out;
+}
+
+// Copies rows `index[begin, end)` of host tensor `t` into a new host tensor.
+Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& index, size_t begin, size_t end) {
+  Shape s = t.shape();
+  int64_t row = t.size() / std::max<int64_t>(s[0], 1);
+  s[0] = int64_t(end - begin);
+  Tensor out = Tensor::empty_host(s);
+  const float* src = t.host_data();
+  float* dst = out.host_data();
+  for (size_t i = begin; i < end; ++i)
+    std::memcpy(dst + (i - begin) * size_t(row), src + index[i] * row, size_t(row) * sizeof(float));
+  return out;
+}
+
+Tensor to_host(const Tensor& t) { return t.is_host() ? t : Tensor::from_vector(t.to_vector(), t.shape()); }
+
+std::string format_value(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+// The Keras-style progress display.
+class Progress {
+ public:
+  Progress(int verbose, int64_t total) : verbose_(verbose), total_(total), start_(clock::now()) {
+    tty_ = verbose == 1 && isatty(fileno(stdout));
+  }
+  void update(int64_t seen, const std::string& logs) {
+    if (!tty_) return;
+    auto now = clock::now();
+    if (seen < total_ && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    double elapsed = seconds(now);
+    double eta = seen ? elapsed * double(total_ - seen) / double(seen) : 0;
+    std::ostringstream line;
+    line << "\r" << counter(seen) << " " << bar(seen) << " - ETA: " << int(eta + 0.5) << "s" << logs;
+    std::string s = line.str();
+    std::cout << s << std::string(last_len_ > s.size() ? last_len_ - s.size() : 0, ' ') << std::flush;
+    last_len_ = s.size();
+  }
+  // The closing line of an epoch: "60000/60000 - 31.2s - 1923 samples/s - loss: ... - val_acc: ..."
+  void finish(double train_seconds, const std::string& logs) {
+    if (verbose_ == 0) return;
+    double elapsed = seconds(clock::now());
+    char head[96];
+    std::snprintf(head, sizeof head, " - %.1fs - %.0f samples/s", elapsed,
+                  train_seconds > 0 ? double(total_) / train_seconds : 0.0);
+    std::string s = (tty_ ? "\r" + counter(total_) + " " + bar(total_) : counter(total_)) + head + logs;
+    std::cout << s << std::string(tty_ && last_len_ > s.size() ? last_len_ - s.size() : 0, ' ') << "\n" << std::flush;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  double seconds(clock::time_point t) const { return std::chrono::duration<double>(t - start_).count(); }
+  std::string counter(int64_t seen) const {
+    std::string t = std::to_string(total_), s = std::to_string(seen);
+    return std::string(t.size() - std::min(t.size(), s.size()), ' ') + s + "/" + t;
+  }
+  std::string bar(int64_t seen) const {
+    const int width = 30;
+    int done = total_ ? std::min(width, int(double(width) * double(seen) / double(total_))) : width;
+    std::string b(size_t(width) + 2, '.');
+    b.front() = '[';
+    b.back() = ']';
+    for (int i = 0; i < done; ++i) b[size_t(i) + 1] = '=';
+    if (seen < total_) b[size_t(std::max(done, 1))] = '>';
+    return b;
+  }
+  int verbose_;
+  int64_t total_;
+  bool tty_;
+  clock::time_point start_, last_{};
+  size_t last_len_ = 0;
+};
+
+}  // namespace
+
+struct Sequential::Training {
+  CompileOptions options;
+  std::string loss;
+  const OptimizerPlugin* optimizer = nullptr;
+  void* instance = nullptr;
+  std::vector<Tensor> params;
+  std::vector<std::vector<Tensor>> slots;
+  int64_t iteration = 0;
+  ~Training() {
+    if (instance) optimizer->table.destroy(instance);
+  }
+};
+
+Sequential::Sequential(std::string name) : name_(std::move(name)) {}
+Sequential::~Sequential() = default;
+Sequential::Sequential(Sequential&&) noexcept = default;
+Sequential& Sequential::operator=(Sequential&&) noexcept = default;
+
+bool Sequential::compiled() const { return training_ != nullptr; }
+const CompileOptions& Sequential::compile_options() const {
+  if (!training_) throw Error("the model is not compiled; call compile() first");
+  return training_->options;
+}
+
+void Sequential::compile(const CompileOptions& options) {
+  if (layers_.empty()) throw Error("compile(): the model has no layers");
+  auto t = std::make_unique<Training>();
+  t->options = options;
+  t->loss = canonical_loss(options.loss);
+  make_metrics(options.metrics);  // validates the names
+  const OptimizerSpec& spec = options.optimizer;
+  std::string cls = spec.class_name;
+  if (cls.rfind("Custom>", 0) == 0) cls = cls.substr(7);
+  t->optimizer = &Registry::get().optimizer(cls);
+  std::string cfg = boost::json::serialize(spec.config);
+  lamina_error error{};
+  t->instance = t->optimizer->table.create(cfg.c_str(), &error);
+  if (!t->instance) throw Error("optimizer " + spec.class_name + ": " + error.message);
+  for (auto& l : layers_)
+    for (size_t i = 0; i < l->weights_.size(); ++i)
+      if (l->weight_trainable_[i]) t->params.push_back(l->weights_[i]);
+  int32_t n_slots = t->optimizer->table.slot_count(t->instance);
+  for (const Tensor& p : t->params) {
+    std::vector<Tensor> s;
+    for (int32_t k = 0; k < n_slots; ++k) {
+      Tensor z = make_tensor(p.shape(), p.impl()->buffer->backend ? p.impl()->buffer->backend
+                                                                   : &Registry::get().active_backend());
+      assign(z, Tensor::zeros(p.shape()));
+      s.push_back(z);
+    }
+    t->slots.push_back(std::move(s));
+  }
+  training_ = std::move(t);
+}
+
+double Sequential::learning_rate() const {
+  auto& t = *training_;
+  return t.optimizer->table.get_learning_rate ? t.optimizer->table.get_learning_rate(t.instance) : 0.0;
+}
+void Sequential::set_learning_rate(double value) {
+  auto& t = *training_;
+  if (t.optimizer->table.set_learning_rate) t.optimizer->table.set_learning_rate(t.instance, value);
+}
+
+static void check_data(const Sequential& model, const Tensor& x, const Tensor* y, const std::string& what,
+                       const std::string& loss) {
+  if (!x.defined()) throw Error(what + ": x is empty");
+  Shape expected = model.input_shape();
+  Shape got(x.shape().begin() + (x.ndim() ? 1 : 0), x.shape().end());
+  if (got != expected) {
+    std::string hint;
+    if (shape_size(got) == shape_size(expected))
+      hint = "; the sizes agree, so reshape it, e.g. x.reshape(" + shape_to_string([&] {
+               Shape s{-1};
+               s.insert(s.end(), expected.begin(), expected.end());
+               return s;
+             }()) + ")";
+    throw Error(what + ": x has shape " + shape_to_string(x.shape()) + " but the model expects (None" +
+                [&] {
+                  std::string s;
+                  for (int64_t d : expected) s += ", " + std::to_string(d);
+                  return s;
+                }() +
+                ")" + hint);
+  }
+  if (!y) return;
+  if (!y->defined()) throw Error(what + ": y is empty");
+  if (y->dim(0) != x.dim(0))
+    throw Error(what + ": x has " + std::to_string(x.dim(0)) + " samples but y has " + std::to_string(y->dim(0)));
+  Shape out = model.output_shape();
+  Shape ys(y->shape().begin() + 1, y->shape().end());
+  if (loss == "sparse_categorical_crossentropy") {
+    if (!(ys.empty() || (ys.size() == 1 && ys[0] == 1)))
+      throw Error(what + ": sparse_categorical_crossentropy needs class indices of shape (N,) or (N, 1), got " +
+                  shape_to_string(y->shape()));
+  } else if (ys != out) {
+    std::string hint;
+    if (loss == "categorical_crossentropy" && (ys.empty() || (ys.size() == 1 && ys[0] == 1)))
+      hint = "; these look like class indices: one-hot encode them with to_categorical(y, " +
+             std::to_string(out.empty() ? 0 : out.back()) + ") or use loss sparse_categorical_crossentropy";
+    throw Error(what + ": labels y have shape " + shape_to_string(y->shape()) +
+                " but the model's output is (None" + [&] {
+                  std::string s;
+                  for (int64_t d : out) s += ", " + std::to_string(d);
+                  return s;
+                }() + ")" + hint);
+  }
+}
+
+History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions& options) {
+  if (!training_) throw Error("fit(): the model is not compiled; call compile(loss, optimizer) first");
+  Training& t = *training_;
+  check_data(*this, x_in, &y_in, "fit", t.loss);
+  if (options.batch_size < 1) throw Error("fit(): batch_size must be at least 1");
+  if (options.epochs < 0) throw Error("fit(): epochs must not be negative");
+  Tensor x = to_host(x_in), y = to_host(y_in);
+  std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
+  if (options.validation_split > 0.0) {
+    if (options.validation_split >= 1.0) throw Error("fit(): validation_split must be in [0, 1)");
+    int64_t n = x.dim(0), split = n - int64_t(double(n) * options.validation_split);
+    validation = std::make_pair(x.slice(split, n), y.slice(split, n));
+    x = x.slice(0, split);
+    y = y.slice(0, split);
+  }
+  if (validation) check_data(*this, validation->first, &validation->second, "fit (validation_data)", t.loss);
+
+  int64_t n = x.dim(0);
+  History history;
+  for (auto& cb : options.callbacks) cb->on_train_begin(*this);
+  stop_training = false;
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+    for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
+    if (options.verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
+    if (options.shuffle)
+      for (int64_t i = n - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng()() % uint64_t(i + 1))]);
+    auto start = std::chrono::steady_clock::now();
+    Progress progress(options.verbose, n);
+    std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
+    double loss_sum = 0;
+    int64_t seen = 0, batch_index = 0;
+    for (int64_t b = 0; b < n; b += options.batch_size, ++batch_index) {
+      size_t e = size_t(std::min(n, b + options.batch_size));
+      Tensor xb = gather_rows(x, order, size_t(b), e), yb = gather_rows(y, order, size_t(b), e);
+      Tensor pred = forward(xb, true, layers_.size());
+      Tensor loss = compute_loss(t.loss, pred, yb);
+      double value = loss.item();
+      if (!std::isfinite(value))
+        throw Error("training stopped: the loss became " + std::string(std::isnan(value) ? "NaN" : "infinite") +
+                    " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index + 1) +
+                    "; the model diverged — try a lower learning rate or check the data for NaN/inf values");
+      std::vector<Tensor> grads = gradients(loss, t.params);
+      {
+        NoGradGuard no_grad;
+        ++t.iteration;
+        for (size_t i = 0; i < t.params.size(); ++i) {
+          if (!grads[i].defined()) continue;
+          std::vector<lamina_tensor> slots;
+          for (const Tensor& s : t.slots[i]) slots.push_back(reinterpret_cast<lamina_tensor>(s.impl()));
+          lamina_error error{};
+          if (t.optimizer->table.apply(t.instance, reinterpret_cast<lamina_tensor>(t.params[i].impl()),
+                                       reinterpret_cast<lamina_tensor>(grads[i].impl()), slots.data(),
+                                       int32_t(slots.size()), t.iteration, &error) != LAMINA_OK)
+            throw Error(std::string("optimizer ") + t.optimizer->table.class_name + ": " + error.message);
+        }
+      }
+      int64_t bs = int64_t(e) - b;
+      loss_sum += value * double(bs);
+      seen += bs;
+      {
+        NoGradGuard no_grad;
+        update_metrics(metrics, t.loss, pred, yb);
+      }
+      std::map<std::string, double> logs{{"loss", loss_sum / double(seen)}};
+      std::string text = " - loss: " + format_value(loss_sum / double(seen));
+      for (auto& m : metrics) {
+        logs[m.name] = m.value();
+        text += " - " + m.name + ": " + format_value(m.value());
+      }
+      for (auto& cb : options.callbacks) cb->on_batch_end(*this, batch_index, logs);
+      progress.update(seen, text);
+    }
+    double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::map<std::string, double> logs{{"loss", n ? loss_sum / double(n) : 0.0}};
+    std::vector<std::string> keys{"loss"};
+    for (auto& m : metrics) logs[m.name] = m.value(), keys.push_back(m.name);
+    if (validation) {
+      auto v = evaluate(validation->first, validation->second, options.batch_size, 0);
+      for (auto& [k, value] : v) logs["val_" + k] = value;
+      keys.push_back("val_loss");
+      for (auto& m : metrics) keys.push_back("val_" + m.name);
+    }
+    std::string text;
+    for (auto& k : keys) text += " - " + k + ": " + format_value(logs[k]);
+    progress.finish(train_seconds, text);
+    history.epoch.push_back(epoch);
+    for (auto& k : keys) history.history[k].push_back(logs[k]);
+    for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
+  }
+  for (auto& cb : options.callbacks) cb->on_train_end(*this);
+  return history;
+}
+
+std::map<std::string, double> Sequential::evaluate(const Tensor& x_in, const Tensor& y_in, int64_t batch_size,
+                                                   int verbose) {
+  if (!training_) throw Error("evaluate(): the model is not compiled; call compile(loss, optimizer) first");
+  Training& t = *training_;
+  check_data(*this, x_in, &y_in, "evaluate", t.loss);
+  if (batch_size < 1) throw Error("evaluate(): batch_size must be at least 1");
+  Tensor x = to_host(x_in), y = to_host(y_in);
+  NoGradGuard no_grad;
+  int64_t n = x.dim(0);
+  std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
+  double loss_sum = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t b = 0; b < n; b += batch_size) {
+    int64_t e = std::min(n, b + batch_size);
+    Tensor xb = x.slice(b, e), yb = y.slice(b, e);
+    Tensor pred = forward(xb, false, layers_.size());
+    loss_sum += double(compute_loss(t.loss, pred, yb).item()) * double(e - b);
+    update_metrics(metrics, t.loss, pred, yb);
+  }
+  std::map<std::string, double> out{{"loss", n ? loss_sum / double(n) : 0.0}};
+  for (auto& m : metrics) out[m.name] = m.value();
+  if (verbose) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << n << "/" << n << " - " << format_value(s).substr(0, format_value(s).size() - 3) << "s";
+    for (auto& [k, v] : out) std::cout << " - " << k << ": " << format_value(v);
+    std::cout << "\n";
+  }
+  return out;
+}
+
+Tensor Sequential::predict(const Tensor& x, int64_t batch_size) const {
+  return predict_until(x, layers_.empty() ? 0 : layers_.size() - 1, batch_size);
+}
+
+Tensor Sequential::predict_until(const Tensor& x_in, size_t index, int64_t batch_size) const {
+  if (layers_.empty()) throw Error("predict(): the model has no layers");
+  if (index >= layers_.size()) throw Error("predict_until(): layer index " + std::to_string(index) + " is out of range");
+  if (batch_size < 1) throw Error("predict(): batch_size must be at least 1");
+  check_data(*this, x_in, nullptr, "predict", "");
+  Tensor x = to_host(x_in);
+  NoGradGuard no_grad;
+  int64_t n = x.dim(0);
+  Shape out_shape = layers_[index]->output_shape();
+  out_shape.insert(out_shape.begin(), n);
+  Tensor out = Tensor::empty_host(out_shape);
+  int64_t row = shape_size(out_shape) / std::max<int64_t>(n, 1);
+  for (int64_t b = 0; b < n; b += batch_size) {
+    int64_t e = std::min(n, b + batch_size);
+    std::vector<float> v = forward(x.slice(b, e), false, index).to_vector();
+    std::memcpy(out.host_data() + b * row, v.data(), v.size() * sizeof(float));
+  }
+  return out;
+}
+
+}  // namespace lamina

@@ -1,0 +1,152 @@
+// Helpers shared by the built-in layer plugins: reading the Keras config keys that several layers
+// have in common (activation, initializers, regularizers, padding, data_format) with messages that
+// name the layer, and the TensorFlow window arithmetic behind "valid" and "same" padding.
+// Header-only and built on the SDK alone, so each plugin stays a standalone module.
+#pragma once
+
+#include <lamina/sdk/config.hpp>
+#include <lamina/sdk/plugin.hpp>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <initializer_list>
+#include <string>
+
+namespace lamina::layers {
+
+namespace json = boost::json;
+using sdk::Config;
+using sdk::Shape;
+
+// "Dense 'dense_1'": how messages raised after create() (build, call) name the layer.
+inline std::string layer_label(const char* class_name, const Config& config) {
+  std::string label = class_name;
+  if (!config.name().empty()) label += " '" + config.name() + "'";
+  return label;
+}
+
+inline std::string shape_text(const Shape& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+// Numbers as people write them ("0.5", not Boost.JSON's "5E-1"), for messages.
+inline std::string value_text(const json::value& v) {
+  if (!v.is_double()) return json::serialize(v);
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", v.as_double());
+  return buffer;
+}
+
+inline void warn(const std::string& message) {
+  if (sdk::host_table() && sdk::host_table()->log) sdk::host_table()->log(2, message.c_str());
+}
+
+// Keras writes `"activation": null` for no activation in some versions, hence the linear fallback.
+inline std::string read_activation(const Config& config, bool required) {
+  if (required && !config.has("activation"))
+    config.fail("config key 'activation' is missing; give an activation name such as \"relu\"");
+  std::string name = config.get_string("activation", "linear");
+  if (!sdk::is_activation(name))
+    config.fail("config key 'activation' is '" + name +
+                "', which lamina does not provide; use one of linear, relu, sigmoid, tanh, softmax");
+  return name;
+}
+
+// An initializer stays in its Keras JSON form (a name or a {"class_name", "config"} object): the
+// core interprets it, and get_config hands back exactly what was read.
+inline json::value read_initializer(const Config& config, const char* key, const char* fallback) {
+  if (!config.has(key)) return json::string(fallback);
+  const json::value& v = config.object().at(key);
+  if (!v.is_string() && !v.is_object())
+    config.fail(std::string("config key '") + key + "' must be an initializer name such as \"" + fallback +
+                "\" or a {\"class_name\": ..., \"config\": ...} object, got " + value_text(v));
+  return v;
+}
+
+// Regularizers and constraints only shape training. Dropping them silently would change what a
+// loaded model means, so they are kept for get_config and a warning says they are not applied.
+inline json::object read_unapplied(const Config& config, const std::string& label,
+                                   std::initializer_list<const char*> keys) {
+  json::object kept;
+  for (const char* key : keys) {
+    if (config.has(key)) {
+      kept[key] = config.object().at(key);
+      warn(label + ": " + key + " " + value_text(config.object().at(key)) +
+           " is kept in the config but lamina does not apply it in training");
+    } else {
+      kept[key] = nullptr;
+    }
+  }
+  return kept;
+}
+
+// lamina's tensors are NHWC throughout, so channels_first would need transposes the op set lacks.
+inline void require_channels_last(const Config& config) {
+  if (config.get_choice("data_format", "channels_last", {"channels_last", "channels_first"}) !=
+      "channels_last")
+    config.fail(
+        "data_format 'channels_first' is not supported yet; lamina runs channels_last (height, width, "
+        "channels) only, so use data_format \"channels_last\"");
+}
+
+inline json::array pair_json(const std::array<int64_t, 2>& p) {
+  return json::array{p[0], p[1]};
+}
+
+// One spatial axis of a convolution or pooling window, by TensorFlow's rule that Keras follows:
+// "same" gives ceil(in / stride) outputs and puts the odd padding cell after (bottom/right).
+struct WindowAxis {
+  int64_t out = 0;
+  int64_t pad_before = 0;
+  int64_t pad_after = 0;
+};
+
+inline WindowAxis window_axis(int64_t in, int64_t window, int64_t stride, bool same) {
+  WindowAxis a;
+  if (same) {
+    a.out = (in + stride - 1) / stride;
+    int64_t total = std::max<int64_t>((a.out - 1) * stride + window - in, 0);
+    a.pad_before = total / 2;
+    a.pad_after = total - a.pad_before;
+  } else if (in >= window) {
+    a.out = (in - window) / stride + 1;
+  }
+  return a;
+}
+
+struct Window2D {
+  int64_t out_h = 0;
+  int64_t out_w = 0;
+  Shape pads;  // top, bottom, left, right: the order the conv and pool ops take
+};
+
+// `what` names the window in messages ("kernel", "pool").
+inline Window2D window_2d(const std::string& label, const Shape& input, const std::array<int64_t, 2>& window,
+                          const std::array<int64_t, 2>& strides, bool same, const char* what) {
+  WindowAxis h = window_axis(input[0], window[0], strides[0], same);
+  WindowAxis w = window_axis(input[1], window[1], strides[1], same);
+  if (h.out < 1 || w.out < 1)
+    throw sdk::Error(
+        label + ": the input's height x width " + std::to_string(input[0]) + "x" + std::to_string(input[1]) +
+        " is smaller than the " + what + " " + std::to_string(window[0]) + "x" + std::to_string(window[1]) +
+        " under padding \"valid\"; use padding \"same\", a smaller " + what + " or a larger input");
+  return {h.out, w.out, {h.pad_before, h.pad_after, w.pad_before, w.pad_after}};
+}
+
+// Spatial layers take one (height, width, channels) image per sample.
+inline void require_image_input(const std::string& label, const Shape& input) {
+  if (input.size() != 3)
+    throw sdk::Error(label + ": expects inputs of shape (height, width, channels) per sample, got " +
+                     shape_text(input) + "; add a Reshape layer before it (e.g. target_shape [28, 28, 1])");
+  for (int64_t d : input)
+    if (d < 1)
+      throw sdk::Error(label + ": input shape " + shape_text(input) + " must be fully known and positive");
+}
+
+}  // namespace lamina::layers

@@ -1,0 +1,12 @@
+#include "conv2d.hpp"
+
+namespace {
+
+void register_all(const lamina_host* host) {
+  lamina::sdk::register_layer<lamina::layers::Conv2D>(host, "Conv2D");
+}
+
+}  // namespace
+
+LAMINA_PLUGIN("convolutional", "0.1.0", LAMINA_KIND_LAYER, "Keras convolution layers: Conv2D", register_all,
+              LAMINA_ALWAYS_USABLE)

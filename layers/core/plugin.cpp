@@ -1,0 +1,19 @@
+#include "core_layers.hpp"
+
+namespace {
+
+void register_all(const lamina_host* host) {
+  using namespace lamina::layers;
+  lamina::sdk::register_layer<InputLayer>(host, "InputLayer");
+  lamina::sdk::register_layer<Dense>(host, "Dense");
+  lamina::sdk::register_layer<Activation>(host, "Activation");
+  lamina::sdk::register_layer<Flatten>(host, "Flatten");
+  lamina::sdk::register_layer<Dropout>(host, "Dropout");
+  lamina::sdk::register_layer<Reshape>(host, "Reshape");
+}
+
+}  // namespace
+
+LAMINA_PLUGIN("core", "0.1.0", LAMINA_KIND_LAYER,
+              "Keras core layers: InputLayer, Dense, Activation, Flatten, Dropout, Reshape", register_all,
+              LAMINA_ALWAYS_USABLE)

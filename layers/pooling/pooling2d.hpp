@@ -1,0 +1,44 @@
+// Keras MaxPooling2D and AveragePooling2D over NHWC inputs. They share every config key and the
+// window arithmetic; only the op differs.
+#pragma once
+
+#include "../common/keras_layer.hpp"
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lamina::layers {
+
+class Pooling2D : public sdk::Layer {
+ public:
+  std::string get_config() const override;
+  Shape build(sdk::LayerBuilder& builder, const Shape& input_shape) override;
+  sdk::Tensor call(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
+                   const sdk::Tensor& input) override;
+
+ protected:
+  enum class Kind { max, average };
+  Pooling2D(const std::string& config_json, const char* class_name, Kind kind);
+
+ private:
+  Kind kind_;
+  std::string label_;
+  std::array<int64_t, 2> pool_size_{2, 2};
+  std::array<int64_t, 2> strides_{2, 2};
+  std::string padding_;
+};
+
+class MaxPooling2D final : public Pooling2D {
+ public:
+  explicit MaxPooling2D(const std::string& config_json) : Pooling2D(config_json, "MaxPooling2D", Kind::max) {}
+};
+
+class AveragePooling2D final : public Pooling2D {
+ public:
+  explicit AveragePooling2D(const std::string& config_json)
+      : Pooling2D(config_json, "AveragePooling2D", Kind::average) {}
+};
+
+}  // namespace lamina::layers

@@ -1,0 +1,56 @@
+#include "keras_optimizer.hpp"
+
+#include <cmath>
+
+namespace lamina::optimizers {
+
+Adam::Adam(const Config& config) : KerasOptimizer(config, "Adam", "adam", 0.001) {
+  // beta < 1 keeps the bias corrections 1 - beta^t away from zero.
+  beta_1_ = read_fraction(config, "beta_1", 0.9, 0.0, 1.0, true);
+  beta_2_ = read_fraction(config, "beta_2", 0.999, 0.0, 1.0, true);
+  epsilon_ = read_fraction(config, "epsilon", 1e-7, 0.0, 1.0, false);
+  amsgrad_ = config.get_bool("amsgrad", false);
+}
+
+std::string Adam::get_config() const {
+  json::object o = base_config();
+  o["beta_1"] = beta_1_;
+  o["beta_2"] = beta_2_;
+  o["epsilon"] = epsilon_;
+  o["amsgrad"] = amsgrad_;
+  return sdk::to_json(o);
+}
+
+// Keras 3's slot names, so optimizer state maps one to one onto its files.
+std::vector<std::string> Adam::slot_names() const {
+  if (amsgrad_) return {"momentum", "velocity", "velocity_hat"};
+  return {"momentum", "velocity"};
+}
+
+void Adam::apply(const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
+                 int64_t iteration) {
+  namespace ops = sdk::ops;
+  expect_slots(slots, amsgrad_ ? 3 : 2);
+  double t = double(iteration);
+  // Bias correction folded into the step size, as Keras does, instead of correcting m and v.
+  double alpha =
+      learning_rate_at(iteration) * std::sqrt(1.0 - std::pow(beta_2_, t)) / (1.0 - std::pow(beta_1_, t));
+  Tensor m = ops::add(ops::scale(slots[0], beta_1_), ops::scale(gradient, 1.0 - beta_1_));
+  Tensor v = ops::add(ops::scale(slots[1], beta_2_), ops::scale(ops::square(gradient), 1.0 - beta_2_));
+  Tensor denominator_source = v;
+  Tensor v_hat;
+  if (amsgrad_) {
+    // max(v_hat, v) from the op set: v_hat + relu(v - v_hat).
+    v_hat = ops::add(slots[2], ops::relu(ops::sub(v, slots[2])));
+    denominator_source = v_hat;
+  }
+  // p -= alpha * m / (sqrt(v) + eps)
+  Tensor updated = ops::sub(
+      parameter, ops::div(ops::scale(m, alpha), ops::scale(ops::sqrt(denominator_source), 1.0, epsilon_)));
+  ops::assign(slots[0], m);
+  ops::assign(slots[1], v);
+  if (amsgrad_) ops::assign(slots[2], v_hat);
+  ops::assign(parameter, updated);
+}
+
+}  // namespace lamina::optimizers

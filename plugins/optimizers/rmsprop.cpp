@@ -1,0 +1,48 @@
+#include "keras_optimizer.hpp"
+
+namespace lamina::optimizers {
+
+RMSprop::RMSprop(const Config& config) : KerasOptimizer(config, "RMSprop", "rmsprop", 0.001) {
+  rho_ = read_fraction(config, "rho", 0.9, 0.0, 1.0, false);
+  momentum_ = read_fraction(config, "momentum", 0.0, 0.0, 1.0, false);
+  epsilon_ = read_fraction(config, "epsilon", 1e-7, 0.0, 1.0, false);
+  if (config.get_bool("centered", false))
+    config.fail("centered RMSprop is not supported yet; use \"centered\": false");
+}
+
+std::string RMSprop::get_config() const {
+  json::object o = base_config();
+  o["rho"] = rho_;
+  o["momentum"] = momentum_;
+  o["epsilon"] = epsilon_;
+  o["centered"] = false;
+  return sdk::to_json(o);
+}
+
+std::vector<std::string> RMSprop::slot_names() const {
+  if (momentum_ > 0.0) return {"velocity", "momentum"};
+  return {"velocity"};
+}
+
+// Keras 2's update, epsilon outside the square root: p -= lr * g / (sqrt(v) + eps). tf.keras 2.x and
+// Keras 3 divide by sqrt(v + eps) instead; the two differ only while v is near eps. Momentum, which
+// Keras 2 lacks, follows Keras 3: m = momentum * m + step; p -= m.
+void RMSprop::apply(const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
+                    int64_t iteration) {
+  namespace ops = sdk::ops;
+  expect_slots(slots, momentum_ > 0.0 ? 2 : 1);
+  double lr = learning_rate_at(iteration);
+  Tensor v = ops::add(ops::scale(slots[0], rho_), ops::scale(ops::square(gradient), 1.0 - rho_));
+  Tensor step = ops::div(ops::scale(gradient, lr), ops::scale(ops::sqrt(v), 1.0, epsilon_));
+  Tensor m;
+  if (momentum_ > 0.0) {
+    m = ops::add(ops::scale(slots[1], momentum_), step);
+    step = m;
+  }
+  Tensor updated = ops::sub(parameter, step);
+  ops::assign(slots[0], v);
+  if (momentum_ > 0.0) ops::assign(slots[1], m);
+  ops::assign(parameter, updated);
+}
+
+}  // namespace lamina::optimizers

@@ -1,0 +1,524 @@
+// The header-only C++ SDK over lamina_plugin.h. Plugin authors write ordinary C++ against these
+// types; nothing here is compiled into the core, and nothing C++ crosses the boundary.
+#pragma once
+
+#include <lamina/lamina_plugin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace lamina::sdk {
+
+using Shape = std::vector<int64_t>;
+
+// The exception plugin code throws; the entry-point adapters turn it into a status + message.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline void write_error(lamina_error* error, std::string_view message) {
+  if (!error) return;
+  size_t n = std::min(message.size(), sizeof(error->message) - 1);
+  std::memcpy(error->message, message.data(), n);
+  error->message[n] = '\0';
+}
+
+// Runs `body`, converting any escaping exception into LAMINA_ERROR.
+template <class Body> lamina_status guarded(lamina_error* error, Body&& body) noexcept {
+  try {
+    body();
+    return LAMINA_OK;
+  } catch (const std::exception& e) {
+    write_error(error, e.what());
+  } catch (...) {
+    write_error(error, "unknown exception in plugin");
+  }
+  return LAMINA_ERROR;
+}
+
+// The core's host table, set by lamina_plugin_init (one per plugin library).
+inline const lamina_host*& host_table() {
+  static const lamina_host* table = nullptr;
+  return table;
+}
+inline const lamina_host& host() {
+  if (!host_table()) throw Error("lamina SDK used before lamina_plugin_init");
+  return *host_table();
+}
+
+inline void check(lamina_status status, const lamina_error& error) {
+  if (status != LAMINA_OK) throw Error(error.message);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Attributes: built by callers of ops, read by kernels.
+
+class Attrs {
+ public:
+  Attrs() = default;
+  Attrs(const Attrs&) = delete;
+  Attrs& operator=(const Attrs&) = delete;
+  Attrs& set(const char* name, int64_t value) {
+    auto& a = push(name, LAMINA_ATTR_INT);
+    a.count = 1;
+    a.ints[0] = value;
+    return *this;
+  }
+  Attrs& set(const char* name, int value) { return set(name, int64_t(value)); }
+  Attrs& set(const char* name, double value) {
+    push(name, LAMINA_ATTR_FLOAT).real = value;
+    return *this;
+  }
+  Attrs& set(const char* name, float value) { return set(name, double(value)); }
+  Attrs& set(const char* name, std::initializer_list<int64_t> values) {
+    return set_ints(name, values.begin(), values.size());
+  }
+  Attrs& set(const char* name, const Shape& values) {
+    return set_ints(name, values.data(), values.size());
+  }
+  const lamina_attrs* c() {
+    view_ = {int32_t(items_.size()), items_.data()};
+    return &view_;
+  }
+
+ private:
+  Attrs& set_ints(const char* name, const int64_t* values, size_t n) {
+    if (n > LAMINA_MAX_DIMS) throw Error(std::string("attribute '") + name + "' has too many values");
+    auto& a = push(name, LAMINA_ATTR_INTS);
+    a.count = int32_t(n);
+    for (size_t i = 0; i < n; ++i) a.ints[i] = values[i];
+    return *this;
+  }
+  lamina_attr& push(const char* name, int32_t type) {
+    lamina_attr a{};
+    a.name = name;
+    a.type = type;
+    items_.push_back(a);
+    return items_.back();
+  }
+  std::vector<lamina_attr> items_;
+  lamina_attrs view_{};
+};
+
+// Read-only access to the attributes a kernel receives.
+class AttrReader {
+ public:
+  explicit AttrReader(const lamina_attrs* attrs) : attrs_(attrs) {}
+  const lamina_attr* find(const char* name) const {
+    if (!attrs_) return nullptr;
+    for (int32_t i = 0; i < attrs_->count; ++i)
+      if (std::strcmp(attrs_->items[i].name, name) == 0) return &attrs_->items[i];
+    return nullptr;
+  }
+  const lamina_attr& need(const char* name) const {
+    if (auto* a = find(name)) return *a;
+    throw Error(std::string("missing op attribute '") + name + "'");
+  }
+  int64_t get_int(const char* name, int64_t fallback) const {
+    auto* a = find(name);
+    return a ? (a->type == LAMINA_ATTR_FLOAT ? int64_t(a->real) : a->ints[0]) : fallback;
+  }
+  double get_float(const char* name, double fallback) const {
+    auto* a = find(name);
+    return a ? (a->type == LAMINA_ATTR_FLOAT ? a->real : double(a->ints[0])) : fallback;
+  }
+  // Fixed-size integer list, e.g. strides {sh, sw}; missing → fallback.
+  template <size_t N> std::array<int64_t, N> get_ints(const char* name, std::array<int64_t, N> fallback) const {
+    auto* a = find(name);
+    if (!a) return fallback;
+    if (a->count != int32_t(N))
+      throw Error(std::string("op attribute '") + name + "' needs " + std::to_string(N) + " values");
+    std::array<int64_t, N> out{};
+    for (size_t i = 0; i < N; ++i) out[i] = a->ints[i];
+    return out;
+  }
+
+ private:
+  const lamina_attrs* attrs_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Tensors as plugins see them: reference-counted handles owned by the core.
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Adopts one reference.
+  static Tensor adopt(lamina_tensor handle) {
+    Tensor t;
+    t.handle_ = handle;
+    return t;
+  }
+  // Shares a borrowed handle (adds a reference).
+  static Tensor borrow(lamina_tensor handle) {
+    if (handle) host().tensor_retain(handle);
+    return adopt(handle);
+  }
+  Tensor(const Tensor& other) : handle_(other.handle_) {
+    if (handle_) host().tensor_retain(handle_);
+  }
+  Tensor(Tensor&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  Tensor& operator=(Tensor other) noexcept {
+    std::swap(handle_, other.handle_);
+    return *this;
+  }
+  ~Tensor() {
+    if (handle_) host().tensor_release(handle_);
+  }
+  lamina_tensor get() const { return handle_; }
+  lamina_tensor release() { return std::exchange(handle_, nullptr); }
+  explicit operator bool() const { return handle_ != nullptr; }
+  Shape shape() const {
+    int64_t dims[LAMINA_MAX_DIMS];
+    int32_t n = host().tensor_shape(handle_, dims);
+    return Shape(dims, dims + n);
+  }
+  int64_t size() const {
+    int64_t n = 1;
+    for (int64_t d : shape()) n *= d;
+    return n;
+  }
+
+ private:
+  lamina_tensor handle_ = nullptr;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Ops: thin typed wrappers over the one generic host call.
+
+namespace ops {
+
+inline std::vector<Tensor> run(const char* op, std::initializer_list<const Tensor*> inputs, Attrs& attrs,
+                               int n_outputs = 1) {
+  std::vector<lamina_tensor> in;
+  for (const Tensor* t : inputs) in.push_back(t->get());
+  std::vector<lamina_tensor> out(size_t(n_outputs), nullptr);
+  lamina_error error{};
+  check(host().op(op, in.data(), int32_t(in.size()), attrs.c(), out.data(), n_outputs, &error), error);
+  std::vector<Tensor> result;
+  for (auto h : out) result.push_back(Tensor::adopt(h));
+  return result;
+}
+inline Tensor run1(const char* op, std::initializer_list<const Tensor*> inputs, Attrs&& attrs = Attrs()) {
+  return std::move(run(op, inputs, attrs)[0]);
+}
+
+inline Tensor add(const Tensor& a, const Tensor& b) { return run1("add", {&a, &b}); }
+inline Tensor sub(const Tensor& a, const Tensor& b) { return run1("sub", {&a, &b}); }
+inline Tensor mul(const Tensor& a, const Tensor& b) { return run1("mul", {&a, &b}); }
+inline Tensor div(const Tensor& a, const Tensor& b) { return run1("div", {&a, &b}); }
+inline Tensor neg(const Tensor& x) { return run1("neg", {&x}); }
+inline Tensor exp(const Tensor& x) { return run1("exp", {&x}); }
+inline Tensor log(const Tensor& x) { return run1("log", {&x}); }
+inline Tensor sqrt(const Tensor& x) { return run1("sqrt", {&x}); }
+inline Tensor square(const Tensor& x) { return run1("square", {&x}); }
+inline Tensor relu(const Tensor& x) { return run1("relu", {&x}); }
+inline Tensor sigmoid(const Tensor& x) { return run1("sigmoid", {&x}); }
+inline Tensor tanh(const Tensor& x) { return run1("tanh", {&x}); }
+inline Tensor softmax(const Tensor& x) { return run1("softmax", {&x}); }
+inline Tensor log_softmax(const Tensor& x) { return run1("log_softmax", {&x}); }
+// alpha * x + beta
+inline Tensor scale(const Tensor& x, double alpha, double beta = 0.0) {
+  return run1("scale", {&x}, std::move(Attrs().set("alpha", alpha).set("beta", beta)));
+}
+inline Tensor clip(const Tensor& x, double low, double high) {
+  return run1("clip", {&x}, std::move(Attrs().set("low", low).set("high", high)));
+}
+inline Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false) {
+  return run1("matmul", {&a, &b},
+              std::move(Attrs().set("transpose_a", int64_t(transpose_a)).set("transpose_b", int64_t(transpose_b))));
+}
+// Sums over `axes` (negative counts from the end); keeps them as size 1 when keepdims.
+inline Tensor reduce_sum(const Tensor& x, const Shape& axes, bool keepdims = false) {
+  return run1("reduce_sum", {&x}, std::move(Attrs().set("axes", axes).set("keepdims", int64_t(keepdims))));
+}
+inline Tensor reshape(const Tensor& x, const Shape& shape) {
+  return run1("reshape", {&x}, std::move(Attrs().set("shape", shape)));
+}
+struct Conv2DOptions {
+  Shape strides{1, 1};
+  Shape pads{0, 0, 0, 0};  // top, bottom, left, right
+};
+inline Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2DOptions& o = {}) {
+  return run1("conv2d", {&x, &w}, std::move(Attrs().set("strides", o.strides).set("pads", o.pads)));
+}
+struct Pool2DOptions {
+  Shape pool{2, 2};
+  Shape strides{2, 2};
+  Shape pads{0, 0, 0, 0};
+};
+inline Tensor max_pool2d(const Tensor& x, const Pool2DOptions& o) {
+  return run1("max_pool2d", {&x}, std::move(Attrs().set("pool", o.pool).set("strides", o.strides).set("pads", o.pads)));
+}
+inline Tensor avg_pool2d(const Tensor& x, const Pool2DOptions& o) {
+  return run1("avg_pool2d", {&x}, std::move(Attrs().set("pool", o.pool).set("strides", o.strides).set("pads", o.pads)));
+}
+// A mask of 0 and 1/(1-rate), shaped like `like`.
+inline Tensor dropout_mask(const Tensor& like, double rate, uint64_t seed) {
+  return run1("dropout_mask", {&like}, std::move(Attrs().set("rate", rate).set("seed", int64_t(seed))));
+}
+inline Tensor full(const Shape& shape, float value) {
+  lamina_error error{};
+  lamina_tensor t = host().full(shape.data(), int32_t(shape.size()), value, &error);
+  if (!t) throw Error(error.message);
+  return Tensor::adopt(t);
+}
+// Overwrites `target` with `value`, outside autograd (optimizer updates).
+inline void assign(const Tensor& target, const Tensor& value) {
+  lamina_error error{};
+  check(host().assign(target.get(), value.get(), &error), error);
+}
+
+}  // namespace ops
+
+// Keras activation by name, composed of ops. Throws for an unknown name.
+inline Tensor apply_activation(const std::string& name, const Tensor& x) {
+  if (name.empty() || name == "linear") return x;
+  if (name == "relu") return ops::relu(x);
+  if (name == "sigmoid") return ops::sigmoid(x);
+  if (name == "tanh") return ops::tanh(x);
+  if (name == "softmax") return ops::softmax(x);
+  throw Error("unknown activation '" + name + "' (known: linear, relu, sigmoid, tanh, softmax)");
+}
+inline bool is_activation(const std::string& name) {
+  for (const char* known : {"linear", "relu", "sigmoid", "tanh", "softmax"})
+    if (name == known) return true;
+  return false;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Layers: derive from Layer, register with LayerClass<YourLayer>("KerasName").
+
+class LayerBuilder {
+ public:
+  explicit LayerBuilder(lamina_layer_builder b) : b_(b) {}
+  void add_weight(const char* name, const Shape& shape, const std::string& initializer_json,
+                  bool trainable = true) {
+    lamina_error error{};
+    check(host().add_weight(b_, name, shape.data(), int32_t(shape.size()), initializer_json.c_str(),
+                            trainable ? 1 : 0, &error),
+          error);
+  }
+
+ private:
+  lamina_layer_builder b_;
+};
+
+struct CallContext {
+  bool training = false;
+  uint64_t seed = 0;
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  // This layer's own Keras config keys, as a JSON object text.
+  virtual std::string get_config() const = 0;
+  // Declares weights and returns the output shape (both without the batch dimension).
+  virtual Shape build(LayerBuilder& builder, const Shape& input_shape) = 0;
+  virtual Tensor call(const CallContext& context, const std::vector<Tensor>& weights, const Tensor& input) = 0;
+};
+
+// Adapts a C++ layer type T (constructible from the config JSON text) to the C table.
+template <class T> struct LayerAdapter {
+  struct Instance {
+    T layer;
+    std::string config;
+  };
+  static void* create(const char* config_json, lamina_error* error) {
+    Instance* out = nullptr;
+    guarded(error, [&] { out = new Instance{T(std::string(config_json)), {}}; });
+    return out;
+  }
+  static void destroy(void* p) { delete static_cast<Instance*>(p); }
+  static const char* get_config(void* p) {
+    auto* self = static_cast<Instance*>(p);
+    try {
+      self->config = self->layer.get_config();
+    } catch (...) {
+      self->config = "{}";
+    }
+    return self->config.c_str();
+  }
+  static lamina_status build(void* p, lamina_layer_builder b, const int64_t* in, int32_t in_ndim, int64_t* out,
+                             int32_t* out_ndim, lamina_error* error) {
+    return guarded(error, [&] {
+      LayerBuilder builder(b);
+      Shape shape = static_cast<Instance*>(p)->layer.build(builder, Shape(in, in + in_ndim));
+      if (shape.size() > LAMINA_MAX_DIMS) throw Error("output rank too large");
+      for (size_t i = 0; i < shape.size(); ++i) out[i] = shape[i];
+      *out_ndim = int32_t(shape.size());
+    });
+  }
+  static lamina_status call(void* p, const lamina_call_context* context, const lamina_tensor* weights,
+                            int32_t n_weights, lamina_tensor input, lamina_tensor* output, lamina_error* error) {
+    return guarded(error, [&] {
+      std::vector<Tensor> w;
+      for (int32_t i = 0; i < n_weights; ++i) w.push_back(Tensor::borrow(weights[i]));
+      CallContext ctx{context->training != 0, context->seed};
+      Tensor y = static_cast<Instance*>(p)->layer.call(ctx, w, Tensor::borrow(input));
+      *output = y.release();
+    });
+  }
+  static lamina_layer_class describe(const char* class_name) {
+    lamina_layer_class c{};
+    c.struct_size = sizeof(c);
+    c.class_name = class_name;
+    c.create = &create;
+    c.destroy = &destroy;
+    c.get_config = &get_config;
+    c.build = &build;
+    c.call = &call;
+    return c;
+  }
+};
+
+template <class T> void register_layer(const lamina_host* h, const char* class_name) {
+  static lamina_layer_class c = LayerAdapter<T>::describe(class_name);
+  lamina_error error{};
+  check(h->register_layer(h->self, &c, &error), error);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Optimizers: derive from Optimizer, register with register_optimizer<YourOptimizer>("Name").
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual std::string get_config() const = 0;
+  virtual std::vector<std::string> slot_names() const = 0;
+  // Updates `parameter` in place; `iteration` counts from 1.
+  virtual void apply(const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
+                     int64_t iteration) = 0;
+  virtual double learning_rate() const = 0;
+  virtual void set_learning_rate(double value) = 0;
+};
+
+template <class T> struct OptimizerAdapter {
+  struct Instance {
+    T optimizer;
+    std::string config;
+    std::vector<std::string> slots;
+  };
+  static void* create(const char* config_json, lamina_error* error) {
+    Instance* out = nullptr;
+    guarded(error, [&] {
+      out = new Instance{T(std::string(config_json)), {}, {}};
+      out->slots = out->optimizer.slot_names();
+    });
+    return out;
+  }
+  static void destroy(void* p) { delete static_cast<Instance*>(p); }
+  static const char* get_config(void* p) {
+    auto* self = static_cast<Instance*>(p);
+    try {
+      self->config = self->optimizer.get_config();
+    } catch (...) {
+      self->config = "{}";
+    }
+    return self->config.c_str();
+  }
+  static int32_t slot_count(void* p) { return int32_t(static_cast<Instance*>(p)->slots.size()); }
+  static const char* slot_name(void* p, int32_t i) { return static_cast<Instance*>(p)->slots.at(size_t(i)).c_str(); }
+  static lamina_status apply(void* p, lamina_tensor param, lamina_tensor grad, const lamina_tensor* slots,
+                             int32_t n_slots, int64_t iteration, lamina_error* error) {
+    return guarded(error, [&] {
+      std::vector<Tensor> s;
+      for (int32_t i = 0; i < n_slots; ++i) s.push_back(Tensor::borrow(slots[i]));
+      static_cast<Instance*>(p)->optimizer.apply(Tensor::borrow(param), Tensor::borrow(grad), s, iteration);
+    });
+  }
+  static double get_lr(void* p) { return static_cast<Instance*>(p)->optimizer.learning_rate(); }
+  static void set_lr(void* p, double v) { static_cast<Instance*>(p)->optimizer.set_learning_rate(v); }
+  static lamina_optimizer_class describe(const char* class_name) {
+    lamina_optimizer_class c{};
+    c.struct_size = sizeof(c);
+    c.class_name = class_name;
+    c.create = &create;
+    c.destroy = &destroy;
+    c.get_config = &get_config;
+    c.slot_count = &slot_count;
+    c.slot_name = &slot_name;
+    c.apply = &apply;
+    c.get_learning_rate = &get_lr;
+    c.set_learning_rate = &set_lr;
+    return c;
+  }
+};
+
+template <class T> void register_optimizer(const lamina_host* h, const char* class_name) {
+  static lamina_optimizer_class c = OptimizerAdapter<T>::describe(class_name);
+  lamina_error error{};
+  check(h->register_optimizer(h->self, &c, &error), error);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Backends: kernels are plain functions; this turns a C++ kernel body into a lamina_kernel_fn.
+
+struct KernelArgs {
+  void* backend;
+  const lamina_view* inputs;
+  int32_t n_inputs;
+  const lamina_view* outputs;
+  int32_t n_outputs;
+  AttrReader attrs;
+};
+
+inline int64_t view_size(const lamina_view& v) {
+  int64_t n = 1;
+  for (int32_t i = 0; i < v.ndim; ++i) n *= v.shape[i];
+  return n;
+}
+inline float* host_data(const lamina_view& v) { return static_cast<float*>(v.data); }
+
+}  // namespace lamina::sdk
+
+// Defines a kernel `name` with body operating on `args` (a lamina::sdk::KernelArgs&).
+#define LAMINA_KERNEL(name)                                                                              \
+  static void name##_body(lamina::sdk::KernelArgs& args);                                                \
+  static lamina_status name(void* backend, const lamina_view* in, int32_t n_in, const lamina_view* out,  \
+                            int32_t n_out, const lamina_attrs* attrs, lamina_error* error) {             \
+    lamina::sdk::KernelArgs args{backend, in, n_in, out, n_out, lamina::sdk::AttrReader(attrs)};         \
+    return lamina::sdk::guarded(error, [&] { name##_body(args); });                                      \
+  }                                                                                                      \
+  static void name##_body(lamina::sdk::KernelArgs& args)
+
+// Emits the four entry points. `init` is `void(const lamina_host*)` and registers everything;
+// `score` is `int32_t(std::string& why)` or nullptr-like LAMINA_ALWAYS_USABLE.
+#define LAMINA_PLUGIN(NAME, VERSION, KINDS, DESCRIPTION, INIT, SCORE)                                    \
+  extern "C" __attribute__((visibility("default"))) const lamina_plugin_info* lamina_plugin_query(void) { \
+    static const lamina_plugin_info info = {sizeof(lamina_plugin_info), LAMINA_ABI_MAJOR, LAMINA_ABI_MINOR, \
+                                            NAME, VERSION, KINDS, DESCRIPTION};                          \
+    return &info;                                                                                        \
+  }                                                                                                      \
+  extern "C" __attribute__((visibility("default"))) int32_t lamina_plugin_score(lamina_error* why) {     \
+    int32_t score = 0;                                                                                   \
+    std::string reason;                                                                                  \
+    if (lamina::sdk::guarded(why, [&] { score = SCORE(reason); }) != LAMINA_OK) return 0;               \
+    lamina::sdk::write_error(why, reason);                                                               \
+    return score;                                                                                        \
+  }                                                                                                      \
+  extern "C" __attribute__((visibility("default"))) lamina_status lamina_plugin_init(                   \
+      const lamina_host* host, uint32_t host_abi_minor, lamina_error* error) {                           \
+    (void)host_abi_minor;                                                                                \
+    return lamina::sdk::guarded(error, [&] {                                                             \
+      if (!host || host->abi_major != LAMINA_ABI_MAJOR)                                                  \
+        throw lamina::sdk::Error("host ABI major differs from the plugin's");                            \
+      lamina::sdk::host_table() = host;                                                                  \
+      INIT(host);                                                                                        \
+    });                                                                                                  \
+  }                                                                                                      \
+  extern "C" __attribute__((visibility("default"))) void lamina_plugin_shutdown(void) {}
+
+namespace lamina::sdk {
+inline int32_t always_usable(std::string&) { return 1; }
+}  // namespace lamina::sdk
+#define LAMINA_ALWAYS_USABLE ::lamina::sdk::always_usable
