@@ -4,7 +4,7 @@
 // [top,bottom,left,right]. oneDNN names the same tensors (N,C,H,W) in nhwc, (O,C,KH,KW) in hwio
 // and (N,O,OH,OW) in nhwc, so lamina's buffers are used as they are.
 //
-// Layouts: fully plain descriptors make oneDNN fall back to its gemm convolution (3-10x slower), so
+// Layouts: fully plain descriptors make oneDNN fall back to its gemm convolution (3-9x slower), so
 // the weights are always `any` and reordered from HWIO on each call (they are small). For the
 // activations, oneDNN 2.6 has direct JIT/brgemm kernels for channels-last on AVX-512, as fast as its
 // blocked layouts and without reordering the large activation tensors at every call; those are
@@ -41,20 +41,22 @@ struct ConvGeometry {
 };
 
 // Reads and checks the geometry from the three tensors of a pass, whichever of them are inputs.
-ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x, const lamina_view& w,
-                           const lamina_view& y) {
+ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
+                           const lamina_view& w, const lamina_view& y) {
   expect_rank(op, "the activation (N,H,W,C)", x, 4);
   expect_rank(op, "the kernel (KH,KW,C,O)", w, 4);
   expect_rank(op, "the output-side tensor (N,OH,OW,O)", y, 4);
   auto strides = attrs.get_ints<2>("strides", {1, 1});
   auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
-  ConvGeometry g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[3], y.shape[1],
-                 y.shape[2], strides[0], strides[1], pads[0], pads[1], pads[2], pads[3]};
+  ConvGeometry g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0],
+                 w.shape[1], w.shape[3], y.shape[1], y.shape[2], strides[0],
+                 strides[1], pads[0],    pads[1],    pads[2],    pads[3]};
   auto fail = [&](const std::string& why) {
-    return sdk::Error(std::string(op) + " on onednn: " + why + "; activation " + shape_string(x) + ", kernel " +
-                      shape_string(w) + ", output side " + shape_string(y) + ", strides [" +
-                      std::to_string(g.sh) + "," + std::to_string(g.sw) + "], pads [" + std::to_string(g.pt) + "," +
-                      std::to_string(g.pb) + "," + std::to_string(g.pl) + "," + std::to_string(g.pr) + "]");
+    return sdk::Error(std::string(op) + " on onednn: " + why + "; activation " + shape_string(x) +
+                      ", kernel " + shape_string(w) + ", output side " + shape_string(y) + ", strides [" +
+                      std::to_string(g.sh) + "," + std::to_string(g.sw) + "], pads [" + std::to_string(g.pt) +
+                      "," + std::to_string(g.pb) + "," + std::to_string(g.pl) + "," + std::to_string(g.pr) +
+                      "]");
   };
   if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
   if (g.pt < 0 || g.pb < 0 || g.pl < 0 || g.pr < 0) throw fail("pads must not be negative");
@@ -99,10 +101,18 @@ class Staged {
   bool reordered_ = false;
 };
 
-memory::desc plain_src(const ConvGeometry& g) { return {g.src(), memory::data_type::f32, tag::nhwc}; }
-memory::desc plain_weights(const ConvGeometry& g) { return {g.weights(), memory::data_type::f32, tag::hwio}; }
-memory::desc plain_dst(const ConvGeometry& g) { return {g.dst(), memory::data_type::f32, tag::nhwc}; }
-memory::desc any(const memory::dims& dims) { return {dims, memory::data_type::f32, tag::any}; }
+memory::desc plain_src(const ConvGeometry& g) {
+  return {g.src(), memory::data_type::f32, tag::nhwc};
+}
+memory::desc plain_weights(const ConvGeometry& g) {
+  return {g.weights(), memory::data_type::f32, tag::hwio};
+}
+memory::desc plain_dst(const ConvGeometry& g) {
+  return {g.dst(), memory::data_type::f32, tag::nhwc};
+}
+memory::desc any(const memory::dims& dims) {
+  return {dims, memory::data_type::f32, tag::any};
+}
 
 // Activation descriptors for one layout policy: plain channels-last, or oneDNN's choice.
 struct ActivationLayout {
@@ -119,7 +129,8 @@ bool is_fast(const char* impl) {
 
 // Builds the primitive descriptor with channels-last activations if oneDNN has a fast kernel for
 // them, else with every layout left to oneDNN.
-template <class Make> auto choose_layout(Make&& make) {
+template <class Make>
+auto choose_layout(Make&& make) {
   try {
     auto pd = make(true);
     if (is_fast(pd.impl_info_str())) return pd;
@@ -132,8 +143,8 @@ template <class Make> auto choose_layout(Make&& make) {
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::engine& engine,
                                                      dnnl::prop_kind prop, bool channels_last) {
   ActivationLayout a = activation_layout(g, channels_last);
-  dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_direct, a.src, any(g.weights()), a.dst,
-                                       g.strides(), g.pad_l(), g.pad_r());
+  dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_direct, a.src, any(g.weights()),
+                                       a.dst, g.strides(), g.pad_l(), g.pad_r());
   return dnnl::convolution_forward::primitive_desc(desc, engine);
 }
 
@@ -209,8 +220,9 @@ LAMINA_KERNEL(conv2d_backward_data_kernel) {
       auto pd = choose_layout([&](bool channels_last) {
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
         ActivationLayout a = activation_layout(g, channels_last);
-        dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, a.src, any(g.weights()), a.dst,
-                                                   g.strides(), g.pad_l(), g.pad_r());
+        dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, a.src,
+                                                   any(g.weights()), a.dst, g.strides(), g.pad_l(),
+                                                   g.pad_r());
         return dnnl::convolution_backward_data::primitive_desc(desc, be.engine, hint);
       });
       auto e = std::make_shared<BackwardDataEntry>();
@@ -258,8 +270,9 @@ LAMINA_KERNEL(conv2d_backward_filter_kernel) {
       auto pd = choose_layout([&](bool channels_last) {
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
         ActivationLayout a = activation_layout(g, channels_last);
-        dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, a.src, any(g.weights()),
-                                                      a.dst, g.strides(), g.pad_l(), g.pad_r());
+        dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, a.src,
+                                                      any(g.weights()), a.dst, g.strides(), g.pad_l(),
+                                                      g.pad_r());
         return dnnl::convolution_backward_weights::primitive_desc(desc, be.engine, hint);
       });
       auto e = std::make_shared<BackwardWeightsEntry>();

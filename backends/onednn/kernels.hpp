@@ -1,14 +1,15 @@
 // Shared state and helpers of the onednn backend, and the kernel lists each op family provides.
 // Every kernel receives contiguous row-major float32 views (NHWC activations, HWIO conv kernels)
-// with outputs preallocated; oneDNN sees the same bytes through plain memory descriptors, except
-// where a primitive runs faster in a layout of its own choosing (convolution), which is then
-// reordered to and from at the boundary.
+// with outputs preallocated. oneDNN primitives read and write those buffers in place through
+// plain memory descriptors, except the convolution weights (and, for shapes without a
+// channels-last kernel, the activations), which are reordered to the layout oneDNN picks.
+// Ops with no exact or no faster oneDNN primitive are OpenMP loops.
 #pragma once
 
 #include <lamina/sdk/plugin.hpp>
 
-#include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_debug.h>
+#include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
 #include <mutex>
@@ -26,7 +27,7 @@ struct Backend {
   dnnl::stream stream;
   std::string device;
   // Cached entries own staging buffers and bound memory handles, so two kernels must not run
-  // oneDNN work at once; plain loops (fill, copy, dropout_mask) do not take it.
+  // oneDNN work at once; kernels that are plain loops do not take it.
   std::mutex mutex;
   PrimitiveCache cache{512};
 
@@ -73,8 +74,8 @@ inline void expect_views(const sdk::KernelArgs& args, const char* op, int n_inpu
   bool inputs_ok = extra_inputs_ok ? args.n_inputs >= n_inputs : args.n_inputs == n_inputs;
   if (!inputs_ok || args.n_outputs != n_outputs)
     throw sdk::Error(std::string(op) + " on onednn: expects " + std::to_string(n_inputs) + " input(s) and " +
-                     std::to_string(n_outputs) + " output(s), got " + std::to_string(args.n_inputs) + " and " +
-                     std::to_string(args.n_outputs));
+                     std::to_string(n_outputs) + " output(s), got " + std::to_string(args.n_inputs) +
+                     " and " + std::to_string(args.n_outputs));
   auto check = [&](const lamina_view& v, const char* role, int i) {
     if (v.dtype != LAMINA_DTYPE_FLOAT32)
       throw sdk::Error(std::string(op) + " on onednn: " + role + " " + std::to_string(i) +
@@ -101,10 +102,16 @@ inline void expect_same_size(const char* op, const lamina_view& a, const lamina_
                      " hold different numbers of elements");
 }
 
-inline const float* in_data(const lamina_view& v) { return static_cast<const float*>(v.data); }
-inline float* out_data(const lamina_view& v) { return sdk::host_data(v); }
+inline const float* in_data(const lamina_view& v) {
+  return static_cast<const float*>(v.data);
+}
+inline float* out_data(const lamina_view& v) {
+  return sdk::host_data(v);
+}
 
-inline dnnl::memory::dims dims_of(const lamina_view& v) { return dnnl::memory::dims(v.shape, v.shape + v.ndim); }
+inline dnnl::memory::dims dims_of(const lamina_view& v) {
+  return dnnl::memory::dims(v.shape, v.shape + v.ndim);
+}
 
 // Row-major descriptor for `dims`, whatever the rank.
 inline dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims) {
@@ -121,14 +128,18 @@ inline dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims) {
 inline dnnl::memory unbound_memory(const dnnl::memory::desc& md, const dnnl::engine& engine) {
   return dnnl::memory(md, engine, DNNL_MEMORY_NONE);
 }
-inline void bind(const dnnl::memory& m, const void* data) { m.set_data_handle(const_cast<void*>(data)); }
+inline void bind(const dnnl::memory& m, const void* data) {
+  m.set_data_handle(const_cast<void*>(data));
+}
 
 // Runs oneDNN work for `op`, turning dnnl::error into a message that names the op and shapes.
-[[noreturn]] inline void rethrow_dnnl_error(const sdk::KernelArgs& args, const char* op, const dnnl::error& e) {
+[[noreturn]] inline void rethrow_dnnl_error(const sdk::KernelArgs& args, const char* op,
+                                            const dnnl::error& e) {
   throw sdk::Error(std::string(op) + " on onednn: oneDNN refused the call: " + e.what() + " (" +
                    dnnl_status2str(e.status) + "); " + describe_call(args));
 }
-template <class Body> void with_dnnl(const sdk::KernelArgs& args, const char* op, Body&& body) {
+template <class Body>
+void with_dnnl(const sdk::KernelArgs& args, const char* op, Body&& body) {
   try {
     body();
   } catch (const dnnl::error& e) {

@@ -38,8 +38,8 @@ LAMINA_KERNEL(matmul_kernel) {
   const int64_t Kb = tb ? vb.shape[1] : vb.shape[0];
   const int64_t N = tb ? vb.shape[0] : vb.shape[1];
   if (K != Kb || vy.shape[0] != M || vy.shape[1] != N)
-    throw sdk::Error("matmul on onednn: a " + shape_string(va) + (ta ? "^T" : "") + " * b " + shape_string(vb) +
-                     (tb ? "^T" : "") + " does not give y " + shape_string(vy));
+    throw sdk::Error("matmul on onednn: a " + shape_string(va) + (ta ? "^T" : "") + " * b " +
+                     shape_string(vb) + (tb ? "^T" : "") + " does not give y " + shape_string(vy));
   if (M == 0 || N == 0) return;
   float* y = out_data(vy);
   if (K == 0) {
@@ -52,7 +52,8 @@ LAMINA_KERNEL(matmul_kernel) {
     CacheKey key("matmul");
     key.add(M).add(N).add(K).add(int64_t(ta)).add(int64_t(tb));
     auto entry = be.cache.get<MatmulEntry>(key, [&] {
-      memory::desc md_a = operand_desc(M, K, ta), md_b = operand_desc(K, N, tb), md_y = operand_desc(M, N, false);
+      memory::desc md_a = operand_desc(M, K, ta), md_b = operand_desc(K, N, tb),
+                   md_y = operand_desc(M, N, false);
       dnnl::matmul::desc desc(md_a, md_b, md_y);
       dnnl::matmul::primitive_desc pd(desc, be.engine);
       auto e = std::make_shared<MatmulEntry>();
@@ -65,13 +66,16 @@ LAMINA_KERNEL(matmul_kernel) {
     bind(entry->a, va.data);
     bind(entry->b, vb.data);
     bind(entry->y, y);
-    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->a}, {DNNL_ARG_WEIGHTS, entry->b}, {DNNL_ARG_DST, entry->y}});
+    entry->primitive.execute(
+        be.stream, {{DNNL_ARG_SRC, entry->a}, {DNNL_ARG_WEIGHTS, entry->b}, {DNNL_ARG_DST, entry->y}});
     be.stream.wait();
   });
 }
 
 }  // namespace
 
-void add_matmul_kernels(std::vector<lamina_kernel>& kernels) { kernels.push_back({"matmul", matmul_kernel}); }
+void add_matmul_kernels(std::vector<lamina_kernel>& kernels) {
+  kernels.push_back({"matmul", matmul_kernel});
+}
 
 }  // namespace lamina::onednn

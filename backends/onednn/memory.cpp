@@ -23,7 +23,9 @@ void* host_alloc(void* /*self*/, size_t bytes, lamina_error* error) {
   return p;
 }
 
-void host_release(void* /*self*/, void* buffer) { std::free(buffer); }
+void host_release(void* /*self*/, void* buffer) {
+  std::free(buffer);
+}
 
 lamina_status host_copy_in(void* /*self*/, void* buffer, size_t offset, const void* source, size_t bytes,
                            lamina_error* error) {
@@ -36,8 +38,8 @@ lamina_status host_copy_in(void* /*self*/, void* buffer, size_t offset, const vo
   return LAMINA_OK;
 }
 
-lamina_status host_copy_out(void* /*self*/, const void* buffer, size_t offset, void* destination, size_t bytes,
-                            lamina_error* error) {
+lamina_status host_copy_out(void* /*self*/, const void* buffer, size_t offset, void* destination,
+                            size_t bytes, lamina_error* error) {
   if (bytes == 0) return LAMINA_OK;
   if (!buffer || !destination) {
     sdk::write_error(error, "onednn: copy_out with a null buffer or destination");

@@ -18,25 +18,36 @@ lamina_backend g_table{};
 
 const char* isa_name(dnnl::cpu_isa isa) {
   switch (isa) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
-    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "generic";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic:
+      return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "generic";
   }
 }
 
 std::string describe_device() {
   const dnnl::version_t* v = dnnl::version();
-  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
-         " CPU, " + isa_name(dnnl::get_effective_cpu_isa()) + ", " + std::to_string(omp_get_max_threads()) +
-         " OpenMP threads";
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+         std::to_string(v->patch) + " CPU, " + isa_name(dnnl::get_effective_cpu_isa()) + ", " +
+         std::to_string(omp_get_max_threads()) + " OpenMP threads";
 }
 
 // Usable wherever oneDNN can create a CPU engine; preferred over the reference backend.
@@ -72,17 +83,17 @@ void init(const lamina_host* host) {
 
   g_table = lamina_backend{};
   g_table.struct_size = sizeof(lamina_backend);
-  g_table.name = "onednn";                         // name
-  g_table.device = g_backend->device.c_str();      // device
-  g_table.self = g_backend.get();                  // self
-  g_table.host_memory = 1;                         // host_memory
-  g_table.alloc = &host_alloc;                     // alloc
-  g_table.release = &host_release;                 // release
-  g_table.copy_in = &host_copy_in;                 // copy_in
-  g_table.copy_out = &host_copy_out;               // copy_out
-  g_table.synchronize = &host_synchronize;         // synchronize (optional)
-  g_table.kernel_count = int32_t(g_kernels.size());  // kernel_count
-  g_table.kernels = g_kernels.data();              // kernels
+  g_table.name = "onednn";
+  g_table.device = g_backend->device.c_str();
+  g_table.self = g_backend.get();
+  g_table.host_memory = 1;
+  g_table.alloc = &host_alloc;
+  g_table.release = &host_release;
+  g_table.copy_in = &host_copy_in;
+  g_table.copy_out = &host_copy_out;
+  g_table.synchronize = &host_synchronize;  // optional
+  g_table.kernel_count = int32_t(g_kernels.size());
+  g_table.kernels = g_kernels.data();
 
   lamina_error error{};
   sdk::check(host->register_backend(host->self, &g_table, &error), error);

@@ -8,8 +8,15 @@
 //
 // max_pool2d_backward receives x and dy but not the forward's workspace, so it reruns the
 // forward in training mode to rebuild the workspace, then runs the backward primitive.
+//
+// A window lying wholly in the padding (a pad at least as large as the window) has no cells;
+// lamina defines its output as 0 passing no gradient, which oneDNN does not (its max is the lowest
+// float, its average divides by zero), so such geometries, which Keras never produces, run on
+// plain loops instead.
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "kernels.hpp"
 
@@ -49,9 +56,9 @@ PoolGeometry pool_geometry(const char* op, const sdk::AttrReader& attrs, const l
   auto fail = [&](const std::string& why) {
     return sdk::Error(std::string(op) + " on onednn: " + why + "; input side " + shape_string(x) +
                       ", output side " + shape_string(y) + ", pool [" + std::to_string(g.ph) + "," +
-                      std::to_string(g.pw) + "], strides [" + std::to_string(g.sh) + "," + std::to_string(g.sw) +
-                      "], pads [" + std::to_string(g.pt) + "," + std::to_string(g.pb) + "," + std::to_string(g.pl) +
-                      "," + std::to_string(g.pr) + "]");
+                      std::to_string(g.pw) + "], strides [" + std::to_string(g.sh) + "," +
+                      std::to_string(g.sw) + "], pads [" + std::to_string(g.pt) + "," + std::to_string(g.pb) +
+                      "," + std::to_string(g.pl) + "," + std::to_string(g.pr) + "]");
   };
   if (g.ph < 1 || g.pw < 1) throw fail("pool must be at least 1x1");
   if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
@@ -65,9 +72,97 @@ PoolGeometry pool_geometry(const char* op, const sdk::AttrReader& attrs, const l
   return g;
 }
 
+// Whether some window has no cell inside the input. Windows step monotonically, so only the first
+// and the last along each axis can be empty.
+bool has_empty_window(const PoolGeometry& g) {
+  return g.pt >= g.ph || g.pl >= g.pw || (g.oh - 1) * g.sh - g.pt >= g.h || (g.ow - 1) * g.sw - g.pl >= g.w;
+}
+
+// The input cells of window (oh, ow): rows [r0, r1), columns [c0, c1), empty when in the padding.
+struct Cells {
+  int64_t r0, r1, c0, c1;
+  int64_t count() const { return std::max<int64_t>(r1 - r0, 0) * std::max<int64_t>(c1 - c0, 0); }
+};
+Cells window_cells(const PoolGeometry& g, int64_t oh, int64_t ow) {
+  return {std::max<int64_t>(oh * g.sh - g.pt, 0), std::min<int64_t>(oh * g.sh - g.pt + g.ph, g.h),
+          std::max<int64_t>(ow * g.sw - g.pl, 0), std::min<int64_t>(ow * g.sw - g.pl + g.pw, g.w)};
+}
+
+// The loops, one image per thread at a time; each reads (N,H,W,C) x and writes (N,OH,OW,C) y or
+// the reverse.
+void pool_forward_loop(const PoolGeometry& g, bool max, const float* x, float* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.n; ++n) {
+    std::vector<double> sum(size_t(g.c));
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        Cells cells = window_cells(g, oh, ow);
+        float* out = y + ((n * g.oh + oh) * g.ow + ow) * g.c;
+        if (cells.count() == 0) {
+          std::fill(out, out + g.c, 0.f);
+          continue;
+        }
+        std::fill(sum.begin(), sum.end(), 0.0);
+        bool first = true;
+        for (int64_t r = cells.r0; r < cells.r1; ++r) {
+          for (int64_t q = cells.c0; q < cells.c1; ++q) {
+            const float* in = x + ((n * g.h + r) * g.w + q) * g.c;
+            for (int64_t c = 0; c < g.c; ++c) {
+              if (max)
+                out[c] = first || in[c] > out[c] ? in[c] : out[c];
+              else
+                sum[c] += in[c];
+            }
+            first = false;
+          }
+        }
+        if (!max)
+          for (int64_t c = 0; c < g.c; ++c) out[c] = float(sum[c] / double(cells.count()));
+      }
+    }
+  }
+}
+
+// x is read only for max pooling; dy goes to each window's first maximum, or evenly to its cells.
+void pool_backward_loop(const PoolGeometry& g, bool max, const float* x, const float* dy, float* dx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.n; ++n) {
+    float* image = dx + n * g.h * g.w * g.c;
+    std::fill(image, image + g.h * g.w * g.c, 0.f);
+    std::vector<int64_t> best(size_t(g.c));
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        Cells cells = window_cells(g, oh, ow);
+        if (cells.count() == 0) continue;
+        const float* grad = dy + ((n * g.oh + oh) * g.ow + ow) * g.c;
+        if (max) {
+          bool first = true;
+          for (int64_t r = cells.r0; r < cells.r1; ++r) {
+            for (int64_t q = cells.c0; q < cells.c1; ++q) {
+              int64_t at = ((n * g.h + r) * g.w + q) * g.c;
+              for (int64_t c = 0; c < g.c; ++c)
+                if (first || x[at + c] > x[best[c]]) best[c] = at + c;
+              first = false;
+            }
+          }
+          for (int64_t c = 0; c < g.c; ++c) dx[best[c]] += grad[c];
+        } else {
+          const float share = float(1.0 / double(cells.count()));
+          for (int64_t r = cells.r0; r < cells.r1; ++r)
+            for (int64_t q = cells.c0; q < cells.c1; ++q) {
+              float* cell = image + (r * g.w + q) * g.c;
+              for (int64_t c = 0; c < g.c; ++c) cell[c] += grad[c] * share;
+            }
+        }
+      }
+    }
+  }
+}
+
 dnnl::pooling_forward::primitive_desc forward_pd(const PoolGeometry& g, const dnnl::engine& engine,
                                                  dnnl::prop_kind prop, dnnl::algorithm alg) {
-  dnnl::pooling_forward::desc desc(prop, alg, g.src(), g.dst(), g.strides(), g.kernel(), g.pad_l(), g.pad_r());
+  dnnl::pooling_forward::desc desc(prop, alg, g.src(), g.dst(), g.strides(), g.kernel(), g.pad_l(),
+                                   g.pad_r());
   return dnnl::pooling_forward::primitive_desc(desc, engine);
 }
 
@@ -90,6 +185,10 @@ void pool_forward(const sdk::KernelArgs& args, const char* op, dnnl::algorithm a
   const lamina_view& y = args.outputs[0];
   PoolGeometry g = pool_geometry(op, args.attrs, x, y);
   if (sdk::view_size(y) == 0) return;
+  if (has_empty_window(g)) {
+    pool_forward_loop(g, alg == dnnl::algorithm::pooling_max, in_data(x), out_data(y));
+    return;
+  }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   with_dnnl(args, op, [&] {
@@ -108,8 +207,12 @@ void pool_forward(const sdk::KernelArgs& args, const char* op, dnnl::algorithm a
   });
 }
 
-LAMINA_KERNEL(max_pool2d_kernel) { pool_forward(args, "max_pool2d", dnnl::algorithm::pooling_max); }
-LAMINA_KERNEL(avg_pool2d_kernel) { pool_forward(args, "avg_pool2d", dnnl::algorithm::pooling_avg_exclude_padding); }
+LAMINA_KERNEL(max_pool2d_kernel) {
+  pool_forward(args, "max_pool2d", dnnl::algorithm::pooling_max);
+}
+LAMINA_KERNEL(avg_pool2d_kernel) {
+  pool_forward(args, "avg_pool2d", dnnl::algorithm::pooling_avg_exclude_padding);
+}
 
 struct MaxBackwardEntry {
   dnnl::pooling_forward forward;
@@ -132,6 +235,10 @@ LAMINA_KERNEL(max_pool2d_backward_kernel) {
     std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
     return;
   }
+  if (has_empty_window(g)) {
+    pool_backward_loop(g, /*max=*/true, in_data(x), in_data(dy), out_data(dx));
+    return;
+  }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   with_dnnl(args, op, [&] {
@@ -151,8 +258,9 @@ LAMINA_KERNEL(max_pool2d_backward_kernel) {
     bind(entry->src, x.data);
     bind(entry->diff_dst, dy.data);
     bind(entry->diff_src, dx.data);
-    entry->forward.execute(be.stream,
-                           {{DNNL_ARG_SRC, entry->src}, {DNNL_ARG_DST, entry->dst}, {DNNL_ARG_WORKSPACE, entry->workspace}});
+    entry->forward.execute(
+        be.stream,
+        {{DNNL_ARG_SRC, entry->src}, {DNNL_ARG_DST, entry->dst}, {DNNL_ARG_WORKSPACE, entry->workspace}});
     entry->backward.execute(be.stream, {{DNNL_ARG_DIFF_DST, entry->diff_dst},
                                         {DNNL_ARG_WORKSPACE, entry->workspace},
                                         {DNNL_ARG_DIFF_SRC, entry->diff_src}});
@@ -177,6 +285,10 @@ LAMINA_KERNEL(avg_pool2d_backward_kernel) {
     std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
     return;
   }
+  if (has_empty_window(g)) {
+    pool_backward_loop(g, /*max=*/false, nullptr, in_data(dy), out_data(dx));
+    return;
+  }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   with_dnnl(args, op, [&] {
@@ -191,7 +303,8 @@ LAMINA_KERNEL(avg_pool2d_backward_kernel) {
     });
     bind(entry->diff_dst, dy.data);
     bind(entry->diff_src, dx.data);
-    entry->primitive.execute(be.stream, {{DNNL_ARG_DIFF_DST, entry->diff_dst}, {DNNL_ARG_DIFF_SRC, entry->diff_src}});
+    entry->primitive.execute(be.stream,
+                             {{DNNL_ARG_DIFF_DST, entry->diff_dst}, {DNNL_ARG_DIFF_SRC, entry->diff_src}});
     be.stream.wait();
   });
 }

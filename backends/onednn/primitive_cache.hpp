@@ -27,7 +27,8 @@ struct CacheKey {
     return *this;
   }
   CacheKey& add(double v) { return add(std::bit_cast<int64_t>(v)); }
-  template <class Range> CacheKey& add_all(const Range& range) {
+  template <class Range>
+  CacheKey& add_all(const Range& range) {
     for (auto v : range) add(int64_t(v));
     return *this;
   }
@@ -49,7 +50,8 @@ class PrimitiveCache {
   explicit PrimitiveCache(size_t capacity) : capacity_(capacity) {}
 
   // Returns the entry for `key`, building it with `make()` (returning shared_ptr<T>) on a miss.
-  template <class T, class Make> std::shared_ptr<T> get(const CacheKey& key, Make&& make) {
+  template <class T, class Make>
+  std::shared_ptr<T> get(const CacheKey& key, Make&& make) {
     if (auto it = index_.find(key); it != index_.end()) {
       order_.splice(order_.begin(), order_, it->second);
       return std::static_pointer_cast<T>(it->second->second);

@@ -1,0 +1,199 @@
+// The conformance table: every op of docs/ops.md, on every backend, against the reference backend;
+// then finite-difference checks of every gradient rule, on every backend.
+#include "support.hpp"
+
+#include <functional>
+
+using namespace lamina;
+using lamina::test::max_abs_diff;
+using lamina::test::random_tensor;
+
+namespace {
+
+struct Case {
+  std::string name;  // what a failure prints
+  std::string op;
+  std::vector<Shape> inputs;
+  Attributes attrs;
+  float tolerance = 1e-5f;
+  float lo = -1.0f, hi = 1.0f;  // input range (log and sqrt need positive inputs)
+};
+
+Attributes conv_attrs(std::vector<int64_t> strides, std::vector<int64_t> pads) {
+  return Attributes().set("strides", strides).set("pads", pads);
+}
+Attributes pool_attrs(std::vector<int64_t> pool, std::vector<int64_t> strides, std::vector<int64_t> pads) {
+  return Attributes().set("pool", pool).set("strides", strides).set("pads", pads);
+}
+
+std::vector<Case> conformance_table() {
+  std::vector<Case> t;
+  for (const char* op : {"copy", "neg", "exp", "square", "relu", "sigmoid", "tanh"})
+    t.push_back({op, op, {{3, 17}}, {}, 1e-5f});
+  t.push_back({"log", "log", {{3, 17}}, {}, 1e-5f, 0.1f, 3.0f});
+  t.push_back({"sqrt", "sqrt", {{3, 17}}, {}, 1e-5f, 0.0f, 3.0f});
+  t.push_back({"scale", "scale", {{4, 9}}, Attributes().set("alpha", 2.5).set("beta", -1.0)});
+  t.push_back({"clip", "clip", {{4, 9}}, Attributes().set("low", -0.3).set("high", 0.4)});
+  t.push_back({"fill", "fill", {}, Attributes().set("shape", {3, 5}).set("value", 0.75)});
+  for (const char* op : {"relu_backward", "sigmoid_backward", "tanh_backward"})
+    t.push_back({op, op, {{5, 7}, {5, 7}}});
+  t.push_back({"clip_backward", "clip_backward", {{5, 7}, {5, 7}}, Attributes().set("low", -0.3).set("high", 0.4)});
+  for (const char* op : {"add", "sub", "mul"}) {
+    t.push_back({std::string(op) + " same shape", op, {{6, 5}, {6, 5}}});
+    t.push_back({std::string(op) + " (4,1,3) with (1,5,3)", op, {{4, 1, 3}, {1, 5, 3}}});
+    t.push_back({std::string(op) + " bias (2,5,5,8) with (1,1,1,8)", op, {{2, 5, 5, 8}, {1, 1, 1, 8}}});
+  }
+  t.push_back({"div (8,10) by (1,10)", "div", {{8, 10}, {1, 10}}, {}, 1e-5f, 0.5f, 1.5f});
+  t.push_back({"reduce_sum over axis 0", "reduce_sum", {{6, 7}}, Attributes().set("axes", {0}), 1e-5f});
+  t.push_back({"reduce_sum over axes 0,1,2", "reduce_sum", {{3, 4, 5, 6}}, Attributes().set("axes", {0, 1, 2}), 1e-4f});
+  t.push_back({"reduce_sum over everything", "reduce_sum", {{30, 40}}, Attributes().set("axes", {0, 1}), 1e-4f});
+  t.push_back({"softmax", "softmax", {{5, 10}}, {}, 1e-6f, -5.0f, 5.0f});
+  t.push_back({"log_softmax", "log_softmax", {{5, 10}}, {}, 1e-5f, -5.0f, 5.0f});
+  t.push_back({"matmul", "matmul", {{7, 5}, {5, 6}}, {}, 1e-5f});
+  t.push_back({"matmul transpose_a", "matmul", {{5, 7}, {5, 6}}, Attributes().set("transpose_a", 1), 1e-5f});
+  t.push_back({"matmul transpose_b", "matmul", {{7, 5}, {6, 5}}, Attributes().set("transpose_b", 1), 1e-5f});
+  t.push_back({"matmul both transposed", "matmul", {{5, 7}, {6, 5}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1), 1e-5f});
+  t.push_back({"matmul seed dense 32x3200 · 3200x128", "matmul", {{32, 3200}, {3200, 128}}, {}, 1e-3f});
+  // conv2d: the seed's layers, strides, and Keras' "same" padding with its odd extra row at the bottom
+  t.push_back({"conv2d seed layer 1", "conv2d", {{2, 28, 28, 1}, {5, 5, 1, 8}}, conv_attrs({1, 1}, {0, 0, 0, 0}), 1e-4f});
+  t.push_back({"conv2d 3x3 valid", "conv2d", {{2, 9, 9, 3}, {3, 3, 3, 4}}, conv_attrs({1, 1}, {0, 0, 0, 0}), 1e-4f});
+  t.push_back({"conv2d stride 2 same", "conv2d", {{2, 8, 8, 3}, {3, 3, 3, 4}}, conv_attrs({2, 2}, {0, 1, 0, 1}), 1e-4f});
+  t.push_back({"conv2d 5x5 same", "conv2d", {{1, 7, 6, 4}, {5, 5, 4, 6}}, conv_attrs({1, 1}, {2, 2, 2, 2}), 1e-4f});
+  t.push_back({"conv2d_backward_data", "conv2d_backward_data", {{2, 7, 7, 4}, {3, 3, 3, 4}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("input_shape", {2, 9, 9, 3}), 1e-4f});
+  t.push_back({"conv2d_backward_data stride 2 same", "conv2d_backward_data", {{2, 4, 4, 4}, {3, 3, 3, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("input_shape", {2, 8, 8, 3}), 1e-4f});
+  t.push_back({"conv2d_backward_filter", "conv2d_backward_filter", {{2, 9, 9, 3}, {2, 7, 7, 4}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
+  t.push_back({"conv2d_backward_filter stride 2 same", "conv2d_backward_filter", {{2, 8, 8, 3}, {2, 4, 4, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
+  t.push_back({"max_pool2d 2x2", "max_pool2d", {{2, 8, 8, 3}}, pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
+  t.push_back({"max_pool2d 3x3 stride 2 same", "max_pool2d", {{2, 7, 7, 3}}, pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
+  t.push_back({"max_pool2d_backward", "max_pool2d_backward", {{2, 8, 8, 3}, {2, 4, 4, 3}},
+               pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
+  t.push_back({"avg_pool2d 2x2", "avg_pool2d", {{2, 8, 8, 3}}, pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
+  t.push_back({"avg_pool2d 3x3 stride 2 same", "avg_pool2d", {{2, 7, 7, 3}}, pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
+  t.push_back({"avg_pool2d_backward same", "avg_pool2d_backward", {{2, 4, 4, 3}},
+               pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1}).set("input_shape", {2, 7, 7, 3})});
+  t.push_back({"dropout_mask", "dropout_mask", {}, Attributes().set("shape", {64, 33}).set("rate", 0.3).set("seed", 42),
+               0.0f});
+  return t;
+}
+
+std::vector<Tensor> make_inputs(const Case& c, uint64_t seed) {
+  std::vector<Tensor> in;
+  for (size_t i = 0; i < c.inputs.size(); ++i) in.push_back(random_tensor(c.inputs[i], seed + i, c.lo, c.hi));
+  return in;
+}
+
+void conformance_on(const std::string& backend_name) {
+  test::use_backend_or_skip(backend_name);
+  uint64_t seed = 1;
+  for (const Case& c : conformance_table()) {
+    CAPTURE(c.name);
+    std::vector<Tensor> in = make_inputs(c, seed += 10);
+    std::vector<float> want, got;
+    {
+      test::BackendScope scope("reference");
+      want = run_op(c.op, in, c.attrs)[0].to_vector();
+    }
+    got = run_op(c.op, in, c.attrs)[0].to_vector();
+    float scale = 1.0f;
+    for (float w : want) scale = std::max(scale, std::fabs(w));
+    INFO("op '" << c.op << "' on backend '" << backend_name << "', case '" << c.name << "'");
+    CHECK(max_abs_diff(want, got) <= c.tolerance * scale);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Gradient checks: autograd against central differences of L = Σ f(inputs) · r.
+
+struct GradCase {
+  std::string name;
+  std::vector<Shape> inputs;
+  std::function<Tensor(const std::vector<Tensor>&)> f;
+  float lo = -1.0f, hi = 1.0f;
+};
+
+std::vector<GradCase> gradient_table() {
+  using V = std::vector<Tensor>;
+  std::vector<GradCase> t;
+  t.push_back({"add with broadcasting", {{3, 4}, {1, 4}}, [](const V& x) { return ops::add(x[0], x[1]); }});
+  t.push_back({"sub with broadcasting", {{2, 3, 4}, {4}}, [](const V& x) { return ops::sub(x[0], x[1]); }});
+  t.push_back({"mul", {{3, 4}, {3, 4}}, [](const V& x) { return ops::mul(x[0], x[1]); }});
+  t.push_back({"div", {{3, 4}, {3, 1}}, [](const V& x) { return ops::div(x[0], x[1]); }, 0.5f, 1.5f});
+  t.push_back({"neg", {{3, 4}}, [](const V& x) { return ops::neg(x[0]); }});
+  t.push_back({"exp", {{3, 4}}, [](const V& x) { return ops::exp(x[0]); }});
+  t.push_back({"log", {{3, 4}}, [](const V& x) { return ops::log(x[0]); }, 0.5f, 2.0f});
+  t.push_back({"sqrt", {{3, 4}}, [](const V& x) { return ops::sqrt(x[0]); }, 0.5f, 2.0f});
+  t.push_back({"square", {{3, 4}}, [](const V& x) { return ops::square(x[0]); }});
+  t.push_back({"relu", {{3, 4}}, [](const V& x) { return ops::relu(x[0]); }});
+  t.push_back({"sigmoid", {{3, 4}}, [](const V& x) { return ops::sigmoid(x[0]); }});
+  t.push_back({"tanh", {{3, 4}}, [](const V& x) { return ops::tanh(x[0]); }});
+  t.push_back({"scale", {{3, 4}}, [](const V& x) { return ops::scale(x[0], -1.5, 0.25); }});
+  t.push_back({"clip", {{3, 4}}, [](const V& x) { return ops::clip(x[0], -0.5, 0.5); }});
+  t.push_back({"softmax", {{3, 5}}, [](const V& x) { return ops::softmax(x[0]); }});
+  t.push_back({"log_softmax", {{3, 5}}, [](const V& x) { return ops::log_softmax(x[0]); }});
+  t.push_back({"reduce_sum", {{3, 4, 5}}, [](const V& x) { return ops::reduce_sum(x[0], {1}); }});
+  t.push_back({"reshape", {{3, 4}}, [](const V& x) { return ops::reshape(x[0], {2, 6}); }});
+  t.push_back({"matmul", {{3, 4}, {4, 5}}, [](const V& x) { return ops::matmul(x[0], x[1]); }});
+  t.push_back({"matmul transposed", {{4, 3}, {5, 4}}, [](const V& x) { return ops::matmul(x[0], x[1], true, true); }});
+  t.push_back({"conv2d", {{2, 6, 6, 2}, {3, 3, 2, 3}}, [](const V& x) { return ops::conv2d(x[0], x[1]); }});
+  t.push_back({"conv2d stride 2 same", {{1, 6, 5, 2}, {3, 3, 2, 2}},
+               [](const V& x) { return ops::conv2d(x[0], x[1], {2, 2}, {0, 1, 1, 1}); }});
+  // a wide input range keeps each window's maximum far from the runner-up, so ±h never changes it
+  t.push_back({"max_pool2d", {{2, 4, 4, 2}}, [](const V& x) { return ops::max_pool2d(x[0], {2, 2}, {2, 2}); }, -10.0f,
+               10.0f});
+  t.push_back({"avg_pool2d same", {{1, 5, 5, 2}},
+               [](const V& x) { return ops::avg_pool2d(x[0], {2, 2}, {2, 2}, {0, 1, 0, 1}); }});
+  return t;
+}
+
+void gradients_on(const std::string& backend_name) {
+  test::use_backend_or_skip(backend_name);
+  uint64_t seed = 100;
+  for (const GradCase& c : gradient_table()) {
+    CAPTURE(c.name);
+    std::vector<Tensor> x;
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      x.push_back(random_tensor(c.inputs[i], seed += 7, c.lo, c.hi));
+      x.back().set_requires_grad(true);
+    }
+    Tensor y = c.f(x);
+    Tensor r = random_tensor(y.shape(), seed += 7);
+    std::vector<Tensor> grads = gradients(ops::sum(ops::mul(y, r)), x);
+    auto loss_at = [&](const std::vector<Tensor>& inputs) {
+      NoGradGuard no_grad;
+      std::vector<float> out = c.f(inputs).to_vector(), w = r.to_vector();
+      double s = 0;
+      for (size_t i = 0; i < out.size(); ++i) s += double(out[i]) * double(w[i]);
+      return s;
+    };
+    for (size_t i = 0; i < x.size(); ++i) {
+      REQUIRE(grads[i].defined());
+      std::vector<float> g = grads[i].to_vector(), base = x[i].to_vector();
+      for (size_t k = 0; k < base.size(); k += std::max<size_t>(1, base.size() / 12)) {
+        const float h = 1e-2f;
+        std::vector<float> plus = base, minus = base;
+        plus[k] += h, minus[k] -= h;
+        std::vector<Tensor> xp = x, xm = x;
+        xp[i] = Tensor::from_vector(plus, x[i].shape());
+        xm[i] = Tensor::from_vector(minus, x[i].shape());
+        double numeric = (loss_at(xp) - loss_at(xm)) / (2.0 * h);
+        INFO("gradient of '" << c.name << "' w.r.t. input " << i << " element " << k << " on '" << backend_name << "'");
+        CHECK(g[k] == doctest::Approx(numeric).epsilon(2e-2).scale(1.0));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("conformance: every op on reference matches the reference (sanity of the harness)") {
+  conformance_on("reference");
+}
+TEST_CASE("conformance: every op on onednn matches the reference") { conformance_on("onednn"); }
+
+TEST_CASE("gradients: autograd matches finite differences on reference") { gradients_on("reference"); }
+TEST_CASE("gradients: autograd matches finite differences on onednn") { gradients_on("onednn"); }
