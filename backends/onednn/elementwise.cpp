@@ -163,7 +163,7 @@ LAMINA_KERNEL(copy_kernel) {
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
   if (n == 0 || x == y) return;
-  // Large copies split into cache-friendly blocks so both cores share the bandwidth.
+  // Large copies go in blocks so that every thread shares the bandwidth.
   constexpr int64_t kBlock = 1 << 16;
   int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n > kParallelThreshold)

@@ -3,6 +3,11 @@
 #include "internal.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <cstring>
 #include <unordered_map>
 
@@ -83,6 +88,28 @@ struct CAttrs {
 };
 
 thread_local bool g_grad_enabled = true;
+
+// LAMINA_PROFILE=1: time spent per op and backend, printed when the process exits.
+struct OpProfile {
+  std::mutex mutex;
+  std::map<std::string, std::pair<double, int64_t>> totals;  // seconds, calls
+  ~OpProfile() {
+    std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(totals.begin(), totals.end());
+    std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
+    double all = 0;
+    for (auto& r : rows) all += r.second.first;
+    std::fprintf(stderr, "\nlamina op profile (%.3f s in kernels)\n", all);
+    for (auto& [name, t] : rows)
+      std::fprintf(stderr, "  %-36s %9.3f s %5.1f%% %9lld calls\n", name.c_str(), t.first,
+                   all > 0 ? 100.0 * t.first / all : 0.0, static_cast<long long>(t.second));
+  }
+};
+OpProfile* profile() {
+  static OpProfile* p = std::getenv("LAMINA_PROFILE") ? new OpProfile : nullptr;
+  static bool registered = p && std::atexit([] { delete profile(); }) == 0;
+  (void)registered;
+  return p;
+}
 std::atomic<uint64_t> g_sequence{0};
 
 // ------------------------------------------------------------------------------------------------
@@ -504,10 +531,19 @@ std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& g
     lamina_error error{};
     bool empty = false;
     for (const Shape& s : out_shapes) empty |= shape_size(s) == 0;
+    OpProfile* prof = profile();
+    auto start = prof ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     if (!empty && backend.kernels[size_t(op->id)](backend.table.self, in_views.data(), int32_t(in_views.size()),
                                                   out_views.data(), int32_t(out_views.size()), &c.view,
                                                   &error) != LAMINA_OK)
       throw Error(op_context(name, in_shapes) + " failed on backend '" + backend.name + "': " + error.message);
+    if (prof) {
+      double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::lock_guard lock(prof->mutex);
+      auto& slot = prof->totals[backend.name + " " + name];
+      slot.first += dt;
+      slot.second += 1;
+    }
   }
 
   if (g_grad_enabled && op->backward) {
