@@ -43,7 +43,8 @@ std::vector<float> predict_one(const Sequential& model, const std::vector<float>
   return model.predict(Tensor::from_vector(x, shape)).to_vector();
 }
 
-void check_values(const std::vector<float>& got, const std::vector<float>& expected, float tolerance = 1e-5f) {
+void check_values(const std::vector<float>& got, const std::vector<float>& expected,
+                  float tolerance = 1e-5f) {
   INFO("got      " << text(got));
   INFO("expected " << text(expected));
   REQUIRE(got.size() == expected.size());
@@ -69,7 +70,9 @@ std::string error_adding(const LayerSpec& spec, const Shape& input_shape) {
   return error_of([&] { single(spec, input_shape); });
 }
 
-float sigmoid(float x) { return float(1.0 / (1.0 + std::exp(-double(x)))); }
+float sigmoid(float x) {
+  return float(1.0 / (1.0 + std::exp(-double(x))));
+}
 
 }  // namespace
 
@@ -83,12 +86,13 @@ TEST_CASE("Dense computes x·W + b then its activation") {
   for (std::string activation : {"linear", "relu", "sigmoid"}) {
     CAPTURE(activation);
     Sequential model = single(Dense(2, {.activation = activation}), {3});
-    model.layer(0).set_weights({Tensor::from_vector({1, -1, 2, 0, 0, 1}, {3, 2}), Tensor::from_vector({0.5f, -3}, {2})});
+    model.layer(0).set_weights(
+        {Tensor::from_vector({1, -1, 2, 0, 0, 1}, {3, 2}), Tensor::from_vector({0.5f, -3}, {2})});
     Tensor y = model.predict(Tensor::from_vector({1, 2, 3, -1, 0, 1}, {2, 3}));
     CHECK(y.shape() == Shape{2, 2});
-    std::vector<float> linear = {5.5f, -1, -0.5f, -1};
-    std::vector<float> expected = linear;
-    for (float& v : expected) v = activation == "relu" ? std::max(v, 0.0f) : activation == "sigmoid" ? sigmoid(v) : v;
+    std::vector<float> expected = {5.5f, -1, -0.5f, -1};  // linear
+    for (float& v : expected)
+      v = activation == "relu" ? std::max(v, 0.0f) : activation == "sigmoid" ? sigmoid(v) : v;
     check_values(y.to_vector(), expected);
   }
 }
@@ -103,7 +107,8 @@ TEST_CASE("Dense on samples of rank 2 acts on the last axis and keeps the others
   // input (2, 3) per sample → output (2, 2): each row of the sample goes through the same W, b
   Sequential model = single(Dense(2), {2, 3});
   CHECK(model.output_shape() == Shape{2, 2});
-  model.layer(0).set_weights({Tensor::from_vector({1, -1, 2, 0, 0, 1}, {3, 2}), Tensor::from_vector({0.5f, -3}, {2})});
+  model.layer(0).set_weights(
+      {Tensor::from_vector({1, -1, 2, 0, 0, 1}, {3, 2}), Tensor::from_vector({0.5f, -3}, {2})});
   check_values(predict_one(model, {1, 2, 3, -1, 0, 1}), {5.5f, -1, -0.5f, -1});
 }
 
@@ -124,10 +129,12 @@ TEST_CASE("Dense has the weights kernel (inputs, units) and bias (units), in tha
 
 TEST_CASE("set_weights refuses weights of the wrong count or shape, naming the layer and the weight") {
   Sequential model = single(Dense(2, {.name = "hidden"}), {3});
-  CHECK(error_of([&] { model.layer(0).set_weights({Tensor::zeros({3, 2})}); }) ==
-        "layer 'hidden' (Dense) has 2 weights, set_weights got 1");
-  CHECK(error_of([&] { model.layer(0).set_weights({Tensor::zeros({2, 3}), Tensor::zeros({2})}); }) ==
-        "layer 'hidden': weight 'kernel' has shape (3, 2), set_weights got (2, 3)");
+  CHECK(error_of([&] {
+          model.layer(0).set_weights({Tensor::zeros({3, 2})});
+        }) == "layer 'hidden' (Dense) has 2 weights, set_weights got 1");
+  CHECK(error_of([&] {
+          model.layer(0).set_weights({Tensor::zeros({2, 3}), Tensor::zeros({2})});
+        }) == "layer 'hidden': weight 'kernel' has shape (3, 2), set_weights got (2, 3)");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -145,7 +152,8 @@ TEST_CASE("Activation applies linear, relu, sigmoid, tanh and softmax by name") 
       {"relu", {0, 0, 1, 3}},
       {"sigmoid", {sigmoid(-2), 0.5f, sigmoid(1), sigmoid(3)}},
       {"tanh", {std::tanh(-2.0f), 0, std::tanh(1.0f), std::tanh(3.0f)}},
-      {"softmax", {std::exp(-2.0f) / sum_exp, 1 / sum_exp, std::exp(1.0f) / sum_exp, std::exp(3.0f) / sum_exp}},
+      {"softmax",
+       {std::exp(-2.0f) / sum_exp, 1 / sum_exp, std::exp(1.0f) / sum_exp, std::exp(3.0f) / sum_exp}},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -176,7 +184,8 @@ TEST_CASE("Dropout in training zeroes about `rate` of the inputs and scales the 
   Tensor x = Tensor::full({1, 1000}, 2.0f);
   std::vector<float> y = model.layer(0).call(x, true, 1234).to_vector();
   int64_t dropped = std::count(y.begin(), y.end(), 0.0f);
-  int64_t kept = std::count_if(y.begin(), y.end(), [](float v) { return std::fabs(v - 2.0f / 0.75f) < 1e-5f; });
+  int64_t kept =
+      std::count_if(y.begin(), y.end(), [](float v) { return std::fabs(v - 2.0f / 0.75f) < 1e-5f; });
   CHECK(dropped + kept == 1000);
   CHECK(dropped > 180);  // 250 expected
   CHECK(dropped < 320);
@@ -201,8 +210,9 @@ TEST_CASE("Conv2D with padding valid slides the kernel over the image only") {
   //   y[0, 0, 0] = 1·1 + 2·2 + 3·0 + 4·(−2) + 7·1 + 8·(−1) + 9·0 + 10·1 + 0.5 = 6.5
   Sequential model = single(Conv2D(2, {2, 2}), {3, 3, 2});
   CHECK(model.output_shape() == Shape{2, 2, 2});
-  model.layer(0).set_weights({Tensor::from_vector({1, -1, 2, 0, 0, 3, -2, 1, 1, 1, -1, 2, 0, -3, 1, 1}, {2, 2, 2, 2}),
-                              Tensor::from_vector({0.5f, -1}, {2})});
+  model.layer(0).set_weights(
+      {Tensor::from_vector({1, -1, 2, 0, 0, 3, -2, 1, 1, 1, -1, 2, 0, -3, 1, 1}, {2, 2, 2, 2}),
+       Tensor::from_vector({0.5f, -1}, {2})});
   check_values(predict_one(model, counting(18)), {6.5f, 17, 10.5f, 25, 18.5f, 41, 22.5f, 49});
 }
 
@@ -230,7 +240,8 @@ TEST_CASE("Conv2D with strides 2 and padding same puts the odd padding row and c
   // (2 − 1)·2 + 3 − 4 = 1 cell of padding, which goes to the bottom and the right.
   //   y[0, 0] = 1+2+3 + 5+6+7 + 9+10+11 = 54,  y[1, 1] = 11+12 + 15+16 = 54
   // (padding at the top and left instead would give 14, 30, 57, 99)
-  Sequential model = single(Conv2D(1, {3, 3}, {.strides = {2, 2}, .padding = "same", .use_bias = false}), {4, 4, 1});
+  Sequential model =
+      single(Conv2D(1, {3, 3}, {.strides = {2, 2}, .padding = "same", .use_bias = false}), {4, 4, 1});
   CHECK(model.output_shape() == Shape{2, 2, 1});
   model.layer(0).set_weights({Tensor::full({3, 3, 1, 1}, 1.0f)});
   check_values(predict_one(model, counting(16)), {54, 45, 72, 54});
@@ -315,7 +326,8 @@ TEST_CASE("an InputLayer after another layer is refused") {
   set_backend("reference");
   Sequential model;
   model.add(Dense(2, {.input_dim = 3}));
-  CHECK(error_of([&] { model.add(InputLayer({3})); }) == "InputLayer layer #2: an InputLayer must come first");
+  CHECK(error_of([&] { model.add(InputLayer({3})); }) ==
+        "InputLayer layer #2: an InputLayer must come first");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -374,19 +386,22 @@ TEST_CASE("each layer's config has Keras' keys and survives get_config → from_
   std::vector<Case> cases = {
       {Dense(3, {.activation = "tanh", .use_bias = false, .kernel_initializer = "he_normal", .name = "d"}),
        {4},
-       with(with(common, regularized), {"units", "activation", "use_bias", "kernel_initializer", "bias_initializer"})},
+       with(with(common, regularized),
+            {"units", "activation", "use_bias", "kernel_initializer", "bias_initializer"})},
       {Activation("relu"), {4}, with(common, {"activation"})},
       {Flatten(), {2, 2}, with(common, {"data_format"})},
       {Dropout(0.4), {4}, with(common, {"rate", "noise_shape", "seed"})},
       {Reshape({2, -1}), {4}, with(common, {"target_shape"})},
       {Conv2D(2, {3, 2}, {.strides = {2, 1}, .padding = "same", .activation = "relu"}),
        {6, 6, 1},
-       with(with(common, regularized), {"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
-                                        "activation", "use_bias", "kernel_initializer", "bias_initializer"})},
+       with(with(common, regularized),
+            {"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "activation",
+             "use_bias", "kernel_initializer", "bias_initializer"})},
       {MaxPooling2D({3, 2}, {.strides = std::array<int64_t, 2>{1, 2}}),
        {6, 6, 1},
        with(common, {"pool_size", "strides", "padding", "data_format"})},
-      {AveragePooling2D({2, 2}, {.padding = "same"}), {5, 5, 1},
+      {AveragePooling2D({2, 2}, {.padding = "same"}),
+       {5, 5, 1},
        with(common, {"pool_size", "strides", "padding", "data_format"})},
   };
   for (const Case& c : cases) {
@@ -395,7 +410,8 @@ TEST_CASE("each layer's config has Keras' keys and survives get_config → from_
     boost::json::object config = model.layer(0).get_config();
     CHECK(keys_of(config) == c.keys);
     for (const auto& kv : c.layer.config)  // every key given comes back with its value
-      if (kv.key() != "input_shape") CHECK(boost::json::serialize(config.at(kv.key())) == boost::json::serialize(kv.value()));
+      if (kv.key() != "input_shape")
+        CHECK(boost::json::serialize(config.at(kv.key())) == boost::json::serialize(kv.value()));
     check_config_round_trip(model);
   }
 }
@@ -428,7 +444,8 @@ TEST_CASE("a model of every built-in layer survives get_config → from_config w
 
 TEST_CASE("a Dense without units is refused, naming the layer and the key") {
   CHECK(error_adding(LayerSpec{"Dense", {{"name", "hidden"}}}, {3}) ==
-        "Dense 'hidden': config key 'units' is missing; give the number of outputs, e.g. 10 (in Dense 'hidden')");
+        "Dense 'hidden': config key 'units' is missing; give the number of outputs, e.g. 10 (in Dense "
+        "'hidden')");
   CHECK(error_adding(LayerSpec{"Dense", {{"units", 0}}}, {3}) ==
         "Dense: config key 'units' must be a positive integer, got 0 (in Dense 'dense')");
 }
@@ -436,12 +453,17 @@ TEST_CASE("a Dense without units is refused, naming the layer and the key") {
 TEST_CASE("an unknown activation is refused, naming the layer, the key and the activations there are") {
   const std::string known = "use one of linear, relu, sigmoid, tanh, softmax";
   CHECK(error_adding(Dense(3, {.activation = "swishy"}), {3}) ==
-        "Dense: config key 'activation' is 'swishy', which lamina does not provide; " + known + " (in Dense 'dense')");
-  CHECK(error_adding(Activation("gelu"), {3}) == "Activation: config key 'activation' is 'gelu', which lamina does "
-                                                 "not provide; " + known + " (in Activation 'activation')");
-  CHECK(error_adding(Conv2D(1, {3, 3}, {.activation = "elu"}), {5, 5, 1}).find("Conv2D: config key 'activation' is 'elu'") == 0);
+        "Dense: config key 'activation' is 'swishy', which lamina does not provide; " + known +
+            " (in Dense 'dense')");
+  CHECK(error_adding(Activation("gelu"), {3}) ==
+        "Activation: config key 'activation' is 'gelu', which lamina does "
+        "not provide; " +
+            known + " (in Activation 'activation')");
+  CHECK(error_adding(Conv2D(1, {3, 3}, {.activation = "elu"}), {5, 5, 1})
+            .find("Conv2D: config key 'activation' is 'elu'") == 0);
   CHECK(error_adding(LayerSpec{"Activation", {}}, {3}) ==
-        "Activation: config key 'activation' is missing; give an activation name such as \"relu\" (in Activation "
+        "Activation: config key 'activation' is missing; give an activation name such as \"relu\" (in "
+        "Activation "
         "'activation')");
 }
 
@@ -449,9 +471,10 @@ TEST_CASE("a bad padding is refused, naming the layer, the key and the choices")
   CHECK(error_adding(Conv2D(2, {3, 3}, {.padding = "full"}), {5, 5, 1}) ==
         "Conv2D: config key 'padding' is 'full'; use one of 'valid', 'same' (in Conv2D 'conv2d')");
   CHECK(error_adding(MaxPooling2D({2, 2}, {.padding = "causal", .name = "pool"}), {5, 5, 1}) ==
-        "MaxPooling2D 'pool': config key 'padding' is 'causal'; use one of 'valid', 'same' (in MaxPooling2D 'pool')");
-  CHECK(error_adding(AveragePooling2D({2, 2}, {.padding = "reflect"}), {5, 5, 1}).find("'padding' is 'reflect'") !=
-        std::string::npos);
+        "MaxPooling2D 'pool': config key 'padding' is 'causal'; use one of 'valid', 'same' (in MaxPooling2D "
+        "'pool')");
+  CHECK(error_adding(AveragePooling2D({2, 2}, {.padding = "reflect"}), {5, 5, 1})
+            .find("'padding' is 'reflect'") != std::string::npos);
 }
 
 TEST_CASE("other bad layer configs and inputs are refused, naming the layer and the key") {
@@ -461,31 +484,51 @@ TEST_CASE("other bad layer configs and inputs are refused, naming the layer and 
     std::string message;
   };
   std::vector<Case> cases = {
-      {LayerSpec{"Conv2D", {{"kernel_size", 3}}}, {5, 5, 1},
-       "Conv2D: config key 'filters' is missing; give the number of output channels, e.g. 32 (in Conv2D 'conv2d')"},
-      {LayerSpec{"Conv2D", {{"filters", 3}}}, {5, 5, 1},
-       "Conv2D: config key 'kernel_size' is missing; give the window size, e.g. 3 or [3, 3] (in Conv2D 'conv2d')"},
-      {LayerSpec{"Conv2D", {{"filters", 3}, {"kernel_size", {3, 0}}}}, {5, 5, 1},
+      {LayerSpec{"Conv2D", {{"kernel_size", 3}}},
+       {5, 5, 1},
+       "Conv2D: config key 'filters' is missing; give the number of output channels, e.g. 32 (in Conv2D "
+       "'conv2d')"},
+      {LayerSpec{"Conv2D", {{"filters", 3}}},
+       {5, 5, 1},
+       "Conv2D: config key 'kernel_size' is missing; give the window size, e.g. 3 or [3, 3] (in Conv2D "
+       "'conv2d')"},
+      {LayerSpec{"Conv2D", {{"filters", 3}, {"kernel_size", {3, 0}}}},
+       {5, 5, 1},
        "Conv2D: config key 'kernel_size' must be positive, got [3,0] (in Conv2D 'conv2d')"},
-      {Conv2D(2, {3, 3}), {5, 5},
-       "Conv2D: expects inputs of shape (height, width, channels) per sample, got (5, 5); add a Reshape layer "
+      {Conv2D(2, {3, 3}),
+       {5, 5},
+       "Conv2D: expects inputs of shape (height, width, channels) per sample, got (5, 5); add a Reshape "
+       "layer "
        "before it (e.g. target_shape [28, 28, 1]) (in Conv2D 'conv2d', input shape (5, 5))"},
-      {Conv2D(2, {7, 7}), {5, 5, 1},
-       "Conv2D: the input's height x width 5x5 is smaller than the kernel 7x7 under padding \"valid\"; use padding "
+      {Conv2D(2, {7, 7}),
+       {5, 5, 1},
+       "Conv2D: the input's height x width 5x5 is smaller than the kernel 7x7 under padding \"valid\"; use "
+       "padding "
        "\"same\", a smaller kernel or a larger input (in Conv2D 'conv2d', input shape (5, 5, 1))"},
-      {MaxPooling2D({3, 3}), {2, 2, 1},
-       "MaxPooling2D: the input's height x width 2x2 is smaller than the pool 3x3 under padding \"valid\"; use "
-       "padding \"same\", a smaller pool or a larger input (in MaxPooling2D 'max_pooling2d', input shape (2, 2, 1))"},
+      {MaxPooling2D({3, 3}),
+       {2, 2, 1},
+       "MaxPooling2D: the input's height x width 2x2 is smaller than the pool 3x3 under padding \"valid\"; "
+       "use "
+       "padding \"same\", a smaller pool or a larger input (in MaxPooling2D 'max_pooling2d', input shape (2, "
+       "2, 1))"},
       {Dropout(1.0), {3}, "Dropout: config key 'rate' must be in [0, 1), got 1 (in Dropout 'dropout')"},
-      {LayerSpec{"Dropout", {}}, {3},
-       "Dropout: config key 'rate' is missing; give the fraction of inputs to drop, e.g. 0.5 (in Dropout 'dropout')"},
-      {Reshape({4}), {6},
-       "Reshape: cannot reshape input (6,) (6 elements per sample) to target_shape (4,); the target must hold the "
-       "same number of elements (or use -1 for one axis to infer it) (in Reshape 'reshape', input shape (6,))"},
-      {Reshape({-1, -1}), {6},
-       "Reshape: config key 'target_shape' must hold positive integers and at most one -1, got [-1,-1] (in Reshape "
+      {LayerSpec{"Dropout", {}},
+       {3},
+       "Dropout: config key 'rate' is missing; give the fraction of inputs to drop, e.g. 0.5 (in Dropout "
+       "'dropout')"},
+      {Reshape({4}),
+       {6},
+       "Reshape: cannot reshape input (6,) (6 elements per sample) to target_shape (4,); the target must "
+       "hold the "
+       "same number of elements (or use -1 for one axis to infer it) (in Reshape 'reshape', input shape "
+       "(6,))"},
+      {Reshape({-1, -1}),
+       {6},
+       "Reshape: config key 'target_shape' must hold positive integers and at most one -1, got [-1,-1] (in "
+       "Reshape "
        "'reshape')"},
-      {LayerSpec{"Dense", {{"units", 2}, {"use_bias", "yes"}}}, {3},
+      {LayerSpec{"Dense", {{"units", 2}, {"use_bias", "yes"}}},
+       {3},
        "Dense: config key 'use_bias' must be true or false (in Dense 'dense')"},
   };
   for (const Case& c : cases) {

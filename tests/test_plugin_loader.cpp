@@ -17,7 +17,9 @@ std::string fixture_folder(const std::string& situation) {
   return (fs::path(LAMINA_FIXTURE_DIR) / situation).string();
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // The list_plugins() entry whose library file is `library` (e.g. "fixture_swish.so").
 PluginInfo plugin_with_library(const std::string& library) {
@@ -64,7 +66,10 @@ TEST_CASE("the built-in plugins are listed as usable, with their path, kind, ver
   };
   std::vector<Expected> builtins = {
       {"reference", "backend", "lamina_backend_reference.so", {}},
-      {"core", "layer", "lamina_layer_core.so", {"InputLayer", "Dense", "Activation", "Flatten", "Dropout", "Reshape"}},
+      {"core",
+       "layer",
+       "lamina_layer_core.so",
+       {"InputLayer", "Dense", "Activation", "Flatten", "Dropout", "Reshape"}},
       {"convolutional", "layer", "lamina_layer_convolutional.so", {"Conv2D"}},
       {"pooling", "layer", "lamina_layer_pooling.so", {"MaxPooling2D", "AveragePooling2D"}},
       {"builtin", "optimizer", "lamina_optimizer_builtin.so", {"SGD", "Adadelta", "Adam", "RMSprop"}},
@@ -80,8 +85,7 @@ TEST_CASE("the built-in plugins are listed as usable, with their path, kind, ver
     CHECK(p.score > 0);
     CHECK(fs::exists(p.path));
     CHECK(p.provides == e.provides);
-    if (e.kind == "backend") CHECK_FALSE(p.reason.empty());  // a usable backend's reason is its device
-    else CHECK(p.reason.empty());
+    CHECK(p.reason.empty() == (e.kind != "backend"));  // a usable backend's reason is its device
   }
 }
 
@@ -91,7 +95,8 @@ TEST_CASE("a folder given to add_plugin_path is searched before the default plug
   REQUIRE_FALSE(path.empty());
   CHECK(path.front() == fixture_folder("good"));
   bool default_folder_searched = false;
-  for (const std::string& folder : path) default_folder_searched |= fs::exists(fs::path(folder) / "lamina_layer_core.so");
+  for (const std::string& folder : path)
+    default_folder_searched |= fs::exists(fs::path(folder) / "lamina_layer_core.so");
   CHECK(default_folder_searched);
 }
 
@@ -108,7 +113,8 @@ TEST_CASE("an unknown layer class error names the class, the known classes and t
   add_plugin_path(fixture_folder("good"));
   std::string message = error_adding("Dense3D");
   CHECK(contains(message, "unknown layer class 'Dense3D'. Known layer classes: "));
-  for (const char* known : {"Activation", "AveragePooling2D", "Conv2D", "Dense", "Swish"}) CHECK(contains(message, known));
+  for (const char* known : {"Activation", "AveragePooling2D", "Conv2D", "Dense", "Swish"})
+    CHECK(contains(message, known));
   CHECK(contains(message, "Plugin folders searched: " + fixture_folder("good")));
   for (const std::string& folder : plugin_search_path()) CHECK(contains(message, folder));
   CHECK(contains(message, "LAMINA_PLUGIN_PATH"));
@@ -160,7 +166,8 @@ TEST_CASE("autograd differentiates a plugin layer composed of ops, so a model wi
   Sequential model;
   model.add(Dense(1, {.input_dim = 2}));
   model.add(LayerSpec{"Swish", {}});
-  model.layer(0).set_weights({Tensor::from_vector({float(w0), float(w1)}, {2, 1}), Tensor::from_vector({float(b)}, {1})});
+  model.layer(0).set_weights(
+      {Tensor::from_vector({float(w0), float(w1)}, {2, 1}), Tensor::from_vector({float(b)}, {1})});
   model.compile("mean_squared_error", optimizers::SGD({.learning_rate = lr}));
   model.fit(Tensor::from_vector({float(x0), float(x1)}, {1, 2}), Tensor::from_vector({float(t)}, {1, 1}),
             {.epochs = 1, .batch_size = 1, .verbose = 0});
@@ -213,7 +220,8 @@ TEST_CASE("a library without lamina_plugin_query is refused as not a lamina plug
   add_plugin_path(fixture_folder("no_entry_point"));
   PluginInfo p = plugin_with_library("fixture_no_entry_point.so");
   CHECK_FALSE(p.usable);
-  CHECK(p.reason == "not a lamina plugin: the library has no lamina_plugin_query/lamina_plugin_init entry point");
+  CHECK(p.reason ==
+        "not a lamina plugin: the library has no lamina_plugin_query/lamina_plugin_init entry point");
   CHECK(contains(error_adding("NoEntryPoint"), "unknown layer class 'NoEntryPoint'; the plugin " + p.path +
                                                    " provides it but cannot be used: " + p.reason +
                                                    ". Known layer classes: "));
@@ -226,7 +234,8 @@ TEST_CASE("a plugin built for another ABI major is refused with both versions an
   CHECK_FALSE(p.usable);
   CHECK(p.abi == "2.0");
   CHECK(p.reason ==
-        "built for plugin ABI 2.0, but this lamina speaks ABI 1.0; rebuild the plugin against this lamina's SDK");
+        "built for plugin ABI 2.0, but this lamina speaks ABI 1.0; rebuild the plugin against this lamina's "
+        "SDK");
   std::string message = error_adding("FutureLayer");
   CHECK(contains(message, "unknown layer class 'FutureLayer'; the plugin " + p.path +
                               " provides it but cannot be used: built for plugin ABI 2.0"));
@@ -246,10 +255,11 @@ TEST_CASE("a plugin whose init throws is reported with the exception's message")
   add_plugin_path(fixture_folder("init_throws"));
   PluginInfo p = plugin_with_library("fixture_init_throws.so");
   CHECK_FALSE(p.usable);
-  CHECK(p.reason == "initialisation failed: Fragile needs the license file /etc/fragile.lic, which is missing");
+  CHECK(p.reason ==
+        "initialisation failed: Fragile needs the license file /etc/fragile.lic, which is missing");
   std::string message = error_adding("Fragile");
-  CHECK(contains(message, "unknown layer class 'Fragile'; the plugin " + p.path + " provides it but cannot be used: " +
-                              p.reason + ". Known layer classes: "));
+  CHECK(contains(message, "unknown layer class 'Fragile'; the plugin " + p.path +
+                              " provides it but cannot be used: " + p.reason + ". Known layer classes: "));
   expect_dense_model_still_trains();
 }
 
@@ -261,7 +271,8 @@ TEST_CASE("a backend plugin that scores 0 is unusable with its own reason, which
   CHECK(p.reason == "no quantum processing unit found (looked for /dev/qpu0)");
   std::string message = error_of([] { set_backend("not_usable"); });
   CHECK(contains(message, "unknown backend 'not_usable'. Available backends: "));
-  CHECK(contains(message, "; 'not_usable' cannot be used: no quantum processing unit found (looked for /dev/qpu0)"));
+  CHECK(contains(message,
+                 "; 'not_usable' cannot be used: no quantum processing unit found (looked for /dev/qpu0)"));
   std::vector<std::string> usable = available_backends();
   CHECK(std::find(usable.begin(), usable.end(), "reference") != usable.end());
   CHECK(std::find(usable.begin(), usable.end(), "not_usable") == usable.end());
@@ -275,7 +286,8 @@ TEST_CASE("a plugin whose shared-library dependency is missing names the library
   CHECK(p.reason.rfind("cannot load the library: ", 0) == 0);
   CHECK(contains(p.reason, "libfixture_vendor_runtime.so: cannot open shared object file"));
   std::string message = error_adding("Accelerated");
-  CHECK(contains(message, "the plugin " + p.path + " provides it but cannot be used: cannot load the library: "));
+  CHECK(contains(message,
+                 "the plugin " + p.path + " provides it but cannot be used: cannot load the library: "));
   CHECK(contains(message, "libfixture_vendor_runtime.so: cannot open shared object file"));
   expect_dense_model_still_trains();
 }
@@ -292,12 +304,14 @@ TEST_CASE("of two plugins with one name, the first found is used and the second 
   CHECK(second.reason == "duplicate: a plugin named 'dup' was found earlier on the search path; ignored");
   Sequential model;
   CHECK_NOTHROW(model.add(LayerSpec{"DupFirst", {{"input_shape", {3}}}}));
-  CHECK(contains(error_adding("DupSecond"), "unknown layer class 'DupSecond'; the plugin " + second.path +
-                                                " provides it but cannot be used: duplicate: a plugin named 'dup'"));
+  CHECK(contains(error_adding("DupSecond"),
+                 "unknown layer class 'DupSecond'; the plugin " + second.path +
+                     " provides it but cannot be used: duplicate: a plugin named 'dup'"));
   expect_dense_model_still_trains();
 }
 
-TEST_CASE("a plugin registering a layer class another plugin already has fails to initialise, naming that plugin") {
+TEST_CASE(
+    "a plugin registering a layer class another plugin already has fails to initialise, naming that plugin") {
   expect_dense_model_still_trains();  // the built-in Dense is registered first
   std::string core = plugin_with_library("lamina_layer_core.so").path;
   add_plugin_path(fixture_folder("class_clash"));
@@ -333,7 +347,8 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
       CHECK_FALSE(p.usable);
       std::string library = (fs::path(folder) / "lamina_layer_vanished.so").string();
       CHECK(p.reason == "manifest names " + library + ", which does not exist");
-      CHECK(contains(error_adding("Vanished"), "the plugin " + library + " provides it but cannot be used: manifest names"));
+      CHECK(contains(error_adding("Vanished"),
+                     "the plugin " + library + " provides it but cannot be used: manifest names"));
     }
   }
   CHECK(saw_garbled);

@@ -1,18 +1,18 @@
 // max_pool2d, avg_pool2d and their backward passes on oneDNN pooling primitives, directly on the
 // NHWC buffers (oneDNN's pooling has JIT kernels for channels-last, so nothing is reordered).
 //
-// Shapes: x (N,H,W,C) → y (N,OH,OW,C); attrs pool [ph,pw], strides [sh,sw] (default: pool),
-// pads [top,bottom,left,right]. oneDNN's semantics match lamina's: max pooling never picks a
-// padded cell, pooling_avg_exclude_padding divides by the cells inside the input (TensorFlow's
-// rule), and the max workspace records the first maximum of each window in row-major order.
+// Shapes: x (N,H,W,C) → y (N,OH,OW,C); attrs pool [ph,pw], strides [sh,sw] (default 1, as in the
+// reference backend), pads [top,bottom,left,right]. oneDNN's semantics match lamina's: max pooling
+// never picks a padded cell, pooling_avg_exclude_padding divides by the cells inside the input
+// (TensorFlow's rule), and the max workspace records the first maximum of each window in
+// row-major order.
 //
 // max_pool2d_backward receives x and dy but not the forward's workspace, so it reruns the
 // forward in training mode to rebuild the workspace, then runs the backward primitive.
 //
 // A window lying wholly in the padding (a pad at least as large as the window) has no cells;
-// lamina defines its output as 0 passing no gradient, which oneDNN does not (its max is the lowest
-// float, its average divides by zero), so such geometries, which Keras never produces, run on
-// plain loops instead.
+// lamina (the reference backend) makes its output 0 and passes it no gradient, which oneDNN's
+// pooling does not promise, so such geometries, which Keras never produces, run on plain loops.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -49,7 +49,7 @@ PoolGeometry pool_geometry(const char* op, const sdk::AttrReader& attrs, const l
   expect_rank(op, "the output-side tensor (N,OH,OW,C)", y, 4);
   attrs.need("pool");
   auto pool = attrs.get_ints<2>("pool", {2, 2});
-  auto strides = attrs.get_ints<2>("strides", pool);
+  auto strides = attrs.get_ints<2>("strides", {1, 1});
   auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
   PoolGeometry g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2], pool[0],
                  pool[1],    strides[0], strides[1], pads[0],    pads[1],    pads[2],    pads[3]};

@@ -3,10 +3,11 @@
 // softmax runs on oneDNN's softmax primitive; log_softmax is a loop (see log_softmax_kernel).
 //
 // reduce_sum is a loop accumulating in double, like the reference backend, rather than oneDNN's
-// reduction primitive: for the bias gradient (N·H·W, C) → (1, C) oneDNN 2.6 has only its
-// reference implementation, which splits work over the few outputs alone, and where it does have
-// a JIT kernel (sums over the innermost dims) it accumulates in float, off by 2.3e-6 relative on a
-// sum of 10^6 values. Measured on one core, the loop is as fast as the JIT kernel there.
+// reduction primitive. For the bias gradient (N·H·W, C) → (1, C) oneDNN 2.6 has only its
+// reference implementation, which splits work over the few outputs alone. Where it does have a
+// JIT kernel (sums over the innermost dims) it accumulates in float, 2.3e-6 relative off on a sum
+// of 10^6 values, though faster (0.06 ms against 0.20 ms on one core); training steps only sum
+// short rows that way (softmax gradients), so the loop's exactness costs nothing there.
 #include <omp.h>
 
 #include <algorithm>
