@@ -332,19 +332,19 @@ TEST_CASE("bad optimizer configs are refused, naming the optimizer and the key")
     std::string message;
   };
   std::vector<Case> cases = {
-      {{"SGD", {{"momentum", 1.5}}}, "optimizer SGD: SGD: config key 'momentum' must be in [0, 1], got 1.5"},
+      {{"SGD", {{"momentum", 1.5}}}, "SGD: config key 'momentum' must be in [0, 1], got 1.5"},
       {{"SGD", {{"learning_rate", -1}}},
-       "optimizer SGD: SGD: config key 'learning_rate' must be a non-negative number, got -1"},
-      {{"SGD", {{"lr", "fast"}}}, "optimizer SGD: SGD: config key 'lr' must be a number, got \"fast\""},
-      {{"Adam", {{"beta_1", 1.0}}}, "optimizer Adam: Adam: config key 'beta_1' must be in [0, 1), got 1"},
+       "SGD: config key 'learning_rate' must be a non-negative number, got -1"},
+      {{"SGD", {{"lr", "fast"}}}, "SGD: config key 'lr' must be a number, got \"fast\""},
+      {{"Adam", {{"beta_1", 1.0}}}, "Adam: config key 'beta_1' must be in [0, 1), got 1"},
       {{"Adam", {{"learning_rate", {{"class_name", "ExponentialDecay"}, {"config", boost::json::object{}}}}}},
-       "optimizer Adam: Adam: config key 'learning_rate' holds a learning-rate schedule, which is not "
+       "Adam: config key 'learning_rate' holds a learning-rate schedule, which is not "
        "supported yet; "
        "give a number"},
       {{"Adadelta", {{"name", "mine"}, {"rho", 2}}},
-       "optimizer Adadelta: Adadelta 'mine': config key 'rho' must be in [0, 1], got 2"},
+       "Adadelta 'mine': config key 'rho' must be in [0, 1], got 2"},
       {{"RMSprop", {{"centered", true}}},
-       "optimizer RMSprop: RMSprop: centered RMSprop is not supported yet; use \"centered\": false"},
+       "RMSprop: centered RMSprop is not supported yet; use \"centered\": false"},
   };
   for (const Case& c : cases) {
     CAPTURE(boost::json::serialize(c.spec.config));

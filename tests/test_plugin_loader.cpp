@@ -301,7 +301,8 @@ TEST_CASE("of two plugins with one name, the first found is used and the second 
   CHECK(first.usable);
   CHECK(second.name == "dup");
   CHECK_FALSE(second.usable);
-  CHECK(second.reason == "duplicate: a plugin named 'dup' was found earlier on the search path; ignored");
+  CHECK(second.reason == "duplicate: a plugin named 'dup' was found earlier on the search path, at " + first.path +
+                             "; this one is ignored");
   Sequential model;
   CHECK_NOTHROW(model.add(LayerSpec{"DupFirst", {{"input_shape", {3}}}}));
   CHECK(contains(error_adding("DupSecond"),
@@ -310,15 +311,21 @@ TEST_CASE("of two plugins with one name, the first found is used and the second 
   expect_dense_model_still_trains();
 }
 
-TEST_CASE(
-    "a plugin registering a layer class another plugin already has fails to initialise, naming that plugin") {
+TEST_CASE("a layer class registered twice keeps the first registration; the second plugin still loads") {
   expect_dense_model_still_trains();  // the built-in Dense is registered first
   std::string core = plugin_with_library("lamina_layer_core.so").path;
   add_plugin_path(fixture_folder("class_clash"));
   PluginInfo p = plugin_with_library("fixture_class_clash.so");
-  CHECK_FALSE(p.usable);
-  CHECK(p.reason == "initialisation failed: layer class 'Dense' is already registered by " + core);
+  CHECK(p.usable);
+  CHECK(p.reason == "layer class 'Dense' ignored: already provided by " + core);
   expect_dense_model_still_trains();  // and Dense is still the built-in one
+}
+
+TEST_CASE("a plugin whose init fails leaves none of its registrations behind") {
+  add_plugin_path(fixture_folder("init_throws"));
+  for (const PluginInfo& p : list_plugins())
+    if (p.path.find("init_throws") != std::string::npos) CHECK_FALSE(p.usable);
+  expect_dense_model_still_trains();
 }
 
 TEST_CASE("a manifest that lists a class its plugin does not register is flagged") {

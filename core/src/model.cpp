@@ -137,11 +137,17 @@ Sequential& Sequential::add(const LayerSpec& spec) {
   std::string where = spec.class_name + (spec.config.contains("name") && spec.config.at("name").is_string()
                                              ? " '" + std::string(spec.config.at("name").as_string()) + "'"
                                              : std::string(" layer #") + std::to_string(layers_.size() + 1));
-  if (spec.class_name == "InputLayer") {
+  if (lower(spec.class_name) == "inputlayer") {
+    // Like Keras, the InputLayer only sets the model's input; it is not one of model.layers.
     if (!layers_.empty()) throw Error(where + ": an InputLayer must come first");
     auto shape = declared_input_shape(spec.config, where);
     if (!shape) throw Error(where + ": needs batch_input_shape, batch_shape or shape");
+    for (const char* flag : {"sparse", "ragged"})
+      if (auto* v = spec.config.if_contains(flag); v && v->is_bool() && v->as_bool())
+        throw Error(where + ": " + flag + " inputs are not supported; set \"" + flag + "\": false");
+    check_dtype(spec.config, where);
     input_shape_ = *shape;
+    if (auto* n = spec.config.if_contains("name"); n && n->is_string()) input_name_ = std::string(n->as_string());
     return *this;
   }
   check_dtype(spec.config, where);
@@ -277,7 +283,7 @@ boost::json::object Sequential::get_config() const {
   boost::json::array layers;
   boost::json::array batch_shape{nullptr};
   for (int64_t d : input_shape_) batch_shape.push_back(d);
-  std::string first = layers_.empty() ? "input" : layers_.front()->name() + "_input";
+  std::string first = !input_name_.empty() ? input_name_ : layers_.empty() ? "input" : layers_.front()->name() + "_input";
   layers.push_back(boost::json::object{
       {"class_name", "InputLayer"},
       {"config",
@@ -330,7 +336,7 @@ Sequential Sequential::from_config(const boost::json::value& model_config) {
     const auto& e = entry.as_object();
     LayerSpec spec{std::string(e.at("class_name").as_string()), {}};
     if (auto* c = e.if_contains("config"); c && c->is_object()) spec.config = c->as_object();
-    if (spec.class_name == "InputLayer" && !model.layers_.empty()) continue;
+    if (lower(spec.class_name) == "inputlayer" && !model.layers_.empty()) continue;
     model.add(spec);
   }
   return model;

@@ -43,7 +43,14 @@ struct Registry::Impl {
   std::map<std::string, std::unique_ptr<OptimizerPlugin>> optimizers;  // by lower-case class name
   std::vector<PluginRecord*> load_order;
   PluginRecord* loading = nullptr;
-  std::string registration_error;
+  std::map<std::string, std::string> plugin_paths_by_name;  // first plugin with each name
+
+  void forget_registrations(const PluginRecord* r) {
+    for (auto it = layers.begin(); it != layers.end();) it = it->second->plugin == r ? layers.erase(it) : std::next(it);
+    for (auto it = optimizers.begin(); it != optimizers.end();)
+      it = it->second->plugin == r ? optimizers.erase(it) : std::next(it);
+    std::erase_if(backends, [&](const std::unique_ptr<BackendEntry>& b) { return b->plugin == r; });
+  }
   std::string requested_backend;  // from set_backend()
   BackendEntry* active = nullptr;
 
@@ -215,7 +222,6 @@ void Registry::Impl::discover() {
   if (discovered) return;
   discovered = true;
   searched = Registry::get().search_path();
-  std::set<std::string> names;
   for (const std::string& folder : searched) {
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) continue;
@@ -227,7 +233,12 @@ void Registry::Impl::discover() {
       if (f.extension() != ".json") continue;
       auto rec = std::make_unique<PluginRecord>();
       try {
-        boost::json::value v = boost::json::parse(read_file(f));
+        boost::system::error_code ec;
+        boost::json::value v = boost::json::parse(read_file(f), ec);
+        if (ec) throw Error("not valid JSON: " + ec.message());
+        if (!v.is_object() || !v.as_object().contains("name") || !v.as_object().contains("kind") ||
+            !v.as_object().contains("library"))
+          throw Error("needs the keys name, kind and library");
         const auto& o = v.as_object();
         rec->name = std::string(o.at("name").as_string());
         rec->kind = std::string(o.at("kind").as_string());
@@ -239,7 +250,9 @@ void Registry::Impl::discover() {
         rec->name = f.stem().string();
         rec->path = f.string();
         rec->state = PluginRecord::State::failed;
-        rec->reason = "unreadable manifest " + f.string() + " (" + e.what() + ")";
+        std::string what = e.what();
+        if (auto at = what.find(" [boost"); at != std::string::npos) what.resize(at);
+        rec->reason = "unreadable manifest " + f.string() + " (" + what + ")";
         plugins.push_back(std::move(rec));
         continue;
       }
@@ -248,9 +261,10 @@ void Registry::Impl::discover() {
         rec->state = PluginRecord::State::failed;
         rec->reason = "manifest names " + rec->path + ", which does not exist";
       }
-      if (!names.insert(rec->name).second) {
+      if (auto [it, fresh] = plugin_paths_by_name.emplace(rec->name, rec->path); !fresh) {
         rec->state = PluginRecord::State::failed;
-        rec->reason = "duplicate: a plugin named '" + rec->name + "' was found earlier on the search path; ignored";
+        rec->reason = "duplicate: a plugin named '" + rec->name + "' was found earlier on the search path, at " +
+                      it->second + "; this one is ignored";
       }
       plugins.push_back(std::move(rec));
     }
@@ -272,7 +286,14 @@ void Registry::Impl::load(PluginRecord& r) {
     r.library = new boost::dll::shared_library(
         fs::path(r.path), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
-    r.reason = std::string("cannot load the library: ") + e.what();
+    // Boost wraps dlerror's text: keep just that, it names the missing dependency.
+    std::string what = e.what();
+    const std::string marker = "dlerror system message: ";
+    if (auto at = what.find(marker); at != std::string::npos) {
+      what = what.substr(at + marker.size());
+      if (auto end = what.rfind("):"); end != std::string::npos) what.resize(end);
+    }
+    r.reason = "cannot load the library: " + what;
     return;
   }
   if (!r.library->has("lamina_plugin_query") || !r.library->has("lamina_plugin_init")) {
@@ -323,11 +344,11 @@ void Registry::Impl::load(PluginRecord& r) {
   lamina_error error{};
   PluginRecord* previous = loading;
   loading = &r;
-  registration_error.clear();
   lamina_status status = r.library->get<lamina_status(const lamina_host*, uint32_t, lamina_error*)>(
       "lamina_plugin_init")(host_table(), LAMINA_ABI_MINOR, &error);
   loading = previous;
   if (status != LAMINA_OK) {
+    forget_registrations(&r);  // a failed plugin leaves nothing behind
     r.reason = std::string("initialisation failed: ") + (error.message[0] ? error.message : "no reason given");
     return;
   }
@@ -390,9 +411,14 @@ void Registry::register_layer(const lamina_layer_class& c) {
       !c.get_config)
     throw Error("layer class table is incomplete");
   std::string key = lower(c.class_name);
-  if (auto it = impl_->layers.find(key); it != impl_->layers.end())
-    throw Error(std::string("layer class '") + c.class_name + "' is already registered by " +
-                (it->second->plugin ? it->second->plugin->path : "another plugin"));
+  if (auto it = impl_->layers.find(key); it != impl_->layers.end()) {
+    // The first plugin on the search path wins; the rest of this plugin still loads.
+    std::string note = std::string("layer class '") + c.class_name + "' ignored: already provided by " +
+                       (it->second->plugin ? it->second->plugin->path : "another plugin");
+    if (impl_->loading) impl_->loading->reason += (impl_->loading->reason.empty() ? "" : "; ") + note;
+    host_log(2, note.c_str());
+    return;
+  }
   auto p = std::make_unique<LayerPlugin>();
   p->table = c;
   p->plugin = impl_->loading;
@@ -405,9 +431,13 @@ void Registry::register_optimizer(const lamina_optimizer_class& c) {
       !c.slot_count || !c.slot_name || !c.get_config)
     throw Error("optimizer class table is incomplete");
   std::string key = lower(c.class_name);
-  if (auto it = impl_->optimizers.find(key); it != impl_->optimizers.end())
-    throw Error(std::string("optimizer class '") + c.class_name + "' is already registered by " +
-                (it->second->plugin ? it->second->plugin->path : "another plugin"));
+  if (auto it = impl_->optimizers.find(key); it != impl_->optimizers.end()) {
+    std::string note = std::string("optimizer class '") + c.class_name + "' ignored: already provided by " +
+                       (it->second->plugin ? it->second->plugin->path : "another plugin");
+    if (impl_->loading) impl_->loading->reason += (impl_->loading->reason.empty() ? "" : "; ") + note;
+    host_log(2, note.c_str());
+    return;
+  }
   auto p = std::make_unique<OptimizerPlugin>();
   p->table = c;
   p->plugin = impl_->loading;
@@ -458,7 +488,7 @@ static std::string known_names(const Map& map, const std::vector<std::unique_ptr
   std::set<std::string> names;
   for (auto& [k, v] : map) names.insert(v->table.class_name);
   for (auto& r : plugins)
-    if (r->kind == kind)
+    if (r->kind == kind && r->state == PluginRecord::State::found)
       for (auto& p : r->provides) names.insert(p);
   std::string s;
   for (auto& n : names) s += (s.empty() ? "" : ", ") + n;
@@ -484,7 +514,9 @@ static const Entry* resolve(Registry::Impl& impl, std::map<std::string, std::uni
     if (!provides && r->kind != "?") continue;
     impl.load(*r);
     if (auto it = map.find(key); it != map.end()) return it->second.get();
-    if (provides && !r->usable) failure = "; the plugin " + r->path + " provides it but cannot be used: " + r->reason;
+    if (provides && !r->reason.empty())
+      failure = "; the plugin " + r->path + (r->usable ? " lists it but " : " provides it but cannot be used: ") +
+                r->reason;
   }
   throw Error(std::string("unknown ") + kind + " class '" + class_name + "'" + failure +
               ". Known " + kind + " classes: " + known_names(map, impl.plugins, kind) +

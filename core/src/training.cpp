@@ -233,7 +233,7 @@ void Sequential::compile(const CompileOptions& options) {
   std::string cfg = boost::json::serialize(spec.config);
   lamina_error error{};
   t->instance = t->optimizer->table.create(cfg.c_str(), &error);
-  if (!t->instance) throw Error("optimizer " + spec.class_name + ": " + error.message);
+  if (!t->instance) throw Error(error.message[0] ? error.message : "optimizer " + spec.class_name + ": invalid config");
   for (auto& l : layers_)
     for (size_t i = 0; i < l->weights_.size(); ++i)
       if (l->weight_trainable_[i]) t->params.push_back(l->weights_[i]);

@@ -141,6 +141,7 @@ class Sequential {
   Tensor forward(const Tensor& x, bool training, size_t until) const;
   std::string unique_name(const std::string& class_name);
   std::string name_;
+  std::string input_name_;  // the InputLayer's name, when one was given
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::map<std::string, int> name_counts_;

@@ -6,10 +6,22 @@
 
 #include <boost/json.hpp>
 
+#include <cctype>
+#include <cstdio>
 #include <optional>
 #include <string>
 
 namespace lamina::sdk {
+
+// A JSON value as a person would write it: 2.5 rather than Boost's 2.5E0.
+inline std::string value_text(const boost::json::value& v) {
+  if (v.is_double()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v.as_double());
+    return buf;
+  }
+  return boost::json::serialize(v);
+}
 
 class Config {
  public:
@@ -42,7 +54,7 @@ class Config {
     if (v.is_double()) return v.as_double();
     if (v.is_int64()) return double(v.as_int64());
     if (v.is_uint64()) return double(v.as_uint64());
-    throw Error(what_ + ": config key '" + key + "' must be a number, got " + boost::json::serialize(v));
+    throw Error(what_ + ": config key '" + key + "' must be a number, got " + value_text(v));
   }
   bool get_bool(const char* key, bool fallback) const {
     if (!has(key)) return fallback;
@@ -53,7 +65,7 @@ class Config {
   std::string get_string(const char* key, const std::string& fallback) const {
     if (!has(key)) return fallback;
     const auto& v = object_.at(key);
-    if (!v.is_string()) throw Error(what_ + ": config key '" + key + "' must be a string, got " + boost::json::serialize(v));
+    if (!v.is_string()) throw Error(what_ + ": config key '" + key + "' must be a string, got " + value_text(v));
     return std::string(v.as_string());
   }
   // One of `allowed` (compared case-insensitively, returned in lower case).
@@ -80,9 +92,9 @@ class Config {
     } else if (v.is_number()) {
       out = {to_int(key, v), to_int(key, v)};
     } else {
-      throw Error(what_ + ": config key '" + key + "' must be an integer or a list of two, got " + boost::json::serialize(v));
+      throw Error(what_ + ": config key '" + key + "' must be an integer or a list of two, got " + value_text(v));
     }
-    if (out[0] < 1 || out[1] < 1) throw Error(what_ + ": config key '" + key + "' must be positive, got " + boost::json::serialize(v));
+    if (out[0] < 1 || out[1] < 1) throw Error(what_ + ": config key '" + key + "' must be positive, got " + value_text(v));
     return out;
   }
   // The raw JSON text of a key (e.g. an initializer), or `fallback` when absent.
@@ -96,7 +108,7 @@ class Config {
     if (v.is_int64()) return v.as_int64();
     if (v.is_uint64()) return int64_t(v.as_uint64());
     if (v.is_double() && v.as_double() == double(int64_t(v.as_double()))) return int64_t(v.as_double());
-    throw Error(what_ + ": config key '" + key + "' must be an integer, got " + boost::json::serialize(v));
+    throw Error(what_ + ": config key '" + key + "' must be an integer, got " + value_text(v));
   }
   std::string what_;
   std::string name_;

@@ -500,11 +500,11 @@ inline float* host_data(const lamina_view& v) { return static_cast<float*>(v.dat
     return &info;                                                                                        \
   }                                                                                                      \
   extern "C" __attribute__((visibility("default"))) int32_t lamina_plugin_score(lamina_error* why) {     \
-    int32_t score = 0;                                                                                   \
-    std::string reason;                                                                                  \
-    if (lamina::sdk::guarded(why, [&] { score = SCORE(reason); }) != LAMINA_OK) return 0;               \
-    lamina::sdk::write_error(why, reason);                                                               \
-    return score;                                                                                        \
+    int32_t lamina_score_ = 0;                                                                           \
+    std::string lamina_reason_;                                                                          \
+    if (lamina::sdk::guarded(why, [&] { lamina_score_ = SCORE(lamina_reason_); }) != LAMINA_OK) return 0; \
+    lamina::sdk::write_error(why, lamina_reason_);                                                       \
+    return lamina_score_;                                                                                \
   }                                                                                                      \
   extern "C" __attribute__((visibility("default"))) lamina_status lamina_plugin_init(                   \
       const lamina_host* host, uint32_t host_abi_minor, lamina_error* error) {                           \
