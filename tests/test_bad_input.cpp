@@ -89,3 +89,33 @@ TEST_CASE("the lamina command exits non-zero with the message on a bad config") 
   std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(contains(out, "unknown key 'epochz'"));
 }
+
+TEST_CASE("opencl: a kernel that fails to build reports the compiler's log") {
+  test::use_backend_or_skip("opencl");
+  // Build options are part of a program's identity, so these force a fresh build, which fails.
+  setenv("LAMINA_OPENCL_BUILD_OPTIONS", "-Dfloat=undeclared_type", 1);
+  std::string message = error_of([] { ops::relu(Tensor::zeros({4})).to_vector(); });
+  unsetenv("LAMINA_OPENCL_BUILD_OPTIONS");
+  CHECK(contains(message, "build log"));
+  CHECK(contains(message, "undeclared_type"));
+  CHECK(ops::relu(Tensor::full({4}, -1.0f)).to_vector() == std::vector<float>(4, 0.0f));
+}
+
+TEST_CASE("opencl: a tensor larger than the device's largest buffer is a clear error") {
+  test::use_backend_or_skip("opencl");
+  CHECK(contains(error_of([] { ops::full({int64_t(1) << 38}, 1.0f); }), "CL_DEVICE_MAX_MEM_ALLOC_SIZE"));
+}
+
+TEST_CASE("opencl: a platform or device that does not exist is named in lamina plugins") {
+  std::string dir = std::filesystem::temp_directory_path() / "lamina_opencl_platform";
+  std::filesystem::create_directories(dir);
+  std::string cmd = "LAMINA_OPENCL_PLATFORM=99 " + std::string(LAMINA_CLI) + " plugins > " + dir + "/out.txt 2>&1";
+  std::system(cmd.c_str());
+  std::ifstream in(dir + "/out.txt");
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t line = out.find("\nopencl ");
+  if (line == std::string::npos) test::skip("this build has no opencl plugin");
+  std::string row = out.substr(line + 1, out.find('\n', line + 1) - line - 1);
+  // Without any OpenCL platform the reason is that instead.
+  CHECK((contains(row, "LAMINA_OPENCL_PLATFORM=99") || contains(row, "no OpenCL platform")));
+}

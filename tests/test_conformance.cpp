@@ -2,6 +2,10 @@
 // then finite-difference checks of every gradient rule, on every backend.
 #include "support.hpp"
 
+// The fallback cases hide a backend's kernels through the registry the core itself uses.
+#include "../core/src/internal.hpp"
+
+#include <algorithm>
 #include <functional>
 
 using namespace lamina;
@@ -78,7 +82,65 @@ std::vector<Case> conformance_table() {
                pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1}).set("input_shape", {2, 7, 7, 3})});
   t.push_back({"dropout_mask", "dropout_mask", {}, Attributes().set("shape", {64, 33}).set("rate", 0.3).set("seed", 42),
                0.0f});
+  // fused ops: every activation, the seed's layers, strides and padding, transposes
+  for (const char* act : {"linear", "relu", "sigmoid", "tanh"}) {
+    t.push_back({std::string("conv2d_bias 3x3 valid ") + act, "conv2d_bias", {{2, 9, 9, 3}, {3, 3, 3, 4}, {4}},
+                 conv_attrs({1, 1}, {0, 0, 0, 0}).set("activation", std::string(act)), 1e-4f});
+    t.push_back({std::string("matmul_bias ") + act, "matmul_bias", {{7, 5}, {5, 6}, {6}},
+                 Attributes().set("activation", std::string(act)), 1e-5f});
+  }
+  t.push_back({"conv2d_bias seed layer 2 relu", "conv2d_bias", {{2, 12, 12, 32}, {5, 5, 32, 32}, {32}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("activation", std::string("relu")), 1e-4f});
+  t.push_back({"conv2d_bias stride 2 same", "conv2d_bias", {{2, 8, 8, 3}, {3, 3, 3, 4}, {4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("activation", std::string("relu")), 1e-4f});
+  t.push_back({"matmul_bias transposed relu", "matmul_bias", {{5, 7}, {6, 5}, {6}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1).set("activation", std::string("relu")), 1e-5f});
+  t.push_back({"matmul_bias seed dense 32x3200 · 3200x128 relu", "matmul_bias", {{32, 3200}, {3200, 128}, {128}},
+               Attributes().set("activation", std::string("relu")), 1e-3f});
+  t.push_back({"matmul_bias seed MLP 16x100 · 100x100 sigmoid", "matmul_bias", {{16, 100}, {100, 100}, {100}},
+               Attributes().set("activation", std::string("sigmoid")), 1e-5f});
+  t.push_back({"conv2d_backward_filter_bias", "conv2d_backward_filter_bias", {{2, 9, 9, 3}, {2, 7, 7, 4}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
+  t.push_back({"conv2d_backward_filter_bias stride 2 same", "conv2d_backward_filter_bias", {{2, 8, 8, 3}, {2, 4, 4, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
+  // optimizer updates (in place; slots drawn positive, as accumulated squares are), small and large
+  // enough to be split over threads
+  for (int64_t n : {int64_t(37), int64_t(70001)}) {
+    std::string size = " (" + std::to_string(n) + ")";
+    t.push_back({"sgd_update" + size, "sgd_update", {{n}, {n}}, Attributes().set("lr", 0.1), 1e-5f, 0.0f, 1.0f});
+    t.push_back({"sgd_update momentum" + size, "sgd_update", {{n}, {n}, {n}},
+                 Attributes().set("lr", 0.1).set("momentum", 0.9), 1e-5f, 0.0f, 1.0f});
+    t.push_back({"sgd_update nesterov" + size, "sgd_update", {{n}, {n}, {n}},
+                 Attributes().set("lr", 0.1).set("momentum", 0.9).set("nesterov", 1), 1e-5f, 0.0f, 1.0f});
+    t.push_back({"adadelta_update" + size, "adadelta_update", {{n}, {n}, {n}, {n}},
+                 Attributes().set("lr", 1.0).set("rho", 0.95).set("epsilon", 1e-7), 1e-5f, 0.0f, 1.0f});
+    t.push_back({"adam_update" + size, "adam_update", {{n}, {n}, {n}, {n}},
+                 Attributes().set("alpha", 0.01).set("beta_1", 0.9).set("beta_2", 0.999).set("epsilon", 1e-7), 1e-5f,
+                 0.0f, 1.0f});
+    t.push_back({"adam_update amsgrad" + size, "adam_update", {{n}, {n}, {n}, {n}, {n}},
+                 Attributes().set("alpha", 0.01).set("beta_1", 0.9).set("beta_2", 0.999).set("epsilon", 1e-7), 1e-5f,
+                 0.0f, 1.0f});
+    t.push_back({"rmsprop_update" + size, "rmsprop_update", {{n}, {n}, {n}},
+                 Attributes().set("lr", 0.01).set("rho", 0.9).set("epsilon", 1e-7), 1e-5f, 0.0f, 1.0f});
+    t.push_back({"rmsprop_update momentum" + size, "rmsprop_update", {{n}, {n}, {n}, {n}},
+                 Attributes().set("lr", 0.01).set("rho", 0.9).set("momentum", 0.5).set("epsilon", 1e-7), 1e-5f, 0.0f,
+                 1.0f});
+  }
   return t;
+}
+
+// Fresh host copies, so that an in-place op run on one backend does not change another run's inputs.
+std::vector<Tensor> copies(const std::vector<Tensor>& in) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : in) out.push_back(Tensor::from_vector(t.to_vector(), t.shape()));
+  return out;
+}
+
+// Every output of `op`, on the host.
+std::vector<std::vector<float>> run_all(const std::string& op, const std::vector<Tensor>& in, const Attributes& attrs) {
+  std::vector<std::vector<float>> out;
+  for (const Tensor& t : run_op(op, copies(in), attrs)) out.push_back(t.to_vector());
+  return out;
 }
 
 std::vector<Tensor> make_inputs(const Case& c, uint64_t seed) {
@@ -93,16 +155,19 @@ void conformance_on(const std::string& backend_name) {
   for (const Case& c : conformance_table()) {
     CAPTURE(c.name);
     std::vector<Tensor> in = make_inputs(c, seed += 10);
-    std::vector<float> want, got;
+    std::vector<std::vector<float>> want, got;
     {
       test::BackendScope scope("reference");
-      want = run_op(c.op, in, c.attrs)[0].to_vector();
+      want = run_all(c.op, in, c.attrs);
     }
-    got = run_op(c.op, in, c.attrs)[0].to_vector();
-    float scale = 1.0f;
-    for (float w : want) scale = std::max(scale, std::fabs(w));
-    INFO("op '" << c.op << "' on backend '" << backend_name << "', case '" << c.name << "'");
-    CHECK(max_abs_diff(want, got) <= c.tolerance * scale);
+    got = run_all(c.op, in, c.attrs);
+    REQUIRE(want.size() == got.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      float scale = 1.0f;
+      for (float w : want[k]) scale = std::max(scale, std::fabs(w));
+      INFO("op '" << c.op << "' on backend '" << backend_name << "', case '" << c.name << "', output " << k);
+      CHECK(max_abs_diff(want[k], got[k]) <= c.tolerance * scale);
+    }
   }
 }
 
@@ -147,6 +212,16 @@ std::vector<GradCase> gradient_table() {
                10.0f});
   t.push_back({"avg_pool2d same", {{1, 5, 5, 2}},
                [](const V& x) { return ops::avg_pool2d(x[0], {2, 2}, {2, 2}, {0, 1, 0, 1}); }});
+  for (const char* act : {"linear", "relu", "sigmoid", "tanh"}) {
+    t.push_back({std::string("conv2d_bias ") + act, {{2, 6, 6, 2}, {3, 3, 2, 3}, {3}},
+                 [act](const V& x) { return ops::conv2d_bias(x[0], x[1], x[2], {1, 1}, {0, 0, 0, 0}, act); }});
+    t.push_back({std::string("matmul_bias ") + act, {{3, 4}, {4, 5}, {5}},
+                 [act](const V& x) { return ops::matmul_bias(x[0], x[1], x[2], false, false, act); }});
+  }
+  t.push_back({"conv2d_bias stride 2 same", {{1, 6, 5, 2}, {3, 3, 2, 2}, {2}},
+               [](const V& x) { return ops::conv2d_bias(x[0], x[1], x[2], {2, 2}, {0, 1, 1, 1}, "tanh"); }});
+  t.push_back({"matmul_bias transposed", {{4, 3}, {5, 4}, {5}},
+               [](const V& x) { return ops::matmul_bias(x[0], x[1], x[2], true, true, "sigmoid"); }});
   return t;
 }
 
@@ -195,5 +270,73 @@ TEST_CASE("conformance: every op on reference matches the reference (sanity of t
 }
 TEST_CASE("conformance: every op on onednn matches the reference") { conformance_on("onednn"); }
 
+TEST_CASE("conformance: every op on cudnn matches the reference") { conformance_on("cudnn"); }
+TEST_CASE("conformance: every op on opencl matches the reference") { conformance_on("opencl"); }
+
+// A backend without a kernel for a fused op (one written before the op existed) gets the op's
+// composition of basic ops: same results, same gradients. Simulated by hiding the kernels.
+void fallbacks_on(const std::string& backend_name) {
+  test::use_backend_or_skip(backend_name);
+  BackendEntry& backend = Registry::get().active_backend();
+  const std::vector<std::string> fused{"conv2d_bias",     "matmul_bias", "conv2d_backward_filter_bias", "sgd_update",
+                                       "adadelta_update", "adam_update", "rmsprop_update"};
+  uint64_t seed = 500;
+  for (const Case& c : conformance_table()) {
+    if (std::find(fused.begin(), fused.end(), c.op) == fused.end()) continue;
+    CAPTURE(c.name);
+    std::vector<Tensor> in = make_inputs(c, seed += 10);
+    std::vector<std::vector<float>> want = run_all(c.op, in, c.attrs), got;
+    const OpDef* op = find_op(c.op);
+    REQUIRE(op);
+    lamina_kernel_fn hidden = backend.kernels[size_t(op->id)];
+    backend.kernels[size_t(op->id)] = nullptr;
+    try {
+      got = run_all(c.op, in, c.attrs);
+    } catch (...) {
+      backend.kernels[size_t(op->id)] = hidden;
+      throw;
+    }
+    backend.kernels[size_t(op->id)] = hidden;
+    REQUIRE(want.size() == got.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      float scale = 1.0f;
+      for (float w : want[k]) scale = std::max(scale, std::fabs(w));
+      INFO("op '" << c.op << "' composed on '" << backend_name << "', case '" << c.name << "', output " << k);
+      CHECK(max_abs_diff(want[k], got[k]) <= c.tolerance * scale);
+    }
+  }
+}
+
+TEST_CASE("fused ops: a backend without their kernels runs their composition (reference)") {
+  fallbacks_on("reference");
+}
+TEST_CASE("fused ops: a backend without their kernels runs their composition (onednn)") { fallbacks_on("onednn"); }
+TEST_CASE("fused ops: a backend without their kernels runs their composition (cudnn)") { fallbacks_on("cudnn"); }
+
+TEST_CASE("in-place updates refuse to run while autograd records") {
+  test::use_backend_or_skip("reference");
+  Tensor p = Tensor::from_vector({1, 2, 3}, {3});
+  p.set_requires_grad(true);
+  Tensor g = Tensor::from_vector({1, 1, 1}, {3});
+  std::string message = test::error_of([&] { run_op("sgd_update", {p, g}, Attributes().set("lr", 0.5)); });
+  CHECK(message.find("NoGradGuard") != std::string::npos);
+  NoGradGuard no_grad;
+  std::vector<Tensor> out = run_op("sgd_update", {p, g}, Attributes().set("lr", 0.5));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].impl() == p.impl());  // the parameter itself, updated in place
+  CHECK(p.to_vector() == std::vector<float>{0.5f, 1.5f, 2.5f});
+}
+
+TEST_CASE("fused ops check their bias and activation") {
+  test::use_backend_or_skip("reference");
+  Tensor x = Tensor::zeros({2, 4}), w = Tensor::zeros({4, 3});
+  CHECK(test::error_of([&] { ops::matmul_bias(x, w, Tensor::zeros({4})); }).find("bias must have shape (3,)") !=
+        std::string::npos);
+  CHECK(test::error_of([&] { ops::matmul_bias(x, w, Tensor::zeros({3}), false, false, "softmax"); })
+            .find("unknown activation 'softmax'") != std::string::npos);
+}
+
 TEST_CASE("gradients: autograd matches finite differences on reference") { gradients_on("reference"); }
 TEST_CASE("gradients: autograd matches finite differences on onednn") { gradients_on("onednn"); }
+TEST_CASE("gradients: autograd matches finite differences on cudnn") { gradients_on("cudnn"); }
+TEST_CASE("gradients: autograd matches finite differences on opencl") { gradients_on("opencl"); }

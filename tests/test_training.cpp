@@ -73,19 +73,8 @@ void seed_cnn_trains(const std::string& backend_name) {
   CHECK(h.history.at("val_accuracy").back() >= 0.60);
 }
 
-}  // namespace
-
-TEST_CASE("the seed MLP learns its 2-D problem on reference") { seed_mlp_learns("reference"); }
-TEST_CASE("the seed MLP learns its 2-D problem on onednn") { seed_mlp_learns("onednn"); }
-TEST_CASE("the seed CNN reaches val_accuracy >= 0.60 after 1 epoch on 2,000 Fashion-MNIST images on reference") {
-  seed_cnn_trains("reference");
-}
-TEST_CASE("the seed CNN reaches val_accuracy >= 0.60 after 1 epoch on 2,000 Fashion-MNIST images on onednn") {
-  seed_cnn_trains("onednn");
-}
-
-TEST_CASE("reference and onednn give the same predictions for the same seed CNN weights") {
-  test::use_backend_or_skip("onednn");
+void predictions_match_reference(const std::string& backend_name) {
+  test::use_backend_or_skip(backend_name);
   if (!std::filesystem::exists(kFashion)) test::skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
   auto data = datasets::fashion_mnist::load_data();
   Tensor x = data.test.x.slice(0, 64).reshape({-1, 28, 28, 1}) / 255.0f;
@@ -93,11 +82,40 @@ TEST_CASE("reference and onednn give the same predictions for the same seed CNN 
   set_backend("reference");
   Sequential a = seed_cnn();
   Tensor pa = a.predict(x);
-  set_backend("onednn");
+  set_backend(backend_name);
   Sequential b = seed_cnn();
   for (size_t i = 0; i < a.size(); ++i) b.layer(i).set_weights(a.layer(i).get_weights());
   Tensor pb = b.predict(x);
   CHECK(test::max_abs_diff(pa.to_vector(), pb.to_vector()) < 1e-4f);
+}
+
+}  // namespace
+
+TEST_CASE("the seed MLP learns its 2-D problem on reference") { seed_mlp_learns("reference"); }
+TEST_CASE("the seed MLP learns its 2-D problem on onednn") { seed_mlp_learns("onednn"); }
+TEST_CASE("the seed MLP learns its 2-D problem on cudnn") { seed_mlp_learns("cudnn"); }
+TEST_CASE("the seed MLP learns its 2-D problem on opencl") { seed_mlp_learns("opencl"); }
+TEST_CASE("the seed CNN reaches val_accuracy >= 0.60 after 1 epoch on 2,000 Fashion-MNIST images on reference") {
+  seed_cnn_trains("reference");
+}
+TEST_CASE("the seed CNN reaches val_accuracy >= 0.60 after 1 epoch on 2,000 Fashion-MNIST images on onednn") {
+  seed_cnn_trains("onednn");
+}
+TEST_CASE("the seed CNN reaches val_accuracy >= 0.60 after 1 epoch on 2,000 Fashion-MNIST images on cudnn") {
+  seed_cnn_trains("cudnn");
+}
+TEST_CASE("the seed CNN reaches val_accuracy >= 0.60 after 1 epoch on 2,000 Fashion-MNIST images on opencl") {
+  seed_cnn_trains("opencl");
+}
+
+TEST_CASE("reference and onednn give the same predictions for the same seed CNN weights") {
+  predictions_match_reference("onednn");
+}
+TEST_CASE("reference and cudnn give the same predictions for the same seed CNN weights") {
+  predictions_match_reference("cudnn");
+}
+TEST_CASE("reference and opencl give the same predictions for the same seed CNN weights") {
+  predictions_match_reference("opencl");
 }
 
 TEST_CASE("the same seed gives the same run on the same backend") {

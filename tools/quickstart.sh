@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 tools/build.sh
 build/bin/lamina plugins
-build/bin/lamina train examples/mnist_cnn.json "$@"
+build/bin/lamina train examples/mnist_cnn.json --output build/seed_cnn.h5 "$@"

@@ -7,7 +7,7 @@ packages=(
   cmake g++ ccache pkg-config zlib1g-dev
   libboost1.81-dev libboost-json1.81-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-headers
-  doctest-dev libcli11-dev
+  doctest-dev libcli11-dev libhdf5-dev
   dataset-fashion-mnist
 )
 missing=()

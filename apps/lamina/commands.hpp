@@ -21,4 +21,21 @@ struct TrainArgs {
 void add_train(CLI::App& app, TrainArgs& args);
 int run_train(const TrainArgs& args);
 
+// summary / evaluate / predict on a Keras .h5 model file.
+struct ModelArgs {
+  std::string model;
+  std::string data;    // evaluate: --data SPEC; predict: --input SPEC
+  std::string output;  // predict
+  std::string backend;
+  int64_t batch_size = 32;
+  std::optional<double> scale;
+  std::optional<int64_t> limit;
+};
+void add_summary(CLI::App& app, ModelArgs& args);
+int run_summary(const ModelArgs& args);
+void add_evaluate(CLI::App& app, ModelArgs& args);
+int run_evaluate(const ModelArgs& args);
+void add_predict(CLI::App& app, ModelArgs& args);
+int run_predict(const ModelArgs& args);
+
 }  // namespace lamina::cli

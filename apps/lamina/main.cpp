@@ -1,4 +1,4 @@
-// lamina: train models from JSON configs and inspect the plugins.
+// lamina: train models from JSON configs, use Keras .h5 model files and inspect the plugins.
 #include "commands.hpp"
 
 #include <lamina/lamina.hpp>
@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lamina::cli::TrainArgs train;
   lamina::cli::add_train(app, train);
+  lamina::cli::ModelArgs summary, evaluate, predict;
+  lamina::cli::add_summary(app, summary);
+  lamina::cli::add_evaluate(app, evaluate);
+  lamina::cli::add_predict(app, predict);
   app.add_subcommand("plugins", "List every plugin found, with its path, kind, version and whether it is usable");
   try {
     app.parse(argc, argv);
@@ -51,6 +55,9 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) return lamina::cli::run_train(train);
     if (app.got_subcommand("plugins")) return run_plugins();
+    if (app.got_subcommand("summary")) return lamina::cli::run_summary(summary);
+    if (app.got_subcommand("evaluate")) return lamina::cli::run_evaluate(evaluate);
+    if (app.got_subcommand("predict")) return lamina::cli::run_predict(predict);
   } catch (const std::exception& e) {
     std::cerr << "lamina: error: " << e.what() << "\n";
     return 1;

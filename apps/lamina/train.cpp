@@ -21,7 +21,7 @@ void add_train(CLI::App& app, TrainArgs& a) {
   train->add_option("--batch-size", a.batch_size, "Batch size; overrides the config")->check(CLI::PositiveNumber);
   train->add_option("--limit", a.limit, "Use only the first N training samples")->check(CLI::PositiveNumber);
   train->add_option("--seed", a.seed, "Random seed (weights, shuffling, dropout)");
-  train->add_option("--output", a.output, "Where the trained model goes");
+  train->add_option("--output", a.output, "Where the trained model goes: a Keras .h5 model file");
   train->add_option("--verbose", a.verbose, "0 silent, 1 progress bar, 2 one line per epoch")
       ->check(CLI::Range(0, 2));
 }
@@ -186,14 +186,7 @@ int run_train(const TrainArgs& args) {
   model.fit(x_train, y_train, fo);
 
   if (!args.output.empty()) {
-    // Until .h5 model files exist, the trained model's architecture goes out as Keras JSON.
-    std::string tmp = args.output + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << model.to_json() << "\n";
-      if (!out) throw Error("cannot write " + tmp);
-    }
-    std::filesystem::rename(tmp, args.output);
+    model.save(args.output);
     if (fo.verbose) std::cout << "Model written to " << args.output << "\n";
   }
   return 0;

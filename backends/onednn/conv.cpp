@@ -10,8 +10,11 @@
 // blocked layouts and without reordering the large activation tensors at every call; those are
 // used when oneDNN offers them, and `any` everywhere (with reorders) otherwise. Whichever is chosen
 // is decided once per shape and cached with its reorders and staging buffers.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
+#include <unordered_map>
 
 #include "kernels.hpp"
 
@@ -140,46 +143,83 @@ auto choose_layout(Make&& make) {
   return make(false);
 }
 
+memory::desc bias_desc(const ConvGeometry& g) {
+  return {{g.o}, memory::data_type::f32, tag::a};
+}
+
+// Multiply-adds of one pass: below kParallelMacs the pass runs on one thread.
+bool small(const ConvGeometry& g) {
+  return g.n * g.oh * g.ow * g.o * g.kh * g.kw * g.c < kParallelMacs;
+}
+
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::engine& engine,
-                                                     dnnl::prop_kind prop, bool channels_last) {
+                                                     dnnl::prop_kind prop, bool channels_last, bool with_bias = false,
+                                                     sdk::Activation act = sdk::Activation::linear) {
   ActivationLayout a = activation_layout(g, channels_last);
-  dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_direct, a.src, any(g.weights()),
-                                       a.dst, g.strides(), g.pad_l(), g.pad_r());
-  return dnnl::convolution_forward::primitive_desc(desc, engine);
+  auto desc = with_bias ? dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, a.src,
+                                                          any(g.weights()), bias_desc(g), a.dst, g.strides(),
+                                                          g.pad_l(), g.pad_r())
+                        : dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, a.src,
+                                                          any(g.weights()), a.dst, g.strides(), g.pad_l(), g.pad_r());
+  return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(activation_attr(act)), engine);
 }
 
 // ---------------------------------------------------------------------------------------------
 
 struct ForwardEntry {
   dnnl::convolution_forward primitive;
+  Scratchpad scratchpad;
   Staged src, weights, dst;
+  memory bias;  // plain (O), bound to the caller's bias; empty without one
 };
 
-// conv2d: x, w → y
-LAMINA_KERNEL(conv2d_kernel) {
-  const char* op = "conv2d";
-  expect_views(args, op, 2, 1);
+// conv2d (x, w → y) and conv2d_bias (x, w, b → y = activation(conv2d(x, w) + b)): the bias and the
+// activation run inside the convolution's own loop (oneDNN bias and eltwise post-op), so the output
+// is written once instead of three times.
+void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
+  expect_views(args, op, with_bias ? 3 : 2, 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& w = args.inputs[1];
   const lamina_view& y = args.outputs[0];
   ConvGeometry g = conv_geometry(op, args.attrs, x, w, y);
+  sdk::Activation act = with_bias ? sdk::read_activation(args.attrs) : sdk::Activation::linear;
+  if (with_bias && (args.inputs[2].ndim != 1 || args.inputs[2].shape[0] != g.o))
+    throw sdk::Error(std::string(op) + " on onednn: the bias " + shape_string(args.inputs[2]) +
+                     " must hold one value per output channel (" + std::to_string(g.o) + ")");
   if (sdk::view_size(y) == 0) return;
-  if (sdk::view_size(x) == 0) {  // no channels: every sum is empty
-    std::memset(y.data, 0, size_t(sdk::view_size(y)) * sizeof(float));
+  if (sdk::view_size(x) == 0) {  // no channels: every sum is empty, leaving the bias
+    float* out = out_data(y);
+    int64_t pixels = sdk::view_size(y) / g.o;
+    for (int64_t i = 0; i < pixels; ++i)
+      for (int64_t o = 0; o < g.o; ++o) {
+        float z = with_bias ? in_data(args.inputs[2])[o] : 0.f;
+        switch (act) {
+          case sdk::Activation::relu: z = z > 0.f ? z : 0.f; break;
+          case sdk::Activation::sigmoid: z = 1.f / (1.f + std::exp(-z)); break;
+          case sdk::Activation::tanh: z = std::tanh(z); break;
+          case sdk::Activation::linear: break;
+        }
+        out[i * g.o + o] = z;
+      }
     return;
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  SerialScope serial(small(g));
   with_dnnl(args, op, [&] {
-    auto entry = be.cache.get<ForwardEntry>(g.key(op), [&] {
+    CacheKey key = g.key(op);
+    key.add(int64_t(act));
+    auto entry = be.cache.get<ForwardEntry>(key, [&] {
       auto pd = choose_layout([&](bool channels_last) {
-        return forward_pd(g, be.engine, dnnl::prop_kind::forward_inference, channels_last);
+        return forward_pd(g, be.engine, dnnl::prop_kind::forward_inference, channels_last, with_bias, act);
       });
       auto e = std::make_shared<ForwardEntry>();
       e->primitive = dnnl::convolution_forward(pd);
+      e->scratchpad = Scratchpad(pd.scratchpad_desc(), be.engine);
       e->src = Staged(plain_src(g), pd.src_desc(), be.engine, true);
       e->weights = Staged(plain_weights(g), pd.weights_desc(), be.engine, true);
       e->dst = Staged(plain_dst(g), pd.dst_desc(), be.engine, false);
+      if (with_bias) e->bias = unbound_memory(bias_desc(g), be.engine);
       return e;
     });
     entry->src.bind_to(x.data);
@@ -187,16 +227,30 @@ LAMINA_KERNEL(conv2d_kernel) {
     entry->dst.bind_to(y.data);
     entry->src.stage_in(be.stream);
     entry->weights.stage_in(be.stream);
-    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->src.arg()},
-                                         {DNNL_ARG_WEIGHTS, entry->weights.arg()},
-                                         {DNNL_ARG_DST, entry->dst.arg()}});
+    std::unordered_map<int, memory> exec_args{{DNNL_ARG_SRC, entry->src.arg()},
+                                              {DNNL_ARG_WEIGHTS, entry->weights.arg()},
+                                              {DNNL_ARG_DST, entry->dst.arg()}};
+    if (with_bias) {
+      bind(entry->bias, args.inputs[2].data);
+      exec_args.emplace(DNNL_ARG_BIAS, entry->bias);
+    }
+    entry->scratchpad.add_to(be, exec_args);
+    entry->primitive.execute(be.stream, exec_args);
     entry->dst.stage_out(be.stream);
     be.stream.wait();
   });
 }
 
+LAMINA_KERNEL(conv2d_kernel) {
+  conv_forward(args, "conv2d", false);
+}
+LAMINA_KERNEL(conv2d_bias_kernel) {
+  conv_forward(args, "conv2d_bias", true);
+}
+
 struct BackwardDataEntry {
   dnnl::convolution_backward_data primitive;
+  Scratchpad scratchpad;
   Staged diff_dst, weights, diff_src;
 };
 
@@ -215,6 +269,7 @@ LAMINA_KERNEL(conv2d_backward_data_kernel) {
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  SerialScope serial(small(g));
   with_dnnl(args, op, [&] {
     auto entry = be.cache.get<BackwardDataEntry>(g.key(op), [&] {
       auto pd = choose_layout([&](bool channels_last) {
@@ -223,10 +278,11 @@ LAMINA_KERNEL(conv2d_backward_data_kernel) {
         dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, a.src,
                                                    any(g.weights()), a.dst, g.strides(), g.pad_l(),
                                                    g.pad_r());
-        return dnnl::convolution_backward_data::primitive_desc(desc, be.engine, hint);
+        return dnnl::convolution_backward_data::primitive_desc(desc, user_scratchpad(), be.engine, hint);
       });
       auto e = std::make_shared<BackwardDataEntry>();
       e->primitive = dnnl::convolution_backward_data(pd);
+      e->scratchpad = Scratchpad(pd.scratchpad_desc(), be.engine);
       e->diff_dst = Staged(plain_dst(g), pd.diff_dst_desc(), be.engine, true);
       e->weights = Staged(plain_weights(g), pd.weights_desc(), be.engine, true);
       e->diff_src = Staged(plain_src(g), pd.diff_src_desc(), be.engine, false);
@@ -237,9 +293,11 @@ LAMINA_KERNEL(conv2d_backward_data_kernel) {
     entry->diff_src.bind_to(dx.data);
     entry->diff_dst.stage_in(be.stream);
     entry->weights.stage_in(be.stream);
-    entry->primitive.execute(be.stream, {{DNNL_ARG_DIFF_DST, entry->diff_dst.arg()},
-                                         {DNNL_ARG_WEIGHTS, entry->weights.arg()},
-                                         {DNNL_ARG_DIFF_SRC, entry->diff_src.arg()}});
+    std::unordered_map<int, memory> exec_args{{DNNL_ARG_DIFF_DST, entry->diff_dst.arg()},
+                                              {DNNL_ARG_WEIGHTS, entry->weights.arg()},
+                                              {DNNL_ARG_DIFF_SRC, entry->diff_src.arg()}};
+    entry->scratchpad.add_to(be, exec_args);
+    entry->primitive.execute(be.stream, exec_args);
     entry->diff_src.stage_out(be.stream);
     be.stream.wait();
   });
@@ -247,39 +305,59 @@ LAMINA_KERNEL(conv2d_backward_data_kernel) {
 
 struct BackwardWeightsEntry {
   dnnl::convolution_backward_weights primitive;
+  Scratchpad scratchpad;
   Staged src, diff_dst, diff_weights;
+  memory diff_bias;  // plain (O), bound to the caller's db; empty without one
 };
 
-// conv2d_backward_filter: x, dy → dw
-LAMINA_KERNEL(conv2d_backward_filter_kernel) {
-  const char* op = "conv2d_backward_filter";
-  expect_views(args, op, 2, 1);
+// conv2d_backward_filter (x, dy → dw) and conv2d_backward_filter_bias (x, dy → dw, db): oneDNN
+// sums db in the same pass over dy.
+void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with_bias) {
+  expect_views(args, op, 2, with_bias ? 2 : 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& dy = args.inputs[1];
   const lamina_view& dw = args.outputs[0];
   ConvGeometry g = conv_geometry(op, args.attrs, x, dw, dy);
-  if (sdk::view_size(dw) == 0) return;
-  if (sdk::view_size(x) == 0 || sdk::view_size(dy) == 0) {  // an empty batch contributes nothing
+  if (with_bias && (args.outputs[1].ndim != 1 || args.outputs[1].shape[0] != g.o))
+    throw sdk::Error(std::string(op) + " on onednn: db " + shape_string(args.outputs[1]) +
+                     " must hold one value per output channel (" + std::to_string(g.o) + ")");
+  if (sdk::view_size(dw) == 0 && !with_bias) return;
+  if (sdk::view_size(x) == 0 || sdk::view_size(dy) == 0 || sdk::view_size(dw) == 0) {
+    // an empty batch (or no input channels) contributes nothing to dw; db is still Σ dy
     std::memset(dw.data, 0, size_t(sdk::view_size(dw)) * sizeof(float));
+    if (with_bias) {
+      float* db = out_data(args.outputs[1]);
+      std::fill(db, db + g.o, 0.f);
+      const float* d = in_data(dy);
+      int64_t pixels = g.o ? sdk::view_size(dy) / g.o : 0;
+      for (int64_t i = 0; i < pixels; ++i)
+        for (int64_t o = 0; o < g.o; ++o) db[o] += d[i * g.o + o];
+    }
     return;
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  SerialScope serial(small(g));
   with_dnnl(args, op, [&] {
     auto entry = be.cache.get<BackwardWeightsEntry>(g.key(op), [&] {
       auto pd = choose_layout([&](bool channels_last) {
-        auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
+        auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last, with_bias);
         ActivationLayout a = activation_layout(g, channels_last);
-        dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, a.src,
-                                                      any(g.weights()), a.dst, g.strides(), g.pad_l(),
-                                                      g.pad_r());
-        return dnnl::convolution_backward_weights::primitive_desc(desc, be.engine, hint);
+        auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
+                                    dnnl::algorithm::convolution_direct, a.src, any(g.weights()), bias_desc(g),
+                                    a.dst, g.strides(), g.pad_l(), g.pad_r())
+                              : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, a.src,
+                                                                         any(g.weights()), a.dst, g.strides(),
+                                                                         g.pad_l(), g.pad_r());
+        return dnnl::convolution_backward_weights::primitive_desc(desc, user_scratchpad(), be.engine, hint);
       });
       auto e = std::make_shared<BackwardWeightsEntry>();
       e->primitive = dnnl::convolution_backward_weights(pd);
+      e->scratchpad = Scratchpad(pd.scratchpad_desc(), be.engine);
       e->src = Staged(plain_src(g), pd.src_desc(), be.engine, true);
       e->diff_dst = Staged(plain_dst(g), pd.diff_dst_desc(), be.engine, true);
       e->diff_weights = Staged(plain_weights(g), pd.diff_weights_desc(), be.engine, false);
+      if (with_bias) e->diff_bias = unbound_memory(bias_desc(g), be.engine);
       return e;
     });
     entry->src.bind_to(x.data);
@@ -287,12 +365,25 @@ LAMINA_KERNEL(conv2d_backward_filter_kernel) {
     entry->diff_weights.bind_to(dw.data);
     entry->src.stage_in(be.stream);
     entry->diff_dst.stage_in(be.stream);
-    entry->primitive.execute(be.stream, {{DNNL_ARG_SRC, entry->src.arg()},
-                                         {DNNL_ARG_DIFF_DST, entry->diff_dst.arg()},
-                                         {DNNL_ARG_DIFF_WEIGHTS, entry->diff_weights.arg()}});
+    std::unordered_map<int, memory> exec_args{{DNNL_ARG_SRC, entry->src.arg()},
+                                              {DNNL_ARG_DIFF_DST, entry->diff_dst.arg()},
+                                              {DNNL_ARG_DIFF_WEIGHTS, entry->diff_weights.arg()}};
+    if (with_bias) {
+      bind(entry->diff_bias, args.outputs[1].data);
+      exec_args.emplace(DNNL_ARG_DIFF_BIAS, entry->diff_bias);
+    }
+    entry->scratchpad.add_to(be, exec_args);
+    entry->primitive.execute(be.stream, exec_args);
     entry->diff_weights.stage_out(be.stream);
     be.stream.wait();
   });
+}
+
+LAMINA_KERNEL(conv2d_backward_filter_kernel) {
+  conv_backward_filter(args, "conv2d_backward_filter", false);
+}
+LAMINA_KERNEL(conv2d_backward_filter_bias_kernel) {
+  conv_backward_filter(args, "conv2d_backward_filter_bias", true);
 }
 
 }  // namespace
@@ -300,8 +391,10 @@ LAMINA_KERNEL(conv2d_backward_filter_kernel) {
 void add_conv_kernels(std::vector<lamina_kernel>& kernels) {
   kernels.insert(kernels.end(), {
                                     {"conv2d", conv2d_kernel},
+                                    {"conv2d_bias", conv2d_bias_kernel},
                                     {"conv2d_backward_data", conv2d_backward_data_kernel},
                                     {"conv2d_backward_filter", conv2d_backward_filter_kernel},
+                                    {"conv2d_backward_filter_bias", conv2d_backward_filter_bias_kernel},
                                 });
 }
 

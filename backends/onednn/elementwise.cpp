@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "kernels.hpp"
+#include "loops.hpp"
 
 namespace lamina::onednn {
 namespace {
@@ -36,14 +37,46 @@ memory::desc flat_desc(int64_t n) {
   return memory::desc({n}, memory::data_type::f32, memory::format_tag::a);
 }
 
+// Tensors below kParallelThreshold elements run as the loops below instead of a primitive: a
+// oneDNN call costs a microsecond or two before it touches the data, more than the loop takes.
+enum class Unary { neg, exp, sqrt, square, relu, sigmoid, tanh };
+enum class Backward { relu, sigmoid, tanh };  // from x (relu) or y (sigmoid, tanh), and dy
+
+LAMINA_VECTOR_CLONES
+void unary_small(Unary f, const float* __restrict x, float* __restrict y, int64_t n) {
+  switch (f) {
+    case Unary::neg: for (int64_t i = 0; i < n; ++i) y[i] = -x[i]; break;
+    case Unary::exp: for (int64_t i = 0; i < n; ++i) y[i] = vector_exp(x[i]); break;
+    case Unary::sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]); break;
+    case Unary::square: for (int64_t i = 0; i < n; ++i) y[i] = x[i] * x[i]; break;
+    case Unary::relu: for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], 0.f); break;
+    case Unary::sigmoid: for (int64_t i = 0; i < n; ++i) y[i] = vector_sigmoid(x[i]); break;
+    case Unary::tanh: for (int64_t i = 0; i < n; ++i) y[i] = vector_tanh(x[i]); break;
+  }
+}
+
+LAMINA_VECTOR_CLONES
+void backward_small(Backward f, const float* __restrict a, const float* __restrict dy, float* __restrict dx,
+                    int64_t n) {
+  switch (f) {
+    case Backward::relu: for (int64_t i = 0; i < n; ++i) dx[i] = a[i] > 0.f ? dy[i] : 0.f; break;
+    case Backward::sigmoid: for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * a[i] * (1.f - a[i]); break;
+    case Backward::tanh: for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.f - a[i] * a[i]); break;
+  }
+}
+
 // y = f(x) for x → y.
-void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg, float alpha, float beta) {
+void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg, float alpha, float beta, Unary f) {
   expect_views(args, op, 1, 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& y = args.outputs[0];
   expect_same_size(op, x, y);
   int64_t n = sdk::view_size(y);
   if (n == 0) return;
+  if (n < kParallelThreshold) {
+    unary_small(f, in_data(x), out_data(y), n);
+    return;
+  }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   with_dnnl(args, op, [&] {
@@ -66,7 +99,7 @@ void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg,
 
 // dx = f'(·) · dy for (x or y), dy → dx. `alg` decides whether the first input is the forward's
 // source (relu) or its result (the *_use_dst_for_bwd algorithms).
-void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg, bool first_is_dst) {
+void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg, bool first_is_dst, Backward f) {
   expect_views(args, op, 2, 1);
   const lamina_view& data = args.inputs[0];
   const lamina_view& dy = args.inputs[1];
@@ -75,6 +108,10 @@ void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg
   expect_same_size(op, dy, dx);
   int64_t n = sdk::view_size(dx);
   if (n == 0) return;
+  if (n < kParallelThreshold) {
+    backward_small(f, in_data(data), in_data(dy), out_data(dx), n);
+    return;
+  }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   with_dnnl(args, op, [&] {
@@ -103,36 +140,37 @@ void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg
 }
 
 LAMINA_KERNEL(neg_kernel) {
-  eltwise_forward(args, "neg", algorithm::eltwise_linear, -1.f, 0.f);
+  eltwise_forward(args, "neg", algorithm::eltwise_linear, -1.f, 0.f, Unary::neg);
 }
 LAMINA_KERNEL(exp_kernel) {
-  eltwise_forward(args, "exp", algorithm::eltwise_exp, 0.f, 0.f);
+  eltwise_forward(args, "exp", algorithm::eltwise_exp, 0.f, 0.f, Unary::exp);
 }
 LAMINA_KERNEL(sqrt_kernel) {
-  eltwise_forward(args, "sqrt", algorithm::eltwise_sqrt, 0.f, 0.f);
+  eltwise_forward(args, "sqrt", algorithm::eltwise_sqrt, 0.f, 0.f, Unary::sqrt);
 }
 LAMINA_KERNEL(square_kernel) {
-  eltwise_forward(args, "square", algorithm::eltwise_square, 0.f, 0.f);
+  eltwise_forward(args, "square", algorithm::eltwise_square, 0.f, 0.f, Unary::square);
 }
 LAMINA_KERNEL(relu_kernel) {
-  eltwise_forward(args, "relu", algorithm::eltwise_relu, 0.f, 0.f);
+  eltwise_forward(args, "relu", algorithm::eltwise_relu, 0.f, 0.f, Unary::relu);
 }
 LAMINA_KERNEL(sigmoid_kernel) {
-  eltwise_forward(args, "sigmoid", algorithm::eltwise_logistic, 0.f, 0.f);
+  eltwise_forward(args, "sigmoid", algorithm::eltwise_logistic, 0.f, 0.f, Unary::sigmoid);
 }
 LAMINA_KERNEL(tanh_kernel) {
-  eltwise_forward(args, "tanh", algorithm::eltwise_tanh, 0.f, 0.f);
+  eltwise_forward(args, "tanh", algorithm::eltwise_tanh, 0.f, 0.f, Unary::tanh);
 }
 
 LAMINA_KERNEL(relu_backward_kernel) {
-  eltwise_backward(args, "relu_backward", algorithm::eltwise_relu, /*first_is_dst=*/false);
+  eltwise_backward(args, "relu_backward", algorithm::eltwise_relu, /*first_is_dst=*/false, Backward::relu);
 }
 LAMINA_KERNEL(sigmoid_backward_kernel) {
   eltwise_backward(args, "sigmoid_backward", algorithm::eltwise_logistic_use_dst_for_bwd,
-                   /*first_is_dst=*/true);
+                   /*first_is_dst=*/true, Backward::sigmoid);
 }
 LAMINA_KERNEL(tanh_backward_kernel) {
-  eltwise_backward(args, "tanh_backward", algorithm::eltwise_tanh_use_dst_for_bwd, /*first_is_dst=*/true);
+  eltwise_backward(args, "tanh_backward", algorithm::eltwise_tanh_use_dst_for_bwd, /*first_is_dst=*/true,
+                   Backward::tanh);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,8 +184,9 @@ void unary_loop(const sdk::KernelArgs& args, const char* op, F f) {
   const float* x = in_data(args.inputs[0]);
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
-#pragma omp parallel for schedule(static) if (n > kParallelThreshold / 8)
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  parallel_chunks(n, kParallelThreshold / 8, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
+  });
 }
 
 // oneDNN's vectorised log is off by tens of ulp for arguments near 1 (8e-7 absolute at
@@ -166,11 +205,10 @@ LAMINA_KERNEL(copy_kernel) {
   // Large copies go in blocks so that every thread shares the bandwidth.
   constexpr int64_t kBlock = 1 << 16;
   int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n > kParallelThreshold)
-  for (int64_t b = 0; b < blocks; ++b) {
+  for_each_index(blocks, n > kParallelThreshold, [&](int64_t b) {
     int64_t begin = b * kBlock;
     std::memcpy(y + begin, x + begin, size_t(std::min(kBlock, n - begin)) * sizeof(float));
-  }
+  });
 }
 
 LAMINA_KERNEL(fill_kernel) {
@@ -178,8 +216,7 @@ LAMINA_KERNEL(fill_kernel) {
   const float value = float(args.attrs.get_float("value", 0.0));
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
-#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) y[i] = value;
+  parallel_chunks(n, kParallelThreshold, [&](int64_t b, int64_t e) { std::fill(y + b, y + e, value); });
 }
 
 LAMINA_KERNEL(scale_kernel) {
@@ -191,8 +228,9 @@ LAMINA_KERNEL(scale_kernel) {
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
   // In double, like the reference, so rounding agrees for any alpha and beta.
-#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) y[i] = float(alpha * double(x[i]) + beta);
+  parallel_chunks(n, kParallelThreshold, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = float(alpha * double(x[i]) + beta);
+  });
 }
 
 void read_clip_bounds(const sdk::KernelArgs& args, const char* op, double& low, double& high) {
@@ -210,8 +248,9 @@ LAMINA_KERNEL(clip_kernel) {
   const float* x = in_data(args.inputs[0]);
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
-#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) y[i] = float(std::min(std::max(double(x[i]), low), high));
+  parallel_chunks(n, kParallelThreshold, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = float(std::min(std::max(double(x[i]), low), high));
+  });
 }
 
 LAMINA_KERNEL(clip_backward_kernel) {
@@ -224,11 +263,12 @@ LAMINA_KERNEL(clip_backward_kernel) {
   const float* dy = in_data(args.inputs[1]);
   float* dx = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
-#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i) {
-    double v = x[i];
-    dx[i] = low <= v && v <= high ? dy[i] : 0.f;
-  }
+  parallel_chunks(n, kParallelThreshold, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      double v = x[i];
+      dx[i] = low <= v && v <= high ? dy[i] : 0.f;
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,8 +337,7 @@ void broadcast_loop(const Broadcast& c, const float* a, const float* b, float* y
   const int64_t blocks_per_row = (inner + kBlock - 1) / kBlock;
   const int64_t blocks = rows * blocks_per_row;
   const int64_t ia = sa[r - 1], ib = sb[r - 1];
-#pragma omp parallel for schedule(static) if (total > kParallelThreshold)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
+  for_each_index(blocks, total > kParallelThreshold, [&](int64_t blk) {
     int64_t row = blk / blocks_per_row;
     int64_t begin = (blk % blocks_per_row) * kBlock;
     int64_t end = std::min(inner, begin + kBlock);
@@ -327,7 +366,7 @@ void broadcast_loop(const Broadcast& c, const float* a, const float* b, float* y
       const float v = f(*pa, *pb);
       for (int64_t j = begin; j < end; ++j) py[j] = v;
     }
-  }
+  });
 }
 
 // a, b → y with broadcasting.

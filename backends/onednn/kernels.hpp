@@ -8,12 +8,15 @@
 
 #include <lamina/sdk/plugin.hpp>
 
+#include <omp.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -32,7 +35,52 @@ struct Backend {
   PrimitiveCache cache{512};
 
   Backend() : engine(dnnl::engine::kind::cpu, 0), stream(engine) {}
+  ~Backend() { std::free(scratch_); }
+
+  // The scratchpad every primitive shares (they run one at a time, under `mutex`), at least
+  // `bytes` long. Left to oneDNN, each call of a matmul with a transposed operand or of a
+  // convolution allocates and frees its own, which costs more than a small matmul itself.
+  void* scratchpad(size_t bytes) {
+    if (bytes > scratch_bytes_) {
+      std::free(scratch_);
+      scratch_bytes_ = (bytes + 4095) / 4096 * 4096;
+      scratch_ = std::aligned_alloc(4096, scratch_bytes_);
+      if (!scratch_) {
+        scratch_bytes_ = 0;
+        throw sdk::Error("onednn: out of memory for a scratchpad of " + std::to_string(bytes) + " bytes");
+      }
+    }
+    return scratch_;
+  }
+
+ private:
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
 };
+
+// A primitive's scratchpad, given by the caller (scratchpad_mode::user) from the backend's shared one.
+class Scratchpad {
+ public:
+  Scratchpad() = default;
+  Scratchpad(const dnnl::memory::desc& md, const dnnl::engine& engine)
+      : bytes_(md.get_size()), memory_(bytes_ ? dnnl::memory(md, engine, DNNL_MEMORY_NONE) : dnnl::memory()) {}
+  // Adds DNNL_ARG_SCRATCHPAD to `args`, bound to the shared buffer (call under the backend's mutex).
+  void add_to(Backend& be, std::unordered_map<int, dnnl::memory>& args) {
+    if (!bytes_) return;
+    memory_.set_data_handle(be.scratchpad(bytes_));
+    args[DNNL_ARG_SCRATCHPAD] = memory_;
+  }
+
+ private:
+  size_t bytes_ = 0;
+  dnnl::memory memory_;
+};
+
+// Primitive attributes with a caller-provided scratchpad (see Backend::scratchpad).
+inline dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr = {}) {
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
 inline Backend& backend_of(const sdk::KernelArgs& args) {
   if (!args.backend) throw sdk::Error("onednn: kernel called without its backend state");
@@ -41,6 +89,46 @@ inline Backend& backend_of(const sdk::KernelArgs& args) {
 
 // Below this many elements an OpenMP region costs more than the work it splits.
 constexpr int64_t kParallelThreshold = 1 << 15;
+// Below this many multiply-adds a matmul or convolution runs on one thread, for the same reason.
+constexpr int64_t kParallelMacs = 1 << 20;
+
+// Runs the oneDNN work of its scope on the calling thread alone when `serial`. oneDNN splits every
+// primitive over all OpenMP threads however small it is, and a parallel region costs microseconds
+// on an idle machine and a scheduler time slice (milliseconds) on a busy one, where a thread of
+// the team may not be running; small tensors (the seed MLP's, the loss, the last layers) are
+// cheaper on one thread. A primitive must be created and executed under the same setting, so
+// kernels decide from the shape alone and use the scope around both.
+class SerialScope {
+ public:
+  explicit SerialScope(bool serial) : previous_(omp_get_max_threads()), active_(serial && previous_ > 1) {
+    if (active_) omp_set_num_threads(1);
+  }
+  ~SerialScope() {
+    if (active_) omp_set_num_threads(previous_);
+  }
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  int previous_;
+  bool active_;
+};
+
+// The oneDNN post-op for a fused activation (none for linear).
+inline dnnl::primitive_attr activation_attr(sdk::Activation act) {
+  dnnl::primitive_attr attr;
+  dnnl::algorithm alg;
+  switch (act) {
+    case sdk::Activation::relu: alg = dnnl::algorithm::eltwise_relu; break;
+    case sdk::Activation::sigmoid: alg = dnnl::algorithm::eltwise_logistic; break;
+    case sdk::Activation::tanh: alg = dnnl::algorithm::eltwise_tanh; break;
+    default: return attr;
+  }
+  dnnl::post_ops po;
+  po.append_eltwise(1.f, alg, 0.f, 0.f);
+  attr.set_post_ops(po);
+  return attr;
+}
 
 // "(2,28,28,1)"
 inline std::string shape_string(const lamina_view& v) {
@@ -163,5 +251,6 @@ void add_matmul_kernels(std::vector<lamina_kernel>& kernels);
 void add_conv_kernels(std::vector<lamina_kernel>& kernels);
 void add_pool_kernels(std::vector<lamina_kernel>& kernels);
 void add_random_kernels(std::vector<lamina_kernel>& kernels);
+void add_update_kernels(std::vector<lamina_kernel>& kernels);
 
 }  // namespace lamina::onednn

@@ -1,9 +1,13 @@
-// matmul: y(M,N) = op(a)(M,K) · op(b)(K,N), op = transpose when the attribute says so.
+// matmul: y(M,N) = op(a)(M,K) · op(b)(K,N), op = transpose when the attribute says so; matmul_bias
+// adds a bias row and applies an activation.
 //
 // Transposes are never materialised: a transposed operand is the same buffer described with
 // swapped strides, which oneDNN's matmul reads directly.
 #include <algorithm>
+#include <cmath>
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "kernels.hpp"
 
@@ -14,7 +18,9 @@ using dnnl::memory;
 
 struct MatmulEntry {
   dnnl::matmul primitive;
-  memory a, b, y;
+  memory a, b, y, bias;
+  Scratchpad scratchpad;
+  std::unordered_map<int, memory> args;  // built once: the memories are rebound on every call
 };
 
 // Logical (rows, cols) over a row-major buffer that holds it, or its transpose.
@@ -23,14 +29,16 @@ memory::desc operand_desc(int64_t rows, int64_t cols, bool transposed) {
   return memory::desc({rows, cols}, memory::data_type::f32, strides);
 }
 
-LAMINA_KERNEL(matmul_kernel) {
-  expect_views(args, "matmul", 2, 1);
+// matmul (a, b → y) and matmul_bias (a, b, bias → y = activation(op(a)·op(b) + bias)), the bias
+// and activation applied by oneDNN as the result is written.
+void matmul_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
+  expect_views(args, op, with_bias ? 3 : 2, 1);
   const lamina_view& va = args.inputs[0];
   const lamina_view& vb = args.inputs[1];
   const lamina_view& vy = args.outputs[0];
-  expect_rank("matmul", "a", va, 2);
-  expect_rank("matmul", "b", vb, 2);
-  expect_rank("matmul", "y", vy, 2);
+  expect_rank(op, "a", va, 2);
+  expect_rank(op, "b", vb, 2);
+  expect_rank(op, "y", vy, 2);
   const bool ta = args.attrs.get_int("transpose_a", 0) != 0;
   const bool tb = args.attrs.get_int("transpose_b", 0) != 0;
   const int64_t M = ta ? va.shape[1] : va.shape[0];
@@ -38,44 +46,85 @@ LAMINA_KERNEL(matmul_kernel) {
   const int64_t Kb = tb ? vb.shape[1] : vb.shape[0];
   const int64_t N = tb ? vb.shape[0] : vb.shape[1];
   if (K != Kb || vy.shape[0] != M || vy.shape[1] != N)
-    throw sdk::Error("matmul on onednn: a " + shape_string(va) + (ta ? "^T" : "") + " * b " +
+    throw sdk::Error(std::string(op) + " on onednn: a " + shape_string(va) + (ta ? "^T" : "") + " * b " +
                      shape_string(vb) + (tb ? "^T" : "") + " does not give y " + shape_string(vy));
+  sdk::Activation act = with_bias ? sdk::read_activation(args.attrs) : sdk::Activation::linear;
+  if (with_bias && (args.inputs[2].ndim != 1 || args.inputs[2].shape[0] != N))
+    throw sdk::Error(std::string(op) + " on onednn: the bias " + shape_string(args.inputs[2]) +
+                     " must hold one value per column of y (" + std::to_string(N) + ")");
   if (M == 0 || N == 0) return;
   float* y = out_data(vy);
   if (K == 0) {
     std::fill(y, y + M * N, 0.f);
+    if (!with_bias) return;
+    // no products: the result is the activated bias
+    const float* bias = in_data(args.inputs[2]);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        float z = bias[j];
+        switch (act) {
+          case sdk::Activation::relu: z = z > 0.f ? z : 0.f; break;
+          case sdk::Activation::sigmoid: z = 1.f / (1.f + std::exp(-z)); break;
+          case sdk::Activation::tanh: z = std::tanh(z); break;
+          case sdk::Activation::linear: break;
+        }
+        y[i * N + j] = z;
+      }
     return;
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
-  with_dnnl(args, "matmul", [&] {
-    CacheKey key("matmul");
-    key.add(M).add(N).add(K).add(int64_t(ta)).add(int64_t(tb));
+  SerialScope serial(M * N * K < kParallelMacs);
+  with_dnnl(args, op, [&] {
+    CacheKey key(op);
+    key.add(M).add(N).add(K).add(int64_t(ta)).add(int64_t(tb)).add(int64_t(act));
     auto entry = be.cache.get<MatmulEntry>(key, [&] {
       memory::desc md_a = operand_desc(M, K, ta), md_b = operand_desc(K, N, tb),
                    md_y = operand_desc(M, N, false);
-      dnnl::matmul::desc desc(md_a, md_b, md_y);
-      dnnl::matmul::primitive_desc pd(desc, be.engine);
       auto e = std::make_shared<MatmulEntry>();
-      e->primitive = dnnl::matmul(pd);
+      if (with_bias) {
+        memory::desc md_bias = operand_desc(1, N, false);  // one row, broadcast over M
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md_a, md_b, md_bias, md_y),
+                                        user_scratchpad(activation_attr(act)), be.engine);
+        e->primitive = dnnl::matmul(pd);
+        e->scratchpad = Scratchpad(pd.scratchpad_desc(), be.engine);
+        e->bias = unbound_memory(md_bias, be.engine);
+        e->args.emplace(DNNL_ARG_BIAS, e->bias);
+      } else {
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(md_a, md_b, md_y), user_scratchpad(), be.engine);
+        e->primitive = dnnl::matmul(pd);
+        e->scratchpad = Scratchpad(pd.scratchpad_desc(), be.engine);
+      }
       e->a = unbound_memory(md_a, be.engine);
       e->b = unbound_memory(md_b, be.engine);
       e->y = unbound_memory(md_y, be.engine);
+      e->args.emplace(DNNL_ARG_SRC, e->a);
+      e->args.emplace(DNNL_ARG_WEIGHTS, e->b);
+      e->args.emplace(DNNL_ARG_DST, e->y);
       return e;
     });
     bind(entry->a, va.data);
     bind(entry->b, vb.data);
     bind(entry->y, y);
-    entry->primitive.execute(
-        be.stream, {{DNNL_ARG_SRC, entry->a}, {DNNL_ARG_WEIGHTS, entry->b}, {DNNL_ARG_DST, entry->y}});
+    if (with_bias) bind(entry->bias, args.inputs[2].data);
+    entry->scratchpad.add_to(be, entry->args);
+    entry->primitive.execute(be.stream, entry->args);
     be.stream.wait();
   });
+}
+
+LAMINA_KERNEL(matmul_kernel) {
+  matmul_forward(args, "matmul", false);
+}
+LAMINA_KERNEL(matmul_bias_kernel) {
+  matmul_forward(args, "matmul_bias", true);
 }
 
 }  // namespace
 
 void add_matmul_kernels(std::vector<lamina_kernel>& kernels) {
   kernels.push_back({"matmul", matmul_kernel});
+  kernels.push_back({"matmul_bias", matmul_bias_kernel});
 }
 
 }  // namespace lamina::onednn

@@ -191,6 +191,7 @@ void pool_forward(const sdk::KernelArgs& args, const char* op, dnnl::algorithm a
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  SerialScope serial(g.n * g.h * g.w * g.c < kParallelThreshold);
   with_dnnl(args, op, [&] {
     auto entry = be.cache.get<ForwardEntry>(g.key(op), [&] {
       auto pd = forward_pd(g, be.engine, dnnl::prop_kind::forward_inference, alg);
@@ -241,6 +242,7 @@ LAMINA_KERNEL(max_pool2d_backward_kernel) {
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  SerialScope serial(g.n * g.h * g.w * g.c < kParallelThreshold);
   with_dnnl(args, op, [&] {
     auto entry = be.cache.get<MaxBackwardEntry>(g.key(op), [&] {
       auto fwd = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max);
@@ -291,6 +293,7 @@ LAMINA_KERNEL(avg_pool2d_backward_kernel) {
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  SerialScope serial(g.n * g.h * g.w * g.c < kParallelThreshold);
   with_dnnl(args, op, [&] {
     auto entry = be.cache.get<AvgBackwardEntry>(g.key(op), [&] {
       constexpr auto alg = dnnl::algorithm::pooling_avg_exclude_padding;

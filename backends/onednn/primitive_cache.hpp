@@ -4,26 +4,36 @@
 // loop calls the same ops with the same shapes every step, so each kernel looks its setup up here.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace lamina::onednn {
 
-// What identifies a prepared primitive: the op plus every shape and attribute baked into it.
+// What identifies a prepared primitive: the op plus every shape and attribute baked into it. Built
+// on every kernel call, so it lives on the stack: the op name is a string literal, the values an
+// inline array.
 struct CacheKey {
-  std::string op;
-  std::vector<int64_t> values;
+  static constexpr size_t kCapacity = 24;
+  const char* op;
+  std::array<int64_t, kCapacity> values{};
+  size_t count = 0;
 
-  CacheKey(std::string op_name) : op(std::move(op_name)) {}
+  explicit CacheKey(const char* op_name) : op(op_name) {}
   CacheKey& add(int64_t v) {
-    values.push_back(v);
+    if (count == kCapacity) throw std::length_error("onednn: primitive cache key has too many values");
+    values[count++] = v;
     return *this;
   }
   CacheKey& add(double v) { return add(std::bit_cast<int64_t>(v)); }
@@ -32,13 +42,16 @@ struct CacheKey {
     for (auto v : range) add(int64_t(v));
     return *this;
   }
-  bool operator==(const CacheKey&) const = default;
+  bool operator==(const CacheKey& other) const {
+    return count == other.count && std::strcmp(op, other.op) == 0 &&
+           std::equal(values.begin(), values.begin() + count, other.values.begin());
+  }
 };
 
 struct CacheKeyHash {
   size_t operator()(const CacheKey& k) const noexcept {
-    uint64_t h = std::hash<std::string>{}(k.op);
-    for (int64_t v : k.values) h = (h ^ uint64_t(v)) * 0x100000001B3ull + 0x9E3779B97F4A7C15ull;
+    uint64_t h = std::hash<std::string_view>{}(k.op);
+    for (size_t i = 0; i < k.count; ++i) h = (h ^ uint64_t(k.values[i])) * 0x100000001B3ull + 0x9E3779B97F4A7C15ull;
     return size_t(h);
   }
 };

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels.hpp"
+#include "loops.hpp"
 
 namespace lamina::onednn {
 namespace {
@@ -47,9 +48,8 @@ LAMINA_KERNEL(dropout_mask_kernel) {
   const int64_t n = sdk::view_size(args.outputs[0]);
   constexpr int64_t kBlock = 1 << 14;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n > kParallelThreshold)
-  for (int64_t b = 0; b < blocks; ++b)
-    fill_mask(y, b * kBlock, std::min(n, (b + 1) * kBlock), seed, threshold, keep);
+  for_each_index(blocks, n > kParallelThreshold,
+                 [&](int64_t b) { fill_mask(y, b * kBlock, std::min(n, (b + 1) * kBlock), seed, threshold, keep); });
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "kernels.hpp"
+#include "loops.hpp"
 
 namespace lamina::onednn {
 namespace {
@@ -65,14 +66,13 @@ void sum_middle(const In* x, Out* y, int64_t A, int64_t R, int64_t B) {
   const bool big = A * R * B > kParallelThreshold;
   if (B == 1) {  // contiguous row sums, vectorised across the row
     if (A >= threads || !big) {
-#pragma omp parallel for schedule(static) if (big)
-      for (int64_t a = 0; a < A; ++a) {
+      for_each_index(A, big, [&](int64_t a) {
         const In* row = x + a * R;
         double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
         for (int64_t r = 0; r < R; ++r) sum += double(row[r]);
         y[a] = Out(sum);
-      }
+      });
     } else {
       for (int64_t a = 0; a < A; ++a) {
         const In* row = x + a * R;
@@ -88,8 +88,7 @@ void sum_middle(const In* x, Out* y, int64_t A, int64_t R, int64_t B) {
   const int64_t column_blocks = (B + kColumns - 1) / kColumns;
   if (!big || A >= threads || A * column_blocks >= threads) {
     // Each (row, column block) of the output is summed by one thread, down the R rows.
-#pragma omp parallel for schedule(static) if (big)
-    for (int64_t task = 0; task < A * column_blocks; ++task) {
+    for_each_index(A * column_blocks, big, [&](int64_t task) {
       int64_t a = task / column_blocks;
       int64_t b0 = (task % column_blocks) * kColumns;
       int64_t width = std::min(kColumns, B - b0);
@@ -102,7 +101,7 @@ void sum_middle(const In* x, Out* y, int64_t A, int64_t R, int64_t B) {
         for (int64_t b = 0; b < width; ++b) acc[b] += double(p[b]);
       }
       for (int64_t b = 0; b < width; ++b) y[a * B + b0 + b] = Out(acc[b]);
-    }
+    });
     return;
   }
   // A small output (the bias gradient has one short row): split R, then add the partial sums.
@@ -204,6 +203,7 @@ LAMINA_KERNEL(softmax_kernel) {
   if (rows == 0) return;
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  SerialScope serial(rows * classes < kParallelThreshold);
   with_dnnl(args, op, [&] {
     auto entry = be.cache.get<SoftmaxEntry>(CacheKey(op).add(rows).add(classes), [&] {
       memory::desc md = plain_desc({rows, classes});
@@ -231,8 +231,7 @@ LAMINA_KERNEL(log_softmax_kernel) {
   auto [rows, classes] = softmax_rows(args, "log_softmax");
   const float* x = in_data(args.inputs[0]);
   float* y = out_data(args.outputs[0]);
-#pragma omp parallel for schedule(static) if (rows * classes > kParallelThreshold / 8)
-  for (int64_t r = 0; r < rows; ++r) {
+  for_each_index(rows, rows * classes > kParallelThreshold / 8, [&](int64_t r) {
     const float* xr = x + r * classes;
     float* yr = y + r * classes;
     float m = xr[0];
@@ -241,7 +240,7 @@ LAMINA_KERNEL(log_softmax_kernel) {
     for (int64_t j = 0; j < classes; ++j) sum += double(std::exp(xr[j] - m));
     const double shift = double(m) + std::log(sum);
     for (int64_t j = 0; j < classes; ++j) yr[j] = float(double(xr[j]) - shift);
-  }
+  });
 }
 
 }  // namespace

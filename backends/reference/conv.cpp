@@ -36,17 +36,9 @@ Conv conv_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x
   return c;
 }
 
-}  // namespace
-
-REFERENCE_KERNEL(conv2d) {
-  // x is (N,H,W,C), w is (KH,KW,C,O), y is (N,OH,OW,O)
+// y = activation(conv(x, w) + b), with b optional (null).
+void conv_forward(const Conv& s, const float* x, const float* w, const float* b, sdk::Activation act, float* y) {
   // y[n,oh,ow,o] = sum over di,dj,c of x[n, oh*sh+di-top, ow*sw+dj-left, c] * w[di,dj,c,o]
-  expect_arity(args, {"x", "w"}, {"y"});
-  const Conv s = conv_sizes(args, args.inputs[0], "x", args.inputs[1], "w", args.outputs[0], "y");
-  const float* x = input(args, 0);
-  const float* w = input(args, 1);
-  float* y = output(args, 0);
-
   std::vector<double> acc(size_t(s.O));  // y[n,oh,ow,:]
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t oh = 0; oh < s.OH; ++oh) {
@@ -67,10 +59,31 @@ REFERENCE_KERNEL(conv2d) {
           }
         }
         float* y_pixel = y + ((n * s.OH + oh) * s.OW + ow) * s.O;
-        for (int64_t o = 0; o < s.O; ++o) y_pixel[o] = float(acc[size_t(o)]);
+        for (int64_t o = 0; o < s.O; ++o)
+          y_pixel[o] = float(activate(act, acc[size_t(o)] + (b ? double(b[o]) : 0.0)));
       }
     }
   }
+}
+
+}  // namespace
+
+REFERENCE_KERNEL(conv2d) {
+  // x is (N,H,W,C), w is (KH,KW,C,O), y is (N,OH,OW,O)
+  expect_arity(args, {"x", "w"}, {"y"});
+  const Conv s = conv_sizes(args, args.inputs[0], "x", args.inputs[1], "w", args.outputs[0], "y");
+  conv_forward(s, input(args, 0), input(args, 1), nullptr, sdk::Activation::linear, output(args, 0));
+}
+
+REFERENCE_KERNEL(conv2d_bias) {
+  // x is (N,H,W,C), w is (KH,KW,C,O), b is (O), y is (N,OH,OW,O); y = activation(conv2d(x, w) + b)
+  expect_arity(args, {"x", "w", "b"}, {"y"});
+  const Conv s = conv_sizes(args, args.inputs[0], "x", args.inputs[1], "w", args.outputs[0], "y");
+  expect_rank(args.inputs[2], "b", 1, "(O)");
+  if (args.inputs[2].shape[0] != s.O)
+    throw sdk::Error("b " + shape_string(args.inputs[2]) + " must hold one value per output channel (" +
+                     std::to_string(s.O) + ")");
+  conv_forward(s, input(args, 0), input(args, 1), input(args, 2), sdk::read_activation(args.attrs), output(args, 0));
 }
 
 REFERENCE_KERNEL(conv2d_backward_data) {
@@ -119,20 +132,19 @@ REFERENCE_KERNEL(conv2d_backward_data) {
   }
 }
 
-REFERENCE_KERNEL(conv2d_backward_filter) {
-  // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O)
-  // dw[di,dj,c,o] = sum over n,oh,ow of x[n, oh*sh+di-top, ow*sw+dj-left, c] * dy[n,oh,ow,o]
-  expect_arity(args, {"x", "dy"}, {"dw"});
-  const Conv s = conv_sizes(args, args.inputs[0], "x", args.outputs[0], "dw", args.inputs[1], "dy");
-  const float* x = input(args, 0);
-  const float* dy = input(args, 1);
-  float* dw = output(args, 0);
+namespace {
 
+// dw (and db, when given) of a convolution from x and dy.
+void conv_filter_gradient(const Conv& s, const float* x, const float* dy, float* dw, float* db) {
+  // dw[di,dj,c,o] = sum over n,oh,ow of x[n, oh*sh+di-top, ow*sw+dj-left, c] * dy[n,oh,ow,o]
+  // db[o] = sum over n,oh,ow of dy[n,oh,ow,o]
   std::vector<double> acc(size_t(s.KH * s.KW * s.C * s.O), 0.0);  // dw
+  std::vector<double> bias(size_t(s.O), 0.0);                       // db
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t oh = 0; oh < s.OH; ++oh) {
       for (int64_t ow = 0; ow < s.OW; ++ow) {
         const float* dy_pixel = dy + ((n * s.OH + oh) * s.OW + ow) * s.O;
+        for (int64_t o = 0; o < s.O; ++o) bias[size_t(o)] += double(dy_pixel[o]);
         for (int64_t di = 0; di < s.KH; ++di) {
           const int64_t ih = oh * s.g.sh + di - s.g.top;
           if (ih < 0 || ih >= s.H) continue;
@@ -151,6 +163,28 @@ REFERENCE_KERNEL(conv2d_backward_filter) {
     }
   }
   for (size_t i = 0; i < acc.size(); ++i) dw[i] = float(acc[i]);
+  if (db)
+    for (size_t o = 0; o < bias.size(); ++o) db[o] = float(bias[o]);
+}
+
+}  // namespace
+
+REFERENCE_KERNEL(conv2d_backward_filter) {
+  // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O)
+  expect_arity(args, {"x", "dy"}, {"dw"});
+  const Conv s = conv_sizes(args, args.inputs[0], "x", args.outputs[0], "dw", args.inputs[1], "dy");
+  conv_filter_gradient(s, input(args, 0), input(args, 1), output(args, 0), nullptr);
+}
+
+REFERENCE_KERNEL(conv2d_backward_filter_bias) {
+  // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O), db is (O)
+  expect_arity(args, {"x", "dy"}, {"dw", "db"});
+  const Conv s = conv_sizes(args, args.inputs[0], "x", args.outputs[0], "dw", args.inputs[1], "dy");
+  expect_rank(args.outputs[1], "db", 1, "(O)");
+  if (args.outputs[1].shape[0] != s.O)
+    throw sdk::Error("db " + shape_string(args.outputs[1]) + " must hold one value per output channel (" +
+                     std::to_string(s.O) + ")");
+  conv_filter_gradient(s, input(args, 0), input(args, 1), output(args, 0), output(args, 1));
 }
 
 }  // namespace lamina::reference

@@ -8,6 +8,7 @@
 
 #include <lamina/sdk/plugin.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <initializer_list>
@@ -27,9 +28,11 @@ KernelFn add, sub, mul, div;
 // reduce.cpp
 KernelFn reduce_sum, softmax, log_softmax;
 // matmul.cpp
-KernelFn matmul;
+KernelFn matmul, matmul_bias;
 // conv.cpp
-KernelFn conv2d, conv2d_backward_data, conv2d_backward_filter;
+KernelFn conv2d, conv2d_bias, conv2d_backward_data, conv2d_backward_filter, conv2d_backward_filter_bias;
+// update.cpp
+KernelFn sgd_update, adadelta_update, adam_update, rmsprop_update;
 // pool.cpp
 KernelFn max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward;
 // random.cpp
@@ -129,6 +132,17 @@ inline void expect_same_shape(const lamina_view& a, const char* a_name, const la
   if (!same_shape(a, b))
     throw sdk::Error(std::string(a_name) + " has shape " + shape_string(a) + " but " + b_name +
                      " has shape " + shape_string(b) + "; they must match");
+}
+
+// The activation of the fused ops, in double like every reference computation.
+inline double activate(sdk::Activation act, double z) {
+  switch (act) {
+    case sdk::Activation::relu: return z > 0.0 ? z : 0.0;
+    case sdk::Activation::sigmoid: return 1.0 / (1.0 + std::exp(-z));
+    case sdk::Activation::tanh: return std::tanh(z);
+    case sdk::Activation::linear: break;
+  }
+  return z;
 }
 
 inline const float* input(const sdk::KernelArgs& args, int32_t i) {

@@ -6,9 +6,11 @@
 
 namespace lamina::reference {
 
-REFERENCE_KERNEL(matmul) {
+namespace {
+
+// y = activation(op(a)·op(b) + bias), bias optional (null).
+void matmul_forward(const sdk::KernelArgs& args, const float* bias, sdk::Activation act) {
   // a is (M,K), or (K,M) with transpose_a; b is (K,N), or (N,K) with transpose_b; y is (M,N)
-  expect_arity(args, {"a", "b"}, {"y"});
   const lamina_view& av = args.inputs[0];
   const lamina_view& bv = args.inputs[1];
   const lamina_view& yv = args.outputs[0];
@@ -25,6 +27,9 @@ REFERENCE_KERNEL(matmul) {
     throw sdk::Error("a " + shape_string(av) + (transpose_a ? " (transposed)" : "") + " times b " +
                      shape_string(bv) + (transpose_b ? " (transposed)" : "") + " does not give y " +
                      shape_string(yv));
+  if (bias && (args.inputs[2].ndim != 1 || args.inputs[2].shape[0] != N))
+    throw sdk::Error("bias " + shape_string(args.inputs[2]) + " must hold one value per column of y (" +
+                     std::to_string(N) + ")");
 
   // Element strides of op(a) along (i, k) and of op(b) along (k, j).
   const int64_t a_i = transpose_a ? 1 : K, a_k = transpose_a ? M : 1;
@@ -32,6 +37,7 @@ REFERENCE_KERNEL(matmul) {
   const float* a = input(args, 0);
   const float* b = input(args, 1);
   float* y = output(args, 0);
+  auto finish = [&](int64_t j, double sum) { return float(activate(act, sum + (bias ? double(bias[j]) : 0.0))); };
 
   if (!transpose_b) {
     // b's rows are contiguous along j: accumulate a(i,k) · b(k,:) into a whole row of y at a time.
@@ -43,7 +49,7 @@ REFERENCE_KERNEL(matmul) {
         const float* b_row = b + k * b_k;
         for (int64_t j = 0; j < N; ++j) row[size_t(j)] += a_ik * double(b_row[j]);
       }
-      for (int64_t j = 0; j < N; ++j) y[i * N + j] = float(row[size_t(j)]);
+      for (int64_t j = 0; j < N; ++j) y[i * N + j] = finish(j, row[size_t(j)]);
     }
   } else {
     // b is stored (N,K): each y(i,j) is a dot product along b's contiguous rows.
@@ -52,10 +58,23 @@ REFERENCE_KERNEL(matmul) {
         const float* b_row = b + j * b_j;
         double sum = 0.0;
         for (int64_t k = 0; k < K; ++k) sum += double(a[i * a_i + k * a_k]) * double(b_row[k]);
-        y[i * N + j] = float(sum);
+        y[i * N + j] = finish(j, sum);
       }
     }
   }
+}
+
+}  // namespace
+
+REFERENCE_KERNEL(matmul) {
+  expect_arity(args, {"a", "b"}, {"y"});
+  matmul_forward(args, nullptr, sdk::Activation::linear);
+}
+
+REFERENCE_KERNEL(matmul_bias) {
+  // y = activation(op(a)·op(b) + bias), bias (N) added to every row
+  expect_arity(args, {"a", "b", "bias"}, {"y"});
+  matmul_forward(args, input(args, 2), sdk::read_activation(args.attrs));
 }
 
 }  // namespace lamina::reference

@@ -34,14 +34,21 @@ const lamina_kernel kKernels[] = {
     {"softmax", softmax},
     {"log_softmax", log_softmax},
     {"matmul", matmul},
+    {"matmul_bias", matmul_bias},
     {"conv2d", conv2d},
+    {"conv2d_bias", conv2d_bias},
     {"conv2d_backward_data", conv2d_backward_data},
     {"conv2d_backward_filter", conv2d_backward_filter},
+    {"conv2d_backward_filter_bias", conv2d_backward_filter_bias},
     {"max_pool2d", max_pool2d},
     {"max_pool2d_backward", max_pool2d_backward},
     {"avg_pool2d", avg_pool2d},
     {"avg_pool2d_backward", avg_pool2d_backward},
     {"dropout_mask", dropout_mask},
+    {"sgd_update", sgd_update},
+    {"adadelta_update", adadelta_update},
+    {"adam_update", adam_update},
+    {"rmsprop_update", rmsprop_update},
 };
 
 // Always usable, but ranked below every optimised backend: it is chosen only when nothing else is.

@@ -81,17 +81,46 @@ struct Node {
 // (undefined where an input gets none).
 using BackwardFn = std::function<std::vector<Tensor>(const Node&, const std::vector<Tensor>&)>;
 
+// The shapes of an op's inputs, read from the tensors themselves so that shape inference copies
+// nothing on the per-op path.
+class ShapeList {
+ public:
+  explicit ShapeList(const std::vector<Tensor>& tensors) : tensors_(&tensors) {}
+  size_t size() const { return tensors_->size(); }
+  const Shape& operator[](size_t i) const { return (*tensors_)[i].shape(); }
+  std::vector<Shape> to_vector() const {
+    std::vector<Shape> out;
+    for (const Tensor& t : *tensors_) out.push_back(t.shape());
+    return out;
+  }
+
+ private:
+  const std::vector<Tensor>* tensors_;
+};
+
+// A composition of other ops computing the same as a fused op, for backends without its kernel.
+using FallbackFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Attributes&)>;
+
 struct OpDef {
   std::string name;
   int id = 0;
   bool has_kernel = true;  // false: handled by the core (reshape)
-  // Output shapes from input shapes and attributes (attributes may be completed, e.g. defaults).
-  std::function<std::vector<Shape>(const std::vector<Shape>&, Attributes&)> infer;
+  // Output shapes from input shapes and attributes.
+  std::function<std::vector<Shape>(const ShapeList&, const Attributes&)> infer;
   BackwardFn backward;           // empty: not differentiable
   bool shape_only_inputs = false;  // inputs only give the output shape (fill, dropout_mask)
+  bool broadcasts = false;         // add/sub/mul/div: kernels see inputs expanded to the output's rank
+  // Optimizer updates: inputs (param, grad, slots...) and outputs (param, slots...) are the same
+  // tensors, written in place; nothing is allocated and nothing is recorded for autograd.
+  bool in_place_update = false;
+  // Fused ops: the same computation from basic ops, run where the backend has no kernel for this
+  // op, so a backend written before the op existed keeps working.
+  FallbackFn fallback;
 };
 const OpDef* find_op(const std::string& name);
 const std::vector<const OpDef*>& all_ops();
+// Releases the buffers the allocator keeps for reuse (before backends shut down).
+void release_cached_buffers();
 
 // A registered backend: the plugin's table plus kernels indexed by op id.
 struct BackendEntry {
@@ -142,7 +171,9 @@ const lamina_host* host_table();
 
 // Host memory owned by the core (data sets, batches).
 std::shared_ptr<Buffer> allocate(BackendEntry* backend, size_t bytes);
-Tensor make_tensor(const Shape& shape, BackendEntry* backend);  // uninitialised
+Tensor make_tensor(Shape shape, BackendEntry* backend);  // uninitialised
+// Whether `backend`'s kernels can use `t`'s memory directly.
+bool reachable(const Tensor& t, const BackendEntry& backend);
 // `t` usable by `backend`'s kernels: itself if its memory is reachable, else a copy.
 Tensor on_backend(const Tensor& t, BackendEntry& backend);
 lamina_view view_of(const Tensor& t);
@@ -158,5 +189,14 @@ double normal01(std::mt19937_64& g);
 Tensor initialize(const boost::json::value& initializer, const Shape& shape, const std::string& where);
 
 std::string lower(std::string s);
+
+// The most elements one layer weight may have while layers are built (per thread). Loading a model
+// file lowers it to the largest weight the file stores, so a hostile config cannot force a huge
+// allocation; `source` says why, for the message.
+struct WeightLimit {
+  int64_t elements = int64_t(1) << 40;
+  std::string source = "lamina's limit";
+};
+WeightLimit& weight_limit();
 
 }  // namespace lamina

@@ -68,6 +68,11 @@ void check_dtype(const boost::json::object& c, const std::string& where) {
 
 }  // namespace
 
+WeightLimit& weight_limit() {
+  thread_local WeightLimit limit;
+  return limit;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Layer
 
@@ -182,6 +187,18 @@ Sequential& Sequential::add(const LayerSpec& spec) {
   lamina_layer_builder_impl builder;
   Layer* l = layer.get();
   builder.add = [l, &where](const std::string& wname, const Shape& shape, const std::string& init, bool trainable) {
+    int64_t elements = 1;
+    for (int64_t d : shape) {
+      if (d < 0 || (d > 0 && elements > weight_limit().elements / d)) {
+        elements = -1;
+        break;
+      }
+      elements *= d;
+    }
+    if (elements < 0 || elements > weight_limit().elements)
+      throw Error(where + ": weight '" + wname + "' of shape " + shape_to_string(shape) + " is larger than " +
+                  weight_limit().source + " (" + std::to_string(weight_limit().elements) +
+                  " values); check the layer's sizes");
     boost::system::error_code ec;
     boost::json::value init_json = boost::json::parse(init, ec);
     if (ec) init_json = boost::json::string(init);  // a bare name such as glorot_uniform

@@ -1,14 +1,20 @@
 // The op set: shape inference, dispatch to the active backend, and gradient rules.
 // Backends only see kernel contracts (docs/ops.md); broadcasting, axes and autograd live here.
+//
+// run_op is on the path of every step of every model, so it avoids per-call heap work where it
+// can: shapes are read from the tensors, attributes are handed to kernels from a stack array, and
+// views are built in place.
 #include "internal.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
-#include <cstring>
+#include <string_view>
 #include <unordered_map>
 
 namespace lamina {
@@ -16,33 +22,37 @@ namespace lamina {
 // ------------------------------------------------------------------------------------------------
 // Attributes
 
-Attributes& Attributes::set(const std::string& name, int64_t value) {
-  Item it{name, LAMINA_ATTR_INT, {value}, 0.0, {}};
+// Each set() builds its item in place (no temporary copies): ops set attributes on every call.
+Attributes::Item& Attributes::slot(const std::string& name, int type) {
   for (auto& i : items_)
-    if (i.name == name) return i = it, *this;
-  items_.push_back(it);
+    if (i.name == name) {
+      i.type = type;
+      i.ints.clear();
+      i.real = 0.0;
+      i.text.clear();
+      return i;
+    }
+  if (items_.capacity() == 0) items_.reserve(4);
+  Item& i = items_.emplace_back();
+  i.name = name;
+  i.type = type;
+  return i;
+}
+Attributes& Attributes::set(const std::string& name, int64_t value) {
+  slot(name, LAMINA_ATTR_INT).ints.assign(1, value);
   return *this;
 }
 Attributes& Attributes::set(const std::string& name, double value) {
-  Item it{name, LAMINA_ATTR_FLOAT, {}, value, {}};
-  for (auto& i : items_)
-    if (i.name == name) return i = it, *this;
-  items_.push_back(it);
+  slot(name, LAMINA_ATTR_FLOAT).real = value;
   return *this;
 }
 Attributes& Attributes::set(const std::string& name, const std::vector<int64_t>& values) {
   if (values.size() > LAMINA_MAX_DIMS) throw Error("attribute '" + name + "' has more than 8 values");
-  Item it{name, LAMINA_ATTR_INTS, values, 0.0, {}};
-  for (auto& i : items_)
-    if (i.name == name) return i = it, *this;
-  items_.push_back(it);
+  slot(name, LAMINA_ATTR_INTS).ints = values;
   return *this;
 }
 Attributes& Attributes::set(const std::string& name, const std::string& value) {
-  Item it{name, LAMINA_ATTR_STRING, {}, 0.0, value};
-  for (auto& i : items_)
-    if (i.name == name) return i = it, *this;
-  items_.push_back(it);
+  slot(name, LAMINA_ATTR_STRING).text = value;
   return *this;
 }
 const Attributes::Item* Attributes::find(const std::string& name) const {
@@ -66,25 +76,53 @@ std::vector<int64_t> Attributes::get_ints(const std::string& name, std::vector<i
   auto* i = find(name);
   return i ? i->ints : fallback;
 }
+std::string Attributes::get_string(const std::string& name, const std::string& fallback) const {
+  auto* i = find(name);
+  return i && i->type == LAMINA_ATTR_STRING ? i->text : fallback;
+}
 
 namespace {
 
-struct CAttrs {
-  std::vector<lamina_attr> items;
-  lamina_attrs view{};
-  explicit CAttrs(const Attributes& a) {
-    for (const auto& i : a.items()) {
-      lamina_attr c{};
+// Attributes as the C ABI carries them. Ops have a handful of attributes, so they live on the stack;
+// `extra` appends one integer attribute the core adds for the kernel (reduce_sum's keepdims).
+class CAttrs {
+ public:
+  explicit CAttrs(const Attributes& a, const char* extra_name = nullptr, int64_t extra_value = 0) {
+    const auto& items = a.items();
+    size_t n = items.size() + (extra_name ? 1 : 0);
+    lamina_attr* out = small_.data();
+    if (n > small_.size()) {
+      big_.resize(n);
+      out = big_.data();
+    }
+    size_t k = 0;
+    for (const auto& i : items) {
+      if (extra_name && i.name == extra_name) continue;  // the core's value wins
+      lamina_attr& c = out[k++];
+      c = lamina_attr{};
       c.name = i.name.c_str();
       c.type = i.type;
       c.count = int32_t(i.ints.size());
-      for (size_t k = 0; k < i.ints.size() && k < LAMINA_MAX_DIMS; ++k) c.ints[k] = i.ints[k];
+      for (size_t j = 0; j < i.ints.size() && j < LAMINA_MAX_DIMS; ++j) c.ints[j] = i.ints[j];
       c.real = i.real;
       c.text = i.text.c_str();
-      items.push_back(c);
     }
-    view = {int32_t(items.size()), items.data()};
+    if (extra_name) {
+      lamina_attr& c = out[k++];
+      c = lamina_attr{};
+      c.name = extra_name;
+      c.type = LAMINA_ATTR_INT;
+      c.count = 1;
+      c.ints[0] = extra_value;
+    }
+    view_ = {int32_t(k), out};
   }
+  const lamina_attrs* view() const { return &view_; }
+
+ private:
+  std::array<lamina_attr, 8> small_;
+  std::vector<lamina_attr> big_;
+  lamina_attrs view_{};
 };
 
 thread_local bool g_grad_enabled = true;
@@ -120,10 +158,18 @@ std::string op_context(const std::string& op, const std::vector<Shape>& in) {
   for (auto& sh : in) s += " " + shape_to_string(sh);
   return s;
 }
+std::string op_context(const std::string& op, const ShapeList& in) { return op_context(op, in.to_vector()); }
 
-void need_inputs(const std::string& op, const std::vector<Shape>& in, size_t n) {
+void need_inputs(const std::string& op, const ShapeList& in, size_t n) {
   if (in.size() != n)
     throw Error("op '" + op + "' takes " + std::to_string(n) + " inputs, got " + std::to_string(in.size()));
+}
+
+// The output shapes of a one-output op (moved in: shapes end up in the output tensor).
+std::vector<Shape> one_shape(Shape s) {
+  std::vector<Shape> out;
+  out.push_back(std::move(s));
+  return out;
 }
 
 Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
@@ -176,6 +222,43 @@ Shape pool_out(const std::string& op, const Shape& x, const Attributes& a) {
   return {x[0], window_out(op, x[1], k[0], s[0], p[0], p[1]), window_out(op, x[2], k[1], s[1], p[2], p[3]), x[3]};
 }
 
+// (M, N) of matmul's result, checking the inner dimensions.
+Shape matmul_out(const std::string& op, const ShapeList& in, const Attributes& a) {
+  const Shape &x = in[0], &y = in[1];
+  if (x.size() != 2 || y.size() != 2) throw Error(op_context(op, in) + ": both matrices must be 2-D");
+  bool ta = a.get_int("transpose_a", 0), tb = a.get_int("transpose_b", 0);
+  int64_t m = ta ? x[1] : x[0], k = ta ? x[0] : x[1];
+  int64_t k2 = tb ? y[1] : y[0], n = tb ? y[0] : y[1];
+  if (k != k2)
+    throw Error(op_context(op, in) + ": inner dimensions differ (" + std::to_string(k) + " vs " +
+                std::to_string(k2) + ")");
+  return {m, n};
+}
+
+// The activation a fused op applies to its result. Each is differentiable from its output alone,
+// which is what lets the fused op keep no pre-activation tensor.
+enum class Activation { linear, relu, sigmoid, tanh };
+
+Activation read_activation(const std::string& op, const Attributes& a) {
+  const Attributes::Item* item = a.find("activation");
+  if (!item) return Activation::linear;
+  if (item->type != LAMINA_ATTR_STRING)
+    throw Error("op '" + op + "': attribute 'activation' must be a string (linear, relu, sigmoid, tanh)");
+  const std::string& s = item->text;
+  if (s == "linear" || s.empty()) return Activation::linear;
+  if (s == "relu") return Activation::relu;
+  if (s == "sigmoid") return Activation::sigmoid;
+  if (s == "tanh") return Activation::tanh;
+  throw Error("op '" + op + "': unknown activation '" + s + "' (known: linear, relu, sigmoid, tanh)");
+}
+
+// The fused op's bias: one value per output channel, shape (n,).
+void check_bias(const std::string& op, const ShapeList& in, size_t index, int64_t n) {
+  const Shape& b = in[index];
+  if (b.size() != 1 || b[0] != n)
+    throw Error(op_context(op, in) + ": the bias must have shape (" + std::to_string(n) + ",), one value per output");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Gradient helpers
 
@@ -197,6 +280,41 @@ bool needs_grad(const Tensor& t) { return t.impl()->requires_grad || t.impl()->g
 // Whether input i of the node needs a gradient (skips e.g. the data gradient of the first layer).
 bool wants(const Node& n, size_t i) { return needs_grad(n.inputs[i]); }
 
+Tensor apply_activation(Activation act, const Tensor& z) {
+  switch (act) {
+    case Activation::relu: return ops::relu(z);
+    case Activation::sigmoid: return ops::sigmoid(z);
+    case Activation::tanh: return ops::tanh(z);
+    case Activation::linear: break;
+  }
+  return z;
+}
+// The gradient before the activation, from the activation's output y and the gradient dy. relu's
+// rule takes its input, but y > 0 exactly where the input is, so its output serves as well.
+Tensor activation_gradient(Activation act, const Tensor& y, const Tensor& dy) {
+  switch (act) {
+    case Activation::relu: return run_op("relu_backward", {y, dy})[0];
+    case Activation::sigmoid: return run_op("sigmoid_backward", {y, dy})[0];
+    case Activation::tanh: return run_op("tanh_backward", {y, dy})[0];
+    case Activation::linear: break;
+  }
+  return dy;
+}
+
+// Optimizer updates: every input has the parameter's shape, and the outputs are the parameter and
+// the slots (every input but the gradient, input 1).
+std::vector<Shape> update_shapes(const std::string& op, const ShapeList& in, size_t min_inputs, size_t max_inputs) {
+  if (in.size() < min_inputs || in.size() > max_inputs)
+    throw Error("op '" + op + "' takes " + std::to_string(min_inputs) +
+                (max_inputs > min_inputs ? " or " + std::to_string(max_inputs) : std::string()) +
+                " inputs (param, grad, slots...), got " + std::to_string(in.size()));
+  for (size_t i = 1; i < in.size(); ++i)
+    if (in[i] != in[0]) throw Error(op_context(op, in) + ": the gradient and every slot must have the parameter's shape");
+  std::vector<Shape> out{in[0]};
+  for (size_t i = 2; i < in.size(); ++i) out.push_back(in[i]);
+  return out;
+}
+
 void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   auto def = [&](const std::string& name) -> OpDef& {
     defs.push_back(std::make_unique<OpDef>());
@@ -204,22 +322,22 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     defs.back()->id = int(defs.size() - 1);
     return *defs.back();
   };
-  auto same_shape = [](const std::vector<Shape>& in, Attributes&) { return std::vector<Shape>{in.at(0)}; };
+  auto same_shape = [](const ShapeList& in, const Attributes&) { return one_shape(in[0]); };
   auto unary = [&](const std::string& name, BackwardFn backward) {
     OpDef& d = def(name);
-    d.infer = [name](const std::vector<Shape>& in, Attributes&) {
+    d.infer = [name](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 1);
-      return std::vector<Shape>{in[0]};
+      return one_shape(in[0]);
     };
     d.backward = std::move(backward);
   };
   auto pair_same = [&](const std::string& name) {
     OpDef& d = def(name);
-    d.infer = [name](const std::vector<Shape>& in, Attributes&) {
+    d.infer = [name](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 2);
       if (in[0] != in[1])
         throw Error(op_context(name, in) + ": both inputs must have the same shape");
-      return std::vector<Shape>{in[0]};
+      return one_shape(in[0]);
     };
   };
 
@@ -229,9 +347,9 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
 
   OpDef& fill = def("fill");
   fill.shape_only_inputs = true;
-  fill.infer = [](const std::vector<Shape>& in, Attributes& a) {
-    if (in.size() == 1) return std::vector<Shape>{in[0]};
-    return std::vector<Shape>{a.get_ints("shape", {})};
+  fill.infer = [](const ShapeList& in, const Attributes& a) {
+    if (in.size() == 1) return one_shape(in[0]);
+    return one_shape(a.get_ints("shape", {}));
   };
 
   unary("neg", [](const Node&, const Grads& g) { return Grads{ops::neg(g[0])}; });
@@ -261,17 +379,20 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
 
   auto binary = [&](const std::string& name, BackwardFn backward) {
     OpDef& d = def(name);
-    d.infer = [name](const std::vector<Shape>& in, Attributes&) {
+    d.broadcasts = true;
+    d.infer = [name](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 2);
-      return std::vector<Shape>{broadcast_shapes(name, in[0], in[1])};
+      return one_shape(broadcast_shapes(name, in[0], in[1]));
     };
     d.backward = std::move(backward);
   };
   binary("add", [](const Node& n, const Grads& g) {
-    return Grads{sum_to(g[0], n.inputs[0].shape()), sum_to(g[0], n.inputs[1].shape())};
+    return Grads{wants(n, 0) ? sum_to(g[0], n.inputs[0].shape()) : Tensor(),
+                 wants(n, 1) ? sum_to(g[0], n.inputs[1].shape()) : Tensor()};
   });
   binary("sub", [](const Node& n, const Grads& g) {
-    return Grads{sum_to(g[0], n.inputs[0].shape()), sum_to(ops::neg(g[0]), n.inputs[1].shape())};
+    return Grads{wants(n, 0) ? sum_to(g[0], n.inputs[0].shape()) : Tensor(),
+                 wants(n, 1) ? sum_to(ops::neg(g[0]), n.inputs[1].shape()) : Tensor()};
   });
   binary("mul", [](const Node& n, const Grads& g) {
     const Tensor &a = n.inputs[0], &b = n.inputs[1];
@@ -280,13 +401,13 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   });
   binary("div", [](const Node& n, const Grads& g) {
     const Tensor &a = n.inputs[0], &b = n.inputs[1];
-    Tensor da = sum_to(ops::div(g[0], b), a.shape());
-    Tensor db = sum_to(ops::neg(ops::div(ops::mul(g[0], n.outputs[0]), b)), b.shape());
+    Tensor da = wants(n, 0) ? sum_to(ops::div(g[0], b), a.shape()) : Tensor();
+    Tensor db = wants(n, 1) ? sum_to(ops::neg(ops::div(ops::mul(g[0], n.outputs[0]), b)), b.shape()) : Tensor();
     return Grads{da, db};
   });
 
   OpDef& reduce = def("reduce_sum");
-  reduce.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  reduce.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("reduce_sum", in, 1);
     Shape out = in[0];
     for (int64_t axis : a.get_ints("axes", {})) {
@@ -295,7 +416,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
         throw Error(op_context("reduce_sum", in) + ": axis " + std::to_string(axis) + " is out of range");
       out[size_t(r)] = 1;
     }
-    return std::vector<Shape>{out};
+    return one_shape(out);
   };
   reduce.backward = [](const Node& n, const Grads& g) {
     return Grads{ops::mul(ops::full(n.inputs[0].shape(), 1.0f), g[0])};
@@ -315,21 +436,9 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{ops::sub(g[0], ops::mul(ops::exp(n.outputs[0]), total))};
   };
 
-  OpDef& matmul = def("matmul");
-  matmul.infer = [](const std::vector<Shape>& in, Attributes& a) {
-    need_inputs("matmul", in, 2);
-    const Shape &x = in[0], &y = in[1];
-    if (x.size() != 2 || y.size() != 2) throw Error(op_context("matmul", in) + ": both inputs must be 2-D");
-    bool ta = a.get_int("transpose_a", 0), tb = a.get_int("transpose_b", 0);
-    int64_t m = ta ? x[1] : x[0], k = ta ? x[0] : x[1];
-    int64_t k2 = tb ? y[1] : y[0], n = tb ? y[0] : y[1];
-    if (k != k2)
-      throw Error(op_context("matmul", in) + ": inner dimensions differ (" + std::to_string(k) + " vs " +
-                  std::to_string(k2) + ")");
-    return std::vector<Shape>{{m, n}};
-  };
-  matmul.backward = [](const Node& n, const Grads& g) {
-    const Tensor &a = n.inputs[0], &b = n.inputs[1], &dy = g[0];
+  // The gradients of y = op(a)·op(b) from dy, for whichever of a and b the node wants.
+  auto matmul_grads = [](const Node& n, const Tensor& dy) {
+    const Tensor &a = n.inputs[0], &b = n.inputs[1];
     bool ta = n.attrs.get_int("transpose_a", 0), tb = n.attrs.get_int("transpose_b", 0);
     Tensor da, db;
     bool wa = wants(n, 0), wb = wants(n, 1);
@@ -349,57 +458,132 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{da, db};
   };
 
-  OpDef& conv = def("conv2d");
-  conv.infer = [](const std::vector<Shape>& in, Attributes& a) {
-    need_inputs("conv2d", in, 2);
-    return std::vector<Shape>{conv_out("conv2d", in[0], in[1], a)};
+  OpDef& matmul = def("matmul");
+  matmul.infer = [](const ShapeList& in, const Attributes& a) {
+    need_inputs("matmul", in, 2);
+    return one_shape(matmul_out("matmul", in, a));
   };
-  conv.backward = [](const Node& n, const Grads& g) {
+  matmul.backward = [matmul_grads](const Node& n, const Grads& g) { return matmul_grads(n, g[0]); };
+
+  // matmul_bias: activation(op(a)·op(b) + bias), bias (N,) added to every row.
+  OpDef& matmul_bias = def("matmul_bias");
+  matmul_bias.infer = [](const ShapeList& in, const Attributes& a) {
+    need_inputs("matmul_bias", in, 3);
+    Shape y = matmul_out("matmul_bias", in, a);
+    check_bias("matmul_bias", in, 2, y[1]);
+    read_activation("matmul_bias", a);
+    return one_shape(y);
+  };
+  matmul_bias.backward = [matmul_grads](const Node& n, const Grads& g) {
+    Tensor dz = activation_gradient(read_activation("matmul_bias", n.attrs), n.outputs[0], g[0]);
+    Grads out = matmul_grads(n, dz);
+    out.push_back(wants(n, 2) ? ops::reduce_sum(dz, {0}, false) : Tensor());
+    return out;
+  };
+  matmul_bias.fallback = [](const std::vector<Tensor>& in, const Attributes& a) {
+    Tensor z = ops::matmul(in[0], in[1], a.get_int("transpose_a", 0), a.get_int("transpose_b", 0));
+    z = ops::add(z, ops::reshape(in[2], {1, in[2].dim(0)}));
+    return std::vector<Tensor>{apply_activation(read_activation("matmul_bias", a), z)};
+  };
+
+  // dx and dw (and, for conv2d_bias, db) of a convolution from the gradient before its activation.
+  auto conv_grads = [](const Node& n, const Tensor& dz, bool with_bias) {
     Attributes a = n.attrs;
     a.set("input_shape", n.inputs[0].shape());
     a.set("filter_shape", n.inputs[1].shape());
-    Tensor dx, dw;
-    if (wants(n, 0)) dx = run_op("conv2d_backward_data", {g[0], n.inputs[1]}, a)[0];
-    if (wants(n, 1)) dw = run_op("conv2d_backward_filter", {n.inputs[0], g[0]}, a)[0];
-    return Grads{dx, dw};
+    Grads out(with_bias ? 3 : 2);
+    if (wants(n, 0)) out[0] = run_op("conv2d_backward_data", {dz, n.inputs[1]}, a)[0];
+    bool want_db = with_bias && wants(n, 2);
+    if (wants(n, 1) && want_db) {
+      std::vector<Tensor> both = run_op("conv2d_backward_filter_bias", {n.inputs[0], dz}, a);
+      out[1] = both[0];
+      out[2] = both[1];
+    } else if (wants(n, 1)) {
+      out[1] = run_op("conv2d_backward_filter", {n.inputs[0], dz}, a)[0];
+    } else if (want_db) {
+      out[2] = ops::reduce_sum(dz, {0, 1, 2}, false);
+    }
+    return out;
   };
+
+  OpDef& conv = def("conv2d");
+  conv.infer = [](const ShapeList& in, const Attributes& a) {
+    need_inputs("conv2d", in, 2);
+    return one_shape(conv_out("conv2d", in[0], in[1], a));
+  };
+  conv.backward = [conv_grads](const Node& n, const Grads& g) { return conv_grads(n, g[0], false); };
+
+  // conv2d_bias: activation(conv2d(x, w) + b), b (O,).
+  OpDef& conv_bias = def("conv2d_bias");
+  conv_bias.infer = [](const ShapeList& in, const Attributes& a) {
+    need_inputs("conv2d_bias", in, 3);
+    Shape y = conv_out("conv2d_bias", in[0], in[1], a);
+    check_bias("conv2d_bias", in, 2, y[3]);
+    read_activation("conv2d_bias", a);
+    return one_shape(y);
+  };
+  conv_bias.backward = [conv_grads](const Node& n, const Grads& g) {
+    Tensor dz = activation_gradient(read_activation("conv2d_bias", n.attrs), n.outputs[0], g[0]);
+    return conv_grads(n, dz, true);
+  };
+  conv_bias.fallback = [](const std::vector<Tensor>& in, const Attributes& a) {
+    Tensor z = run_op("conv2d", {in[0], in[1]}, a)[0];
+    z = ops::add(z, ops::reshape(in[2], {1, 1, 1, in[2].dim(0)}));
+    return std::vector<Tensor>{apply_activation(read_activation("conv2d_bias", a), z)};
+  };
+
   OpDef& conv_bd = def("conv2d_backward_data");
-  conv_bd.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  conv_bd.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_data", in, 2);
     Shape x = a.get_ints("input_shape", {});
     if (conv_out("conv2d_backward_data", x, in[1], a) != in[0])
       throw Error(op_context("conv2d_backward_data", in) + ": dy does not match input_shape " + shape_to_string(x));
-    return std::vector<Shape>{x};
+    return one_shape(x);
   };
   OpDef& conv_bf = def("conv2d_backward_filter");
-  conv_bf.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  conv_bf.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_filter", in, 2);
     Shape w = a.get_ints("filter_shape", {});
     if (conv_out("conv2d_backward_filter", in[0], w, a) != in[1])
       throw Error(op_context("conv2d_backward_filter", in) + ": dy does not match filter_shape " +
                   shape_to_string(w));
-    return std::vector<Shape>{w};
+    return one_shape(w);
+  };
+  // conv2d_backward_filter_bias: dw as conv2d_backward_filter, and db = Σ dy over (N, OH, OW),
+  // in one pass over dy.
+  OpDef& conv_bfb = def("conv2d_backward_filter_bias");
+  conv_bfb.infer = [](const ShapeList& in, const Attributes& a) {
+    need_inputs("conv2d_backward_filter_bias", in, 2);
+    Shape w = a.get_ints("filter_shape", {});
+    if (conv_out("conv2d_backward_filter_bias", in[0], w, a) != in[1])
+      throw Error(op_context("conv2d_backward_filter_bias", in) + ": dy does not match filter_shape " +
+                  shape_to_string(w));
+    return std::vector<Shape>{w, {w[3]}};
+  };
+  conv_bfb.fallback = [](const std::vector<Tensor>& in, const Attributes& a) {
+    Tensor dw = run_op("conv2d_backward_filter", in, a)[0];
+    return std::vector<Tensor>{dw, ops::reduce_sum(in[1], {0, 1, 2}, false)};
   };
 
   OpDef& maxpool = def("max_pool2d");
-  maxpool.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  maxpool.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("max_pool2d", in, 1);
-    return std::vector<Shape>{pool_out("max_pool2d", in[0], a)};
+    return one_shape(pool_out("max_pool2d", in[0], a));
   };
   maxpool.backward = [](const Node& n, const Grads& g) {
     return Grads{run_op("max_pool2d_backward", {n.inputs[0], g[0]}, n.attrs)[0]};
   };
   OpDef& maxpool_b = def("max_pool2d_backward");
-  maxpool_b.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  maxpool_b.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("max_pool2d_backward", in, 2);
     if (pool_out("max_pool2d_backward", in[0], a) != in[1])
       throw Error(op_context("max_pool2d_backward", in) + ": dy does not match the pooled shape");
-    return std::vector<Shape>{in[0]};
+    return one_shape(in[0]);
   };
   OpDef& avgpool = def("avg_pool2d");
-  avgpool.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  avgpool.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("avg_pool2d", in, 1);
-    return std::vector<Shape>{pool_out("avg_pool2d", in[0], a)};
+    return one_shape(pool_out("avg_pool2d", in[0], a));
   };
   avgpool.backward = [](const Node& n, const Grads& g) {
     Attributes a = n.attrs;
@@ -407,27 +591,27 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{run_op("avg_pool2d_backward", {g[0]}, a)[0]};
   };
   OpDef& avgpool_b = def("avg_pool2d_backward");
-  avgpool_b.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  avgpool_b.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("avg_pool2d_backward", in, 1);
     Shape x = a.get_ints("input_shape", {});
     if (pool_out("avg_pool2d_backward", x, a) != in[0])
       throw Error(op_context("avg_pool2d_backward", in) + ": dy does not match input_shape " + shape_to_string(x));
-    return std::vector<Shape>{x};
+    return one_shape(x);
   };
 
   OpDef& dropout = def("dropout_mask");
   dropout.shape_only_inputs = true;
-  dropout.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  dropout.infer = [](const ShapeList& in, const Attributes& a) {
     double rate = a.get_float("rate", 0.0);
     if (!(rate >= 0.0 && rate < 1.0))
       throw Error("op 'dropout_mask': rate must be in [0, 1), got " + std::to_string(rate));
-    if (in.size() == 1) return std::vector<Shape>{in[0]};
-    return std::vector<Shape>{a.get_ints("shape", {})};
+    if (in.size() == 1) return one_shape(in[0]);
+    return one_shape(a.get_ints("shape", {}));
   };
 
   OpDef& reshape = def("reshape");
   reshape.has_kernel = false;
-  reshape.infer = [](const std::vector<Shape>& in, Attributes& a) {
+  reshape.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("reshape", in, 1);
     Shape target = a.get_ints("shape", {});
     int64_t known = 1, unknown = -1;
@@ -450,21 +634,102 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
       throw Error("cannot reshape " + shape_to_string(in[0]) + " (" + std::to_string(total) + " values) to " +
                   shape_to_string(target) + " (" + std::to_string(known) + " values)");
     }
-    return std::vector<Shape>{target};
+    return one_shape(target);
   };
   reshape.backward = [](const Node& n, const Grads& g) { return Grads{ops::reshape(g[0], n.inputs[0].shape())}; };
+
+  // Optimizer updates, one op per parameter instead of a dozen element-wise passes. The fallbacks
+  // are the same rules written with basic ops, as the optimizers were before these ops existed.
+  auto update = [&](const std::string& name, size_t min_inputs, size_t max_inputs, FallbackFn fallback) {
+    OpDef& d = def(name);
+    d.in_place_update = true;
+    d.infer = [name, min_inputs, max_inputs](const ShapeList& in, const Attributes&) {
+      return update_shapes(name, in, min_inputs, max_inputs);
+    };
+    d.fallback = std::move(fallback);
+  };
+  update("sgd_update", 2, 3, [](const std::vector<Tensor>& in, const Attributes& a) {
+    double lr = a.get_float("lr", 0.01), momentum = a.get_float("momentum", 0.0);
+    const Tensor &p = in[0], &g = in[1];
+    if (in.size() == 2) {
+      assign(p, ops::add(p, ops::scale(g, -lr)));
+      return in;
+    }
+    Tensor v = ops::add(ops::scale(in[2], momentum), ops::scale(g, -lr));
+    Tensor step = a.get_int("nesterov", 0) ? ops::add(ops::scale(v, momentum), ops::scale(g, -lr)) : v;
+    Tensor updated = ops::add(p, step);
+    assign(in[2], v);
+    assign(p, updated);
+    return in;
+  });
+  update("adadelta_update", 4, 4, [](const std::vector<Tensor>& in, const Attributes& a) {
+    double lr = a.get_float("lr", 1.0), rho = a.get_float("rho", 0.95), eps = a.get_float("epsilon", 1e-7);
+    const Tensor &p = in[0], &g = in[1], &acc = in[2], &delta_acc = in[3];
+    Tensor acc2 = ops::add(ops::scale(acc, rho), ops::scale(ops::square(g), 1.0 - rho));
+    Tensor delta = ops::div(ops::mul(g, ops::sqrt(ops::scale(delta_acc, 1.0, eps))), ops::sqrt(ops::scale(acc2, 1.0, eps)));
+    Tensor delta_acc2 = ops::add(ops::scale(delta_acc, rho), ops::scale(ops::square(delta), 1.0 - rho));
+    Tensor updated = ops::add(p, ops::scale(delta, -lr));
+    assign(acc, acc2);
+    assign(delta_acc, delta_acc2);
+    assign(p, updated);
+    return in;
+  });
+  update("adam_update", 4, 5, [](const std::vector<Tensor>& in, const Attributes& a) {
+    double alpha = a.get_float("alpha", 0.001), b1 = a.get_float("beta_1", 0.9), b2 = a.get_float("beta_2", 0.999),
+           eps = a.get_float("epsilon", 1e-7);
+    const Tensor &p = in[0], &g = in[1];
+    Tensor m = ops::add(ops::scale(in[2], b1), ops::scale(g, 1.0 - b1));
+    Tensor v = ops::add(ops::scale(in[3], b2), ops::scale(ops::square(g), 1.0 - b2));
+    Tensor denominator_source = v, v_hat;
+    if (in.size() == 5) {
+      v_hat = ops::add(in[4], ops::relu(ops::sub(v, in[4])));
+      denominator_source = v_hat;
+    }
+    Tensor updated =
+        ops::sub(p, ops::div(ops::scale(m, alpha), ops::scale(ops::sqrt(denominator_source), 1.0, eps)));
+    assign(in[2], m);
+    assign(in[3], v);
+    if (in.size() == 5) assign(in[4], v_hat);
+    assign(p, updated);
+    return in;
+  });
+  update("rmsprop_update", 3, 4, [](const std::vector<Tensor>& in, const Attributes& a) {
+    double lr = a.get_float("lr", 0.001), rho = a.get_float("rho", 0.9), eps = a.get_float("epsilon", 1e-7),
+           momentum = a.get_float("momentum", 0.0);
+    const Tensor &p = in[0], &g = in[1];
+    Tensor v = ops::add(ops::scale(in[2], rho), ops::scale(ops::square(g), 1.0 - rho));
+    Tensor step = ops::div(ops::scale(g, lr), ops::scale(ops::sqrt(v), 1.0, eps));
+    Tensor m;
+    if (in.size() == 4) {
+      m = ops::add(ops::scale(in[3], momentum), step);
+      step = m;
+    }
+    Tensor updated = ops::sub(p, step);
+    assign(in[2], v);
+    if (in.size() == 4) assign(in[3], m);
+    assign(p, updated);
+    return in;
+  });
 }
+
+// Looks ops up by name without building a std::string for the key.
+struct NameHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 struct OpTable {
   std::vector<std::unique_ptr<OpDef>> defs;
   std::vector<const OpDef*> list;
-  std::unordered_map<std::string, const OpDef*> by_name;
+  std::unordered_map<std::string, const OpDef*, NameHash, std::equal_to<>> by_name;
+  int reduce_sum_id = -1;
   OpTable() {
     define_ops(defs);
     for (auto& d : defs) {
       list.push_back(d.get());
       by_name[d->name] = d.get();
     }
+    reduce_sum_id = by_name.at("reduce_sum")->id;
   }
 };
 const OpTable& op_table() {
@@ -472,11 +737,138 @@ const OpTable& op_table() {
   return table;
 }
 
+const OpDef& need_op(std::string_view name) {
+  auto& t = op_table();
+  auto it = t.by_name.find(name);
+  if (it == t.by_name.end()) throw Error("unknown op '" + std::string(name) + "' (see docs/ops.md for the op set)");
+  return *it->second;
+}
+
+// An op looked up once per call site.
+#define LAMINA_OP(name)                              \
+  ([]() -> const OpDef& {                            \
+    static const OpDef& cached_op = need_op(name);   \
+    return cached_op;                                \
+  }())
+
+// Views for a kernel call; ops have few operands, so they live on the stack.
+class Views {
+ public:
+  explicit Views(size_t n) {
+    data_ = small_.data();
+    if (n > small_.size()) {
+      big_.resize(n);
+      data_ = big_.data();
+    }
+  }
+  lamina_view& operator[](size_t i) { return data_[i]; }
+  const lamina_view* data() const { return data_; }
+
+ private:
+  std::array<lamina_view, 6> small_;
+  std::vector<lamina_view> big_;
+  lamina_view* data_;
+};
+
+// Calls `backend`'s kernel for `op`, timing it under LAMINA_PROFILE.
+void call_kernel(const OpDef& op, BackendEntry& backend, const Views& in, size_t n_in, const Views& out,
+                 size_t n_out, const lamina_attrs* attrs, const std::vector<Tensor>& given) {
+  OpProfile* prof = profile();
+  auto start = prof ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  lamina_error error{};
+  if (backend.kernels[size_t(op.id)](backend.table.self, in.data(), int32_t(n_in), out.data(), int32_t(n_out), attrs,
+                                     &error) != LAMINA_OK)
+    throw Error(op_context(op.name, ShapeList(given)) + " failed on backend '" + backend.name + "': " + error.message);
+  if (prof) {
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::lock_guard lock(prof->mutex);
+    auto& slot = prof->totals[backend.name + " " + op.name];
+    slot.first += dt;
+    slot.second += 1;
+  }
+}
+
+// Runs a kernel on freshly allocated outputs.
+std::vector<Tensor> launch(const OpDef& op, BackendEntry& backend, const std::vector<Tensor>& given,
+                           std::vector<Shape>& out_shapes, const Attributes& attrs) {
+  std::vector<Tensor> outputs;
+  outputs.reserve(out_shapes.size());
+  bool empty = false;
+  for (Shape& s : out_shapes) {
+    empty |= shape_size(s) == 0;
+    outputs.push_back(make_tensor(std::move(s), &backend));
+  }
+  if (empty) return outputs;
+  size_t n_in = op.shape_only_inputs ? 0 : given.size();
+  Views in(n_in), out(outputs.size());
+  std::vector<Tensor> moved;  // copies of inputs from another backend's memory, alive for the call
+  for (size_t i = 0; i < n_in; ++i) {
+    const Tensor& t = given[i];
+    if (reachable(t, backend)) {
+      in[i] = view_of(t);
+    } else {
+      moved.push_back(on_backend(t, backend));
+      in[i] = view_of(moved.back());
+    }
+    // Broadcasting kernels see every input at the output's rank.
+    if (op.broadcasts) {
+      lamina_view& v = in[i];
+      int32_t rank = int32_t(outputs[0].shape().size());
+      if (v.ndim < rank) {
+        int32_t lead = rank - v.ndim;
+        for (int32_t d = v.ndim - 1; d >= 0; --d) v.shape[d + lead] = v.shape[d];
+        for (int32_t d = 0; d < lead; ++d) v.shape[d] = 1;
+        v.ndim = rank;
+      }
+    }
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) out[i] = view_of(outputs[i]);
+  bool keepdims = op.id == op_table().reduce_sum_id;
+  CAttrs c(attrs, keepdims ? "keepdims" : nullptr, 1);
+  call_kernel(op, backend, in, n_in, out, outputs.size(), c.view(), given);
+  return outputs;
+}
+
+// In-place updates: the outputs are inputs 0, 2, 3, ... themselves.
+std::vector<Tensor> run_update(const OpDef& op, const std::vector<Tensor>& given, const Attributes& attrs) {
+  if (g_grad_enabled)
+    for (const Tensor& t : given)
+      if (needs_grad(t))
+        throw Error("op '" + op.name +
+                    "' updates its inputs in place and cannot be recorded for autograd; run it under "
+                    "NoGradGuard, as optimizers are");
+  BackendEntry& backend = Registry::get().active_backend();
+  std::vector<Tensor> result{given[0]};
+  for (size_t i = 2; i < given.size(); ++i) result.push_back(given[i]);
+  if (!backend.supports(op)) {
+    if (!op.fallback) throw Error("backend '" + backend.name + "' has no kernel for op '" + op.name + "'");
+    op.fallback(given, attrs);
+    return result;
+  }
+  // Parameters in another backend's memory are updated through a copy, then written back.
+  std::vector<Tensor> work = given;
+  bool copied = false;
+  for (Tensor& t : work)
+    if (!reachable(t, backend)) t = on_backend(t, backend), copied = true;
+  Views in(work.size()), out(result.size());
+  for (size_t i = 0; i < work.size(); ++i) in[i] = view_of(work[i]);
+  out[0] = in[0];
+  for (size_t i = 2; i < work.size(); ++i) out[i - 1] = in[i];
+  if (shape_size(given[0].shape()) > 0) {
+    CAttrs c(attrs);
+    call_kernel(op, backend, in, work.size(), out, result.size(), c.view(), given);
+  }
+  if (copied)
+    for (size_t i = 0; i < given.size(); ++i)
+      if (i != 1 && work[i].impl() != given[i].impl()) assign(given[i], work[i]);
+  return result;
+}
+
 }  // namespace
 
 const OpDef* find_op(const std::string& name) {
   auto& t = op_table();
-  auto it = t.by_name.find(name);
+  auto it = t.by_name.find(std::string_view(name));
   return it == t.by_name.end() ? nullptr : it->second;
 }
 const std::vector<const OpDef*>& all_ops() { return op_table().list; }
@@ -485,76 +877,41 @@ bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
-std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& given, const Attributes& attrs_in) {
-  const OpDef* op = find_op(name);
-  if (!op) throw Error("unknown op '" + name + "' (see docs/ops.md for the op set)");
+static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& given, const Attributes& attrs) {
   for (const Tensor& t : given)
-    if (!t.defined()) throw Error("op '" + name + "': an input tensor is undefined");
-  Attributes attrs = attrs_in;
-  std::vector<Shape> in_shapes;
-  for (const Tensor& t : given) in_shapes.push_back(t.shape());
-  std::vector<Shape> out_shapes = op->infer(in_shapes, attrs);
+    if (!t.defined()) throw Error("op '" + op.name + "': an input tensor is undefined");
+  std::vector<Shape> out_shapes = op.infer(ShapeList(given), attrs);
+  if (op.in_place_update) return run_update(op, given, attrs);
 
   std::vector<Tensor> outputs;
-  if (!op->has_kernel) {  // reshape: a view on the same buffer
+  if (!op.has_kernel) {  // reshape: a view on the same buffer
     auto* impl = new TensorImpl;
-    impl->shape = out_shapes[0];
+    impl->shape = std::move(out_shapes[0]);
     impl->buffer = given[0].impl()->buffer;
     impl->offset = given[0].impl()->offset;
     outputs.push_back(Tensor(impl, false));
   } else {
     BackendEntry& backend = Registry::get().active_backend();
-    if (!backend.supports(*op))
-      throw Error("backend '" + backend.name + "' has no kernel for op '" + name + "'");
-    // Kernels see inputs of the output's rank for broadcasting ops.
-    std::vector<Tensor> inputs;
-    if (!op->shape_only_inputs) {
-      for (const Tensor& t : given) {
-        Tensor u = on_backend(t, backend);
-        if (op->name == "add" || op->name == "sub" || op->name == "mul" || op->name == "div") {
-          Shape s = u.shape();
-          if (s.size() < out_shapes[0].size()) {
-            s.insert(s.begin(), out_shapes[0].size() - s.size(), 1);
-            u = detached(u);
-            u.impl()->shape = s;
-          }
-        }
-        inputs.push_back(u);
-      }
-    }
-    if (op->name == "reduce_sum") attrs.set("keepdims", int64_t(1));
-    for (const Shape& s : out_shapes) outputs.push_back(make_tensor(s, &backend));
-    std::vector<lamina_view> in_views, out_views;
-    for (const Tensor& t : inputs) in_views.push_back(view_of(t));
-    for (const Tensor& t : outputs) out_views.push_back(view_of(t));
-    CAttrs c(attrs);
-    lamina_error error{};
-    bool empty = false;
-    for (const Shape& s : out_shapes) empty |= shape_size(s) == 0;
-    OpProfile* prof = profile();
-    auto start = prof ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    if (!empty && backend.kernels[size_t(op->id)](backend.table.self, in_views.data(), int32_t(in_views.size()),
-                                                  out_views.data(), int32_t(out_views.size()), &c.view,
-                                                  &error) != LAMINA_OK)
-      throw Error(op_context(name, in_shapes) + " failed on backend '" + backend.name + "': " + error.message);
-    if (prof) {
-      double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::lock_guard lock(prof->mutex);
-      auto& slot = prof->totals[backend.name + " " + name];
-      slot.first += dt;
-      slot.second += 1;
+    if (backend.supports(op)) {
+      outputs = launch(op, backend, given, out_shapes, attrs);
+    } else if (op.fallback) {
+      NoGradGuard composed;  // recorded below as the fused op, with its own gradient rule
+      outputs = op.fallback(given, attrs);
+    } else {
+      throw Error("backend '" + backend.name + "' has no kernel for op '" + op.name + "'");
     }
   }
 
-  if (g_grad_enabled && op->backward) {
+  if (g_grad_enabled && op.backward) {
     bool any = false;
     for (const Tensor& t : given) any |= needs_grad(t);
     if (any) {
       auto node = std::make_shared<Node>();
-      node->op = op;
+      node->op = &op;
       node->inputs = given;
-      node->attrs = attrs_in;
+      node->attrs = attrs;
       node->sequence = g_sequence.fetch_add(1);
+      node->outputs.reserve(outputs.size());
       for (size_t i = 0; i < outputs.size(); ++i) {
         node->outputs.push_back(detached(outputs[i]));
         outputs[i].impl()->grad_fn = node;
@@ -563,6 +920,10 @@ std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& g
     }
   }
   return outputs;
+}
+
+std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& given, const Attributes& attrs) {
+  return run_op(need_op(name), given, attrs);
 }
 
 std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt) {
@@ -575,27 +936,35 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
   // Collect the graph, then walk it newest first: a node's output gradients are complete once
   // every node created after it has run.
   std::vector<Node*> nodes;
-  std::unordered_map<Node*, std::vector<Tensor>> out_grads;
+  std::unordered_map<Node*, size_t> index;  // position in `nodes`
   std::vector<Node*> stack{loss.impl()->grad_fn.get()};
-  std::unordered_map<Node*, bool> seen;
+  nodes.reserve(64);
+  stack.reserve(64);
+  index.reserve(64);
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
-    if (seen[n]) continue;
-    seen[n] = true;
+    if (!index.emplace(n, 0).second) continue;
     nodes.push_back(n);
     for (const Tensor& t : n->inputs)
-      if (t.impl()->grad_fn && !seen[t.impl()->grad_fn.get()]) stack.push_back(t.impl()->grad_fn.get());
+      if (t.impl()->grad_fn && !index.count(t.impl()->grad_fn.get())) stack.push_back(t.impl()->grad_fn.get());
   }
   std::sort(nodes.begin(), nodes.end(), [](Node* a, Node* b) { return a->sequence > b->sequence; });
+  for (size_t i = 0; i < nodes.size(); ++i) index[nodes[i]] = i;
+  std::vector<std::vector<Tensor>> out_grads(nodes.size());
 
   std::unordered_map<TensorImpl*, Tensor> leaf_grads;
   auto accumulate = [](Tensor& slot, const Tensor& g) { slot = slot.defined() ? ops::add(slot, g) : g; };
-  out_grads[loss.impl()->grad_fn.get()].resize(loss.impl()->grad_fn->outputs.size());
-  out_grads[loss.impl()->grad_fn.get()][size_t(loss.impl()->output_index)] = ops::full(loss.shape(), 1.0f);
+  {
+    Node* top = loss.impl()->grad_fn.get();
+    auto& og = out_grads[index[top]];
+    og.resize(top->outputs.size());
+    og[size_t(loss.impl()->output_index)] = ops::full(loss.shape(), 1.0f);
+  }
 
-  for (Node* n : nodes) {
-    auto& og = out_grads[n];
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    Node* n = nodes[k];
+    auto& og = out_grads[k];
     og.resize(n->outputs.size());
     bool any = false;
     for (size_t i = 0; i < og.size(); ++i) {
@@ -608,8 +977,9 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
       if (!ig[i].defined()) continue;
       const Tensor& in = n->inputs[i];
       if (in.impl()->grad_fn) {
-        auto& slots = out_grads[in.impl()->grad_fn.get()];
-        slots.resize(in.impl()->grad_fn->outputs.size());
+        Node* producer = in.impl()->grad_fn.get();
+        auto& slots = out_grads[index.at(producer)];
+        slots.resize(producer->outputs.size());
         accumulate(slots[size_t(in.impl()->output_index)], ig[i]);
       } else if (in.impl()->requires_grad) {
         accumulate(leaf_grads[in.impl()], ig[i]);
@@ -630,8 +1000,8 @@ void assign(const Tensor& target, const Tensor& value) {
                 shape_to_string(target.shape()));
   Buffer& b = *target.impl()->buffer;
   BackendEntry& backend = b.backend ? *b.backend : Registry::get().active_backend();
-  const OpDef* copy = find_op("copy");
-  if (!backend.supports(*copy) || (!b.backend && !backend.table.host_memory)) {
+  const OpDef& copy = LAMINA_OP("copy");
+  if (!backend.supports(copy) || (!b.backend && !backend.table.host_memory)) {
     std::vector<float> v = value.to_vector();
     if (!b.backend) {
       std::memcpy(const_cast<Tensor&>(target).host_data(), v.data(), v.size() * sizeof(float));
@@ -647,36 +1017,36 @@ void assign(const Tensor& target, const Tensor& value) {
   lamina_view in = view_of(src), out = view_of(target);
   lamina_attrs none{0, nullptr};
   lamina_error error{};
-  if (backend.kernels[size_t(copy->id)](backend.table.self, &in, 1, &out, 1, &none, &error) != LAMINA_OK)
+  if (backend.kernels[size_t(copy.id)](backend.table.self, &in, 1, &out, 1, &none, &error) != LAMINA_OK)
     throw Error(std::string("assign failed on backend '") + backend.name + "': " + error.message);
 }
 
 namespace ops {
-static Tensor one(const char* name, std::vector<Tensor> in, const Attributes& a = {}) {
-  return run_op(name, in, a)[0];
+static Tensor one(const OpDef& op, const std::vector<Tensor>& in, const Attributes& a = {}) {
+  return run_op(op, in, a)[0];
 }
-Tensor add(const Tensor& a, const Tensor& b) { return one("add", {a, b}); }
-Tensor sub(const Tensor& a, const Tensor& b) { return one("sub", {a, b}); }
-Tensor mul(const Tensor& a, const Tensor& b) { return one("mul", {a, b}); }
-Tensor div(const Tensor& a, const Tensor& b) { return one("div", {a, b}); }
-Tensor neg(const Tensor& x) { return one("neg", {x}); }
-Tensor exp(const Tensor& x) { return one("exp", {x}); }
-Tensor log(const Tensor& x) { return one("log", {x}); }
-Tensor sqrt(const Tensor& x) { return one("sqrt", {x}); }
-Tensor square(const Tensor& x) { return one("square", {x}); }
-Tensor relu(const Tensor& x) { return one("relu", {x}); }
-Tensor sigmoid(const Tensor& x) { return one("sigmoid", {x}); }
-Tensor tanh(const Tensor& x) { return one("tanh", {x}); }
+Tensor add(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("add"), {a, b}); }
+Tensor sub(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("sub"), {a, b}); }
+Tensor mul(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("mul"), {a, b}); }
+Tensor div(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("div"), {a, b}); }
+Tensor neg(const Tensor& x) { return one(LAMINA_OP("neg"), {x}); }
+Tensor exp(const Tensor& x) { return one(LAMINA_OP("exp"), {x}); }
+Tensor log(const Tensor& x) { return one(LAMINA_OP("log"), {x}); }
+Tensor sqrt(const Tensor& x) { return one(LAMINA_OP("sqrt"), {x}); }
+Tensor square(const Tensor& x) { return one(LAMINA_OP("square"), {x}); }
+Tensor relu(const Tensor& x) { return one(LAMINA_OP("relu"), {x}); }
+Tensor sigmoid(const Tensor& x) { return one(LAMINA_OP("sigmoid"), {x}); }
+Tensor tanh(const Tensor& x) { return one(LAMINA_OP("tanh"), {x}); }
 Tensor scale(const Tensor& x, double alpha, double beta) {
-  return one("scale", {x}, Attributes().set("alpha", alpha).set("beta", beta));
+  return one(LAMINA_OP("scale"), {x}, Attributes().set("alpha", alpha).set("beta", beta));
 }
 Tensor clip(const Tensor& x, double low, double high) {
-  return one("clip", {x}, Attributes().set("low", low).set("high", high));
+  return one(LAMINA_OP("clip"), {x}, Attributes().set("low", low).set("high", high));
 }
-Tensor softmax(const Tensor& x) { return one("softmax", {x}); }
-Tensor log_softmax(const Tensor& x) { return one("log_softmax", {x}); }
+Tensor softmax(const Tensor& x) { return one(LAMINA_OP("softmax"), {x}); }
+Tensor log_softmax(const Tensor& x) { return one(LAMINA_OP("log_softmax"), {x}); }
 Tensor reduce_sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
-  Tensor r = one("reduce_sum", {x}, Attributes().set("axes", axes));
+  Tensor r = one(LAMINA_OP("reduce_sum"), {x}, Attributes().set("axes", axes));
   if (keepdims) return r;
   Shape s;
   const Shape& xs = x.shape();
@@ -693,25 +1063,41 @@ Tensor sum(const Tensor& x) {
 }
 Tensor mean(const Tensor& x) { return scale(sum(x), 1.0 / double(std::max<int64_t>(x.size(), 1))); }
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  return one("matmul", {a, b}, Attributes().set("transpose_a", int64_t(ta)).set("transpose_b", int64_t(tb)));
+  return one(LAMINA_OP("matmul"), {a, b}, Attributes().set("transpose_a", int64_t(ta)).set("transpose_b", int64_t(tb)));
 }
-Tensor reshape(const Tensor& x, const Shape& shape) { return one("reshape", {x}, Attributes().set("shape", shape)); }
+Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, bool ta, bool tb,
+                   const std::string& activation) {
+  return one(LAMINA_OP("matmul_bias"), {a, b, bias},
+             Attributes()
+                 .set("transpose_a", int64_t(ta))
+                 .set("transpose_b", int64_t(tb))
+                 .set("activation", activation));
+}
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  return one(LAMINA_OP("reshape"), {x}, Attributes().set("shape", shape));
+}
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides, const std::vector<int64_t>& pads) {
-  return one("conv2d", {x, w}, Attributes().set("strides", strides).set("pads", pads));
+  return one(LAMINA_OP("conv2d"), {x, w}, Attributes().set("strides", strides).set("pads", pads));
+}
+Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& strides,
+                   const std::vector<int64_t>& pads, const std::string& activation) {
+  return one(LAMINA_OP("conv2d_bias"), {x, w, b},
+             Attributes().set("strides", strides).set("pads", pads).set("activation", activation));
 }
 Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads) {
-  return one("max_pool2d", {x}, Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
+  return one(LAMINA_OP("max_pool2d"), {x}, Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
 }
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads) {
-  return one("avg_pool2d", {x}, Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
+  return one(LAMINA_OP("avg_pool2d"), {x}, Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
 }
 Tensor dropout_mask(const Shape& shape, double rate, uint64_t seed) {
-  return one("dropout_mask", {}, Attributes().set("shape", shape).set("rate", rate).set("seed", int64_t(seed)));
+  return one(LAMINA_OP("dropout_mask"), {},
+             Attributes().set("shape", shape).set("rate", rate).set("seed", int64_t(seed)));
 }
 Tensor full(const Shape& shape, float value) {
-  return one("fill", {}, Attributes().set("shape", shape).set("value", double(value)));
+  return one(LAMINA_OP("fill"), {}, Attributes().set("shape", shape).set("value", double(value)));
 }
 }  // namespace ops
 

@@ -1,7 +1,10 @@
 #include "internal.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 #include <cstring>
 #include <iomanip>
 #include <ostream>
@@ -22,19 +25,122 @@ int64_t shape_size(const Shape& shape) {
   return n;
 }
 
-Buffer::~Buffer() {
-  if (!handle) return;
+namespace {
+
+// Bytes actually allocated for a request: whole cache lines, never zero (a zero-sized tensor still
+// needs a distinct buffer).
+size_t rounded_size(size_t bytes) { return std::max<size_t>(64, (bytes + 63) / 64 * 64); }
+
+void release_now(BackendEntry* backend, void* handle) {
   if (backend)
     backend->table.release(backend->table.self, handle);
   else
     std::free(handle);
 }
 
+// Buffers freed by tensors, kept by backend and size for the next tensor of that size. A training
+// step allocates the same sizes every step, so after the first one it allocates nothing, and big
+// activations do not pay for fresh pages (mapped and zeroed by the kernel) at every step.
+//
+// Bounded by LAMINA_BUFFER_CACHE_MB (default 512; 0 turns the cache off): a buffer that would
+// overflow it empties the cache first, which happens when a program moves on to other shapes, not
+// within a steady training loop. Buffers over a 32nd of the bound (16 MB) go back at once: the
+// allocator returns those to the system, their first-touch cost is small next to the work on them,
+// and keeping them would hold a large batch's activations (predicting 1000 images at a time, say)
+// for the rest of the run.
+class BufferCache {
+ public:
+  static BufferCache& get() {
+    static BufferCache* cache = new BufferCache;  // never destroyed: tensors die during static destruction too
+    return *cache;
+  }
+
+  void* take(BackendEntry* backend, size_t size) {
+    std::lock_guard lock(mutex_);
+    auto it = free_.find(Key{backend, size});
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    void* handle = it->second.back();
+    it->second.pop_back();
+    cached_ -= size;
+    return handle;
+  }
+
+  // Keeps `handle` for reuse; false when the caller must release it.
+  bool give(BackendEntry* backend, void* handle, size_t size) {
+    std::vector<std::pair<Key, void*>> evicted;
+    {
+      std::lock_guard lock(mutex_);
+      if (!enabled_ || size > limit_ / 32) return false;
+      if (cached_ + size > limit_) evicted = drain();
+      free_[Key{backend, size}].push_back(handle);
+      cached_ += size;
+    }
+    for (auto& [key, h] : evicted) release_now(key.backend, h);
+    return true;
+  }
+
+  // Releases everything and stops caching (at exit, before the backends shut down).
+  void release_all() {
+    std::vector<std::pair<Key, void*>> evicted;
+    {
+      std::lock_guard lock(mutex_);
+      enabled_ = false;
+      evicted = drain();
+    }
+    for (auto& [key, h] : evicted) release_now(key.backend, h);
+  }
+
+ private:
+  struct Key {
+    BackendEntry* backend;
+    size_t size;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept {
+      return std::hash<const void*>{}(k.backend) ^ (std::hash<size_t>{}(k.size) * 0x9E3779B97F4A7C15ull);
+    }
+  };
+
+  BufferCache() {
+    const char* env = std::getenv("LAMINA_BUFFER_CACHE_MB");
+    long mb = env && *env ? std::strtol(env, nullptr, 10) : 512;
+    limit_ = size_t(std::max(0L, mb)) << 20;
+    enabled_ = limit_ > 0;
+  }
+  std::vector<std::pair<Key, void*>> drain() {
+    std::vector<std::pair<Key, void*>> out;
+    for (auto& [key, handles] : free_)
+      for (void* h : handles) out.emplace_back(key, h);
+    free_.clear();
+    cached_ = 0;
+    return out;
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<Key, std::vector<void*>, KeyHash> free_;
+  size_t cached_ = 0;
+  size_t limit_ = 0;
+  bool enabled_ = true;
+};
+
+}  // namespace
+
+void release_cached_buffers() { BufferCache::get().release_all(); }
+
+Buffer::~Buffer() {
+  if (!handle) return;
+  size_t size = rounded_size(bytes);
+  if (!BufferCache::get().give(backend, handle, size)) release_now(backend, handle);
+}
+
 std::shared_ptr<Buffer> allocate(BackendEntry* backend, size_t bytes) {
   auto buffer = std::make_shared<Buffer>();
   buffer->backend = backend;
   buffer->bytes = bytes;
-  size_t n = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+  size_t n = rounded_size(bytes);
+  buffer->handle = BufferCache::get().take(backend, n);
+  if (buffer->handle) return buffer;
   if (backend) {
     lamina_error error{};
     buffer->handle = backend->table.alloc(backend->table.self, n, &error);
@@ -61,11 +167,12 @@ static void check_shape(const Shape& shape) {
   }
 }
 
-Tensor make_tensor(const Shape& shape, BackendEntry* backend) {
+Tensor make_tensor(Shape shape, BackendEntry* backend) {
   check_shape(shape);
   auto* impl = new TensorImpl;
-  impl->shape = shape;
-  impl->buffer = allocate(backend, size_t(shape_size(shape)) * sizeof(float));
+  size_t bytes = size_t(shape_size(shape)) * sizeof(float);
+  impl->shape = std::move(shape);
+  impl->buffer = allocate(backend, bytes);
   return Tensor(impl, false);
 }
 
@@ -76,9 +183,13 @@ static bool host_reachable(const Tensor& t) {
 
 bool Tensor::is_host() const { return impl_ && host_reachable(*this); }
 
-Tensor on_backend(const Tensor& t, BackendEntry& backend) {
+bool reachable(const Tensor& t, const BackendEntry& backend) {
   const Buffer& b = *t.impl()->buffer;
-  if (b.backend == &backend || (backend.table.host_memory && host_reachable(t))) return t;
+  return b.backend == &backend || (backend.table.host_memory && host_reachable(t));
+}
+
+Tensor on_backend(const Tensor& t, BackendEntry& backend) {
+  if (reachable(t, backend)) return t;
   // Different memory: go through the host.
   std::vector<float> values = t.to_vector();
   Tensor copy = make_tensor(t.shape(), &backend);

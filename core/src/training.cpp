@@ -45,13 +45,13 @@ Tensor one_hot(const Tensor& labels, int64_t classes) {
 }
 
 // The loss, averaged over the batch, as a scalar tensor (differentiable when recording).
-Tensor compute_loss(const std::string& loss, const Tensor& pred, const Tensor& target_in) {
+Tensor compute_loss(const std::string& loss, const Tensor& pred, const Tensor& target_in, bool from_logits) {
   Tensor target = target_in;
   int64_t batch = pred.dim(0);
   if (loss == "sparse_categorical_crossentropy") target = one_hot(target_in, pred.dim(-1));
   if (loss == "mean_squared_error") return ops::mean(ops::square(ops::sub(pred, target)));
   if (loss == "binary_crossentropy") {
-    Tensor p = ops::clip(pred, kEpsilon, 1.0 - kEpsilon);
+    Tensor p = ops::clip(from_logits ? ops::sigmoid(pred) : pred, kEpsilon, 1.0 - kEpsilon);
     Tensor pos = ops::mul(target, ops::log(p));
     Tensor neg = ops::mul(ops::scale(target, -1.0, 1.0), ops::log(ops::scale(p, -1.0, 1.0)));
     return ops::scale(ops::sum(ops::add(pos, neg)), -1.0 / double(pred.size()));
@@ -59,7 +59,9 @@ Tensor compute_loss(const std::string& loss, const Tensor& pred, const Tensor& t
   // categorical: with a softmax output, work from its logits (as TensorFlow does) for stability.
   Tensor log_p;
   const auto& producer = pred.impl()->grad_fn;
-  if (producer && producer->op->name == "softmax")
+  if (from_logits)
+    log_p = ops::log_softmax(pred);
+  else if (producer && producer->op->name == "softmax")
     log_p = ops::log_softmax(producer->inputs[0]);
   else
     log_p = ops::log(ops::clip(pred, kEpsilon, 1.0 - kEpsilon));
@@ -146,6 +148,8 @@ class Progress {
   Progress(int verbose, int64_t total) : verbose_(verbose), total_(total), start_(clock::now()) {
     tty_ = verbose == 1 && isatty(fileno(stdout));
   }
+  // Whether update() draws anything (a live bar on a terminal).
+  bool live() const { return tty_; }
   void update(int64_t seen, const std::string& logs) {
     if (!tty_) return;
     auto now = clock::now();
@@ -328,6 +332,12 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
   stop_training = false;
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
+  // The optimizer's slot handles per parameter, gathered once rather than at every step.
+  std::vector<std::vector<lamina_tensor>> slot_handles;
+  for (const auto& slots : t.slots) {
+    slot_handles.emplace_back();
+    for (const Tensor& s : slots) slot_handles.back().push_back(reinterpret_cast<lamina_tensor>(s.impl()));
+  }
   for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (options.verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
@@ -342,7 +352,7 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
       size_t e = size_t(std::min(n, b + options.batch_size));
       Tensor xb = gather_rows(x, order, size_t(b), e), yb = gather_rows(y, order, size_t(b), e);
       Tensor pred = forward(xb, true, layers_.size());
-      Tensor loss = compute_loss(t.loss, pred, yb);
+      Tensor loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
       double value = loss.item();
       if (!std::isfinite(value))
         throw Error("training stopped: the loss became " + std::string(std::isnan(value) ? "NaN" : "infinite") +
@@ -354,8 +364,7 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
         ++t.iteration;
         for (size_t i = 0; i < t.params.size(); ++i) {
           if (!grads[i].defined()) continue;
-          std::vector<lamina_tensor> slots;
-          for (const Tensor& s : t.slots[i]) slots.push_back(reinterpret_cast<lamina_tensor>(s.impl()));
+          const std::vector<lamina_tensor>& slots = slot_handles[i];
           lamina_error error{};
           if (t.optimizer->table.apply(t.instance, reinterpret_cast<lamina_tensor>(t.params[i].impl()),
                                        reinterpret_cast<lamina_tensor>(grads[i].impl()), slots.data(),
@@ -370,14 +379,18 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
         NoGradGuard no_grad;
         update_metrics(metrics, t.loss, pred, yb);
       }
-      std::map<std::string, double> logs{{"loss", loss_sum / double(seen)}};
-      std::string text = " - loss: " + format_value(loss_sum / double(seen));
-      for (auto& m : metrics) {
-        logs[m.name] = m.value();
-        text += " - " + m.name + ": " + format_value(m.value());
+      // The per-batch logs only when someone reads them: a small model takes tens of microseconds
+      // a step, and formatting them costs a few.
+      if (!options.callbacks.empty()) {
+        std::map<std::string, double> logs{{"loss", loss_sum / double(seen)}};
+        for (auto& m : metrics) logs[m.name] = m.value();
+        for (auto& cb : options.callbacks) cb->on_batch_end(*this, batch_index, logs);
       }
-      for (auto& cb : options.callbacks) cb->on_batch_end(*this, batch_index, logs);
-      progress.update(seen, text);
+      if (progress.live()) {
+        std::string text = " - loss: " + format_value(loss_sum / double(seen));
+        for (auto& m : metrics) text += " - " + m.name + ": " + format_value(m.value());
+        progress.update(seen, text);
+      }
     }
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::map<std::string, double> logs{{"loss", n ? loss_sum / double(n) : 0.0}};
@@ -416,7 +429,7 @@ std::map<std::string, double> Sequential::evaluate(const Tensor& x_in, const Ten
     int64_t e = std::min(n, b + batch_size);
     Tensor xb = x.slice(b, e), yb = y.slice(b, e);
     Tensor pred = forward(xb, false, layers_.size());
-    loss_sum += double(compute_loss(t.loss, pred, yb).item()) * double(e - b);
+    loss_sum += double(compute_loss(t.loss, pred, yb, t.options.from_logits).item()) * double(e - b);
     update_metrics(metrics, t.loss, pred, yb);
   }
   std::map<std::string, double> out{{"loss", n ? loss_sum / double(n) : 0.0}};
@@ -428,6 +441,48 @@ std::map<std::string, double> Sequential::evaluate(const Tensor& x_in, const Ten
     std::cout << "\n";
   }
   return out;
+}
+
+OptimizerState Sequential::optimizer_state() const {
+  if (!training_) throw Error("optimizer_state(): the model is not compiled; call compile() first");
+  const Training& t = *training_;
+  OptimizerState s;
+  s.optimizer.class_name = t.optimizer->table.class_name;
+  boost::system::error_code ec;
+  boost::json::value config = boost::json::parse(t.optimizer->table.get_config(t.instance), ec);
+  if (!ec && config.is_object()) s.optimizer.config = config.as_object();
+  s.iterations = t.iteration;
+  int32_t n = t.optimizer->table.slot_count(t.instance);
+  for (int32_t k = 0; k < n; ++k) s.slot_names.emplace_back(t.optimizer->table.slot_name(t.instance, k));
+  // compile() collected the parameters in this same order.
+  for (const auto& l : layers_)
+    for (size_t i = 0; i < l->weights_.size(); ++i)
+      if (l->weight_trainable_[i]) s.weights.push_back(l->name() + "/" + l->weight_names_[i]);
+  s.slots = t.slots;
+  return s;
+}
+
+void Sequential::set_optimizer_state(int64_t iterations, const std::vector<std::vector<Tensor>>& slots) {
+  if (!training_) throw Error("set_optimizer_state(): the model is not compiled; call compile() first");
+  Training& t = *training_;
+  if (iterations < 0) throw Error("set_optimizer_state(): iterations must not be negative");
+  if (slots.size() != t.slots.size())
+    throw Error("set_optimizer_state(): the model has " + std::to_string(t.slots.size()) +
+                " trainable weights, the state has " + std::to_string(slots.size()));
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].size() != t.slots[i].size())
+      throw Error("set_optimizer_state(): trainable weight #" + std::to_string(i + 1) + " needs " +
+                  std::to_string(t.slots[i].size()) + " slots, the state has " + std::to_string(slots[i].size()));
+    for (size_t k = 0; k < slots[i].size(); ++k)
+      if (slots[i][k].shape() != t.slots[i][k].shape())
+        throw Error("set_optimizer_state(): slot " + std::to_string(k) + " of trainable weight #" +
+                    std::to_string(i + 1) + " has shape " + shape_to_string(t.slots[i][k].shape()) +
+                    ", the state has " + shape_to_string(slots[i][k].shape()));
+  }
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < slots.size(); ++i)
+    for (size_t k = 0; k < slots[i].size(); ++k) assign(t.slots[i][k], slots[i][k]);
+  t.iteration = iterations;
 }
 
 Tensor Sequential::predict(const Tensor& x, int64_t batch_size) const {

@@ -69,6 +69,10 @@ sdk::Tensor Conv2D::call(const sdk::CallContext&, const std::vector<sdk::Tensor>
   sdk::ops::Conv2DOptions options;
   options.strides = {strides_[0], strides_[1]};
   options.pads = win.pads;
+  // With a bias, one fused op adds it and applies the activation while the convolution writes its
+  // output (softmax, which needs whole rows, stays a separate op).
+  if (use_bias_ && sdk::is_fusable_activation(activation_))
+    return sdk::ops::conv2d_bias(input, weights[0], weights[1], options, activation_);
   sdk::Tensor y = sdk::ops::conv2d(input, weights[0], options);
   // Explicit rank-4 bias, so the add is an equal-rank broadcast on every core.
   if (use_bias_) y = sdk::ops::add(y, sdk::ops::reshape(weights[1], {1, 1, 1, filters_}));

@@ -54,13 +54,21 @@ sdk::Tensor Dense::call(const sdk::CallContext&, const std::vector<sdk::Tensor>&
   // matmul is 2-D only: fold every leading axis into the rows and unfold afterwards.
   bool folded = shape.size() > 2;
   sdk::Tensor x = folded ? sdk::ops::reshape(input, {-1, shape.back()}) : input;
-  sdk::Tensor y = sdk::ops::matmul(x, weights[0]);
-  if (use_bias_) y = sdk::ops::add(y, sdk::ops::reshape(weights[1], {1, units_}));
+  // With a bias, one fused op adds it and applies the activation while the product is written
+  // (softmax, which needs whole rows, stays a separate op).
+  bool fused = use_bias_ && sdk::is_fusable_activation(activation_);
+  sdk::Tensor y;
+  if (fused)
+    y = sdk::ops::matmul_bias(x, weights[0], weights[1], activation_);
+  else {
+    y = sdk::ops::matmul(x, weights[0]);
+    if (use_bias_) y = sdk::ops::add(y, sdk::ops::reshape(weights[1], {1, units_}));
+  }
   if (folded) {
     shape.back() = units_;
     y = sdk::ops::reshape(y, shape);
   }
-  return sdk::apply_activation(activation_, y);
+  return fused ? y : sdk::apply_activation(activation_, y);
 }
 
 }  // namespace lamina::layers

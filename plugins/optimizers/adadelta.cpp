@@ -22,24 +22,14 @@ std::vector<std::string> Adadelta::slot_names() const {
   return {"accumulated_grad", "accumulated_delta"};
 }
 
+// a = rho * a + (1 - rho) * g^2; delta = g * sqrt(d + eps) / sqrt(a + eps) with the new a and the
+// old d; d = rho * d + (1 - rho) * delta^2; p -= lr * delta — one adadelta_update op.
 void Adadelta::apply(const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
                      int64_t iteration) {
-  namespace ops = sdk::ops;
   expect_slots(slots, 2);
-  double lr = learning_rate_at(iteration);
-  const Tensor& grad_acc = slots[0];
-  const Tensor& delta_acc = slots[1];
-  // a = rho * a + (1 - rho) * g^2
-  Tensor a = ops::add(ops::scale(grad_acc, rho_), ops::scale(ops::square(gradient), 1.0 - rho_));
-  // delta = g * sqrt(d + eps) / sqrt(a + eps), with the new a and the old d
-  Tensor delta = ops::div(ops::mul(gradient, ops::sqrt(ops::scale(delta_acc, 1.0, epsilon_))),
-                          ops::sqrt(ops::scale(a, 1.0, epsilon_)));
-  // d = rho * d + (1 - rho) * delta^2
-  Tensor d = ops::add(ops::scale(delta_acc, rho_), ops::scale(ops::square(delta), 1.0 - rho_));
-  Tensor updated = ops::add(parameter, ops::scale(delta, -lr));
-  ops::assign(grad_acc, a);
-  ops::assign(delta_acc, d);
-  ops::assign(parameter, updated);
+  sdk::Attrs attrs;
+  attrs.set("lr", learning_rate_at(iteration)).set("rho", rho_).set("epsilon", epsilon_);
+  sdk::ops::update("adadelta_update", parameter, gradient, slots, attrs);
 }
 
 }  // namespace lamina::optimizers

@@ -29,28 +29,16 @@ std::vector<std::string> Adam::slot_names() const {
 
 void Adam::apply(const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
                  int64_t iteration) {
-  namespace ops = sdk::ops;
   expect_slots(slots, amsgrad_ ? 3 : 2);
   double t = double(iteration);
   // Bias correction folded into the step size, as Keras does, instead of correcting m and v.
   double alpha =
       learning_rate_at(iteration) * std::sqrt(1.0 - std::pow(beta_2_, t)) / (1.0 - std::pow(beta_1_, t));
-  Tensor m = ops::add(ops::scale(slots[0], beta_1_), ops::scale(gradient, 1.0 - beta_1_));
-  Tensor v = ops::add(ops::scale(slots[1], beta_2_), ops::scale(ops::square(gradient), 1.0 - beta_2_));
-  Tensor denominator_source = v;
-  Tensor v_hat;
-  if (amsgrad_) {
-    // max(v_hat, v) from the op set: v_hat + relu(v - v_hat).
-    v_hat = ops::add(slots[2], ops::relu(ops::sub(v, slots[2])));
-    denominator_source = v_hat;
-  }
-  // p -= alpha * m / (sqrt(v) + eps)
-  Tensor updated = ops::sub(
-      parameter, ops::div(ops::scale(m, alpha), ops::scale(ops::sqrt(denominator_source), 1.0, epsilon_)));
-  ops::assign(slots[0], m);
-  ops::assign(slots[1], v);
-  if (amsgrad_) ops::assign(slots[2], v_hat);
-  ops::assign(parameter, updated);
+  // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; amsgrad: v_hat = max(v_hat, v) divides instead of v;
+  // p -= alpha * m / (sqrt(v) + eps) — one adam_update op.
+  sdk::Attrs attrs;
+  attrs.set("alpha", alpha).set("beta_1", beta_1_).set("beta_2", beta_2_).set("epsilon", epsilon_);
+  sdk::ops::update("adam_update", parameter, gradient, slots, attrs);
 }
 
 }  // namespace lamina::optimizers

@@ -1,5 +1,6 @@
-// The built-in Keras optimizers. Each update is a composition of ops ending in ops::assign, so it
-// runs on whichever backend holds the parameters.
+// The built-in Keras optimizers. Each update is one in-place update op per parameter (sgd_update,
+// adadelta_update, adam_update, rmsprop_update; docs/ops.md), so it runs on whichever backend holds
+// the parameters, and the core composes it from basic ops on a backend without that kernel.
 #pragma once
 
 #include <lamina/sdk/config.hpp>

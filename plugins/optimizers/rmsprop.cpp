@@ -29,20 +29,12 @@ std::vector<std::string> RMSprop::slot_names() const {
 // Keras 2 lacks, follows Keras 3: m = momentum * m + step; p -= m.
 void RMSprop::apply(const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
                     int64_t iteration) {
-  namespace ops = sdk::ops;
   expect_slots(slots, momentum_ > 0.0 ? 2 : 1);
-  double lr = learning_rate_at(iteration);
-  Tensor v = ops::add(ops::scale(slots[0], rho_), ops::scale(ops::square(gradient), 1.0 - rho_));
-  Tensor step = ops::div(ops::scale(gradient, lr), ops::scale(ops::sqrt(v), 1.0, epsilon_));
-  Tensor m;
-  if (momentum_ > 0.0) {
-    m = ops::add(ops::scale(slots[1], momentum_), step);
-    step = m;
-  }
-  Tensor updated = ops::sub(parameter, step);
-  ops::assign(slots[0], v);
-  if (momentum_ > 0.0) ops::assign(slots[1], m);
-  ops::assign(parameter, updated);
+  // v = rho v + (1 - rho) g^2; step = lr g / (sqrt(v) + eps); momentum: m = momentum m + step, step = m;
+  // p -= step — one rmsprop_update op.
+  sdk::Attrs attrs;
+  attrs.set("lr", learning_rate_at(iteration)).set("rho", rho_).set("momentum", momentum_).set("epsilon", epsilon_);
+  sdk::ops::update("rmsprop_update", parameter, gradient, slots, attrs);
 }
 
 }  // namespace lamina::optimizers

@@ -20,23 +20,14 @@ std::vector<std::string> SGD::slot_names() const {
   return {};
 }
 
+// p -= lr * g; with momentum: v = momentum * v - lr * g, then p += v (nesterov: p += momentum * v - lr * g)
+// — one sgd_update op.
 void SGD::apply(const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
                 int64_t iteration) {
-  namespace ops = sdk::ops;
-  double lr = learning_rate_at(iteration);
-  if (momentum_ == 0.0) {
-    expect_slots(slots, 0);
-    ops::assign(parameter, ops::add(parameter, ops::scale(gradient, -lr)));
-    return;
-  }
-  expect_slots(slots, 1);
-  // v = momentum * v - lr * g
-  Tensor velocity = ops::add(ops::scale(slots[0], momentum_), ops::scale(gradient, -lr));
-  // nesterov: p += momentum * v - lr * g; otherwise p += v
-  Tensor step = nesterov_ ? ops::add(ops::scale(velocity, momentum_), ops::scale(gradient, -lr)) : velocity;
-  Tensor updated = ops::add(parameter, step);
-  ops::assign(slots[0], velocity);
-  ops::assign(parameter, updated);
+  expect_slots(slots, momentum_ == 0.0 ? 0 : 1);
+  sdk::Attrs attrs;
+  attrs.set("lr", learning_rate_at(iteration)).set("momentum", momentum_).set("nesterov", int64_t(nesterov_));
+  sdk::ops::update("sgd_update", parameter, gradient, slots, attrs);
 }
 
 }  // namespace lamina::optimizers

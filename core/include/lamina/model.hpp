@@ -66,6 +66,18 @@ struct CompileOptions {
   std::string loss = "mean_squared_error";
   OptimizerSpec optimizer = "rmsprop";
   std::vector<std::string> metrics;
+  // The model outputs logits rather than probabilities (Keras' from_logits=True): the
+  // crossentropy losses apply the softmax (sigmoid for binary) themselves.
+  bool from_logits = false;
+};
+
+// An optimizer's state: what a model file stores so training resumes exactly where it stopped.
+struct OptimizerState {
+  OptimizerSpec optimizer;                // class name and the optimizer's full config
+  int64_t iterations = 0;                 // update steps taken so far
+  std::vector<std::string> slot_names;    // e.g. {"momentum", "velocity"} for Adam
+  std::vector<std::string> weights;       // "layer/weight" of each trainable weight, model order
+  std::vector<std::vector<Tensor>> slots; // per trainable weight, one tensor per slot name
 };
 
 // Per-epoch values, keyed like Keras: "loss", "accuracy", "val_loss", "val_accuracy".
@@ -134,6 +146,18 @@ class Sequential {
   const CompileOptions& compile_options() const;
   double learning_rate() const;
   void set_learning_rate(double value);
+  // The optimizer's state (slots share memory with the live ones); set_optimizer_state checks
+  // counts and shapes and copies the values in. Both need a compiled model.
+  OptimizerState optimizer_state() const;
+  void set_optimizer_state(int64_t iterations, const std::vector<std::vector<Tensor>>& slots);
+
+  // Keras' HDF5 model file (model.save("x.h5")): architecture, weights, training config and
+  // optimizer state. The write is atomic: a temporary file beside `path`, then a rename.
+  void save(const std::string& path, bool include_optimizer = true) const;
+  // Weights only, in Keras 2's save_weights HDF5 layout.
+  void save_weights(const std::string& path) const;
+  // Weights from a save_weights file or a full model file, matched layer by layer in order.
+  void load_weights(const std::string& path);
   bool stop_training = false;  // set by callbacks
 
  private:
@@ -150,5 +174,13 @@ class Sequential {
 
 // Builds a model from Keras' to_json() text (tf.keras, Keras 2.2 and Keras 3 envelopes).
 Sequential model_from_json(const std::string& json_text);
+
+// Reads a Keras HDF5 model file (Keras 2.x, tf.keras 2.x, Keras 3 legacy .h5, or lamina's own).
+// With `compile`, a file holding a training config comes back compiled, with its optimizer state
+// restored where the file's naming is recognised.
+Sequential load_model(const std::string& path, bool compile = true);
+// The compile options a model file's training_config describes (loss, metrics, optimizer), or
+// nothing when it has none; for evaluating a model whose optimizer lamina lacks.
+std::optional<CompileOptions> load_training_config(const std::string& path);
 
 }  // namespace lamina

@@ -30,9 +30,11 @@ class Attributes {
   int64_t get_int(const std::string& name, int64_t fallback) const;
   double get_float(const std::string& name, double fallback) const;
   std::vector<int64_t> get_ints(const std::string& name, std::vector<int64_t> fallback) const;
+  std::string get_string(const std::string& name, const std::string& fallback) const;
   const std::vector<Item>& items() const { return items_; }
 
  private:
+  Item& slot(const std::string& name, int type);  // the item named `name`, emptied, of `type`
   std::vector<Item> items_;
 };
 
@@ -85,6 +87,12 @@ Tensor reshape(const Tensor& x, const Shape& shape);
 // x (N,H,W,C), w (KH,KW,C,O); pads = {top, bottom, left, right}
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides = {1, 1},
               const std::vector<int64_t>& pads = {0, 0, 0, 0});
+// Fused forms (docs/ops.md): activation(conv2d(x, w) + b) and activation(matmul(a, b) + bias), with
+// b and bias of shape (O,) and activation one of "linear", "relu", "sigmoid", "tanh".
+Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& strides = {1, 1},
+                   const std::vector<int64_t>& pads = {0, 0, 0, 0}, const std::string& activation = "linear");
+Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, bool transpose_a = false,
+                   bool transpose_b = false, const std::string& activation = "linear");
 Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads = {0, 0, 0, 0});
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,

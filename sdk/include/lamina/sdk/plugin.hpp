@@ -63,7 +63,7 @@ inline void check(lamina_status status, const lamina_error& error) {
 
 class Attrs {
  public:
-  Attrs() = default;
+  Attrs() { items_.reserve(8); }
   Attrs(const Attrs&) = delete;
   Attrs& operator=(const Attrs&) = delete;
   Attrs& set(const char* name, int64_t value) {
@@ -84,7 +84,15 @@ class Attrs {
   Attrs& set(const char* name, const Shape& values) {
     return set_ints(name, values.data(), values.size());
   }
+  Attrs& set(const char* name, const char* value) {
+    texts_.emplace_back(value ? value : "");
+    push(name, LAMINA_ATTR_STRING).ints[0] = int64_t(texts_.size() - 1);  // c() points `text` at it
+    return *this;
+  }
+  Attrs& set(const char* name, const std::string& value) { return set(name, value.c_str()); }
   const lamina_attrs* c() {
+    for (auto& a : items_)
+      if (a.type == LAMINA_ATTR_STRING) a.text = texts_[size_t(a.ints[0])].c_str();
     view_ = {int32_t(items_.size()), items_.data()};
     return &view_;
   }
@@ -105,6 +113,7 @@ class Attrs {
     return items_.back();
   }
   std::vector<lamina_attr> items_;
+  std::vector<std::string> texts_;  // string values, pointed at by c() once they stop moving
   lamina_attrs view_{};
 };
 
@@ -129,6 +138,13 @@ class AttrReader {
   double get_float(const char* name, double fallback) const {
     auto* a = find(name);
     return a ? (a->type == LAMINA_ATTR_FLOAT ? a->real : double(a->ints[0])) : fallback;
+  }
+  // A string attribute; missing → fallback.
+  std::string_view get_string(const char* name, std::string_view fallback) const {
+    auto* a = find(name);
+    if (!a) return fallback;
+    if (a->type != LAMINA_ATTR_STRING) throw Error(std::string("op attribute '") + name + "' must be a string");
+    return a->text ? std::string_view(a->text) : std::string_view();
   }
   // Fixed-size integer list, e.g. strides {sh, sw}; missing → fallback.
   template <size_t N> std::array<int64_t, N> get_ints(const char* name, std::array<int64_t, N> fallback) const {
@@ -207,8 +223,16 @@ inline std::vector<Tensor> run(const char* op, std::initializer_list<const Tenso
   for (auto h : out) result.push_back(Tensor::adopt(h));
   return result;
 }
+// A one-output op; the handles stay on the stack, as ops run on every step of every model.
 inline Tensor run1(const char* op, std::initializer_list<const Tensor*> inputs, Attrs&& attrs = Attrs()) {
-  return std::move(run(op, inputs, attrs)[0]);
+  lamina_tensor in[LAMINA_MAX_DIMS];
+  if (inputs.size() > LAMINA_MAX_DIMS) return std::move(run(op, inputs, attrs)[0]);
+  int32_t n = 0;
+  for (const Tensor* t : inputs) in[n++] = t->get();
+  lamina_tensor out = nullptr;
+  lamina_error error{};
+  check(host().op(op, in, n, attrs.c(), &out, 1, &error), error);
+  return Tensor::adopt(out);
 }
 
 inline Tensor add(const Tensor& a, const Tensor& b) { return run1("add", {&a, &b}); }
@@ -250,6 +274,21 @@ struct Conv2DOptions {
 inline Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2DOptions& o = {}) {
   return run1("conv2d", {&x, &w}, std::move(Attrs().set("strides", o.strides).set("pads", o.pads)));
 }
+// activation(conv2d(x, w) + b), b of shape (O,); activation: linear, relu, sigmoid or tanh.
+inline Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2DOptions& o = {},
+                          const std::string& activation = "linear") {
+  return run1("conv2d_bias", {&x, &w, &b},
+              std::move(Attrs().set("strides", o.strides).set("pads", o.pads).set("activation", activation)));
+}
+// activation(op(a)·op(b) + bias), bias of shape (N,) added to every row.
+inline Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const std::string& activation = "linear",
+                          bool transpose_a = false, bool transpose_b = false) {
+  return run1("matmul_bias", {&a, &b, &bias},
+              std::move(Attrs()
+                            .set("transpose_a", int64_t(transpose_a))
+                            .set("transpose_b", int64_t(transpose_b))
+                            .set("activation", activation)));
+}
 struct Pool2DOptions {
   Shape pool{2, 2};
   Shape strides{2, 2};
@@ -271,6 +310,21 @@ inline Tensor full(const Shape& shape, float value) {
   if (!t) throw Error(error.message);
   return Tensor::adopt(t);
 }
+// An optimizer update op (sgd_update, adadelta_update, adam_update, rmsprop_update): writes the
+// parameter and the slots in place from the gradient. Runs outside autograd only.
+inline void update(const char* op, const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
+                   Attrs& attrs) {
+  constexpr size_t kMaxSlots = 6;
+  if (slots.size() > kMaxSlots) throw Error(std::string(op) + ": too many optimizer slots");
+  lamina_tensor in[kMaxSlots + 2] = {parameter.get(), gradient.get()}, out[kMaxSlots + 1] = {};
+  for (size_t i = 0; i < slots.size(); ++i) in[i + 2] = slots[i].get();
+  lamina_error error{};
+  lamina_status status =
+      host().op(op, in, int32_t(slots.size() + 2), attrs.c(), out, int32_t(slots.size() + 1), &error);
+  for (lamina_tensor h : out)
+    if (h) host().tensor_release(h);
+  check(status, error);
+}
 // Overwrites `target` with `value`, outside autograd (optimizer updates).
 inline void assign(const Tensor& target, const Tensor& value) {
   lamina_error error{};
@@ -278,6 +332,11 @@ inline void assign(const Tensor& target, const Tensor& value) {
 }
 
 }  // namespace ops
+
+// The activations a fused op (conv2d_bias, matmul_bias) applies to its result.
+inline bool is_fusable_activation(std::string_view name) {
+  return name.empty() || name == "linear" || name == "relu" || name == "sigmoid" || name == "tanh";
+}
 
 // Keras activation by name, composed of ops. Throws for an unknown name.
 inline Tensor apply_activation(const std::string& name, const Tensor& x) {
@@ -471,6 +530,17 @@ struct KernelArgs {
   int32_t n_outputs;
   AttrReader attrs;
 };
+
+// The `activation` attribute of the fused ops (conv2d_bias, matmul_bias).
+enum class Activation { linear, relu, sigmoid, tanh };
+inline Activation read_activation(const AttrReader& attrs) {
+  std::string_view a = attrs.get_string("activation", "linear");
+  if (a.empty() || a == "linear") return Activation::linear;
+  if (a == "relu") return Activation::relu;
+  if (a == "sigmoid") return Activation::sigmoid;
+  if (a == "tanh") return Activation::tanh;
+  throw Error("unknown activation '" + std::string(a) + "' (known: linear, relu, sigmoid, tanh)");
+}
 
 inline int64_t view_size(const lamina_view& v) {
   int64_t n = 1;

@@ -1,0 +1,213 @@
+// The cudnn backend: state shared by its source files, the kernel wrapper, and the kernel lists each
+// op family provides.
+//
+// Buffers live in device memory (host_memory = 0): a view's `data` is the device pointer of a block
+// from the caching allocator and `offset` the byte offset of element 0 in it. Every kernel queues its
+// work on the backend's one stream and returns without waiting; copy_out waits, so results reach the
+// host in order. Activations are NHWC and conv kernels HWIO (docs/ops.md); cuDNN runs NHWC with
+// filters transposed to (O,KH,KW,C) for each call.
+#pragma once
+
+#include <lamina/sdk/plugin.hpp>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <array>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "allocator.hpp"
+#include "descriptors.hpp"
+#include "geometry.hpp"
+
+namespace lamina::cudnn {
+
+// ------------------------------------------------------------------------------------------------
+// Errors
+
+// "<what>: CUDA error cudaErrorMemoryAllocation (2): out of memory"
+[[noreturn]] void throw_cuda(cudaError_t error, const std::string& what);
+inline void check_cuda(cudaError_t error, const char* what) {
+  if (error != cudaSuccess) throw_cuda(error, what);
+}
+void check_cublas(cublasStatus_t status, const char* what);
+
+// ------------------------------------------------------------------------------------------------
+// State
+
+class CudaMemory : public RawMemory {
+ public:
+  void* allocate(size_t bytes) override;
+  void free(void* block) override;
+  void synchronize() override;
+};
+
+// Pinned host buffers that host-to-device copies go through, so that copy_in returns without
+// waiting for the device: a copy from pageable memory would synchronise the stream first.
+struct Staging {
+  static constexpr int kSlots = 4;
+  static constexpr size_t kSlotBytes = size_t(4) << 20;
+  void* slot[kSlots] = {};
+  cudaEvent_t done[kSlots] = {};  // recorded after the copy out of each slot
+  int next = 0;
+  bool ready = false;
+};
+
+// The algorithm a convolution geometry runs with, found on its first call.
+struct ConvChoice {
+  Layout layout = Layout::nhwc;
+  int algo = 0;
+  Math math = Math::fma;
+  size_t workspace_bytes = 0;
+};
+
+enum class ConvOp { forward = 0, backward_data = 1, backward_filter = 2 };
+using ConvKey = std::array<int64_t, 16>;
+
+struct Backend {
+  int device = 0;
+  int sm_count = 1;
+  std::string description;
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+  cublasHandle_t cublas = nullptr;
+  CudaMemory raw;
+  CachingAllocator allocator{raw};
+  // One kernel or copy at a time: the handles, the workspace, the descriptors below, the staging
+  // slots and the caches are shared. The allocator has its own lock, since buffers are released
+  // from wherever the core drops its last reference.
+  std::mutex mutex;
+
+  AlgoPolicy policy;
+  bool find_algorithms = false;   // LAMINA_CUDNN_FIND=1: time the candidates instead of heuristics
+  bool sync_each_kernel = false;  // LAMINA_CUDNN_SYNC=1: wait after every kernel (error attribution)
+  std::map<ConvKey, ConvChoice> conv_choices;
+  bool cudnn_pooling_ok = true;     // false after cuDNN refused a pool: lamina's kernels run instead
+  bool cudnn_activation_ok = true;  // likewise for relu / sigmoid / tanh
+
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  Staging staging;
+
+  // Reused by the kernels, which hold `mutex`.
+  ConvDescriptors conv;
+  TensorDesc tensor_a, tensor_b;
+  PoolDesc pool;
+  ActivationDesc activation;
+};
+
+Backend& backend_of(const sdk::KernelArgs& args);
+
+// Device memory for the length of one kernel call (a transposed filter, a padded input). Released
+// to the cache when it goes out of scope, while the work that uses it may still be queued: safe on
+// one stream.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(Backend& backend, int64_t floats);
+  Scratch(Scratch&& other) noexcept
+      : backend_(std::exchange(other.backend_, nullptr)), data_(std::exchange(other.data_, nullptr)) {}
+  Scratch& operator=(Scratch&& other) noexcept {
+    std::swap(backend_, other.backend_);
+    std::swap(data_, other.data_);
+    return *this;
+  }
+  ~Scratch();
+  float* data() const { return data_; }
+
+ private:
+  Backend* backend_ = nullptr;
+  float* data_ = nullptr;
+};
+
+// The shared cuDNN workspace, grown to at least `bytes`; nullptr when the device has no memory for
+// it (the caller then tries an algorithm that needs less).
+void* workspace(Backend& backend, size_t bytes);
+
+// Element 0 of a view.
+inline float* dev(const lamina_view& v) {
+  return reinterpret_cast<float*>(static_cast<char*>(v.data) + v.offset);
+}
+
+// Blocks and threads for a grid-stride loop over n elements: enough blocks to fill the GPU, no more.
+struct Launch {
+  unsigned blocks = 1, threads = 256;
+};
+Launch launch_for(const Backend& backend, int64_t n, unsigned threads = 256);
+
+// ------------------------------------------------------------------------------------------------
+// Kernel calls
+
+// Runs a kernel body under the backend's lock, turning exceptions into LAMINA_ERROR with a message
+// naming the op, and checking that the body's kernel launches were accepted.
+template <class Body>
+lamina_status run_kernel(const char* op, const sdk::KernelArgs& args, lamina_error* error,
+                         Body&& body) noexcept {
+  return sdk::guarded(error, [&] {
+    try {
+      Backend& backend = backend_of(args);
+      std::lock_guard lock(backend.mutex);
+      check_cuda(cudaSetDevice(backend.device), "selecting the device");
+      body(backend);
+      check_cuda(cudaGetLastError(), "launching the kernel");
+      if (backend.sync_each_kernel) check_cuda(cudaStreamSynchronize(backend.stream), "running the kernel");
+    } catch (const std::exception& e) {
+      throw sdk::Error(std::string("cudnn backend, op '") + op + "': " + e.what());
+    }
+  });
+}
+
+// Checks the counts and element types of a kernel's views; generators (fill, dropout_mask) accept a
+// shape-giving input they do not read.
+void expect_views(const sdk::KernelArgs& args, int n_inputs, int n_outputs, bool extra_inputs_ok = false);
+void expect_same_shape(const lamina_view& a, const char* a_name, const lamina_view& b, const char* b_name);
+
+// Memory table functions (memory.cpp).
+void* device_alloc(void* self, size_t bytes, lamina_error* error);
+void device_release(void* self, void* buffer);
+lamina_status device_copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
+                             lamina_error* error);
+lamina_status device_copy_out(void* self, const void* buffer, size_t offset, void* destination, size_t bytes,
+                              lamina_error* error);
+lamina_status device_synchronize(void* self, lamina_error* error);
+
+// Each op family appends its {op name, kernel} pairs; plugin.cpp gathers them into the table.
+void add_elementwise_kernels(std::vector<lamina_kernel>& kernels);
+void add_reduce_kernels(std::vector<lamina_kernel>& kernels);
+void add_matmul_kernels(std::vector<lamina_kernel>& kernels);
+void add_conv_kernels(std::vector<lamina_kernel>& kernels);
+void add_pool_kernels(std::vector<lamina_kernel>& kernels);
+void add_random_kernels(std::vector<lamina_kernel>& kernels);
+void add_update_kernels(std::vector<lamina_kernel>& kernels);
+
+// Device helpers the fused ops share.
+// y(rows, length) = activation(y + bias), bias (length) added to every row (elementwise.cu).
+void add_bias_activation(Backend& be, float* y, const float* bias, int64_t rows, int64_t length,
+                         FusedActivation activation);
+// y(length) = Σ over rows of x(rows, length): a bias gradient (reduce.cu).
+void sum_rows_into(Backend& be, const float* x, float* y, int64_t rows, int64_t length);
+
+// Launches one tiny kernel on `device` and reads its result back: whether this build's device code
+// runs there (elementwise.cu). Empty on success, else why not.
+std::string probe_device(int device);
+
+}  // namespace lamina::cudnn
+
+// Defines a kernel function `fn` for op `op` whose body sees `args` (sdk::KernelArgs&) and `be`
+// (Backend&). Use inside namespace lamina::cudnn.
+#define CUDNN_KERNEL(fn, op)                                                                          \
+  static void fn##_body(::lamina::sdk::KernelArgs& args, ::lamina::cudnn::Backend& be);               \
+  static lamina_status fn(void* backend, const lamina_view* in, int32_t n_in, const lamina_view* out, \
+                          int32_t n_out, const lamina_attrs* attrs, lamina_error* error) {            \
+    ::lamina::sdk::KernelArgs args{backend, in, n_in, out, n_out, ::lamina::sdk::AttrReader(attrs)};  \
+    return ::lamina::cudnn::run_kernel(op, args, error,                                               \
+                                       [&](::lamina::cudnn::Backend& b) { fn##_body(args, b); });     \
+  }                                                                                                   \
+  static void fn##_body(::lamina::sdk::KernelArgs& args, ::lamina::cudnn::Backend& be)

@@ -1,0 +1,216 @@
+// Device memory for the cudnn backend: the caching allocator over cudaMalloc, scratch and workspace
+// buffers for the kernels, copies between the host and the device, and the shared error helpers.
+#include <cstring>
+#include <string>
+
+#include "kernels.hpp"
+
+namespace lamina::cudnn {
+
+// ------------------------------------------------------------------------------------------------
+// Errors and checks
+
+void throw_cuda(cudaError_t error, const std::string& what) {
+  throw sdk::Error(what + ": CUDA error " + cudaGetErrorName(error) + " (" + std::to_string(int(error)) +
+                   "): " + cudaGetErrorString(error));
+}
+
+void check_cublas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw sdk::Error(std::string(what) + ": cuBLAS returned " + cublasGetStatusName(status) + " (" +
+                     std::to_string(int(status)) + "): " + cublasGetStatusString(status));
+}
+
+Backend& backend_of(const sdk::KernelArgs& args) {
+  if (!args.backend) throw sdk::Error("kernel called without its backend state");
+  return *static_cast<Backend*>(args.backend);
+}
+
+void expect_views(const sdk::KernelArgs& args, int n_inputs, int n_outputs, bool extra_inputs_ok) {
+  const bool inputs_ok = extra_inputs_ok ? args.n_inputs >= n_inputs : args.n_inputs == n_inputs;
+  if (!inputs_ok || args.n_outputs != n_outputs)
+    throw sdk::Error("expects " + std::to_string(n_inputs) + " input(s) and " + std::to_string(n_outputs) +
+                     " output(s), got " + std::to_string(args.n_inputs) + " and " +
+                     std::to_string(args.n_outputs));
+  auto check = [](const lamina_view& v, const char* role, int i) {
+    if (v.dtype != LAMINA_DTYPE_FLOAT32)
+      throw sdk::Error(std::string(role) + " " + std::to_string(i) + " is not float32 (dtype " +
+                       std::to_string(v.dtype) + ")");
+    if (v.ndim < 0 || v.ndim > LAMINA_MAX_DIMS)
+      throw sdk::Error(std::string(role) + " " + std::to_string(i) + " has rank " + std::to_string(v.ndim));
+    for (int32_t d = 0; d < v.ndim; ++d)
+      if (v.shape[d] < 0)
+        throw sdk::Error(std::string(role) + " " + std::to_string(i) + " has a negative dimension " +
+                         shape_string(v));
+    if (!v.data && sdk::view_size(v) > 0)
+      throw sdk::Error(std::string(role) + " " + std::to_string(i) + " has no device buffer");
+  };
+  for (int i = 0; i < n_inputs; ++i) check(args.inputs[i], "input", i);
+  for (int i = 0; i < n_outputs; ++i) check(args.outputs[i], "output", i);
+}
+
+void expect_same_shape(const lamina_view& a, const char* a_name, const lamina_view& b, const char* b_name) {
+  bool same = a.ndim == b.ndim;
+  for (int32_t i = 0; same && i < a.ndim; ++i) same = a.shape[i] == b.shape[i];
+  if (!same)
+    throw sdk::Error(std::string(a_name) + " has shape " + shape_string(a) + " but " + b_name +
+                     " has shape " + shape_string(b) + "; they must match");
+}
+
+Launch launch_for(const Backend& backend, int64_t n, unsigned threads) {
+  // Eight 256-thread blocks fill a multiprocessor (2,048 resident threads); grid-stride loops cover
+  // the rest, so the block count stays far below CUDA's limit whatever n is.
+  const int64_t wanted = (n + threads - 1) / threads;
+  const int64_t cap = int64_t(backend.sm_count) * 8;
+  return {unsigned(std::max<int64_t>(1, std::min(wanted, cap))), threads};
+}
+
+// ------------------------------------------------------------------------------------------------
+// Raw memory, scratch, workspace
+
+void* CudaMemory::allocate(size_t bytes) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    // A failed cudaMalloc also sets the runtime's last error, which the next kernel's launch check
+    // would report as its own: clear it, the caller handles the failure.
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  return p;
+}
+
+void CudaMemory::free(void* block) {
+  (void)cudaFree(block);
+}
+
+void CudaMemory::synchronize() {
+  (void)cudaDeviceSynchronize();
+}
+
+Scratch::Scratch(Backend& backend, int64_t floats) : backend_(&backend) {
+  const size_t bytes = size_t(std::max<int64_t>(floats, 1)) * sizeof(float);
+  data_ = static_cast<float*>(backend.allocator.allocate(bytes));
+  if (!data_) {
+    backend_ = nullptr;
+    const AllocatorStats s = backend.allocator.stats();
+    throw sdk::Error("out of device memory for " + std::to_string(bytes >> 20) + " MiB of scratch space (" +
+                     std::to_string(s.in_use_bytes >> 20) + " MiB in use)");
+  }
+}
+
+Scratch::~Scratch() {
+  if (backend_ && data_) backend_->allocator.release(data_);
+}
+
+void* workspace(Backend& backend, size_t bytes) {
+  if (bytes == 0) return backend.workspace;
+  if (bytes <= backend.workspace_bytes) return backend.workspace;
+  if (backend.workspace) backend.allocator.release(backend.workspace);
+  backend.workspace = backend.allocator.allocate(bytes);
+  backend.workspace_bytes = backend.workspace ? bytes : 0;
+  return backend.workspace;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The backend table's memory functions
+
+void* device_alloc(void* self, size_t bytes, lamina_error* error) {
+  auto& backend = *static_cast<Backend*>(self);
+  void* p = backend.allocator.allocate(bytes);
+  if (!p) {
+    const AllocatorStats s = backend.allocator.stats();
+    sdk::write_error(error, "cudnn backend: out of device memory allocating " + std::to_string(bytes) +
+                                " bytes (" + std::to_string(bytes >> 20) + " MiB); " +
+                                std::to_string(s.in_use_bytes >> 20) + " MiB are in use by tensors");
+  }
+  return p;
+}
+
+void device_release(void* self, void* buffer) {
+  auto& backend = *static_cast<Backend*>(self);
+  if (!buffer || backend.allocator.release(buffer)) return;
+  if (const lamina_host* host = sdk::host_table(); host && host->log)
+    host->log(2, "cudnn backend: release of a buffer this backend did not allocate (ignored)");
+}
+
+namespace {
+
+void prepare_staging(Staging& s) {
+  s.ready = true;
+  for (int i = 0; i < Staging::kSlots; ++i) {
+    if (cudaHostAlloc(&s.slot[i], Staging::kSlotBytes, cudaHostAllocDefault) != cudaSuccess ||
+        cudaEventCreateWithFlags(&s.done[i], cudaEventDisableTiming) != cudaSuccess) {
+      // Pinned memory is a speed-up only; without it every copy takes the pageable path.
+      (void)cudaGetLastError();
+      s.slot[i] = nullptr;
+      return;
+    }
+  }
+}
+
+const char* kEarlierKernel =
+    " (an error here may come from an earlier kernel, since kernels run asynchronously; LAMINA_CUDNN_SYNC=1 "
+    "makes each kernel wait and report its own)";
+
+}  // namespace
+
+lamina_status device_copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
+                             lamina_error* error) {
+  return sdk::guarded(error, [&] {
+    if (bytes == 0) return;
+    if (!buffer || !source) throw sdk::Error("cudnn backend: copy_in with a null buffer or source");
+    auto& backend = *static_cast<Backend*>(self);
+    std::lock_guard lock(backend.mutex);
+    check_cuda(cudaSetDevice(backend.device), "cudnn backend: selecting the device");
+    char* target = static_cast<char*>(buffer) + offset;
+    Staging& s = backend.staging;
+    if (!s.ready) prepare_staging(s);
+    const int i = s.next;
+    if (bytes <= Staging::kSlotBytes && s.slot[Staging::kSlots - 1]) {
+      // The slot is free once the copy queued from it last time has run.
+      s.next = (i + 1) % Staging::kSlots;
+      check_cuda(cudaEventSynchronize(s.done[i]), "cudnn backend: waiting for a staging buffer");
+      std::memcpy(s.slot[i], source, bytes);
+      check_cuda(cudaMemcpyAsync(target, s.slot[i], bytes, cudaMemcpyHostToDevice, backend.stream),
+                 "cudnn backend: copying to the device");
+      check_cuda(cudaEventRecord(s.done[i], backend.stream), "cudnn backend: recording a copy");
+    } else {
+      // From pageable memory CUDA may return before the copy has read `source`, which the caller
+      // may free as soon as this returns: wait for it.
+      check_cuda(cudaMemcpyAsync(target, source, bytes, cudaMemcpyHostToDevice, backend.stream),
+                 "cudnn backend: copying to the device");
+      check_cuda(cudaStreamSynchronize(backend.stream),
+                 (std::string("cudnn backend: copying to the device") + kEarlierKernel).c_str());
+    }
+  });
+}
+
+lamina_status device_copy_out(void* self, const void* buffer, size_t offset, void* destination, size_t bytes,
+                              lamina_error* error) {
+  return sdk::guarded(error, [&] {
+    if (bytes == 0) return;
+    if (!buffer || !destination)
+      throw sdk::Error("cudnn backend: copy_out with a null buffer or destination");
+    auto& backend = *static_cast<Backend*>(self);
+    std::lock_guard lock(backend.mutex);
+    check_cuda(cudaSetDevice(backend.device), "cudnn backend: selecting the device");
+    const char* source = static_cast<const char*>(buffer) + offset;
+    const std::string what = std::string("cudnn backend: copying ") + std::to_string(bytes) +
+                             " bytes to the host" + kEarlierKernel;
+    check_cuda(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDeviceToHost, backend.stream),
+               what.c_str());
+    check_cuda(cudaStreamSynchronize(backend.stream), what.c_str());
+  });
+}
+
+lamina_status device_synchronize(void* self, lamina_error* error) {
+  return sdk::guarded(error, [&] {
+    auto& backend = *static_cast<Backend*>(self);
+    std::lock_guard lock(backend.mutex);
+    check_cuda(cudaSetDevice(backend.device), "cudnn backend: selecting the device");
+    check_cuda(cudaStreamSynchronize(backend.stream),
+               (std::string("cudnn backend: synchronize") + kEarlierKernel).c_str());
+  });
+}
+
+}  // namespace lamina::cudnn

@@ -1,0 +1,171 @@
+// The cudnn backend: NVIDIA GPUs through cuDNN (convolutions, pooling, activations, softmax),
+// cuBLAS (matmul) and its own CUDA kernels (element-wise ops, broadcasting, reductions, dropout
+// masks, layout changes). Entry points, the backend table and its registration live here.
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels.hpp"
+
+#ifndef LAMINA_CUDA_ARCHITECTURES
+#define LAMINA_CUDA_ARCHITECTURES ""
+#endif
+
+namespace lamina::cudnn {
+namespace {
+
+// Deliberately never destroyed: the process may still release tensors during exit, and CUDA's own
+// teardown at exit makes destroying handles and freeing memory from static destructors unsafe.
+Backend* g_backend = nullptr;
+std::vector<lamina_kernel> g_kernels;
+lamina_backend g_table{};
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::string(v) != "0";
+}
+
+int requested_device() {
+  const char* v = std::getenv("LAMINA_CUDA_DEVICE");
+  return v && *v ? std::atoi(v) : 0;
+}
+
+std::string version_string(int v, int major_div, int minor_div, int minor_mod) {
+  return std::to_string(v / major_div) + "." + std::to_string(v / minor_div % minor_mod);
+}
+
+// Usable when the CUDA driver sees a device whose architecture this build has code for, and a tiny
+// kernel runs there. Preferred over the CPU backends (onednn scores 100).
+int32_t score(std::string& why) {
+  int count = -1;
+  const cudaError_t rc = cudaGetDeviceCount(&count);
+  // The count is left unwritten when the call fails (no driver): check the code first.
+  if (rc != cudaSuccess) {
+    why = "no usable CUDA device: cudaGetDeviceCount returned " + std::to_string(int(rc)) + " (" +
+          cudaGetErrorString(rc) + ")";
+    return 0;
+  }
+  if (count <= 0) {
+    why = "no usable CUDA device: the CUDA driver reports no GPU";
+    return 0;
+  }
+  const int device = requested_device();
+  if (device < 0 || device >= count) {
+    why = "no usable CUDA device: LAMINA_CUDA_DEVICE=" + std::to_string(device) + " but there are " +
+          std::to_string(count) + " device(s)";
+    return 0;
+  }
+  cudaDeviceProp prop{};
+  if (cudaError_t e = cudaGetDeviceProperties(&prop, device); e != cudaSuccess) {
+    why = std::string("no usable CUDA device: cannot read device ") + std::to_string(device) +
+          "'s properties (" + cudaGetErrorString(e) + ")";
+    return 0;
+  }
+  const int arch = prop.major * 10 + prop.minor;
+  const int lowest = lowest_architecture(LAMINA_CUDA_ARCHITECTURES);
+  if (lowest && arch < lowest) {
+    why = std::string("no usable CUDA device: ") + prop.name + " is sm_" + std::to_string(arch) +
+          ", and this build has code for CUDA architectures " + LAMINA_CUDA_ARCHITECTURES +
+          " only (configure with -DCMAKE_CUDA_ARCHITECTURES=" + std::to_string(arch) + ")";
+    return 0;
+  }
+  if (cudnnGetVersion() / 10000 != CUDNN_MAJOR) {
+    why = "cuDNN " + std::to_string(cudnnGetVersion()) + " is loaded, but this build needs cuDNN " +
+          std::to_string(CUDNN_MAJOR) + ".x";
+    return 0;
+  }
+  if (std::string probe = probe_device(device); !probe.empty()) {
+    why = std::string("no usable CUDA device: ") + prop.name + " cannot run this build's kernels: " + probe;
+    return 0;
+  }
+  return 200;
+}
+
+std::string describe_device(const Backend& b) {
+  cudaDeviceProp prop{};
+  check_cuda(cudaGetDeviceProperties(&prop, b.device), "reading the device's properties");
+  int driver = 0, runtime = 0, cublas = 0;
+  (void)cudaDriverGetVersion(&driver);
+  (void)cudaRuntimeGetVersion(&runtime);
+  (void)cublasGetVersion(b.cublas, &cublas);
+  const size_t cudnn = cudnnGetVersion();
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB", double(prop.totalGlobalMem) / double(1 << 30));
+  std::string d = std::string(prop.name) + " (GPU " + std::to_string(b.device) + ", sm_" +
+                  std::to_string(prop.major) + std::to_string(prop.minor) + ", " + memory +
+                  "), CUDA driver " + version_string(driver, 1000, 10, 100) + ", runtime " +
+                  version_string(runtime, 1000, 10, 100) + ", cuDNN " + std::to_string(cudnn / 10000) + "." +
+                  std::to_string(cudnn / 100 % 100) + "." + std::to_string(cudnn % 100) + ", cuBLAS " +
+                  std::to_string(cublas / 10000) + "." + std::to_string(cublas / 100 % 100);
+  if (b.policy.allow_tf32) d += ", TF32 allowed";
+  return d;
+}
+
+void create_backend() {
+  auto b = std::make_unique<Backend>();
+  b->device = requested_device();
+  check_cuda(cudaSetDevice(b->device), "selecting the device");
+  check_cuda(cudaDeviceGetAttribute(&b->sm_count, cudaDevAttrMultiProcessorCount, b->device),
+             "reading the multiprocessor count");
+  check_cuda(cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking), "creating the stream");
+  check_cudnn(cudnnCreate(&b->cudnn), "creating the cuDNN handle");
+  check_cudnn(cudnnSetStream(b->cudnn, b->stream), "setting cuDNN's stream");
+  check_cublas(cublasCreate(&b->cublas), "creating the cuBLAS handle");
+  check_cublas(cublasSetStream(b->cublas, b->stream), "setting cuBLAS' stream");
+
+  // LAMINA_CUDNN_TF32=1 trades float precision (about 10 mantissa bits in products) for tensor-core
+  // speed in convolutions and matmuls; off by default so results match the other backends.
+  b->policy.allow_tf32 = env_flag("LAMINA_CUDNN_TF32");
+  b->policy.deterministic_only = env_flag("LAMINA_CUDNN_DETERMINISTIC");
+  b->find_algorithms = env_flag("LAMINA_CUDNN_FIND");
+  b->sync_each_kernel = env_flag("LAMINA_CUDNN_SYNC");
+  check_cublas(
+      cublasSetMathMode(b->cublas, b->policy.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+      "setting cuBLAS' math mode");
+  b->description = describe_device(*b);
+  g_backend = b.release();
+}
+
+void init(const lamina_host* host) {
+  if (!g_backend) {
+    try {
+      create_backend();
+    } catch (const std::exception& e) {
+      throw sdk::Error(std::string("cudnn backend: ") + e.what());
+    }
+  }
+  g_kernels.clear();
+  add_elementwise_kernels(g_kernels);
+  add_reduce_kernels(g_kernels);
+  add_matmul_kernels(g_kernels);
+  add_conv_kernels(g_kernels);
+  add_pool_kernels(g_kernels);
+  add_random_kernels(g_kernels);
+  add_update_kernels(g_kernels);
+
+  g_table = lamina_backend{};
+  g_table.struct_size = sizeof(lamina_backend);
+  g_table.name = "cudnn";
+  g_table.device = g_backend->description.c_str();
+  g_table.self = g_backend;
+  g_table.host_memory = 0;
+  g_table.alloc = &device_alloc;
+  g_table.release = &device_release;
+  g_table.copy_in = &device_copy_in;
+  g_table.copy_out = &device_copy_out;
+  g_table.synchronize = &device_synchronize;
+  g_table.kernel_count = int32_t(g_kernels.size());
+  g_table.kernels = g_kernels.data();
+
+  lamina_error error{};
+  sdk::check(host->register_backend(host->self, &g_table, &error), error);
+}
+
+}  // namespace
+}  // namespace lamina::cudnn
+
+LAMINA_PLUGIN(
+    "cudnn", "0.1.0", LAMINA_KIND_BACKEND,
+    "CUDA backend: cuDNN convolutions, pooling, activations and softmax, cuBLAS matmul, own CUDA kernels",
+    lamina::cudnn::init, lamina::cudnn::score)

@@ -1,0 +1,77 @@
+// Building blocks of the backend's own loops: splitting a range over OpenMP threads only when it is
+// worth a parallel region, per-CPU code generation for the hot loops, and a vectorisable exp.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+namespace lamina::onednn {
+
+// Compiles a function for AVX-512, AVX2+FMA and baseline x86-64, picking one at load time (the
+// build targets plain x86-64, where loops get 4-wide SSE and no FMA).
+#define LAMINA_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+// Small work never enters an OpenMP region: libgomp builds a team, with a heap allocation, even for
+// a region whose `if` clause turns it off, which costs more than a loop over a few thousand floats.
+
+// body(i) for i in [0, n): split over the OpenMP threads when `parallel`, else a plain loop.
+template <class Body>
+void for_each_index(int64_t n, bool parallel, Body&& body) {
+  if (!parallel || omp_get_max_threads() == 1) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
+// Runs body(begin, end) over [0, n): on the calling thread when n < grain, else in equal, 16-element
+// aligned parts, one per OpenMP thread.
+template <class Body>
+void parallel_chunks(int64_t n, int64_t grain, Body&& body) {
+  if (n < grain || omp_get_max_threads() == 1) {
+    if (n > 0) body(int64_t(0), n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t part = ((n + threads - 1) / threads + 15) / 16 * 16;
+    const int64_t begin = std::min(n, t * part), end = std::min(n, begin + part);
+    if (begin < end) body(begin, end);
+  }
+}
+
+// e^x in float, written so that compilers vectorise it: Cody-Waite range reduction x = n ln2 + r,
+// |r| <= ln2 / 2, then a degree-6 polynomial for e^r (Cephes' expf), within 2 ulp of the exact
+// value. Arguments are clamped to where the result is a normal float.
+inline float vector_exp(float x) {
+  x = std::min(88.3762626647949f, std::max(-87.3365478515625f, x));
+  const float n = float(int32_t(x * 1.44269504088896341f + (x >= 0.f ? 0.5f : -0.5f)));
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  // 2^n as a float: n + 127 in the exponent field (n is in [-126, 128) after the clamp, except that
+  // n = 128 when x is near the top, handled by splitting the scale in two halves).
+  const int32_t half = int32_t(n) / 2;
+  const float s1 = std::bit_cast<float>((half + 127) << 23);
+  const float s2 = std::bit_cast<float>((int32_t(n) - half + 127) << 23);
+  return p * s1 * s2;
+}
+inline float vector_sigmoid(float x) { return 1.f / (1.f + vector_exp(-x)); }
+inline float vector_tanh(float x) {
+  // tanh(x) = 1 - 2 / (e^{2x} + 1); for |x| small, x itself is closer than the subtraction
+  if (std::abs(x) < 0x1p-12f) return x;
+  return 1.f - 2.f / (vector_exp(2.f * x) + 1.f);
+}
+
+}  // namespace lamina::onednn

@@ -1,0 +1,362 @@
+// 2-D convolution (cross-correlation), NHWC activations and HWIO kernels, with its two gradients,
+// as direct kernels: no im2col matrix is materialised, which on a CPU device would cost more memory
+// traffic than the arithmetic it feeds.
+//
+// The workhorse is one "valid" correlation kernel (no padding, every tap inside the input):
+// - conv2d runs it on x, first copied into a zero-bordered buffer when the op pads;
+// - conv2d_backward_data with unit strides is the same correlation of dy, bordered by KH-1 rows and
+//   KW-1 columns of zeros, with the filter flipped and its channel axes swapped. Other strides use a
+//   gather kernel of their own.
+// conv2d_backward_filter sums over the batch in one kernel.
+//
+// Kernels are compiled per geometry (-D KH KW CI CO SH SW and the blocking), so loops over taps and
+// channels have constant trip counts the compiler unrolls and vectorises; batch and spatial sizes
+// stay run-time arguments, so a last, smaller batch reuses the program. A work-item accumulates a
+// register tile: PB neighbouring pixels of one row times a vector of VW channels, loading each
+// input value once and broadcasting it against the vector.
+#include <algorithm>
+#include <string>
+
+#include "kernels.hpp"
+
+namespace lamina::opencl {
+namespace {
+
+// Valid correlation: in (N,IH,IW,CI), f (KH,KW,CI,CO) → out (N,OH,OW,CO),
+// out[n,oh,ow,o] = ACTIVATE(Σ over (di,dj,c) of in[n, oh·SH + di, ow·SW + dj, c] · f[di,dj,c,o]
+//                           + bias[o] when BIAS).
+// Rows of `in` outside [row_lo, row_hi) are known to be zero (a border the host added) and skipped.
+// Work-items (ceil(OW/PB), N*OH, CO/VW).
+const std::string kValidSource = std::string(kVectorPreamble) + kActivationPreamble + R"CL(
+__kernel void correlate(__global const float* in, int in_off, __global const float* f, int f_off,
+                        __global const float* bias, int bias_off, __global float* out, int out_off, int IH,
+                        int IW, int OH, int OW, int row_lo, int row_hi) {
+  const int ow0 = get_global_id(0) * PB, row = get_global_id(1), o0 = get_global_id(2) * VW;
+  if (ow0 >= OW) return;
+  const int n = row / OH, oh = row - n * OH;
+  in += in_off + ((n * IH + oh * SH) * IW + ow0 * SW) * CI;
+  f += f_off + o0;
+  vec_t acc[PB];
+  for (int p = 0; p < PB; ++p) acc[p] = (vec_t)(0.0f);
+  const int di_lo = max(row_lo - oh * SH, 0), di_hi = min(row_hi - oh * SH, KH);
+  if (ow0 + PB <= OW) {
+    for (int di = di_lo; di < di_hi; ++di)
+      for (int dj = 0; dj < KW; ++dj) {
+        __global const float* ip = in + (di * IW + dj) * CI;
+        __global const float* fp = f + (di * KW + dj) * CI * CO;
+        for (int c = 0; c < CI; ++c) {
+          const vec_t fv = VLOAD(fp + c * CO);
+#pragma unroll
+          for (int p = 0; p < PB; ++p) acc[p] = fma((vec_t)(ip[p * SW * CI + c]), fv, acc[p]);
+        }
+      }
+  } else {  // the row's last, partial tile
+    for (int p = 0; p < OW - ow0; ++p)
+      for (int di = di_lo; di < di_hi; ++di)
+        for (int dj = 0; dj < KW; ++dj) {
+          __global const float* ip = in + (di * IW + p * SW + dj) * CI;
+          __global const float* fp = f + (di * KW + dj) * CI * CO;
+          for (int c = 0; c < CI; ++c) acc[p] = fma((vec_t)(ip[c]), VLOAD(fp + c * CO), acc[p]);
+        }
+  }
+#if BIAS
+  const vec_t b = VLOAD(bias + bias_off + o0);
+  for (int p = 0; p < PB; ++p) acc[p] += b;
+#endif
+  __global float* op = out + out_off + (row * OW + ow0) * CO + o0;
+  for (int p = 0; p < PB; ++p)
+    if (ow0 + p < OW) VSTORE(ACTIVATE(acc[p]), op + p * CO);
+}
+)CL";
+
+// Helpers without a geometry of their own, built once.
+const char* const kHelperSource = R"CL(
+// out (N,OH,OW,C) = in (N,IH,IW,C) moved down by `top` rows and right by `left` columns (either may
+// be negative), zero where nothing lands. Work-items (C, OW, N*OH).
+__kernel void shift(__global const float* in, int in_off, __global float* out, int IH, int IW, int C, int OH,
+                    int OW, int rows, int top, int left) {
+  const int c = get_global_id(0), ow = get_global_id(1), row = get_global_id(2);
+  if (c >= C || ow >= OW || row >= rows) return;
+  const int n = row / OH, ih = row - n * OH - top, iw = ow - left;
+  out[(row * OW + ow) * C + c] =
+      ih >= 0 && ih < IH && iw >= 0 && iw < IW ? in[in_off + ((n * IH + ih) * IW + iw) * C + c] : 0.0f;
+}
+
+// ft (KH,KW,O,C) from f (KH,KW,C,O): the channel axes swapped and, with `flip`, the taps reversed.
+__kernel void transpose_filter(__global const float* f, int f_off, __global float* ft, int KH, int KW, int C,
+                               int O, int flip) {
+  const int i = get_global_id(0);  // index into ft
+  if (i >= KH * KW * C * O) return;
+  const int c = i % C, o = (i / C) % O, tap = i / (C * O);
+  const int source_tap = flip ? KH * KW - 1 - tap : tap;
+  ft[i] = f[f_off + (source_tap * C + c) * O + o];
+}
+)CL";
+
+// conv2d_backward_data for any strides: dy (N,OH,OW,O), wt (KH,KW,O,C) → dx (N,H,W,C).
+// dx[n,ih,iw,c] = Σ over (di,dj,o) with ih = oh·SH + di − top and iw = ow·SW + dj − left for some
+// in-range (oh, ow), of dy[n,oh,ow,o] · w[di,dj,c,o]. Work-items (ceil(W/PB), N*H, C/VW).
+const std::string kGatherSource = std::string(kVectorPreamble) + R"CL(
+__kernel void conv2d_backward_data(__global const float* dy, int dy_off, __global const float* wt,
+                                   __global float* dx, int dx_off, int H, int W, int OH, int OW, int top,
+                                   int left) {
+  const int iw0 = get_global_id(0) * PB, row = get_global_id(1), c0 = get_global_id(2) * VW;
+  if (iw0 >= W) return;
+  const int n = row / H, ih = row - n * H;
+  dy += dy_off;
+  wt += c0;
+  vec_t acc[PB];
+  for (int p = 0; p < PB; ++p) acc[p] = (vec_t)(0.0f);
+  for (int di = 0; di < KH; ++di) {
+    const int th = ih + top - di;  // = oh·SH when output row oh reads input row ih at tap di
+    if (th < 0 || th % SH != 0 || th / SH >= OH) continue;
+    __global const float* dy_row = dy + (n * OH + th / SH) * OW * O;
+    for (int dj = 0; dj < KW; ++dj) {
+      __global const float* wt_tap = wt + (di * KW + dj) * O * C;
+      for (int p = 0; p < PB; ++p) {
+        const int tw = iw0 + p + left - dj;
+        if (iw0 + p >= W || tw < 0 || tw % SW != 0 || tw / SW >= OW) continue;
+        __global const float* dp = dy_row + (tw / SW) * O;
+        for (int o = 0; o < O; ++o) acc[p] = fma((vec_t)(dp[o]), VLOAD(wt_tap + o * C), acc[p]);
+      }
+    }
+  }
+  __global float* dx_row = dx + dx_off + (row * W + iw0) * C + c0;
+  for (int p = 0; p < PB; ++p)
+    if (iw0 + p < W) VSTORE(acc[p], dx_row + p * C);
+}
+)CL";
+
+// conv2d_backward_filter: x (N,H,W,C), dy (N,OH,OW,O) → dw (KH,KW,C,O).
+// dw[di,dj,c,o] = Σ over (n,oh,ow) of x[n, oh·SH + di − top, ow·SW + dj − left, c] · dy[n,oh,ow,o].
+// Work-items (KH*KW, C/CB, O/(NV*VW)): one tap, CB input channels × NV vectors of VW output
+// channels, each summing over the whole batch.
+const std::string kFilterSource = std::string(kVectorPreamble) + R"CL(
+__kernel void conv2d_backward_filter(__global const float* x, int x_off, __global const float* dy, int dy_off,
+                                     __global float* dw, int dw_off, int N, int H, int W, int OH, int OW,
+                                     int top, int left) {
+  const int tap = get_global_id(0), c0 = get_global_id(1) * CB, o0 = get_global_id(2) * NV * VW;
+  if (tap >= KH * KW) return;
+  const int di = tap / KW, dj = tap - di * KW;
+  x += x_off + c0;
+  dy += dy_off + o0;
+  // the output columns whose input column ow·SW + dj − left lies inside the row
+  const int ow_lo = left > dj ? (left - dj + SW - 1) / SW : 0;
+  const int last = W - 1 + left - dj;
+  const int ow_hi = last < 0 ? 0 : min(OW, last / SW + 1);
+  vec_t acc[CB][NV];
+  for (int k = 0; k < CB; ++k)
+    for (int v = 0; v < NV; ++v) acc[k][v] = (vec_t)(0.0f);
+  for (int n = 0; n < N; ++n) {
+    for (int oh = 0; oh < OH; ++oh) {
+      const int ih = oh * SH + di - top;
+      if (ih < 0 || ih >= H) continue;
+      __global const float* x_row = x + (n * H + ih) * W * C;
+      __global const float* dy_row = dy + (n * OH + oh) * OW * O;
+      for (int ow = ow_lo; ow < ow_hi; ++ow) {
+        vec_t g[NV];
+#pragma unroll
+        for (int v = 0; v < NV; ++v) g[v] = VLOAD(dy_row + ow * O + v * VW);
+        __global const float* xp = x_row + (ow * SW + dj - left) * C;
+#pragma unroll
+        for (int k = 0; k < CB; ++k) {
+          const vec_t xk = (vec_t)(xp[k]);
+#pragma unroll
+          for (int v = 0; v < NV; ++v) acc[k][v] = fma(xk, g[v], acc[k][v]);
+        }
+      }
+    }
+  }
+  __global float* out = dw + dw_off + (tap * C + c0) * O + o0;
+  for (int k = 0; k < CB; ++k)
+    for (int v = 0; v < NV; ++v) VSTORE(acc[k][v], out + k * O + v * VW);
+}
+)CL";
+
+// Sizes of one convolution, checked against each other and against the attributes.
+struct Conv {
+  int64_t N, H, W, C;  // x is (N,H,W,C)
+  int64_t KH, KW, O;   // w is (KH,KW,C,O)
+  int64_t OH, OW;      // y is (N,OH,OW,O)
+  Window g;
+};
+
+// `x`, `w` and `y` are the views shaped like the forward op's x, w and y, whichever of them is the
+// output of the kernel at hand; the names are those the kernel's caller knows them by.
+Conv conv_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x_name, const lamina_view& w,
+                const char* w_name, const lamina_view& y, const char* y_name) {
+  expect_rank(x, x_name, 4, "(N,H,W,C)");
+  expect_rank(w, w_name, 4, "(KH,KW,C,O)");
+  expect_rank(y, y_name, 4, "(N,OH,OW,O)");
+  Conv c{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[3], y.shape[1], y.shape[2], {}};
+  if (w.shape[2] != c.C || y.shape[0] != c.N || y.shape[3] != c.O)
+    throw sdk::Error(std::string(x_name) + " " + shape_string(x) + ", " + w_name + " " + shape_string(w) + " and " +
+                     y_name + " " + shape_string(y) +
+                     " disagree: expected x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O)");
+  c.g = read_window(args.attrs, c.KH, c.KW);
+  expect_window_fits(c.g, c.H, c.W, c.OH, c.OW);
+  return c;
+}
+
+// Pixels per work-item along a row of `width`: a divisor of the width (no partial tiles) large
+// enough to reuse each vector of weights several times, small enough to keep the tile in registers.
+int64_t pixels_per_item(int64_t width, int vector_width) {
+  const int64_t most = vector_width >= 8 ? 10 : 16;
+  for (int64_t p = std::min(most, width); p >= 4; --p)
+    if (width % p == 0) return p;
+  return width < 4 ? width : 8;
+}
+
+// A tensor given as a buffer and an element offset, with its NHWC sizes.
+struct Image {
+  DeviceTensor t;
+  int64_t N, H, W, C;
+};
+
+// `in` moved by (top, left) into a zero-bordered scratch buffer of (N, height, width, C).
+Image shifted(Backend& b, const Image& in, int64_t height, int64_t width, int64_t top, int64_t left) {
+  const int64_t size = in.N * height * width * in.C;
+  if (size > INT_MAX) throw sdk::Error("the zero-bordered copy of a tensor would exceed 32-bit indexing");
+  cl_mem out = b.scratch(1, size_t(size) * sizeof(float));
+  cl_kernel k = b.kernel("conv2d_helpers", kHelperSource, "", "shift");
+  set_args(k, in.t, out, as_int(in.H), as_int(in.W), as_int(in.C), as_int(height), as_int(width),
+           as_int(in.N * height), as_int(top), as_int(left));
+  size_t local0 = 1;
+  while (local0 < 64 && local0 < size_t(in.C)) local0 *= 2;
+  launch(b, k, {size_t(in.C), size_t(width), size_t(in.N * height)}, {local0, 1, 1});
+  return {{out, 0}, in.N, height, width, in.C};
+}
+
+// The filter (KH,KW,C,O) with its channel axes swapped, taps reversed with `flip`, in scratch slot 0.
+cl_mem transposed_filter(Backend& b, const lamina_view& w, bool flip) {
+  const int64_t size = sdk::view_size(w);
+  cl_mem out = b.scratch(0, size_t(size) * sizeof(float));
+  cl_kernel k = b.kernel("conv2d_helpers", kHelperSource, "", "transpose_filter");
+  set_args(k, device_tensor(w), out, as_int(w.shape[0]), as_int(w.shape[1]), as_int(w.shape[2]),
+           as_int(w.shape[3]), cl_int(flip));
+  launch(b, k, {size_t(size)}, {64});
+  return out;
+}
+
+// What correlate adds to each sum: the bias (when given) and the activation.
+struct Epilogue {
+  const lamina_view* bias = nullptr;
+  sdk::Activation activation = sdk::Activation::linear;
+};
+
+// out = the valid correlation of `in` with filter f (KH,KW,in.C,CO) at strides (SH, SW), then the
+// epilogue; rows of `in` outside [row_lo, row_hi) are zero.
+void correlate(Backend& b, const Image& in, DeviceTensor f, int64_t KH, int64_t KW, int64_t CO, int64_t SH,
+               int64_t SW, const lamina_view& out, int64_t row_lo, int64_t row_hi, Epilogue epilogue = {}) {
+  const int64_t OH = out.shape[1], OW = out.shape[2];
+  const int vw = vector_width(CO);
+  const int64_t pb = pixels_per_item(OW, vw);
+  const std::string options =
+      defines({{"KH", KH}, {"KW", KW}, {"CI", in.C}, {"CO", CO}, {"SH", SH}, {"SW", SW}, {"VW", vw}, {"PB", pb},
+               {"BIAS", epilogue.bias != nullptr}, {"ACT", activation_code(epilogue.activation)}});
+  cl_kernel k = b.kernel("conv2d", kValidSource.c_str(), options, "correlate");
+  const DeviceTensor bias = epilogue.bias ? device_tensor(*epilogue.bias) : f;  // not read without BIAS
+  set_args(k, in.t, f, bias, device_tensor(out), as_int(in.H), as_int(in.W), as_int(OH), as_int(OW),
+           as_int(row_lo), as_int(row_hi));
+  launch(b, k, {size_t((OW + pb - 1) / pb), size_t(in.N * OH), size_t(CO / vw)});
+}
+
+}  // namespace
+
+namespace {
+
+// y = activation(conv2d(x, w) + b), b optional.
+void conv_forward(const sdk::KernelArgs& args, const Conv& s, Epilogue epilogue) {
+  Backend& b = backend_of(args);
+  Image x{device_tensor(args.inputs[0]), s.N, s.H, s.W, s.C};
+  if (s.g.top || s.g.bottom || s.g.left || s.g.right)
+    x = shifted(b, x, s.H + s.g.top + s.g.bottom, s.W + s.g.left + s.g.right, s.g.top, s.g.left);
+  correlate(b, x, device_tensor(args.inputs[1]), s.KH, s.KW, s.O, s.g.sh, s.g.sw, args.outputs[0], s.g.top,
+            s.g.top + s.H, epilogue);
+}
+
+}  // namespace
+
+OPENCL_KERNEL(conv2d) {
+  // x is (N,H,W,C), w is (KH,KW,C,O), y is (N,OH,OW,O)
+  // y[n,oh,ow,o] = Σ over (di,dj,c) of x[n, oh·sh + di − top, ow·sw + dj − left, c] · w[di,dj,c,o]
+  expect_arity(args, {"x", "w"}, {"y"});
+  conv_forward(args, conv_sizes(args, args.inputs[0], "x", args.inputs[1], "w", args.outputs[0], "y"), {});
+}
+
+OPENCL_KERNEL(conv2d_bias) {
+  // x is (N,H,W,C), w is (KH,KW,C,O), b is (O), y is (N,OH,OW,O); y = activation(conv2d(x, w) + b)
+  expect_arity(args, {"x", "w", "b"}, {"y"});
+  const Conv s = conv_sizes(args, args.inputs[0], "x", args.inputs[1], "w", args.outputs[0], "y");
+  expect_rank(args.inputs[2], "b", 1, "(O)");
+  if (args.inputs[2].shape[0] != s.O)
+    throw sdk::Error("b " + shape_string(args.inputs[2]) + " must hold one value per output channel (" +
+                     std::to_string(s.O) + ")");
+  conv_forward(args, s, {&args.inputs[2], sdk::read_activation(args.attrs)});
+}
+
+OPENCL_KERNEL(conv2d_backward_data) {
+  // dy is (N,OH,OW,O), w is (KH,KW,C,O), dx is (N,H,W,C)
+  expect_arity(args, {"dy", "w"}, {"dx"});
+  const Conv s = conv_sizes(args, args.outputs[0], "dx", args.inputs[1], "w", args.inputs[0], "dy");
+  Backend& b = backend_of(args);
+  const Image dy{device_tensor(args.inputs[0]), s.N, s.OH, s.OW, s.O};
+  if (s.g.sh == 1 && s.g.sw == 1) {
+    // dx[ih,iw] = Σ over (di,dj) of dy[ih + top − di, iw + left − dj] · w[di,dj]ᵀ: with dy moved by
+    // (KH−1−top, KW−1−left) into a zero border, that is a valid correlation with the taps reversed.
+    cl_mem wt = transposed_filter(b, args.inputs[1], true);
+    const int64_t top = s.KH - 1 - s.g.top;
+    const Image padded = shifted(b, dy, s.H + s.KH - 1, s.W + s.KW - 1, top, s.KW - 1 - s.g.left);
+    correlate(b, padded, {wt, 0}, s.KH, s.KW, s.C, 1, 1, args.outputs[0], top, top + s.OH);
+    return;
+  }
+  cl_mem wt = transposed_filter(b, args.inputs[1], false);
+  const int vw = vector_width(s.C);
+  const int64_t pb = pixels_per_item(s.W, vw);
+  const std::string options = defines({{"KH", s.KH}, {"KW", s.KW}, {"C", s.C}, {"O", s.O}, {"SH", s.g.sh},
+                                       {"SW", s.g.sw}, {"VW", vw}, {"PB", pb}});
+  cl_kernel k = b.kernel("conv2d_backward_data", kGatherSource.c_str(), options, "conv2d_backward_data");
+  set_args(k, dy.t, wt, device_tensor(args.outputs[0]), as_int(s.H), as_int(s.W), as_int(s.OH), as_int(s.OW),
+           as_int(s.g.top), as_int(s.g.left));
+  launch(b, k, {size_t((s.W + pb - 1) / pb), size_t(s.N * s.H), size_t(s.C / vw)});
+}
+
+namespace {
+
+void filter_gradient(const sdk::KernelArgs& args, const Conv& s) {
+  // A tile of up to 8 input channels × 2 vectors of output channels: 16 accumulators, each value of
+  // x loaded once per 2 vector multiply-adds.
+  const int vw = vector_width(s.O);
+  const int64_t nv = (s.O / vw) % 2 == 0 ? 2 : 1;
+  int64_t cb = 8;  // the widest of 8, 4, 2, 1 dividing C
+  while (s.C % cb != 0) cb /= 2;
+  Backend& b = backend_of(args);
+  const std::string options = defines({{"KH", s.KH}, {"KW", s.KW}, {"C", s.C}, {"O", s.O}, {"SH", s.g.sh},
+                                       {"SW", s.g.sw}, {"VW", vw}, {"NV", nv}, {"CB", cb}});
+  cl_kernel k = b.kernel("conv2d_backward_filter", kFilterSource.c_str(), options, "conv2d_backward_filter");
+  set_args(k, device_tensor(args.inputs[0]), device_tensor(args.inputs[1]), device_tensor(args.outputs[0]),
+           as_int(s.N), as_int(s.H), as_int(s.W), as_int(s.OH), as_int(s.OW), as_int(s.g.top), as_int(s.g.left));
+  launch(b, k, {size_t(s.KH * s.KW), size_t(s.C / cb), size_t(s.O / (nv * vw))});
+}
+
+}  // namespace
+
+OPENCL_KERNEL(conv2d_backward_filter) {
+  // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O)
+  expect_arity(args, {"x", "dy"}, {"dw"});
+  filter_gradient(args, conv_sizes(args, args.inputs[0], "x", args.outputs[0], "dw", args.inputs[1], "dy"));
+}
+
+OPENCL_KERNEL(conv2d_backward_filter_bias) {
+  // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O), db is (O); db[o] = Σ over (n,oh,ow) of dy
+  expect_arity(args, {"x", "dy"}, {"dw", "db"});
+  const Conv s = conv_sizes(args, args.inputs[0], "x", args.outputs[0], "dw", args.inputs[1], "dy");
+  expect_rank(args.outputs[1], "db", 1, "(O)");
+  if (args.outputs[1].shape[0] != s.O)
+    throw sdk::Error("db " + shape_string(args.outputs[1]) + " must hold one value per output channel (" +
+                     std::to_string(s.O) + ")");
+  filter_gradient(args, s);
+  sum_rows(backend_of(args), device_tensor(args.inputs[1]), s.N * s.OH * s.OW, s.O, device_tensor(args.outputs[1]));
+}
+
+}  // namespace lamina::opencl

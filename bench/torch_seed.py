@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""The PyTorch peer of bench/lamina_bench.cpp: the same two seed workloads, in PyTorch on the CPU.
+
+  torch_seed.py cnn [--samples N] [--batch B] [--epochs E] [--threads T] [--latency K]
+      the seed CNN (conv5x5x32 relu, conv5x5x32 relu, maxpool2, flatten, dense128 relu, dense10),
+      softmax cross-entropy, Adadelta lr 1.0, on the first N Fashion-MNIST training images; per epoch
+      training samples/s, then inference samples/s over the 10,000 test images in batches of 1000 and
+      test accuracy; with --latency K, the median time of K single-image predictions.
+  torch_seed.py mlp [--threads T]
+      the seed MLP (Dense 100 sigmoid, Dense 100 sigmoid, Dense 1 sigmoid), MSE, SGD lr 0.01, batch 16,
+      20,000 2-D points, 5 epochs: training steps/s.
+
+The models, data and loops are those of the shared peer scripts (torch_seed_cnn.py, torch_seed_mlp.py);
+the output is "key: value" lines as lamina_bench prints them, for bench/run.py; run_peak_rss_mb is the
+peak resident memory of the training and inference, data loading excluded. Run it with Debian's
+/usr/bin/python3: the BLAS it uses (reference or OpenBLAS) is reported as `blas:`."""
+import argparse, gzip, statistics, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    nd = int.from_bytes(data[0:4], 'big') & 0xff
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], 'big') for i in range(nd)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+def reset_peak_memory():
+    """Linux restarts the resident-memory high-water mark (VmHWM) when 5 is written to clear_refs."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+
+def peak_memory_mb():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def blas():
+    """The BLAS library this process loaded (Debian's torch links whatever libblas.so.3 points to)."""
+    torch.ones(64, 64) @ torch.ones(64, 64)  # make sure the BLAS is loaded
+    with open('/proc/self/maps') as f:
+        maps = f.read()
+    for name in ('openblas', 'mkl', 'blis', 'atlas'):
+        if name in maps:
+            return name
+    return 'reference' if 'libblas' in maps else 'unknown'
+
+
+def cnn(a):
+    Xtr = torch.tensor(idx(f'{a.data}/train-images-idx3-ubyte.gz')[:a.samples, None].astype(np.float32) / 255.0)
+    ytr = torch.tensor(idx(f'{a.data}/train-labels-idx1-ubyte.gz')[:a.samples].astype(np.int64))
+    Xte = torch.tensor(idx(f'{a.data}/t10k-images-idx3-ubyte.gz')[:, None].astype(np.float32) / 255.0)
+    yte = torch.tensor(idx(f'{a.data}/t10k-labels-idx1-ubyte.gz').astype(np.int64))
+    model = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.Conv2d(32, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(3200, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    n = len(Xtr)
+    reset_peak_memory()
+    for ep in range(a.epochs):
+        perm = torch.randperm(n)
+        t0 = time.perf_counter()
+        tot = 0.0
+        model.train()
+        for i in range(0, n, a.batch):
+            idxs = perm[i:i + a.batch]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(Xtr[idxs]), ytr[idxs])
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(idxs)
+        dt = time.perf_counter() - t0
+        model.eval()
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            pred = torch.cat([model(Xte[i:i + 1000]).argmax(1) for i in range(0, len(Xte), 1000)])
+        di = time.perf_counter() - t1
+        print(f'epoch: {ep + 1} train_s: {dt:.3f} train_samples_per_s: {n / dt:.1f} loss: {tot / n:.4f} '
+              f'test_acc: {(pred == yte).float().mean():.4f} infer_samples_per_s: {len(Xte) / di:.1f}', flush=True)
+    print(f'run_peak_rss_mb: {peak_memory_mb():.1f}')
+    if a.latency > 0:
+        times = []
+        with torch.no_grad():
+            for i in range(a.latency + 5):
+                one = Xte[i % 1000: i % 1000 + 1]
+                t = time.perf_counter()
+                model(one).argmax(1).item()
+                if i >= 5:
+                    times.append(time.perf_counter() - t)
+        print(f'latency_ms: {statistics.median(times) * 1e3:.4f}')
+
+
+def mlp(a):
+    n = 20000
+    X = torch.randn(n, 2) * 2
+    y = ((X ** 2).sum(1, keepdim=True) < 4).float()
+    m = nn.Sequential(nn.Linear(2, 100), nn.Sigmoid(), nn.Linear(100, 100), nn.Sigmoid(), nn.Linear(100, 1),
+                      nn.Sigmoid())
+    opt = torch.optim.SGD(m.parameters(), lr=0.01)
+    steps = 0
+    reset_peak_memory()
+    t0 = time.perf_counter()
+    for ep in range(5):
+        perm = torch.randperm(n)
+        for i in range(0, n, 16):
+            idx_ = perm[i:i + 16]
+            opt.zero_grad()
+            l = ((m(X[idx_]) - y[idx_]) ** 2).mean()
+            l.backward()
+            opt.step()
+            steps += 1
+    dt = time.perf_counter() - t0
+    print(f'steps: {steps} seconds: {dt:.3f} steps_per_s: {steps / dt:.1f} loss: {l.item():.4f}')
+    print(f'run_peak_rss_mb: {peak_memory_mb():.1f}')
+
+
+p = argparse.ArgumentParser()
+p.add_argument('mode', choices=['cnn', 'mlp'])
+p.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
+p.add_argument('--samples', type=int, default=60000)
+p.add_argument('--batch', type=int, default=32)
+p.add_argument('--epochs', type=int, default=1)
+p.add_argument('--threads', type=int, default=2)
+p.add_argument('--latency', type=int, default=0)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+print(f'torch: {torch.__version__} threads: {torch.get_num_threads()} blas: {blas()}', flush=True)
+cnn(a) if a.mode == 'cnn' else mlp(a)

@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# The cudnn backend on a real GPU, in one go (tests/gpu/README.md says what must be present):
+#   1. build lamina with the cudnn backend (or unpack the build `run.sh --prepare` packed elsewhere),
+#   2. run every cudnn test case: the conformance table against the reference backend, the gradient
+#      checks, the seed MLP and CNN, the predictions against the reference, the host-side tests,
+#   3. train the seed CNN (examples/mnist_cnn.json) for one epoch on Fashion-MNIST with
+#      `lamina train --backend cudnn`, again with timed algorithm choice (LAMINA_CUDNN_FIND=1), then
+#      a short run under LAMINA_PROFILE for the op breakdown,
+#   4. train the same model the same way with PyTorch on the same GPU (float32, then PyTorch's
+#      default TF32 convolutions),
+#   5. print a summary table. summary.md, tests.tsv, tests.log, lamina.log and torch.log go to $OUT
+#      (where the GPU machines return files from) or build-gpu/results.
+# Without a usable GPU it stops after the build and says why.
+#
+#   tests/gpu/run.sh             on the GPU machine (about 3-5 minutes with 16 cores)
+#   tests/gpu/run.sh --prepare   on a machine with lamina's build dependencies: builds for sm_80 and
+#                                sm_90 and packs tests/gpu/prebuilt.tar.gz for GPU machines that lack
+#                                them (Boost.JSON, HDF5, CLI11, doctest)
+#
+# Environment: LAMINA_GPU_BUILD (build folder, default build-gpu), LAMINA_GPU_MODE (source or
+# prebuilt; default: prebuilt when tests/gpu/prebuilt.tar.gz is there), FASHION_MNIST_DIR, JOBS,
+# PYTHON, CUDA_ARCHITECTURES.
+# Exit status: 0 everything ran and passed; 1 something failed; 2 no usable GPU.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${LAMINA_GPU_BUILD:-$ROOT/build-gpu}
+RESULTS=${OUT:-$BUILD/results}
+JOBS=${JOBS:-$(nproc)}
+PACKED=$HERE/prebuilt.tar.gz
+START=$SECONDS
+
+say() { printf '[gpu %4ds] %s\n' "$((SECONDS - START))" "$*"; }
+die() {
+  say "FAILED: $*"
+  exit 1
+}
+
+# ------------------------------------------------------------------------------------------------
+# Building
+
+# Configure and build the targets the run needs into $1 for CUDA architectures $2. Extra CMake
+# arguments follow. oneDNN and OpenCL are left out: GPU images rarely have them, and the cudnn
+# tests compare against the reference backend only.
+build_lamina() {
+  local dir=$1 archs=$2
+  shift 2
+  local generator=()
+  command -v ninja >/dev/null && generator=(-G Ninja)
+  [[ -f $dir/CMakeCache.txt ]] && generator=()  # keep an existing build folder's generator
+  mkdir -p "$dir"
+  say "configuring into $dir (CUDA architectures $archs)"
+  if ! cmake -S "$ROOT" -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_CUDA_ARCHITECTURES="$archs" -DLAMINA_WITH_ONEDNN=OFF -DLAMINA_WITH_OPENCL=OFF "$@" \
+      >"$dir/configure.log" 2>&1; then
+    tail -n 25 "$dir/configure.log"
+    return 1
+  fi
+  if ! grep -q "cudnn backend: cuDNN" "$dir/configure.log"; then
+    grep "cudnn backend" "$dir/configure.log"
+    say "CMake did not set up the cudnn backend (no nvcc, or no cuDNN: see $dir/configure.log)"
+    return 1
+  fi
+  say "building with $JOBS jobs"
+  if ! cmake --build "$dir" -j"$JOBS" --target lamina_cli lamina_tests lamina_cudnn_host_tests \
+      >"$dir/build.log" 2>&1; then
+    grep -E "error|Error" "$dir/build.log" | head -n 20
+    tail -n 5 "$dir/build.log"
+    return 1
+  fi
+}
+
+# The folder PyTorch's nvidia-* wheels install into (cudnn/, cublas/ or cu13/ below it), if any.
+nvidia_root() {
+  "$PYTHON" -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null
+}
+
+# The folder holding file $1 under the nvidia wheels' root, if any.
+wheel_file_dir() {
+  local root
+  root=$(nvidia_root) || return 1
+  [[ -n $root ]] || return 1
+  find "$root" -maxdepth 4 -name "$1" -printf '%h\n' 2>/dev/null | head -n 1 | grep .
+}
+
+# cuDNN's header and library, from the CUDA toolkit or PyTorch's nvidia-cudnn wheel: prints CMake
+# arguments when they are not where CMake looks by itself.
+cudnn_cmake_args() {
+  local cuda=${CUDA_HOME:-/usr/local/cuda} include lib
+  [[ -f $cuda/include/cudnn.h || -f /usr/include/cudnn.h || -f /usr/include/x86_64-linux-gnu/cudnn.h ]] && return
+  include=$(wheel_file_dir cudnn.h) || return
+  lib=$(wheel_file_dir 'libcudnn.so*') || return
+  echo "-DCUDNN_INCLUDE_DIR=$include -DCUDNN_LIBRARY=$(ls "$lib"/libcudnn.so* | head -n 1)"
+}
+
+# Makes cuDNN and cuBLAS loadable when the system's loader does not know them: from the CUDA
+# toolkit's lib64, or from PyTorch's wheels.
+find_cuda_libraries() {
+  local lib dir cuda=${CUDA_HOME:-/usr/local/cuda}
+  for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13; do
+    ldconfig -p 2>/dev/null | grep -q "$lib" && continue
+    if [[ -f $cuda/lib64/$lib ]]; then
+      dir=$cuda/lib64
+    else
+      dir=$(wheel_file_dir "$lib") || { say "warning: $lib not found (cudnn backend will not load)"; continue; }
+    fi
+    [[ :${LD_LIBRARY_PATH:-}: == *:$dir:* ]] || export LD_LIBRARY_PATH=$dir:${LD_LIBRARY_PATH:-}
+  done
+}
+
+pick_python() {
+  PYTHON=${PYTHON:-}
+  if [[ -z $PYTHON ]]; then
+    for p in python3 /usr/bin/python3; do
+      if "$p" -c 'import torch' 2>/dev/null; then
+        PYTHON=$p
+        break
+      fi
+    done
+    PYTHON=${PYTHON:-python3}
+  fi
+}
+
+# --prepare: a relocatable build for GPU machines without lamina's build dependencies: the
+# programs, liblamina and the plugins, and every shared library they load except the C and C++
+# runtimes and CUDA's own (libcudnn, libcublas), which must come from the GPU machine.
+prepare() {
+  local dir=${LAMINA_GPU_BUILD:-$ROOT/build-gpu-prepare}
+  build_lamina "$dir" "${CUDA_ARCHITECTURES:-80;90}" || die "build"
+  local stage
+  stage=$(mktemp -d)/lamina-prebuilt
+  mkdir -p "$stage/bin" "$stage/lib/lamina/plugins" "$stage/deps"
+  cp "$dir/bin/lamina" "$dir/bin/lamina_tests" "$dir/bin/lamina_cudnn_host_tests" "$stage/bin/"
+  cp -P "$dir"/lib/liblamina.so* "$stage/lib/"
+  cp "$dir"/lib/lamina/plugins/*.so "$dir"/lib/lamina/plugins/*.json "$stage/lib/lamina/plugins/"
+  local skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libresolv\.|libgcc_s\.|libstdc\+\+\.|libcud|libcublas|liblamina)'
+  find "$stage/bin" "$stage/lib" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
+    xargs -0 ldd 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
+    while read -r name path; do
+      [[ $name =~ $skip ]] || cp -L "$path" "$stage/deps/$name"
+    done
+  local changed
+  changed=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -c .)
+  echo "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) with $changed uncommitted change(s)," \
+    "CUDA architectures ${CUDA_ARCHITECTURES:-80;90}, built $(date -u +%FT%TZ)" >"$stage/REVISION"
+  tar -C "$(dirname "$stage")" -czf "$PACKED" lamina-prebuilt || die "packing"
+  rm -rf "$(dirname "$stage")"
+  say "packed $PACKED ($(du -h "$PACKED" | cut -f1)); carry it with tests/gpu/data (see tests/gpu/README.md)"
+}
+
+# ------------------------------------------------------------------------------------------------
+# The run
+
+# The folder holding the four Fashion-MNIST .gz files.
+find_data() {
+  local d
+  for d in "${FASHION_MNIST_DIR:-}" /usr/share/datasets/fashion-mnist "$HERE/data"; do
+    [[ -n $d && -f $d/train-images-idx3-ubyte.gz && -f $d/train-labels-idx1-ubyte.gz &&
+       -f $d/t10k-images-idx3-ubyte.gz && -f $d/t10k-labels-idx1-ubyte.gz ]] && { echo "$d"; return; }
+  done
+  return 1
+}
+
+# Runs every test case of `binary` whose name contains "cudnn", one process each (a skipped case
+# ends its process with status 77), and appends "name<TAB>passed|failed|skipped" to tests.tsv.
+run_cases() {
+  local binary=$1 name filter status
+  "$binary" --list-test-cases --no-colors 2>/dev/null | grep cudnn | sed 's/^[[:space:]]*//' |
+    while IFS= read -r name; do
+      filter=${name//,/?}  # doctest splits filters at commas; ? matches any one character
+      "$binary" --no-colors -tc="$filter" >>"$RESULTS/tests.log" 2>&1
+      status=$?
+      case $status in
+        0) printf '%s\tpassed\n' "$name" ;;
+        77) printf '%s\tskipped\n' "$name" ;;
+        *) printf '%s\tfailed\n' "$name" ;;
+      esac
+    done >>"$RESULTS/tests.tsv"
+}
+
+# Epoch figures from a `lamina train --verbose 2` log: seconds samples/s loss accuracy val_loss val_accuracy
+lamina_epoch() {
+  grep -E '^[0-9]+/[0-9]+ - ' "$1" | tail -n 1 |
+    sed -E 's/^[0-9]+\/[0-9]+ - ([0-9.]+)s - ([0-9.]+) samples\/s - loss: ([0-9.e+-]+) - accuracy: ([0-9.e+-]+) - val_loss: ([0-9.e+-]+) - val_accuracy: ([0-9.e+-]+).*/\1 \2 \3 \4 \5 \6/'
+}
+
+# A field of the first epoch in torch_seed_cnn.py's JSON.
+torch_field() {
+  "$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["epochs"][0][sys.argv[2]] if "epochs" in d else "-")' \
+    "$1" "$2" 2>/dev/null || echo "-"
+}
+
+main() {
+  pick_python
+  WORK=$(mktemp -d)  # intermediate files; the results folder gets a few consolidated ones
+  trap 'rm -rf "$WORK"' EXIT
+  mkdir -p "$RESULTS"
+  : >"$RESULTS/tests.log"
+  : >"$RESULTS/tests.tsv"
+  say "lamina $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') on $(hostname), results in $RESULTS"
+
+  local gpu="none found" arch=${CUDA_ARCHITECTURES:-}
+  if command -v nvidia-smi >/dev/null && nvidia-smi >/dev/null 2>&1; then
+    gpu=$(nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader | head -n 1)
+    [[ -z $arch ]] && arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d '. ')
+  fi
+  arch=${arch:-80;90}
+  say "GPU: $gpu"
+
+  local data
+  data=$(find_data) || data=""
+  [[ -n $data ]] && say "Fashion-MNIST: $data" ||
+    say "Fashion-MNIST not found (looked in \$FASHION_MNIST_DIR, /usr/share/datasets/fashion-mnist, $HERE/data)"
+
+  # 1. the build
+  local mode=${LAMINA_GPU_MODE:-}
+  [[ -z $mode ]] && { [[ -f $PACKED ]] && mode=prebuilt || mode=source; }
+  local bin build_seconds=$SECONDS
+  if [[ $mode == prebuilt ]]; then
+    [[ -f $PACKED ]] || die "LAMINA_GPU_MODE=prebuilt but $PACKED is missing (make it with run.sh --prepare)"
+    local prefix=/tmp/lamina-gpu
+    rm -rf "$prefix/lamina-prebuilt" && mkdir -p "$prefix" && tar -C "$prefix" -xzf "$PACKED" || die "unpacking"
+    prefix=$prefix/lamina-prebuilt
+    export LD_LIBRARY_PATH=$prefix/lib:$prefix/deps:${LD_LIBRARY_PATH:-}
+    export LAMINA_CUDNN_PLUGIN=$prefix/lib/lamina/plugins/lamina_backend_cudnn.so
+    bin=$prefix/bin
+    say "using the packed build ($(cat "$prefix/REVISION"))"
+    local newer
+    newer=$(find "$ROOT"/core "$ROOT"/sdk "$ROOT"/backends "$ROOT"/layers "$ROOT"/plugins "$ROOT"/apps "$ROOT"/tests \
+      -newer "$PACKED" \( -name '*.cpp' -o -name '*.hpp' -o -name '*.cu' -o -name '*.h' \) 2>/dev/null | head -n 3)
+    [[ -z $newer ]] || say "warning: sources changed after the packed build was made (e.g. ${newer//$'\n'/, }); rerun run.sh --prepare"
+  else
+    # shellcheck disable=SC2046
+    build_lamina "$BUILD" "$arch" $(cudnn_cmake_args) ||
+      die "the build (logs in $BUILD; a machine without lamina's build dependencies can use run.sh --prepare, see tests/gpu/README.md)"
+    bin=$BUILD/bin
+  fi
+  build_seconds=$((SECONDS - build_seconds))
+  find_cuda_libraries
+  say "build ready in ${build_seconds}s"
+
+  # 2. is there a GPU?
+  local line
+  line=$("$bin/lamina" plugins 2>&1 | grep -E '^cudnn ' | head -n 1)
+  if [[ -z $line ]]; then
+    "$bin/lamina" plugins 2>&1 | tail -n 20
+    die "lamina plugins does not list the cudnn backend"
+  fi
+  if ! echo "$line" | grep -qE '^cudnn +backend +[^ ]+ +[^ ]+ +yes'; then
+    say "no usable GPU: ${line#*why: }"
+    {
+      echo "| | |"
+      echo "|---|---|"
+      echo "| GPU | $gpu |"
+      echo "| build | $mode, ${build_seconds}s |"
+      echo "| cudnn backend | not usable: ${line#*why: } |"
+    } >"$RESULTS/summary.md"
+    say "stopping here: everything after the build needs a GPU"
+    exit 2
+  fi
+  say "cudnn backend: ${line#*yes }"
+
+  # Gives the C++ seed-CNN test its data set where it looks for it (a throwaway GPU machine, as root).
+  if [[ -n $data && ! -e /usr/share/datasets/fashion-mnist && $(id -u) == 0 ]]; then
+    mkdir -p /usr/share/datasets && ln -s "$data" /usr/share/datasets/fashion-mnist
+  fi
+
+  # 3. the cudnn test cases
+  say "running the cudnn test cases"
+  run_cases "$bin/lamina_cudnn_host_tests"
+  run_cases "$bin/lamina_tests"
+  local passed failed skipped
+  passed=$(grep -c $'\tpassed$' "$RESULTS/tests.tsv")
+  failed=$(grep -c $'\tfailed$' "$RESULTS/tests.tsv")
+  skipped=$(grep -c $'\tskipped$' "$RESULTS/tests.tsv")
+  say "tests: $passed passed, $failed failed, $skipped skipped"
+  grep -vE $'\tpassed$' "$RESULTS/tests.tsv" | sed 's/^/    /'
+
+  # 4. lamina, one epoch
+  local lamina_figures="- - - - - -" find_figures="- - - - - -" config=$WORK/mnist_cnn.json
+  if [[ -n $data ]]; then
+    "$PYTHON" - "$ROOT/examples/mnist_cnn.json" "$config" "$data" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["data"]["path"] = sys.argv[3]
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+EOF
+    say "lamina train --backend cudnn --epochs 1 (60,000 images, batch 32)"
+    "$bin/lamina" train "$config" --backend cudnn --epochs 1 --verbose 2 >"$WORK/lamina_train.log" 2>&1 ||
+      { tail -n 20 "$WORK/lamina_train.log"; say "lamina train failed"; }
+    lamina_figures=$(lamina_epoch "$WORK/lamina_train.log")
+    [[ -n $lamina_figures ]] || lamina_figures="- - - - - -"
+    tail -n 1 "$WORK/lamina_train.log" | sed 's/^/    /'
+    say "again with LAMINA_CUDNN_FIND=1 (convolution algorithms timed rather than chosen by heuristics)"
+    LAMINA_CUDNN_FIND=1 "$bin/lamina" train "$config" --backend cudnn --epochs 1 --verbose 2 \
+      >"$WORK/lamina_train_find.log" 2>&1 || tail -n 20 "$WORK/lamina_train_find.log"
+    find_figures=$(lamina_epoch "$WORK/lamina_train_find.log")
+    [[ -n $find_figures ]] || find_figures="- - - - - -"
+    tail -n 1 "$WORK/lamina_train_find.log" | sed 's/^/    /'
+    say "the op profile of 10,000 images (LAMINA_PROFILE=1)"
+    LAMINA_PROFILE=1 "$bin/lamina" train "$config" --backend cudnn --epochs 1 --limit 10000 --verbose 2 \
+      >"$WORK/lamina_profile.log" 2>&1
+    grep -A 14 'lamina op profile' "$WORK/lamina_profile.log" | sed 's/^/    /'
+  fi
+
+  # 5. PyTorch, the same epoch
+  local tf
+  for tf in 0 1; do
+    if [[ -n $data ]]; then
+      say "PyTorch, tf32=$tf"
+      "$PYTHON" "$HERE/torch_seed_cnn.py" --data "$data" --tf32 "$tf" >"$WORK/torch_tf32_$tf.json" \
+        2>"$WORK/torch_tf32_$tf.log" || tail -n 5 "$WORK/torch_tf32_$tf.log"
+      sed 's/^/    /' "$WORK/torch_tf32_$tf.json"
+    fi
+  done
+
+  {
+    for f in lamina_train lamina_train_find lamina_profile; do
+      [[ -f $WORK/$f.log ]] && printf '==> %s\n' "$f" && cat "$WORK/$f.log"
+    done
+  } >"$RESULTS/lamina.log"
+  {
+    for tf in 0 1; do
+      [[ -f $WORK/torch_tf32_$tf.json ]] && printf '==> tf32=%s\n' "$tf" && cat "$WORK/torch_tf32_$tf.json" \
+        "$WORK/torch_tf32_$tf.log"
+    done
+  } >"$RESULTS/torch.log"
+
+  # 6. the summary. lamina's epoch line gives the whole epoch's seconds (validation included, as
+  # Keras prints it) and the training samples/s, from which the training seconds follow.
+  local l_epoch l_sps l_loss l_acc l_vloss l_vacc l_train="-"
+  read -r l_epoch l_sps l_loss l_acc l_vloss l_vacc <<<"$lamina_figures"
+  [[ $l_sps != - ]] && l_train=$(awk -v s="$l_sps" 'BEGIN {printf "%.2f", 60000 / s}')
+  local f_epoch f_sps f_rest f_train="-"
+  read -r f_epoch f_sps f_rest <<<"$find_figures"
+  [[ $f_sps != - ]] && f_train=$(awk -v s="$f_sps" 'BEGIN {printf "%.2f", 60000 / s}')
+  local t_s t_vacc t_sps t_epoch tt_s tt_vacc tt_sps ratio="-"
+  t_s=$(torch_field "$WORK/torch_tf32_0.json" train_seconds)
+  t_sps=$(torch_field "$WORK/torch_tf32_0.json" samples_per_second)
+  t_vacc=$(torch_field "$WORK/torch_tf32_0.json" val_accuracy)
+  t_epoch=$(awk -v a="$t_s" -v b="$(torch_field "$WORK/torch_tf32_0.json" val_seconds)" \
+    'BEGIN {if (a == "-" || b == "-") print "-"; else printf "%.2f", a + b}')
+  tt_s=$(torch_field "$WORK/torch_tf32_1.json" train_seconds)
+  tt_sps=$(torch_field "$WORK/torch_tf32_1.json" samples_per_second)
+  tt_vacc=$(torch_field "$WORK/torch_tf32_1.json" val_accuracy)
+  [[ $l_train != - && $t_s != - ]] && ratio=$(awk -v a="$l_train" -v b="$t_s" 'BEGIN {printf "%.2f", a / b}')
+  {
+    echo "| | |"
+    echo "|---|---|"
+    echo "| GPU | $gpu |"
+    echo "| lamina | $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $mode build, ${build_seconds}s |"
+    echo "| cudnn backend | ${line#*yes } |"
+    echo "| cudnn test cases | $passed passed, $failed failed, $skipped skipped |"
+    echo "| lamina seed CNN, 1 epoch, cudnn | ${l_train}s train (${l_epoch}s with validation), ${l_sps} samples/s, loss $l_loss, accuracy $l_acc, val_accuracy $l_vacc |"
+    echo "| the same with LAMINA_CUDNN_FIND=1 | ${f_train}s train (${f_epoch}s with validation), ${f_sps} samples/s |"
+    echo "| PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null), float32 | ${t_s}s train (${t_epoch}s with validation), ${t_sps} samples/s, val_accuracy $t_vacc |"
+    echo "| PyTorch, TF32 convolutions (its default) | ${tt_s}s train, ${tt_sps} samples/s, val_accuracy $tt_vacc |"
+    echo "| lamina / PyTorch float32, training time | $ratio (target: at most 1) |"
+    echo "| whole run | $((SECONDS - START))s |"
+  } >"$RESULTS/summary.md"
+  echo
+  cat "$RESULTS/summary.md"
+  echo
+  [[ $failed == 0 && $l_train != - ]] && exit 0
+  exit 1
+}
+
+case ${1:-} in
+  --prepare) prepare ;;
+  "") main ;;
+  *)
+    awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
+    exit 1
+    ;;
+esac
