@@ -27,7 +27,9 @@ using namespace lamina::layers;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 struct Args {
   std::string mode;
@@ -37,20 +39,29 @@ struct Args {
 };
 
 Args parse(int argc, char** argv) {
-  if (argc < 2) throw Error("usage: lamina_bench cnn|mlp [--samples N] [--batch B] [--epochs E] [--backend NAME] [--latency K]");
+  if (argc < 2)
+    throw Error(
+        "usage: lamina_bench cnn|mlp [--samples N] [--batch B] [--epochs E] [--backend NAME] [--latency K]");
   Args a;
   a.mode = argv[1];
   for (int i = 2; i < argc; ++i) {
     std::string k = argv[i];
     if (i + 1 >= argc) throw Error("option " + k + " needs a value");
     std::string v = argv[++i];
-    if (k == "--samples") a.samples = std::stoll(v);
-    else if (k == "--batch") a.batch = std::stoll(v);
-    else if (k == "--epochs") a.epochs = std::stoi(v);
-    else if (k == "--latency") a.latency = std::stoi(v);
-    else if (k == "--backend") a.backend = v;
-    else if (k == "--data") a.data = v;
-    else throw Error("unknown option " + k);
+    if (k == "--samples")
+      a.samples = std::stoll(v);
+    else if (k == "--batch")
+      a.batch = std::stoll(v);
+    else if (k == "--epochs")
+      a.epochs = std::stoi(v);
+    else if (k == "--latency")
+      a.latency = std::stoi(v);
+    else if (k == "--backend")
+      a.backend = v;
+    else if (k == "--data")
+      a.data = v;
+    else
+      throw Error("unknown option " + k);
   }
   return a;
 }
@@ -113,9 +124,11 @@ void run_cnn(const Args& a) {
     std::vector<int64_t> top = argmax_rows(pred);
     int64_t hits = 0;
     for (size_t i = 0; i < top.size(); ++i) hits += top[i] == int64_t(labels[i]);
-    std::printf("epoch: %d train_s: %.3f train_samples_per_s: %.1f loss: %.4f test_acc: %.4f infer_samples_per_s: %.1f\n",
-                e, train, double(n) / train, h.history["loss"].back(), double(hits) / double(top.size()),
-                double(x_test.dim(0)) / infer);
+    std::printf(
+        "epoch: %d train_s: %.3f train_samples_per_s: %.1f loss: %.4f test_acc: %.4f infer_samples_per_s: "
+        "%.1f\n",
+        e, train, double(n) / train, h.history["loss"].back(), double(hits) / double(top.size()),
+        double(x_test.dim(0)) / infer);
     std::fflush(stdout);
   }
   std::printf("run_peak_rss_mb: %.1f\n", peak_memory_mb());
@@ -142,7 +155,8 @@ void run_mlp(const Args& a) {
   for (int i = 0; i < n; ++i) {
     x[size_t(2 * i)] = normal(g);
     x[size_t(2 * i + 1)] = normal(g);
-    y[size_t(i)] = x[size_t(2 * i)] * x[size_t(2 * i)] + x[size_t(2 * i + 1)] * x[size_t(2 * i + 1)] < 4 ? 1.0f : 0.0f;
+    y[size_t(i)] =
+        x[size_t(2 * i)] * x[size_t(2 * i)] + x[size_t(2 * i + 1)] * x[size_t(2 * i + 1)] < 4 ? 1.0f : 0.0f;
   }
   Tensor X = Tensor::from_vector(x, {n, 2}), Y = Tensor::from_vector(y, {n, 1});
   Sequential clf;
@@ -168,9 +182,12 @@ int main(int argc, char** argv) {
     Args a = parse(argc, argv);
     if (!a.backend.empty()) set_backend(a.backend);
     std::printf("backend: %s\n", backend().c_str());
-    if (a.mode == "cnn") run_cnn(a);
-    else if (a.mode == "mlp") run_mlp(a);
-    else throw Error("unknown mode '" + a.mode + "' (cnn or mlp)");
+    if (a.mode == "cnn")
+      run_cnn(a);
+    else if (a.mode == "mlp")
+      run_mlp(a);
+    else
+      throw Error("unknown mode '" + a.mode + "' (cnn or mlp)");
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -76,6 +76,13 @@ std::vector<Case> conformance_table() {
   t.push_back({"max_pool2d 3x3 stride 2 same", "max_pool2d", {{2, 7, 7, 3}}, pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
   t.push_back({"max_pool2d_backward", "max_pool2d_backward", {{2, 8, 8, 3}, {2, 4, 4, 3}},
                pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
+  // windows tiling the input with a row and a column left over, seed-sized and small
+  t.push_back({"max_pool2d_backward 7x7 leaves an edge", "max_pool2d_backward", {{2, 7, 7, 5}, {2, 3, 3, 5}},
+               pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
+  t.push_back({"max_pool2d_backward seed layer", "max_pool2d_backward", {{4, 20, 20, 32}, {4, 10, 10, 32}},
+               pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
+  t.push_back({"max_pool2d_backward 3x3 stride 2 same", "max_pool2d_backward", {{2, 7, 7, 3}, {2, 4, 4, 3}},
+               pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
   t.push_back({"avg_pool2d 2x2", "avg_pool2d", {{2, 8, 8, 3}}, pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
   t.push_back({"avg_pool2d 3x3 stride 2 same", "avg_pool2d", {{2, 7, 7, 3}}, pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
   t.push_back({"avg_pool2d_backward same", "avg_pool2d_backward", {{2, 4, 4, 3}},

@@ -296,6 +296,9 @@ TEST_CASE("real Keras files give their reference outputs within 1e-5 on referenc
 TEST_CASE("real Keras files give their reference outputs within 1e-5 on onednn") {
   reference_outputs_match("onednn");
 }
+TEST_CASE("real Keras files give their reference outputs within 1e-5 on opencl") {
+  reference_outputs_match("opencl");
+}
 
 TEST_CASE("real Keras files reach their documented accuracy on the 10,000 MNIST test images") {
   auto [images, labels] = mnist_test();
@@ -330,6 +333,9 @@ TEST_CASE("save then load: identical predictions and identical continued trainin
 TEST_CASE("save then load: identical predictions and identical continued training, Adam, on onednn") {
   round_trip("onednn", optimizers::Adam());
 }
+TEST_CASE("save then load: identical predictions and identical continued training, Adam, on opencl") {
+  round_trip("opencl", optimizers::Adam());
+}
 TEST_CASE(
     "save then load: identical continued training with SGD momentum, Adadelta and RMSprop, on reference") {
   round_trip("reference", optimizers::SGD({.learning_rate = 0.05, .momentum = 0.9, .nesterov = true}));
@@ -340,6 +346,11 @@ TEST_CASE("save then load: identical continued training with SGD momentum, Adade
   round_trip("onednn", optimizers::SGD({.learning_rate = 0.05, .momentum = 0.9}));
   round_trip("onednn", optimizers::Adadelta());
   round_trip("onednn", optimizers::RMSprop());
+}
+TEST_CASE("save then load: identical continued training with SGD momentum, Adadelta and RMSprop, on opencl") {
+  round_trip("opencl", optimizers::SGD({.learning_rate = 0.05, .momentum = 0.9}));
+  round_trip("opencl", optimizers::Adadelta());
+  round_trip("opencl", optimizers::RMSprop());
 }
 
 TEST_CASE("a lamina file has the tf.keras 2.x layout Keras loaders expect") {

@@ -7,6 +7,7 @@ packages=(
   cmake g++ ccache pkg-config zlib1g-dev
   libboost1.81-dev libboost-json1.81-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-headers
+  libclblast-dev pocl-opencl-icd clinfo
   doctest-dev libcli11-dev libhdf5-dev
   dataset-fashion-mnist
 )

@@ -75,7 +75,9 @@ ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const l
 }
 
 // A tensor as the primitive reads or writes it: the caller's plain buffer, plus, when the chosen
-// layout differs, a buffer in that layout and the cached reorder between the two.
+// layout differs, a buffer in that layout and the cached reorder between the two. Reorders of small
+// tensors (the weights, every call) run on the calling thread: created and executed under the same
+// SerialScope, as oneDNN requires.
 class Staged {
  public:
   Staged() = default;
@@ -86,22 +88,29 @@ class Staged {
       return;
     }
     internal_ = memory(chosen, engine);
+    serial_ = int64_t(plain.get_size() / sizeof(float)) < kParallelThreshold;
+    SerialScope serial(serial_);
     reorder_ = is_input ? dnnl::reorder(user_, internal_) : dnnl::reorder(internal_, user_);
     reordered_ = true;
   }
   void bind_to(const void* data) { bind(user_, data); }
   const memory& arg() const { return internal_; }
   void stage_in(const dnnl::stream& s) {
-    if (reordered_) reorder_.execute(s, user_, internal_);
+    if (!reordered_) return;
+    SerialScope serial(serial_);
+    reorder_.execute(s, user_, internal_);
   }
   void stage_out(const dnnl::stream& s) {
-    if (reordered_) reorder_.execute(s, internal_, user_);
+    if (!reordered_) return;
+    SerialScope serial(serial_);
+    reorder_.execute(s, internal_, user_);
   }
 
  private:
   memory user_, internal_;
   dnnl::reorder reorder_;
   bool reordered_ = false;
+  bool serial_ = false;
 };
 
 memory::desc plain_src(const ConvGeometry& g) {

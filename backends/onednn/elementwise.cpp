@@ -7,7 +7,8 @@
 // rate that changes every step would rebuild a primitive every call; they are OpenMP loops, which
 // are memory-bound like the primitive would be. clip_backward is a loop anyway: oneDNN's clip
 // backward excludes the lower bound, where lamina includes both. log is a loop for accuracy
-// (see log_kernel).
+// (see log_kernel). Tensors under kParallelThreshold elements skip the primitives for plain loops
+// (see unary_small).
 #include <algorithm>
 #include <cmath>
 #include <cstring>

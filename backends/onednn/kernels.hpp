@@ -3,7 +3,9 @@
 // with outputs preallocated. oneDNN primitives read and write those buffers in place through
 // plain memory descriptors, except the convolution weights (and, for shapes without a
 // channels-last kernel, the activations), which are reordered to the layout oneDNN picks.
-// Ops with no exact or no faster oneDNN primitive are OpenMP loops.
+// Ops with no exact or no faster oneDNN primitive are OpenMP loops (loops.hpp). Small work runs
+// on the calling thread (SerialScope, parallel_chunks): the seed MLP's tensors are a few thousand
+// floats, and a parallel region would cost more than the arithmetic.
 #pragma once
 
 #include <lamina/sdk/plugin.hpp>

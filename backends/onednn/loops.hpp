@@ -67,7 +67,9 @@ inline float vector_exp(float x) {
   const float s2 = std::bit_cast<float>((int32_t(n) - half + 127) << 23);
   return p * s1 * s2;
 }
-inline float vector_sigmoid(float x) { return 1.f / (1.f + vector_exp(-x)); }
+inline float vector_sigmoid(float x) {
+  return 1.f / (1.f + vector_exp(-x));
+}
 inline float vector_tanh(float x) {
   // tanh(x) = 1 - 2 / (e^{2x} + 1); for |x| small, x itself is closer than the subtraction
   if (std::abs(x) < 0x1p-12f) return x;

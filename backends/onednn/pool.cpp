@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "loops.hpp"
 
 namespace lamina::onednn {
 namespace {
@@ -222,6 +223,58 @@ struct MaxBackwardEntry {
   memory diff_dst, diff_src;
 };
 
+// Windows that tile the input without overlap or padding (Keras' MaxPooling2D default: pool = strides,
+// "valid"): each input cell belongs to at most one window, so one pass finds every window's first
+// maximum and writes dx, where the primitive path reruns the forward to rebuild its workspace and
+// then scatters from it (three passes over x-sized memory, two parallel regions).
+bool tiles_input(const PoolGeometry& g) {
+  return g.sh == g.ph && g.sw == g.pw && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
+}
+
+LAMINA_VECTOR_CLONES
+void max_backward_row(const PoolGeometry& g, const float* x, const float* dy, float* __restrict dx, int64_t n,
+                      int64_t oh, int32_t* __restrict arg, float* __restrict best) {
+  const int64_t C = g.c;
+  for (int64_t ow = 0; ow < g.ow; ++ow) {
+    const float* dyp = dy + ((n * g.oh + oh) * g.ow + ow) * C;
+    for (int64_t k = 0; k < g.ph * g.pw; ++k) {
+      const float* xp = x + ((n * g.h + oh * g.ph + k / g.pw) * g.w + ow * g.pw + k % g.pw) * C;
+      if (k == 0) {
+        for (int64_t c = 0; c < C; ++c) best[c] = xp[c], arg[c] = 0;
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          bool more = xp[c] > best[c];  // strictly: the first maximum in row-major order wins
+          best[c] = more ? xp[c] : best[c];
+          arg[c] = more ? int32_t(k) : arg[c];
+        }
+      }
+    }
+    for (int64_t k = 0; k < g.ph * g.pw; ++k) {
+      float* dxp = dx + ((n * g.h + oh * g.ph + k / g.pw) * g.w + ow * g.pw + k % g.pw) * C;
+      for (int64_t c = 0; c < C; ++c) dxp[c] = arg[c] == int32_t(k) ? dyp[c] : 0.f;
+    }
+  }
+  // columns right of the last window get no gradient
+  for (int64_t r = oh * g.ph; r < (oh + 1) * g.ph; ++r)
+    for (int64_t col = g.ow * g.pw; col < g.w; ++col)
+      std::fill_n(dx + ((n * g.h + r) * g.w + col) * C, C, 0.f);
+}
+
+void max_backward_tiled(const PoolGeometry& g, const float* x, const float* dy, float* dx) {
+  for_each_index(g.n * g.oh, g.n * g.h * g.w * g.c > kParallelThreshold, [&](int64_t row) {
+    constexpr int64_t kStack = 512;  // channels held on the stack; more go to the heap
+    int32_t arg_stack[kStack];
+    float best_stack[kStack];
+    std::vector<int32_t> arg_heap(g.c > kStack ? size_t(g.c) : 0);
+    std::vector<float> best_heap(g.c > kStack ? size_t(g.c) : 0);
+    max_backward_row(g, x, dy, dx, row / g.oh, row % g.oh, g.c > kStack ? arg_heap.data() : arg_stack,
+                     g.c > kStack ? best_heap.data() : best_stack);
+  });
+  // rows below the last window get no gradient
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t r = g.oh * g.ph; r < g.h; ++r) std::fill_n(dx + (n * g.h + r) * g.w * g.c, g.w * g.c, 0.f);
+}
+
 // max_pool2d_backward: x, dy → dx
 LAMINA_KERNEL(max_pool2d_backward_kernel) {
   const char* op = "max_pool2d_backward";
@@ -238,6 +291,10 @@ LAMINA_KERNEL(max_pool2d_backward_kernel) {
   }
   if (has_empty_window(g)) {
     pool_backward_loop(g, /*max=*/true, in_data(x), in_data(dy), out_data(dx));
+    return;
+  }
+  if (tiles_input(g)) {
+    max_backward_tiled(g, in_data(x), in_data(dy), out_data(dx));
     return;
   }
   Backend& be = backend_of(args);

@@ -20,10 +20,11 @@ namespace {
 int expect_update(const sdk::KernelArgs& args, const char* op, int fewest, int most) {
   int slots = args.n_inputs - 2;
   if (slots < fewest || slots > most || args.n_outputs != slots + 1)
-    throw sdk::Error(std::string(op) + " on onednn: takes the parameter, its gradient and " + std::to_string(fewest) +
-                     (most > fewest ? " or " + std::to_string(most) : std::string()) +
-                     " slot(s) and returns the parameter and the slots; got " + std::to_string(args.n_inputs) +
-                     " input(s) and " + std::to_string(args.n_outputs) + " output(s)");
+    throw sdk::Error(
+        std::string(op) + " on onednn: takes the parameter, its gradient and " + std::to_string(fewest) +
+        (most > fewest ? " or " + std::to_string(most) : std::string()) +
+        " slot(s) and returns the parameter and the slots; got " + std::to_string(args.n_inputs) +
+        " input(s) and " + std::to_string(args.n_outputs) + " output(s)");
   expect_views(args, op, args.n_inputs, args.n_outputs);
   for (int32_t i = 1; i < args.n_inputs; ++i) expect_same_size(op, args.inputs[0], args.inputs[i]);
   for (int32_t i = 0; i < args.n_outputs; ++i) expect_same_size(op, args.inputs[0], args.outputs[i]);
@@ -50,8 +51,8 @@ void sgd_momentum(float* __restrict p, const float* __restrict g, float* __restr
   }
 }
 LAMINA_VECTOR_CLONES
-void adadelta(float* __restrict p, const float* __restrict g, float* __restrict a, float* __restrict d, int64_t n,
-              float lr, float rho, float eps) {
+void adadelta(float* __restrict p, const float* __restrict g, float* __restrict a, float* __restrict d,
+              int64_t n, float lr, float rho, float eps) {
   for (int64_t i = 0; i < n; ++i) {
     float acc = rho * a[i] + (1.f - rho) * g[i] * g[i];
     float delta = g[i] * std::sqrt(d[i] + eps) / std::sqrt(acc + eps);
@@ -76,8 +77,8 @@ void adam(float* __restrict p, const float* __restrict g, float* __restrict m, f
   }
 }
 LAMINA_VECTOR_CLONES
-void rmsprop(float* __restrict p, const float* __restrict g, float* __restrict v, float* __restrict m, int64_t n,
-             float lr, float rho, float momentum, float eps) {
+void rmsprop(float* __restrict p, const float* __restrict g, float* __restrict v, float* __restrict m,
+             int64_t n, float lr, float rho, float momentum, float eps) {
   for (int64_t i = 0; i < n; ++i) {
     float vi = rho * v[i] + (1.f - rho) * g[i] * g[i];
     v[i] = vi;
@@ -121,8 +122,8 @@ LAMINA_KERNEL(adadelta_update_kernel) {
 LAMINA_KERNEL(adam_update_kernel) {
   const int slots = expect_update(args, "adam_update", 2, 3);
   const int64_t n = sdk::view_size(args.inputs[0]);
-  const float alpha = attr(args, "alpha", 0.001), b1 = attr(args, "beta_1", 0.9), b2 = attr(args, "beta_2", 0.999),
-              eps = attr(args, "epsilon", 1e-7);
+  const float alpha = attr(args, "alpha", 0.001), b1 = attr(args, "beta_1", 0.9),
+              b2 = attr(args, "beta_2", 0.999), eps = attr(args, "epsilon", 1e-7);
   const float* g = in_data(args.inputs[1]);
   float* p = out_data(args.outputs[0]);
   float* m = out_data(args.outputs[1]);

@@ -3,11 +3,13 @@
 // traffic than the arithmetic it feeds.
 //
 // The workhorse is one "valid" correlation kernel (no padding, every tap inside the input):
-// - conv2d runs it on x, first copied into a zero-bordered buffer when the op pads;
+// - conv2d runs it on x, first copied into a zero-bordered buffer when the op pads; conv2d_bias
+//   adds the bias and applies the activation to the sums before storing them;
 // - conv2d_backward_data with unit strides is the same correlation of dy, bordered by KH-1 rows and
 //   KW-1 columns of zeros, with the filter flipped and its channel axes swapped. Other strides use a
 //   gather kernel of their own.
-// conv2d_backward_filter sums over the batch in one kernel.
+// conv2d_backward_filter sums over the batch in one kernel; conv2d_backward_filter_bias adds the
+// column sums of dy (reduce.cpp's sum_rows) for db.
 //
 // Kernels are compiled per geometry (-D KH KW CI CO SH SW and the blocking), so loops over taps and
 // channels have constant trip counts the compiler unrolls and vectorises; batch and spatial sizes
@@ -188,10 +190,11 @@ Conv conv_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x
   expect_rank(x, x_name, 4, "(N,H,W,C)");
   expect_rank(w, w_name, 4, "(KH,KW,C,O)");
   expect_rank(y, y_name, 4, "(N,OH,OW,O)");
-  Conv c{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[3], y.shape[1], y.shape[2], {}};
+  Conv c{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0],
+         w.shape[1], w.shape[3], y.shape[1], y.shape[2], {}};
   if (w.shape[2] != c.C || y.shape[0] != c.N || y.shape[3] != c.O)
-    throw sdk::Error(std::string(x_name) + " " + shape_string(x) + ", " + w_name + " " + shape_string(w) + " and " +
-                     y_name + " " + shape_string(y) +
+    throw sdk::Error(std::string(x_name) + " " + shape_string(x) + ", " + w_name + " " + shape_string(w) +
+                     " and " + y_name + " " + shape_string(y) +
                      " disagree: expected x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O)");
   c.g = read_window(args.attrs, c.KH, c.KW);
   expect_window_fits(c.g, c.H, c.W, c.OH, c.OW);
@@ -251,19 +254,22 @@ void correlate(Backend& b, const Image& in, DeviceTensor f, int64_t KH, int64_t 
   const int64_t OH = out.shape[1], OW = out.shape[2];
   const int vw = vector_width(CO);
   const int64_t pb = pixels_per_item(OW, vw);
-  const std::string options =
-      defines({{"KH", KH}, {"KW", KW}, {"CI", in.C}, {"CO", CO}, {"SH", SH}, {"SW", SW}, {"VW", vw}, {"PB", pb},
-               {"BIAS", epilogue.bias != nullptr}, {"ACT", activation_code(epilogue.activation)}});
+  const std::string options = defines({{"KH", KH},
+                                       {"KW", KW},
+                                       {"CI", in.C},
+                                       {"CO", CO},
+                                       {"SH", SH},
+                                       {"SW", SW},
+                                       {"VW", vw},
+                                       {"PB", pb},
+                                       {"BIAS", epilogue.bias != nullptr},
+                                       {"ACT", activation_code(epilogue.activation)}});
   cl_kernel k = b.kernel("conv2d", kValidSource.c_str(), options, "correlate");
   const DeviceTensor bias = epilogue.bias ? device_tensor(*epilogue.bias) : f;  // not read without BIAS
   set_args(k, in.t, f, bias, device_tensor(out), as_int(in.H), as_int(in.W), as_int(OH), as_int(OW),
            as_int(row_lo), as_int(row_hi));
   launch(b, k, {size_t((OW + pb - 1) / pb), size_t(in.N * OH), size_t(CO / vw)});
 }
-
-}  // namespace
-
-namespace {
 
 // y = activation(conv2d(x, w) + b), b optional.
 void conv_forward(const sdk::KernelArgs& args, const Conv& s, Epilogue epilogue) {
@@ -273,6 +279,31 @@ void conv_forward(const sdk::KernelArgs& args, const Conv& s, Epilogue epilogue)
     x = shifted(b, x, s.H + s.g.top + s.g.bottom, s.W + s.g.left + s.g.right, s.g.top, s.g.left);
   correlate(b, x, device_tensor(args.inputs[1]), s.KH, s.KW, s.O, s.g.sh, s.g.sw, args.outputs[0], s.g.top,
             s.g.top + s.H, epilogue);
+}
+
+// dw of a convolution from x and dy.
+void filter_gradient(const sdk::KernelArgs& args, const Conv& s) {
+  // A tile of up to 8 input channels × 2 vectors of output channels: 16 accumulators, each value of
+  // x loaded once per 2 vector multiply-adds.
+  const int vw = vector_width(s.O);
+  const int64_t nv = (s.O / vw) % 2 == 0 ? 2 : 1;
+  int64_t cb = 8;  // the widest of 8, 4, 2, 1 dividing C
+  while (s.C % cb != 0) cb /= 2;
+  Backend& b = backend_of(args);
+  const std::string options = defines({{"KH", s.KH},
+                                       {"KW", s.KW},
+                                       {"C", s.C},
+                                       {"O", s.O},
+                                       {"SH", s.g.sh},
+                                       {"SW", s.g.sw},
+                                       {"VW", vw},
+                                       {"NV", nv},
+                                       {"CB", cb}});
+  cl_kernel k = b.kernel("conv2d_backward_filter", kFilterSource.c_str(), options, "conv2d_backward_filter");
+  set_args(k, device_tensor(args.inputs[0]), device_tensor(args.inputs[1]), device_tensor(args.outputs[0]),
+           as_int(s.N), as_int(s.H), as_int(s.W), as_int(s.OH), as_int(s.OW), as_int(s.g.top),
+           as_int(s.g.left));
+  launch(b, k, {size_t(s.KH * s.KW), size_t(s.C / cb), size_t(s.O / (nv * vw))});
 }
 
 }  // namespace
@@ -313,33 +344,19 @@ OPENCL_KERNEL(conv2d_backward_data) {
   cl_mem wt = transposed_filter(b, args.inputs[1], false);
   const int vw = vector_width(s.C);
   const int64_t pb = pixels_per_item(s.W, vw);
-  const std::string options = defines({{"KH", s.KH}, {"KW", s.KW}, {"C", s.C}, {"O", s.O}, {"SH", s.g.sh},
-                                       {"SW", s.g.sw}, {"VW", vw}, {"PB", pb}});
+  const std::string options = defines({{"KH", s.KH},
+                                       {"KW", s.KW},
+                                       {"C", s.C},
+                                       {"O", s.O},
+                                       {"SH", s.g.sh},
+                                       {"SW", s.g.sw},
+                                       {"VW", vw},
+                                       {"PB", pb}});
   cl_kernel k = b.kernel("conv2d_backward_data", kGatherSource.c_str(), options, "conv2d_backward_data");
   set_args(k, dy.t, wt, device_tensor(args.outputs[0]), as_int(s.H), as_int(s.W), as_int(s.OH), as_int(s.OW),
            as_int(s.g.top), as_int(s.g.left));
   launch(b, k, {size_t((s.W + pb - 1) / pb), size_t(s.N * s.H), size_t(s.C / vw)});
 }
-
-namespace {
-
-void filter_gradient(const sdk::KernelArgs& args, const Conv& s) {
-  // A tile of up to 8 input channels × 2 vectors of output channels: 16 accumulators, each value of
-  // x loaded once per 2 vector multiply-adds.
-  const int vw = vector_width(s.O);
-  const int64_t nv = (s.O / vw) % 2 == 0 ? 2 : 1;
-  int64_t cb = 8;  // the widest of 8, 4, 2, 1 dividing C
-  while (s.C % cb != 0) cb /= 2;
-  Backend& b = backend_of(args);
-  const std::string options = defines({{"KH", s.KH}, {"KW", s.KW}, {"C", s.C}, {"O", s.O}, {"SH", s.g.sh},
-                                       {"SW", s.g.sw}, {"VW", vw}, {"NV", nv}, {"CB", cb}});
-  cl_kernel k = b.kernel("conv2d_backward_filter", kFilterSource.c_str(), options, "conv2d_backward_filter");
-  set_args(k, device_tensor(args.inputs[0]), device_tensor(args.inputs[1]), device_tensor(args.outputs[0]),
-           as_int(s.N), as_int(s.H), as_int(s.W), as_int(s.OH), as_int(s.OW), as_int(s.g.top), as_int(s.g.left));
-  launch(b, k, {size_t(s.KH * s.KW), size_t(s.C / cb), size_t(s.O / (nv * vw))});
-}
-
-}  // namespace
 
 OPENCL_KERNEL(conv2d_backward_filter) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O)
@@ -356,7 +373,8 @@ OPENCL_KERNEL(conv2d_backward_filter_bias) {
     throw sdk::Error("db " + shape_string(args.outputs[1]) + " must hold one value per output channel (" +
                      std::to_string(s.O) + ")");
   filter_gradient(args, s);
-  sum_rows(backend_of(args), device_tensor(args.inputs[1]), s.N * s.OH * s.OW, s.O, device_tensor(args.outputs[1]));
+  sum_rows(backend_of(args), device_tensor(args.inputs[1]), s.N * s.OH * s.OW, s.O,
+           device_tensor(args.outputs[1]));
 }
 
 }  // namespace lamina::opencl

@@ -10,7 +10,7 @@
 namespace lamina::opencl {
 namespace {
 
-// Compiled per vector width VW: a work-item handles VW consecutive elements as one vector. Every
+// A work-item handles VW consecutive elements as one vector (the host builds it with VW = 8). Every
 // tensor is a buffer and the index of its element 0 there; alpha and beta are the ops' float
 // attributes where they have any. Z(v) is v as a vector.
 const std::string kSource = std::string(kVectorPreamble) + R"CL(
@@ -58,9 +58,9 @@ BACKWARD(clip_backward_kernel, Z(low) <= u && u <= Z(high) ? g : Z(0.0f))
 // y = f(a, b) with broadcasting. The host merges y's axes until neighbours differ in how a or b
 // steps along them; along axis d (0 innermost), a advances stride_a[d] elements per step (0 where a
 // is broadcast), likewise b. Axes 0 and 1 are the NDRange's first two dimensions, axis 0 in vectors
-// of VW (VW divides its size; a and b step by 1 or 0 along it), and the rest are folded into the
-// third, so that work-items divide only when four or more axes remain (broadcasting that alternates
-// that often is rare; same shapes leave one axis, a bias row two).
+// of VW (a and b step by 1 or 0 along it; its last vector may be partial), and the rest are folded
+// into the third, so that work-items divide only when four or more axes remain (broadcasting that
+// alternates that often is rare; same shapes leave one axis, a bias row two).
 typedef struct {
   int rank;
   int shape[8];
@@ -87,9 +87,10 @@ typedef struct {
         rest = q;                                                                                 \
       }                                                                                           \
     }                                                                                             \
-    const vec_t u = s.stride_a[0] ? VLOAD(a + ia) : Z(a[ia]);                                     \
-    const vec_t v = s.stride_b[0] ? VLOAD(b + ib) : Z(b[ib]);                                     \
-    VSTORE((expr), y + y_off + (i2 * s.shape[1] + i1) * s.shape[0] + i0);                         \
+    const int count = min(s.shape[0] - i0, VW);                                                   \
+    const vec_t u = s.stride_a[0] ? LOAD_SOME(a + ia, count) : Z(a[ia]);                          \
+    const vec_t v = s.stride_b[0] ? LOAD_SOME(b + ib, count) : Z(b[ib]);                          \
+    STORE_SOME((expr), y + y_off + (i2 * s.shape[1] + i1) * s.shape[0] + i0, count);              \
   }
 BINARY(add_kernel, u + v)
 BINARY(sub_kernel, u - v)
@@ -109,13 +110,12 @@ struct Broadcast {
 // of every GPU's wavefront.
 constexpr size_t kGroup = 64;
 
-// The elementwise kernel `name` for vectors of `vw` floats.
-cl_kernel elementwise_kernel(Backend& b, const char* name, int vw) {
-  return b.kernel("elementwise", kSource.c_str(), defines({{"VW", vw}}), name);
-}
+// Elements per work-item: one vector, the last one of a range partial.
+constexpr int kWidth = 8;
 
-// Elements per work-item of the flat kernels (unary, backward): one vector, the last one partial.
-constexpr int kFlatWidth = 8;
+cl_kernel elementwise_kernel(Backend& b, const char* name) {
+  return b.kernel("elementwise", kSource.c_str(), defines({{"VW", kWidth}}), name);
+}
 
 void unary(const sdk::KernelArgs& args, const char* kernel, float alpha = 0.0f, float beta = 0.0f) {
   // x is any shape, y is x's shape
@@ -123,9 +123,9 @@ void unary(const sdk::KernelArgs& args, const char* kernel, float alpha = 0.0f, 
   expect_same_shape(args.inputs[0], "x", args.outputs[0], "y");
   Backend& b = backend_of(args);
   const cl_int n = as_int(sdk::view_size(args.outputs[0]));
-  cl_kernel k = elementwise_kernel(b, kernel, kFlatWidth);
+  cl_kernel k = elementwise_kernel(b, kernel);
   set_args(k, device_tensor(args.inputs[0]), device_tensor(args.outputs[0]), n, alpha, beta);
-  launch(b, k, {size_t((n + kFlatWidth - 1) / kFlatWidth)}, {kGroup});
+  launch(b, k, {size_t((n + kWidth - 1) / kWidth)}, {kGroup});
 }
 
 void backward(const sdk::KernelArgs& args, const char* a_name, const char* kernel, float low = 0.0f,
@@ -136,10 +136,10 @@ void backward(const sdk::KernelArgs& args, const char* a_name, const char* kerne
   expect_same_shape(args.inputs[1], "dy", args.outputs[0], "dx");
   Backend& b = backend_of(args);
   const cl_int n = as_int(sdk::view_size(args.outputs[0]));
-  cl_kernel k = elementwise_kernel(b, kernel, kFlatWidth);
-  set_args(k, device_tensor(args.inputs[0]), device_tensor(args.inputs[1]), device_tensor(args.outputs[0]), n, low,
-           high);
-  launch(b, k, {size_t((n + kFlatWidth - 1) / kFlatWidth)}, {kGroup});
+  cl_kernel k = elementwise_kernel(b, kernel);
+  set_args(k, device_tensor(args.inputs[0]), device_tensor(args.inputs[1]), device_tensor(args.outputs[0]), n,
+           low, high);
+  launch(b, k, {size_t((n + kWidth - 1) / kWidth)}, {kGroup});
 }
 
 void binary(const sdk::KernelArgs& args, const char* kernel) {
@@ -167,7 +167,8 @@ void binary(const sdk::KernelArgs& args, const char* kernel) {
     step_a *= av.shape[d];
     step_b *= bv.shape[d];
     if (extent == 1) continue;
-    if (rank > 0 && sa == stride_a[rank - 1] * shape[rank - 1] && sb == stride_b[rank - 1] * shape[rank - 1]) {
+    if (rank > 0 && sa == stride_a[rank - 1] * shape[rank - 1] &&
+        sb == stride_b[rank - 1] * shape[rank - 1]) {
       shape[rank - 1] *= extent;
       continue;
     }
@@ -186,22 +187,22 @@ void binary(const sdk::KernelArgs& args, const char* kernel) {
   }
 
   Backend& b = backend_of(args);
-  // Vectors along the innermost axis when they fit it exactly (the kernel has no partial vectors).
-  const int vw = shape[0] % kFlatWidth == 0 ? kFlatWidth : 1;
-  cl_kernel k = elementwise_kernel(b, kernel, vw);
+  cl_kernel k = elementwise_kernel(b, kernel);
   set_args(k, device_tensor(av), device_tensor(bv), device_tensor(yv), s, as_int(outer));
-  const size_t vectors = size_t(shape[0] / vw);
+  const size_t vectors = size_t((shape[0] + kWidth - 1) / kWidth);
   const auto [l0, l1] = groups_of(vectors, size_t(shape[1]), kGroup);
   launch(b, k, {vectors, size_t(shape[1]), size_t(outer)}, {l0, l1, 1});
 }
 
-// The float closest to `bound` on the side of `toward`, so that a float x compares with it as it
-// does with the double bound (x >= low, x <= high).
-float rounded_toward(double bound, float toward) {
-  float f = float(bound);
-  if (toward > f && double(f) < bound) f = std::nextafter(f, std::numeric_limits<float>::infinity());
-  if (toward < f && double(f) > bound) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
-  return f;
+// The smallest float at least `bound`, and the largest at most `bound`: a float x compares with
+// them as it does with the double bound (x >= low, x <= high).
+float float_at_least(double bound) {
+  const float f = float(bound);
+  return double(f) < bound ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+}
+float float_at_most(double bound) {
+  const float f = float(bound);
+  return double(f) > bound ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
 }
 
 }  // namespace
@@ -217,12 +218,14 @@ OPENCL_KERNEL(copy) {
   Backend& b = backend_of(args);
   const size_t bytes = size_t(n) * sizeof(float);
   cl_mem x = static_cast<cl_mem>(xv.data), y = static_cast<cl_mem>(yv.data);
-  if (x == y && xv.offset == yv.offset) return;
+  if (bytes == 0 || (x == y && xv.offset == yv.offset)) return;  // the queue refuses empty copies
   if (x == y && xv.offset < yv.offset + bytes && yv.offset < xv.offset + bytes) {
     // The queue refuses overlapping copies within one buffer; go through scratch memory.
     cl_mem tmp = b.scratch(0, bytes);
-    check_cl(clEnqueueCopyBuffer(b.queue, x, tmp, xv.offset, 0, bytes, 0, nullptr, nullptr), "clEnqueueCopyBuffer");
-    check_cl(clEnqueueCopyBuffer(b.queue, tmp, y, 0, yv.offset, bytes, 0, nullptr, nullptr), "clEnqueueCopyBuffer");
+    check_cl(clEnqueueCopyBuffer(b.queue, x, tmp, xv.offset, 0, bytes, 0, nullptr, nullptr),
+             "clEnqueueCopyBuffer");
+    check_cl(clEnqueueCopyBuffer(b.queue, tmp, y, 0, yv.offset, bytes, 0, nullptr, nullptr),
+             "clEnqueueCopyBuffer");
     return;
   }
   check_cl(clEnqueueCopyBuffer(b.queue, x, y, xv.offset, yv.offset, bytes, 0, nullptr, nullptr),
@@ -238,6 +241,7 @@ OPENCL_KERNEL(fill) {
   args.attrs.need("value");
   const cl_float value = float(args.attrs.get_float("value", 0.0));
   const lamina_view& yv = args.outputs[0];
+  if (sdk::view_size(yv) == 0) return;
   Backend& b = backend_of(args);
   check_cl(clEnqueueFillBuffer(b.queue, static_cast<cl_mem>(yv.data), &value, sizeof(value), yv.offset,
                                size_t(sdk::view_size(yv)) * sizeof(float), 0, nullptr, nullptr),
@@ -270,13 +274,15 @@ OPENCL_KERNEL(tanh) {
 }
 
 OPENCL_KERNEL(scale) {
-  unary(args, "scale_kernel", float(args.attrs.get_float("alpha", 1.0)), float(args.attrs.get_float("beta", 0.0)));
+  unary(args, "scale_kernel", float(args.attrs.get_float("alpha", 1.0)),
+        float(args.attrs.get_float("beta", 0.0)));
 }
 
 OPENCL_KERNEL(clip) {
   args.attrs.need("low");
   args.attrs.need("high");
-  unary(args, "clip_kernel", float(args.attrs.get_float("low", 0.0)), float(args.attrs.get_float("high", 0.0)));
+  unary(args, "clip_kernel", float(args.attrs.get_float("low", 0.0)),
+        float(args.attrs.get_float("high", 0.0)));
 }
 
 OPENCL_KERNEL(relu_backward) {
@@ -293,7 +299,7 @@ OPENCL_KERNEL(clip_backward) {
   args.attrs.need("low");
   args.attrs.need("high");
   const double low = args.attrs.get_float("low", 0.0), high = args.attrs.get_float("high", 0.0);
-  backward(args, "x", "clip_backward_kernel", rounded_toward(low, INFINITY), rounded_toward(high, -INFINITY));
+  backward(args, "x", "clip_backward_kernel", float_at_least(low), float_at_most(high));
 }
 
 OPENCL_KERNEL(add) {

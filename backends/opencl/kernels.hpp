@@ -36,9 +36,9 @@ namespace lamina::opencl {
 // "CL_OUT_OF_RESOURCES" for -5, or "OpenCL error -N" for codes without a name.
 std::string cl_error_name(cl_int status);
 
-// Throws "opencl: <what> failed: CL_..." unless `status` is CL_SUCCESS.
+// Throws "<what> failed: CL_..." unless `status` is CL_SUCCESS.
 inline void check_cl(cl_int status, const char* what) {
-  if (status != CL_SUCCESS) throw sdk::Error(std::string("opencl: ") + what + " failed: " + cl_error_name(status));
+  if (status != CL_SUCCESS) throw sdk::Error(std::string(what) + " failed: " + cl_error_name(status));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -70,10 +70,11 @@ class Backend {
   cl_context context = nullptr;
   cl_command_queue queue = nullptr;
   cl_device_id device = nullptr;
-  std::string description;
-  cl_ulong max_alloc = 0;     // CL_DEVICE_MAX_MEM_ALLOC_SIZE
-  bool is_cpu = false;        // CL_DEVICE_TYPE_CPU: choose work sizes for caches, not for wavefronts
-  bool is_pocl = false;       // the platform is PoCL (CLBlast's parameters are tuned for it)
+  std::string device_name;       // CL_DEVICE_NAME
+  std::string description;       // the table's device string
+  cl_ulong max_alloc = 0;        // CL_DEVICE_MAX_MEM_ALLOC_SIZE
+  bool is_cpu = false;           // CL_DEVICE_TYPE_CPU: choose work sizes for caches, not for wavefronts
+  bool is_pocl = false;          // the platform is PoCL (CLBlast's parameters are tuned for it)
   bool wait_per_kernel = false;  // LAMINA_PROFILE: each kernel waits for its own work
 
   // Kernel objects hold their arguments, so setting them and enqueuing is one critical section;
@@ -85,9 +86,10 @@ class Backend {
   // throws with the compiler's log (and logs all of it as a warning).
   cl_kernel kernel(const char* family, const char* source, const std::string& options, const char* name);
 
-  // Device buffer `slot` (0 or 1) of at least `bytes`, for a kernel's intermediate results; valid
-  // until the next kernel call. The queue is in order, so work enqueued earlier has finished with
-  // the previous contents by the time later work overwrites them.
+  // Device buffer `slot` of at least `bytes`, for a kernel's intermediate results: 0 a transposed
+  // filter (or an overlapping copy's staging), 1 a zero-bordered image, 2 CLBlast's padded operands.
+  // Valid until the next kernel call. The queue is in order, so work enqueued earlier has finished
+  // with the previous contents by the time later work overwrites them.
   cl_mem scratch(int slot, size_t bytes);
 
  private:
@@ -96,9 +98,22 @@ class Backend {
     std::map<std::string, cl_kernel> kernels;
   };
   std::map<std::string, Program> programs_;  // by family + options
-  cl_mem scratch_[2] = {nullptr, nullptr};
-  size_t scratch_bytes_[2] = {0, 0};
+  cl_mem scratch_[3] = {nullptr, nullptr, nullptr};
+  size_t scratch_bytes_[3] = {0, 0, 0};
 };
+
+// A tensor as kernels take it: its buffer and the index of its element 0 there.
+struct DeviceTensor {
+  cl_mem buffer;
+  cl_int offset;
+};
+inline DeviceTensor device_tensor(const lamina_view& v) {
+  return {static_cast<cl_mem>(v.data), cl_int(v.offset / sizeof(float))};
+}
+// A size as a kernel's int argument; check_view has bounded every tensor's size.
+inline int32_t as_int(int64_t value) {
+  return int32_t(value);
+}
 
 inline Backend& backend_of(const sdk::KernelArgs& args) {
   if (!args.backend) throw sdk::Error("kernel called without the backend's state");
@@ -134,7 +149,6 @@ KernelFn add, sub, mul, div;
 // reduce.cpp
 KernelFn reduce_sum, softmax, log_softmax;
 // y (cols) = Σ over rows of x (rows, cols): reduce_sum's common case, and bias gradients.
-struct DeviceTensor;
 void sum_rows(Backend& b, DeviceTensor x, int64_t rows, int64_t cols, DeviceTensor y);
 // matmul.cpp
 KernelFn matmul, matmul_bias;
@@ -201,7 +215,8 @@ inline void check_view(const lamina_view& v, const char* name) {
   if (v.ndim < 0 || v.ndim > LAMINA_MAX_DIMS)
     throw sdk::Error(std::string(name) + " has invalid rank " + std::to_string(v.ndim));
   if (v.dtype != LAMINA_DTYPE_FLOAT32)
-    throw sdk::Error(std::string(name) + " has dtype " + std::to_string(v.dtype) + ", only float32 is supported");
+    throw sdk::Error(std::string(name) + " has dtype " + std::to_string(v.dtype) +
+                     ", only float32 is supported");
   for (int32_t i = 0; i < v.ndim; ++i)
     if (v.shape[i] < 0) throw sdk::Error(std::string(name) + " has a negative dimension " + shape_string(v));
   if (!v.data && sdk::view_size(v) > 0) throw sdk::Error(std::string(name) + " has no buffer");
@@ -239,30 +254,22 @@ inline bool same_shape(const lamina_view& a, const lamina_view& b) {
   return true;
 }
 
-inline void expect_same_shape(const lamina_view& a, const char* a_name, const lamina_view& b, const char* b_name) {
+inline void expect_same_shape(const lamina_view& a, const char* a_name, const lamina_view& b,
+                              const char* b_name) {
   if (!same_shape(a, b))
-    throw sdk::Error(std::string(a_name) + " has shape " + shape_string(a) + " but " + b_name + " has shape " +
-                     shape_string(b) + "; they must match");
+    throw sdk::Error(std::string(a_name) + " has shape " + shape_string(a) + " but " + b_name +
+                     " has shape " + shape_string(b) + "; they must match");
 }
 
 // ------------------------------------------------------------------------------------------------
 // Kernel arguments and launches
 
-// A tensor as kernels take it: its buffer and the index of its element 0 there.
-struct DeviceTensor {
-  cl_mem buffer;
-  cl_int offset;
-};
-inline DeviceTensor device_tensor(const lamina_view& v) {
-  return {static_cast<cl_mem>(v.data), cl_int(v.offset / sizeof(float))};
-}
-inline int32_t as_int(int64_t value) { return int32_t(value); }  // sizes checked by check_view
-
 // clSetKernelArg for every argument in order; a DeviceTensor takes two (buffer, element offset).
 class ArgSetter {
  public:
   explicit ArgSetter(cl_kernel kernel) : kernel_(kernel) {}
-  template <class T> ArgSetter& operator()(const T& value) {
+  template <class T>
+  ArgSetter& operator()(const T& value) {
     check_cl(clSetKernelArg(kernel_, index_++, sizeof(T), &value), "clSetKernelArg");
     return *this;
   }
@@ -272,13 +279,15 @@ class ArgSetter {
   cl_kernel kernel_;
   cl_uint index_ = 0;
 };
-template <class... Args> void set_args(cl_kernel kernel, const Args&... args) {
+template <class... Args>
+void set_args(cl_kernel kernel, const Args&... args) {
   ArgSetter set(kernel);
   (set(args), ...);
 }
 
 // Enqueues `kernel` over `global` work-items. With `local`, each global size is rounded up to a
-// multiple of it (kernels check their bounds); without, the implementation picks the groups.
+// multiple of it (kernels check their bounds); without, work-groups are single work-items on a CPU
+// device, and the implementation's choice elsewhere.
 void launch(Backend& b, cl_kernel kernel, std::initializer_list<size_t> global,
             std::initializer_list<size_t> local = {});
 
@@ -325,10 +334,10 @@ inline void expect_extent(const char* axis, int64_t in, int64_t pad_lo, int64_t 
   int64_t padded = in + pad_lo + pad_hi;
   int64_t expected = padded >= k ? (padded - k) / s + 1 : 0;
   if (out != expected || expected == 0)
-    throw sdk::Error(std::string("output ") + axis + " is " + std::to_string(out) + " but an input " + axis + " of " +
-                     std::to_string(in) + " padded by " + std::to_string(pad_lo) + "+" + std::to_string(pad_hi) +
-                     " with window " + std::to_string(k) + " and stride " + std::to_string(s) + " gives " +
-                     std::to_string(expected));
+    throw sdk::Error(std::string("output ") + axis + " is " + std::to_string(out) + " but an input " + axis +
+                     " of " + std::to_string(in) + " padded by " + std::to_string(pad_lo) + "+" +
+                     std::to_string(pad_hi) + " with window " + std::to_string(k) + " and stride " +
+                     std::to_string(s) + " gives " + std::to_string(expected));
 }
 
 inline void expect_window_fits(const Window& w, int64_t h, int64_t wd, int64_t oh, int64_t ow) {

@@ -1,4 +1,5 @@
-// 2-D matrix product with optional transposes, through CLBlast's SGEMM.
+// 2-D matrix product with optional transposes, through CLBlast's SGEMM; matmul_bias adds the bias
+// and applies the activation in one more pass over y.
 //
 // CLBlast picks kernel parameters per device from its tuning database, and has no entry for PoCL's
 // CPU device, whose generic defaults run its GEMM kernels at a few GFLOPS. On a CPU, OpenCL "local"
@@ -8,7 +9,6 @@
 // dense-layer products.
 #include <clblast.h>
 
-#include <algorithm>
 #include <string>
 #include <unordered_map>
 
@@ -47,10 +47,10 @@ std::string clblast_error(clblast::StatusCode status) {
 void tune_clblast(const Backend& backend) {
   if (!(backend.is_pocl && backend.is_cpu)) return;
   using Params = std::unordered_map<std::string, size_t>;
-  // The indirect kernel (after CLBlast pads and transposes the operands into tiles): 64x32 tiles,
+  // The indirect kernel (after CLBlast pads and transposes the operands into tiles): 32x64 tiles,
   // 16x8 per work-item, no local memory, hence no barriers.
-  const Params indirect = {{"MWG", 64}, {"NWG", 32},  {"KWG", 16},  {"MDIMC", 4}, {"NDIMC", 4}, {"MDIMA", 4},
-                           {"NDIMB", 4}, {"KWI", 1},  {"VWM", 16},  {"VWN", 8},   {"STRM", 0},  {"STRN", 0},
+  const Params indirect = {{"MWG", 32},  {"NWG", 64}, {"KWG", 16},  {"MDIMC", 2}, {"NDIMC", 8}, {"MDIMA", 2},
+                           {"NDIMB", 8}, {"KWI", 1},  {"VWM", 16},  {"VWN", 8},   {"STRM", 0},  {"STRN", 0},
                            {"SA", 0},    {"SB", 0},   {"GEMMK", 0}, {"KREG", 1}};
   // The direct kernel always stages tiles through local memory, which PoCL runs slowly; it serves
   // only products too small to repay the indirect kernel's copies (below 64³ multiply-adds).
@@ -58,8 +58,8 @@ void tune_clblast(const Backend& backend) {
                          {"KWID", 1}, {"VWMD", 8},   {"VWND", 8},   {"PADA", 0},   {"PADB", 0}};
   const Params routine = {{"XGEMM_MIN_INDIRECT_SIZE", 64}};
   // Failure only means CLBlast keeps its defaults: slower, still correct.
-  for (auto& [kernel, params] :
-       {std::pair{"Xgemm", &indirect}, std::pair{"XgemmDirect", &direct}, std::pair{"GemmRoutine", &routine}}) {
+  for (auto& [kernel, params] : {std::pair{"Xgemm", &indirect}, std::pair{"XgemmDirect", &direct},
+                                 std::pair{"GemmRoutine", &routine}}) {
     auto status = clblast::OverrideParameters(backend.device, kernel, clblast::Precision::kSingle, *params);
     if (status != clblast::StatusCode::kSuccess && sdk::host_table())
       sdk::host().log(2, ("opencl: CLBlast refused the " + std::string(kernel) +
@@ -70,15 +70,21 @@ void tune_clblast(const Backend& backend) {
 
 namespace {
 
-// matmul_bias's epilogue, in place: y (rows, cols) = ACTIVATE(y + bias[col]). Compiled per vector
-// width VW (dividing cols) and activation; work-items (cols/VW, rows).
-const std::string kBiasSource = std::string(kVectorPreamble) + kActivationPreamble + R"CL(
+// matmul_bias's epilogue, in place: y (rows, cols) = activation(y + bias[col]), the activation a
+// code (0 linear, 1 relu, 2 sigmoid, 3 tanh; the same for every work-item). Work-items (cols/VW,
+// rows), built with VW = 8, the last vector of a row possibly partial.
+const std::string kBiasSource = std::string(kVectorPreamble) + R"CL(
 __kernel void bias_activation(__global float* y, int y_off, __global const float* bias, int bias_off, int rows,
-                              int cols) {
+                              int cols, int activation) {
   const int c0 = get_global_id(0) * VW, r = get_global_id(1);
   if (c0 >= cols || r >= rows) return;
+  const int count = min(cols - c0, VW);
   __global float* at = y + y_off + r * cols + c0;
-  VSTORE(ACTIVATE(VLOAD(at) + VLOAD(bias + bias_off + c0)), at);
+  vec_t z = LOAD_SOME(at, count) + LOAD_SOME(bias + bias_off + c0, count);
+  if (activation == 1) z = z > (vec_t)(0.0f) ? z : (vec_t)(0.0f);
+  if (activation == 2) z = (vec_t)(1.0f) / ((vec_t)(1.0f) + exp(-z));
+  if (activation == 3) z = tanh(z);
+  STORE_SOME(z, at, count);
 }
 )CL";
 
@@ -110,23 +116,32 @@ void matmul_forward(const sdk::KernelArgs& args, const lamina_view* bias, sdk::A
                                  size_t(M * N) * sizeof(float), 0, nullptr, nullptr),
              "clEnqueueFillBuffer");
   } else {
-    // Row-major storage: the leading dimension is the stored matrix's row length.
-    status = clblast::Gemm<float>(
-      clblast::Layout::kRowMajor, transpose_a ? clblast::Transpose::kYes : clblast::Transpose::kNo,
-      transpose_b ? clblast::Transpose::kYes : clblast::Transpose::kNo, size_t(M), size_t(N), size_t(K), 1.0f,
-      a.buffer, size_t(a.offset), size_t(av.shape[1]), bt.buffer, size_t(bt.offset), size_t(bv.shape[1]), 0.0f,
-      y.buffer, size_t(y.offset), size_t(N), &b.queue, nullptr);
+    // Row-major storage: the leading dimension is the stored matrix's row length. CLBlast's own
+    // temporary buffers (padded copies of the operands) would be allocated and freed on every call;
+    // scratch memory is kept.
+    const auto layout = clblast::Layout::kRowMajor;
+    const auto op_a = transpose_a ? clblast::Transpose::kYes : clblast::Transpose::kNo;
+    const auto op_b = transpose_b ? clblast::Transpose::kYes : clblast::Transpose::kNo;
+    size_t temp_bytes = 0;
+    status = clblast::GemmTempBufferSize<float>(
+        layout, op_a, op_b, size_t(M), size_t(N), size_t(K), size_t(a.offset), size_t(av.shape[1]),
+        size_t(bt.offset), size_t(bv.shape[1]), size_t(y.offset), size_t(N), &b.queue, temp_bytes);
+    if (status == clblast::StatusCode::kSuccess)
+      status = clblast::Gemm<float>(layout, op_a, op_b, size_t(M), size_t(N), size_t(K), 1.0f, a.buffer,
+                                    size_t(a.offset), size_t(av.shape[1]), bt.buffer, size_t(bt.offset),
+                                    size_t(bv.shape[1]), 0.0f, y.buffer, size_t(y.offset), size_t(N),
+                                    &b.queue, nullptr, temp_bytes ? b.scratch(2, temp_bytes) : nullptr);
   }
   if (status != clblast::StatusCode::kSuccess)
-    throw sdk::Error("CLBlast's SGEMM (" + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
-                     ") failed: " + clblast_error(status));
+    throw sdk::Error("CLBlast's SGEMM (" + std::to_string(M) + "x" + std::to_string(N) + "x" +
+                     std::to_string(K) + ") failed: " + clblast_error(status));
   if (!bias) return;
-  const int vw = std::min(vector_width(N), 8);
-  cl_kernel k = b.kernel("matmul_bias", kBiasSource.c_str(),
-                         defines({{"VW", vw}, {"ACT", activation_code(activation)}}), "bias_activation");
-  set_args(k, y, device_tensor(*bias), as_int(M), as_int(N));
-  const auto [l0, l1] = groups_of(size_t(N / vw), size_t(M), 64);
-  launch(b, k, {size_t(N / vw), size_t(M)}, {l0, l1});
+  constexpr int vw = 8;
+  cl_kernel k = b.kernel("matmul_bias", kBiasSource.c_str(), defines({{"VW", vw}}), "bias_activation");
+  set_args(k, y, device_tensor(*bias), as_int(M), as_int(N), cl_int(activation_code(activation)));
+  const size_t vectors = size_t((N + vw - 1) / vw);
+  const auto [l0, l1] = groups_of(vectors, size_t(M), 64);
+  launch(b, k, {vectors, size_t(M)}, {l0, l1});
 }
 
 }  // namespace

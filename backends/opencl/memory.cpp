@@ -20,13 +20,15 @@ void* alloc(void* self, size_t bytes, lamina_error* error) {
   // Devices refuse single buffers above this size, some only at first use, so it is checked here
   // where the message can say why.
   if (bytes > b.max_alloc) {
-    sdk::write_error(error, "opencl: a tensor of " + std::to_string(bytes) + " bytes (" + mib(bytes) +
-                                ") is larger than the largest buffer " + b.description +
-                                " allows (CL_DEVICE_MAX_MEM_ALLOC_SIZE = " + mib(b.max_alloc) + ")");
+    sdk::write_error(error,
+                     "opencl: a tensor of " + std::to_string(bytes) + " bytes (" + mib(bytes) +
+                         ") exceeds the largest buffer the device allows, CL_DEVICE_MAX_MEM_ALLOC_SIZE = " +
+                         mib(b.max_alloc) + " on " + b.device_name);
     return nullptr;
   }
   cl_int status = CL_SUCCESS;
-  cl_mem buffer = clCreateBuffer(b.context, CL_MEM_READ_WRITE, bytes == 0 ? sizeof(float) : bytes, nullptr, &status);
+  cl_mem buffer =
+      clCreateBuffer(b.context, CL_MEM_READ_WRITE, bytes == 0 ? sizeof(float) : bytes, nullptr, &status);
   if (status != CL_SUCCESS || !buffer) {
     sdk::write_error(error, "opencl: allocating " + std::to_string(bytes) + " bytes (" + mib(bytes) +
                                 ") of device memory failed: " + cl_error_name(status));
@@ -40,15 +42,16 @@ void release(void* /*self*/, void* buffer) {
   if (buffer) clReleaseMemObject(static_cast<cl_mem>(buffer));
 }
 
-lamina_status copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes, lamina_error* error) {
+lamina_status copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
+                      lamina_error* error) {
   if (bytes == 0) return LAMINA_OK;
   if (!buffer || !source) {
     sdk::write_error(error, "opencl: copy_in with a null buffer or source");
     return LAMINA_ERROR;
   }
   Backend& b = *static_cast<Backend*>(self);
-  cl_int status = clEnqueueWriteBuffer(b.queue, static_cast<cl_mem>(buffer), CL_TRUE, offset, bytes, source, 0,
-                                       nullptr, nullptr);
+  cl_int status = clEnqueueWriteBuffer(b.queue, static_cast<cl_mem>(buffer), CL_TRUE, offset, bytes, source,
+                                       0, nullptr, nullptr);
   if (status != CL_SUCCESS) {
     sdk::write_error(error, "opencl: copying " + std::to_string(bytes) + " bytes to the device at offset " +
                                 std::to_string(offset) + " failed: " + cl_error_name(status));
@@ -65,8 +68,8 @@ lamina_status copy_out(void* self, const void* buffer, size_t offset, void* dest
     return LAMINA_ERROR;
   }
   Backend& b = *static_cast<Backend*>(self);
-  cl_int status = clEnqueueReadBuffer(b.queue, static_cast<cl_mem>(const_cast<void*>(buffer)), CL_TRUE, offset,
-                                      bytes, destination, 0, nullptr, nullptr);
+  cl_int status = clEnqueueReadBuffer(b.queue, static_cast<cl_mem>(const_cast<void*>(buffer)), CL_TRUE,
+                                      offset, bytes, destination, 0, nullptr, nullptr);
   if (status != CL_SUCCESS) {
     // A kernel that failed while running reports here, at the first wait after it.
     sdk::write_error(error, "opencl: copying " + std::to_string(bytes) + " bytes from the device at offset " +

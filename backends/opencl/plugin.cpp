@@ -2,6 +2,8 @@
 // device, GEMM through CLBlast and everything else as OpenCL C kernels of its own. Here too: device
 // selection, the backend's state (context, queue, compiled programs) and kernel launches.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -77,7 +79,8 @@ std::string device_info(cl_device_id device, cl_device_info what) {
   return s.c_str();
 }
 
-template <class T> T device_value(cl_device_id device, cl_device_info what) {
+template <class T>
+T device_value(cl_device_id device, cl_device_info what) {
   T value{};
   clGetDeviceInfo(device, what, sizeof(T), &value, nullptr);
   return value;
@@ -114,8 +117,9 @@ bool choose_device(DeviceChoice& out, std::string& why) {
   cl_uint n_platforms = 0;
   cl_int status = clGetPlatformIDs(0, nullptr, &n_platforms);
   if (status == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (status == CL_SUCCESS && n_platforms == 0)) {
-    why = "no OpenCL platform is installed (no ICD in /etc/OpenCL/vendors; on Debian: apt-get install "
-          "pocl-opencl-icd for the CPU, or a GPU vendor's ICD)";
+    why =
+        "no OpenCL platform is installed (no ICD in /etc/OpenCL/vendors; on Debian: apt-get install "
+        "pocl-opencl-icd for the CPU, or a GPU vendor's ICD)";
     return false;
   }
   if (status != CL_SUCCESS) {
@@ -163,8 +167,8 @@ bool choose_device(DeviceChoice& out, std::string& why) {
   }
   if (d < 0) d = 0;
   if (d >= int(devices.size())) {
-    why = "LAMINA_DEVICE=" + std::to_string(d) + " but OpenCL platform " + std::to_string(p) + " '" + platform_name +
-          "' has " + std::to_string(devices.size()) + " device(s)";
+    why = "LAMINA_DEVICE=" + std::to_string(d) + " but OpenCL platform " + std::to_string(p) + " '" +
+          platform_name + "' has " + std::to_string(devices.size()) + " device(s)";
     return false;
   }
 
@@ -195,16 +199,18 @@ bool choose_device(DeviceChoice& out, std::string& why) {
   out.type = device_value<cl_device_type>(device, CL_DEVICE_TYPE);
   const auto units = device_value<cl_uint>(device, CL_DEVICE_MAX_COMPUTE_UNITS);
   const auto memory = device_value<cl_ulong>(device, CL_DEVICE_GLOBAL_MEM_SIZE);
-  out.description = device_name + " (" + platform_name + ", " + device_info(device, CL_DEVICE_OPENCL_C_VERSION) +
-                    "), platform " + std::to_string(p) + " device " + std::to_string(d) + ", " +
-                    std::to_string(units) + " compute units, " + std::to_string(memory >> 20) + " MiB";
+  out.description = device_name + " (" + platform_name + ", " +
+                    device_info(device, CL_DEVICE_OPENCL_C_VERSION) + "), platform " + std::to_string(p) +
+                    " device " + std::to_string(d) + ", " + std::to_string(units) + " compute units, " +
+                    std::to_string(memory >> 20) + " MiB";
   return true;
 }
 
 // ------------------------------------------------------------------------------------------------
 // The backend's state
 
-Backend::Backend(const DeviceChoice& choice) : device(choice.device), description(choice.description) {
+Backend::Backend(const DeviceChoice& choice)
+    : device(choice.device), device_name(choice.device_name), description(choice.description) {
   cl_int status = CL_SUCCESS;
   context = clCreateContext(nullptr, 1, &device, nullptr, nullptr, &status);
   check_cl(status, ("clCreateContext for " + choice.device_name).c_str());
@@ -245,7 +251,8 @@ std::string log_excerpt(const std::string& log, size_t budget) {
 
 }  // namespace
 
-cl_kernel Backend::kernel(const char* family, const char* source, const std::string& options, const char* name) {
+cl_kernel Backend::kernel(const char* family, const char* source, const std::string& options,
+                          const char* name) {
   const std::string all_options = base_build_options() + options;
   const std::string key = std::string(family) + '\n' + all_options;
   auto it = programs_.find(key);
@@ -253,6 +260,7 @@ cl_kernel Backend::kernel(const char* family, const char* source, const std::str
     cl_int status = CL_SUCCESS;
     cl_program program = clCreateProgramWithSource(context, 1, &source, nullptr, &status);
     check_cl(status, "clCreateProgramWithSource");
+    const auto start = std::chrono::steady_clock::now();
     status = clBuildProgram(program, 1, &device, all_options.c_str(), nullptr, nullptr);
     if (status != CL_SUCCESS) {
       size_t size = 0;
@@ -261,10 +269,23 @@ cl_kernel Backend::kernel(const char* family, const char* source, const std::str
       if (size) clGetProgramBuildInfo(program, device, CL_PROGRAM_BUILD_LOG, size, log.data(), nullptr);
       log = log.c_str();
       clReleaseProgram(program);
-      const std::string what = std::string("building the '") + family + "' kernels with options '" + all_options +
-                               "' failed (" + cl_error_name(status) + ")";
-      if (sdk::host_table()) sdk::host().log(2, ("opencl: " + what + "; build log:\n" + log).c_str());
+      const std::string what = std::string("building the '") + family + "' kernels with options '" +
+                               all_options + "' failed (" + cl_error_name(status) + ")";
+      if (sdk::host_table()) {
+        constexpr size_t kMost = 16384;  // a log of thousands of lines says no more than its start
+        const std::string shown =
+            log.size() > kMost ? log.substr(0, kMost) + "\n[... build log truncated]" : log;
+        sdk::host().log(2, ("opencl: " + what + "; build log:\n" + shown).c_str());
+      }
       throw sdk::Error(what + "; build log: " + log_excerpt(log, 480));
+    }
+    if (sdk::host_table()) {  // LAMINA_VERBOSE shows these: where a run's first seconds go
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      char line[64];
+      std::snprintf(line, sizeof(line), " in %.0f ms", ms);
+      sdk::host().log(0,
+                      ("opencl: built the '" + std::string(family) + "' kernels" + options + line).c_str());
     }
     it = programs_.emplace(key, Program{program, {}}).first;
   }
@@ -297,7 +318,8 @@ cl_mem Backend::scratch(int slot, size_t bytes) {
   return buffer;
 }
 
-void launch(Backend& b, cl_kernel kernel, std::initializer_list<size_t> global, std::initializer_list<size_t> local) {
+void launch(Backend& b, cl_kernel kernel, std::initializer_list<size_t> global,
+            std::initializer_list<size_t> local) {
   const cl_uint dims = cl_uint(global.size());
   size_t g[3] = {1, 1, 1}, l[3] = {1, 1, 1};
   std::copy(global.begin(), global.end(), g);
@@ -307,12 +329,16 @@ void launch(Backend& b, cl_kernel kernel, std::initializer_list<size_t> global, 
     std::copy(local.begin(), local.end(), l);
     for (cl_uint i = 0; i < dims; ++i) g[i] = (g[i] + l[i] - 1) / l[i] * l[i];
   }
-  cl_int status =
-      clEnqueueNDRangeKernel(b.queue, kernel, dims, nullptr, g, local.size() ? l : nullptr, 0, nullptr, nullptr);
+  // A CPU device runs each work-group on one thread, and left to choose, PoCL makes few large groups
+  // (the 100 work-items of a filter gradient became one group, one thread): kernels whose
+  // work-items are heavy get groups of one.
+  const bool own_groups = local.size() || b.is_cpu;
+  cl_int status = clEnqueueNDRangeKernel(b.queue, kernel, dims, nullptr, g, own_groups ? l : nullptr, 0,
+                                         nullptr, nullptr);
   if (status != CL_SUCCESS) {
     char name[128] = "?";
     clGetKernelInfo(kernel, CL_KERNEL_FUNCTION_NAME, sizeof(name), name, nullptr);
-    throw sdk::Error(std::string("opencl: enqueuing kernel '") + name + "' failed: " + cl_error_name(status));
+    throw sdk::Error(std::string("enqueuing kernel '") + name + "' failed: " + cl_error_name(status));
   }
 }
 
@@ -380,7 +406,13 @@ void init(const lamina_host* host) {
   if (!choose_device(choice, why)) throw sdk::Error("opencl: " + why);
   // Never destroyed: tensors released during static destruction, after this library's own
   // destructors would have run, still call release() on it.
-  static Backend* backend = new Backend(choice);
+  static Backend* backend = [&] {
+    try {
+      return new Backend(choice);
+    } catch (const std::exception& e) {
+      throw sdk::Error(std::string("opencl: ") + e.what());
+    }
+  }();
   tune_clblast(*backend);
 
   static lamina_backend table{};
@@ -403,7 +435,8 @@ void init(const lamina_host* host) {
 }  // namespace
 }  // namespace lamina::opencl
 
-LAMINA_PLUGIN("opencl", "0.1.0", LAMINA_KIND_BACKEND,
-              "OpenCL 1.2 backend: its own OpenCL C kernels, GEMM through CLBlast; runs on any OpenCL device, "
-              "including the CPU through PoCL",
-              lamina::opencl::init, lamina::opencl::score)
+LAMINA_PLUGIN(
+    "opencl", "0.1.0", LAMINA_KIND_BACKEND,
+    "OpenCL 1.2 backend: its own OpenCL C kernels, GEMM through CLBlast; runs on any OpenCL device, "
+    "including the CPU through PoCL",
+    lamina::opencl::init, lamina::opencl::score)

@@ -205,14 +205,14 @@ struct Pool {
 // with.
 struct PoolCall {
   Pool p;
-  int vw;         // channels per work-item
+  int vw;  // channels per work-item
   std::string options;
   bool disjoint;  // windows do not overlap
 };
 
 // `x` and `y` are the views shaped like the forward op's input and output.
-PoolCall pool_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x_name, const lamina_view& y,
-                    const char* y_name) {
+PoolCall pool_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x_name,
+                    const lamina_view& y, const char* y_name) {
   expect_rank(x, x_name, 4, "(N,H,W,C)");
   expect_rank(y, y_name, 4, "(N,OH,OW,C)");
   if (y.shape[0] != x.shape[0] || y.shape[3] != x.shape[3])
@@ -226,8 +226,8 @@ PoolCall pool_sizes(const sdk::KernelArgs& args, const lamina_view& x, const cha
   call.p = {as_int(x.shape[0]), as_int(x.shape[1]), as_int(x.shape[2]), as_int(y.shape[1]),
             as_int(y.shape[2]), as_int(g.top),      as_int(g.left)};
   call.vw = vector_width(x.shape[3]);
-  call.options = defines(
-      {{"PH", g.kh}, {"PW", g.kw}, {"SH", g.sh}, {"SW", g.sw}, {"C", x.shape[3]}, {"VW", call.vw}});
+  call.options =
+      defines({{"PH", g.kh}, {"PW", g.kw}, {"SH", g.sh}, {"SW", g.sw}, {"C", x.shape[3]}, {"VW", call.vw}});
   call.disjoint = g.sh >= g.kh && g.sw >= g.kw;
   return call;
 }
@@ -266,7 +266,8 @@ OPENCL_KERNEL(max_pool2d_backward) {
   expect_same_shape(args.inputs[0], "x", args.outputs[0], "dx");
   const PoolCall call = pool_sizes(args, args.inputs[0], "x", args.inputs[1], "dy");
   Backend& b = backend_of(args);
-  const auto x = device_tensor(args.inputs[0]), dy = device_tensor(args.inputs[1]), dx = device_tensor(args.outputs[0]);
+  const auto x = device_tensor(args.inputs[0]), dy = device_tensor(args.inputs[1]),
+             dx = device_tensor(args.outputs[0]);
   if (call.disjoint) {
     zero(b, args.outputs[0]);
     run(b, call, "max_pool_backward_windows", args.inputs[1], x, dy, dx);

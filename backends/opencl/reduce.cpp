@@ -8,13 +8,15 @@
 namespace lamina::opencl {
 namespace {
 
-const char* const kSource = R"CL(
+// Built with VW = 8 (sum_rows' vectors). Sums accumulate in ACC: double where the device has it.
+const std::string kSource = std::string(kVectorPreamble) + R"CL(
 #ifdef cl_khr_fp64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
-typedef double acc_t;
+#define ACC double
 #else
-typedef float acc_t;
+#define ACC float
 #endif
+typedef ACC acc_t;
 
 // reduce_sum. The host merges x's axes into runs that are all kept or all summed; `kept` lists the
 // kept runs (sizes and x strides, outermost first), which are y's axes in order, and `summed` the
@@ -75,29 +77,26 @@ __kernel void softmax_kernel(__global const float* x, int x_off, __global float*
     for (int j = 0; j < length; ++j) yr[j] = (float)(exp((acc_t)xr[j] - max) / sum);
   }
 }
-)CL";
 
 // The common case of reduce_sum, and the bias gradients: y (cols) = Σ over rows of x (rows, cols).
 // One work-item per vector of VW columns, the last one possibly partial.
-const std::string kColumnSource = std::string(kVectorPreamble) + R"CL(
-#ifdef cl_khr_fp64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#define ACC double
-#else
-#define ACC float
-#endif
-typedef CAT(ACC, VW) avec_t;
-
 __kernel void sum_rows(__global const float* x, int x_off, __global float* y, int y_off, int rows, int cols) {
   const int c0 = get_global_id(0) * VW;
   if (c0 >= cols) return;
   const int count = min(cols - c0, VW);
   x += x_off + c0;
-  avec_t sum = (avec_t)(0);
+  CAT(ACC, VW) sum = (CAT(ACC, VW))(0);
   for (int r = 0; r < rows; ++r) sum += CAT(CAT(convert_, ACC), VW)(LOAD_SOME(x + r * cols, count));
   STORE_SOME(CAT(convert_float, VW)(sum), y + y_off + c0, count);
 }
 )CL";
+
+// sum_rows' vectors: 8 columns per work-item.
+constexpr int kWidth = 8;
+
+cl_kernel reduce_kernel(Backend& b, const char* name) {
+  return b.kernel("reduce", kSource.c_str(), defines({{"VW", kWidth}}), name);
+}
 
 // Must match the OpenCL C struct above.
 struct Reduction {
@@ -119,7 +118,7 @@ void softmax_rows(const sdk::KernelArgs& args, bool take_log) {
   if (length == 0) return;
   const cl_int rows = as_int(sdk::view_size(xv) / length);
   Backend& b = backend_of(args);
-  cl_kernel k = b.kernel("reduce", kSource, "", "softmax_kernel");
+  cl_kernel k = reduce_kernel(b, "softmax_kernel");
   set_args(k, device_tensor(xv), device_tensor(args.outputs[0]), rows, as_int(length), cl_int(take_log));
   launch(b, k, {size_t(rows)}, {b.is_cpu ? size_t(8) : size_t(64)});
 }
@@ -127,10 +126,9 @@ void softmax_rows(const sdk::KernelArgs& args, bool take_log) {
 }  // namespace
 
 void sum_rows(Backend& b, DeviceTensor x, int64_t rows, int64_t cols, DeviceTensor y) {
-  constexpr int vw = 8;
-  cl_kernel k = b.kernel("sum_rows", kColumnSource.c_str(), defines({{"VW", vw}}), "sum_rows");
+  cl_kernel k = reduce_kernel(b, "sum_rows");
   set_args(k, x, y, as_int(rows), as_int(cols));
-  launch(b, k, {size_t((cols + vw - 1) / vw)}, {1});
+  launch(b, k, {size_t((cols + kWidth - 1) / kWidth)}, {1});
 }
 
 OPENCL_KERNEL(reduce_sum) {
@@ -142,7 +140,7 @@ OPENCL_KERNEL(reduce_sum) {
     throw sdk::Error("x " + shape_string(xv) + " and y " + shape_string(yv) +
                      " must have the same rank (summed axes are kept as 1)");
 
-  // Runs of neighbouring axes that are all summed or all kept, outermost first. Axes of size 1
+  // Runs of neighbouring axes that are all summed or all kept, innermost first. Axes of size 1
   // take no part; x is contiguous, so a run's stride is that of its innermost axis.
   struct Run {
     bool summed;
@@ -184,12 +182,13 @@ OPENCL_KERNEL(reduce_sum) {
              "clEnqueueFillBuffer");
     return;
   }
-  // Sums over leading axes into the trailing ones (bias gradients), or over everything.
+  // Sums over leading axes into the trailing ones (bias gradients), or over everything: one pass
+  // down the rows, vectorised across the kept columns.
   if (s.n_summed == 1 && (s.n_kept == 0 || (s.n_kept == 1 && !runs.front().summed))) {
     sum_rows(b, device_tensor(xv), s.summed_size[0], s.n_kept ? s.kept_size[0] : 1, device_tensor(yv));
     return;
   }
-  cl_kernel k = b.kernel("reduce", kSource, "", "reduce_sum_kernel");
+  cl_kernel k = reduce_kernel(b, "reduce_sum_kernel");
   set_args(k, device_tensor(xv), device_tensor(yv), ny, s);
   launch(b, k, {size_t(ny)}, {b.is_cpu ? size_t(8) : size_t(64)});
 }

@@ -102,8 +102,9 @@ int expect_update(const sdk::KernelArgs& args, int fewest, int most) {
   if (slots < fewest || slots > most || args.n_outputs != slots + 1)
     throw sdk::Error("takes the parameter, its gradient and " + std::to_string(fewest) +
                      (most > fewest ? " or " + std::to_string(most) : std::string()) +
-                     " slot(s), and returns the parameter and the slots; got " + std::to_string(args.n_inputs) +
-                     " input(s) and " + std::to_string(args.n_outputs) + " output(s)");
+                     " slot(s), and returns the parameter and the slots; got " +
+                     std::to_string(args.n_inputs) + " input(s) and " + std::to_string(args.n_outputs) +
+                     " output(s)");
   for (int32_t i = 0; i < args.n_inputs; ++i) {
     check_view(args.inputs[i], i == 0 ? "param" : i == 1 ? "grad" : "slot");
     expect_same_shape(args.inputs[i], i == 1 ? "grad" : "slot", args.inputs[0], "param");
@@ -149,16 +150,16 @@ OPENCL_KERNEL(adadelta_update) {
 OPENCL_KERNEL(adam_update) {
   const int slots = expect_update(args, 2, 3);
   run(args, "adam", device_tensor(args.outputs[1]), device_tensor(args.outputs[2]),
-      device_tensor(args.outputs[slots == 3 ? 3 : 0]), as_int(sdk::view_size(args.inputs[0])), cl_int(slots == 3),
-      value(args, "alpha", 0.001), value(args, "beta_1", 0.9), value(args, "beta_2", 0.999),
-      value(args, "epsilon", 1e-7));
+      device_tensor(args.outputs[slots == 3 ? 3 : 0]), as_int(sdk::view_size(args.inputs[0])),
+      cl_int(slots == 3), value(args, "alpha", 0.001), value(args, "beta_1", 0.9),
+      value(args, "beta_2", 0.999), value(args, "epsilon", 1e-7));
 }
 
 OPENCL_KERNEL(rmsprop_update) {
   const int slots = expect_update(args, 1, 2);
   run(args, "rmsprop", device_tensor(args.outputs[1]), device_tensor(args.outputs[slots == 2 ? 2 : 0]),
-      as_int(sdk::view_size(args.inputs[0])), cl_int(slots == 2), value(args, "lr", 0.001), value(args, "rho", 0.9),
-      value(args, "epsilon", 1e-7), value(args, "momentum", 0.0));
+      as_int(sdk::view_size(args.inputs[0])), cl_int(slots == 2), value(args, "lr", 0.001),
+      value(args, "rho", 0.9), value(args, "epsilon", 1e-7), value(args, "momentum", 0.0));
 }
 
 }  // namespace lamina::opencl

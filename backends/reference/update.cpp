@@ -14,8 +14,9 @@ namespace {
 int64_t expect_update(const sdk::KernelArgs& args, int slots) {
   if (args.n_inputs != 2 + slots || args.n_outputs != 1 + slots)
     throw sdk::Error("takes the parameter, its gradient and " + std::to_string(slots) +
-                     " slot(s), and returns the parameter and the slots; got " + std::to_string(args.n_inputs) +
-                     " input(s) and " + std::to_string(args.n_outputs) + " output(s)");
+                     " slot(s), and returns the parameter and the slots; got " +
+                     std::to_string(args.n_inputs) + " input(s) and " + std::to_string(args.n_outputs) +
+                     " output(s)");
   for (int32_t i = 0; i < args.n_inputs; ++i) {
     check_view(args.inputs[i], i == 0 ? "param" : i == 1 ? "grad" : "slot");
     expect_same_shape(args.inputs[i], i == 1 ? "grad" : "slot", args.inputs[0], "param");
