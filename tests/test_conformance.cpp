@@ -319,6 +319,7 @@ TEST_CASE("fused ops: a backend without their kernels runs their composition (re
 }
 TEST_CASE("fused ops: a backend without their kernels runs their composition (onednn)") { fallbacks_on("onednn"); }
 TEST_CASE("fused ops: a backend without their kernels runs their composition (cudnn)") { fallbacks_on("cudnn"); }
+TEST_CASE("fused ops: a backend without their kernels runs their composition (opencl)") { fallbacks_on("opencl"); }
 
 TEST_CASE("in-place updates refuse to run while autograd records") {
   test::use_backend_or_skip("reference");
