@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command for the benchmark: builds lamina (Release) and runs bench/run.py, which alternates lamina
-# and PyTorch on the seed workloads and writes bench/results/results.{md,json,svg}.
+# and PyTorch on the seed workloads and writes <build>/bench/results.{md,json,svg}.
 #   bench/run.sh [run.py options, e.g. --rounds 5 --max-load 0.5]
 # LAMINA_BUILD picks the build folder (default: build/ at the repository root).
 set -euo pipefail

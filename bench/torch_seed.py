@@ -6,9 +6,9 @@
       softmax cross-entropy, Adadelta lr 1.0, on the first N Fashion-MNIST training images; per epoch
       training samples/s, then inference samples/s over the 10,000 test images in batches of 1000 and
       test accuracy; with --latency K, the median time of K single-image predictions.
-  torch_seed.py mlp [--threads T]
+  torch_seed.py mlp [--epochs E] [--threads T]
       the seed MLP (Dense 100 sigmoid, Dense 100 sigmoid, Dense 1 sigmoid), MSE, SGD lr 0.01, batch 16,
-      20,000 2-D points, 5 epochs: training steps/s.
+      20,000 2-D points, 5 epochs unless told: training steps/s.
 
 The models, data and loops are those of the shared peer scripts (torch_seed_cnn.py, torch_seed_mlp.py);
 the output is "key: value" lines as lamina_bench prints them, for bench/run.py; run_peak_rss_mb is the
@@ -111,7 +111,7 @@ def mlp(a):
     steps = 0
     reset_peak_memory()
     t0 = time.perf_counter()
-    for ep in range(5):
+    for ep in range(a.epochs):
         perm = torch.randperm(n)
         for i in range(0, n, 16):
             idx_ = perm[i:i + 16]
@@ -130,10 +130,12 @@ p.add_argument('mode', choices=['cnn', 'mlp'])
 p.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
 p.add_argument('--samples', type=int, default=60000)
 p.add_argument('--batch', type=int, default=32)
-p.add_argument('--epochs', type=int, default=1)
+p.add_argument('--epochs', type=int, default=None, help='default: 1 for cnn, 5 for mlp')
 p.add_argument('--threads', type=int, default=2)
 p.add_argument('--latency', type=int, default=0)
 a = p.parse_args()
+if a.epochs is None:
+    a.epochs = 1 if a.mode == 'cnn' else 5
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 print(f'torch: {torch.__version__} threads: {torch.get_num_threads()} blas: {blas()}', flush=True)
