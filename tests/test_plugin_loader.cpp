@@ -3,7 +3,12 @@
 // LAMINA_FIXTURE_DIR/<situation>/ (tests/fixtures); each test case adds just the folder it needs.
 #include "support.hpp"
 
+#include <lamina/lamina_plugin.h>
+
 #include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 
 using namespace lamina;
 using namespace lamina::layers;
@@ -16,6 +21,9 @@ namespace {
 std::string fixture_folder(const std::string& situation) {
   return (fs::path(LAMINA_FIXTURE_DIR) / situation).string();
 }
+
+// The ABI this lamina speaks, as `lamina plugins` shows it: "1.1".
+const std::string kAbi = std::to_string(LAMINA_ABI_MAJOR) + "." + std::to_string(LAMINA_ABI_MINOR);
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -81,7 +89,7 @@ TEST_CASE("the built-in plugins are listed as usable, with their path, kind, ver
     CHECK(p.kind == e.kind);
     CHECK(p.usable);
     CHECK(p.version == "0.1.0");
-    CHECK(p.abi == "1.0");
+    CHECK(p.abi == kAbi);
     CHECK(p.score > 0);
     CHECK(fs::exists(p.path));
     CHECK(p.provides == e.provides);
@@ -130,7 +138,7 @@ TEST_CASE("a layer plugin from an added folder is listed with its manifest's nam
   CHECK(p.name == "swish");
   CHECK(p.kind == "layer");
   CHECK(p.version == "1.2.3");
-  CHECK(p.abi == "1.0");
+  CHECK(p.abi == kAbi);
   CHECK(p.usable);
   CHECK(p.reason.empty());
   CHECK(p.provides == std::vector<std::string>{"Swish"});
@@ -234,7 +242,7 @@ TEST_CASE("a plugin built for another ABI major is refused with both versions an
   CHECK_FALSE(p.usable);
   CHECK(p.abi == "2.0");
   CHECK(p.reason ==
-        "built for plugin ABI 2.0, but this lamina speaks ABI 1.0; rebuild the plugin against this lamina's "
+        "built for plugin ABI 2.0, but this lamina speaks ABI " + kAbi + "; rebuild the plugin against this lamina's "
         "SDK");
   std::string message = error_adding("FutureLayer");
   CHECK(contains(message, "unknown layer class 'FutureLayer'; the plugin " + p.path +
@@ -247,7 +255,7 @@ TEST_CASE("a plugin that needs a newer minor ABI than this lamina's is refused w
   PluginInfo p = plugin_with_library("fixture_abi_1_99.so");
   CHECK_FALSE(p.usable);
   CHECK(p.abi == "1.99");
-  CHECK(p.reason == "needs plugin ABI 1.99, newer than this lamina's 1.0; upgrade lamina");
+  CHECK(p.reason == "needs plugin ABI 1.99, newer than this lamina's " + kAbi + "; upgrade lamina");
   expect_dense_model_still_trains();
 }
 
@@ -301,8 +309,8 @@ TEST_CASE("of two plugins with one name, the first found is used and the second 
   CHECK(first.usable);
   CHECK(second.name == "dup");
   CHECK_FALSE(second.usable);
-  CHECK(second.reason == "duplicate: a plugin named 'dup' was found earlier on the search path, at " + first.path +
-                             "; this one is ignored");
+  CHECK(second.reason == "duplicate: a plugin named 'dup' was found earlier on the search path, at " +
+                             first.path + "; this one is ignored");
   Sequential model;
   CHECK_NOTHROW(model.add(LayerSpec{"DupFirst", {{"input_shape", {3}}}}));
   CHECK(contains(error_adding("DupSecond"),
@@ -361,4 +369,107 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
   CHECK(saw_garbled);
   CHECK(saw_vanished);
   expect_dense_model_still_trains();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Settings from the user configuration (`backends.<name>`, lamina_plugin_configure)
+
+namespace {
+
+// A file in a fresh folder of this test process, removed when the process exits.
+std::string scratch(const std::string& name) {
+  static struct Folder {
+    fs::path path = fs::temp_directory_path() / ("lamina_plugin_loader_" + std::to_string(getpid()));
+    Folder() { fs::create_directories(path); }
+    ~Folder() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } folder;
+  return (folder.path / name).string();
+}
+
+// Runs `lamina plugins` with the user configuration `config_json` (and extra environment
+// assignments) and returns what it printed.
+std::string plugins_listing_with_config(const std::string& config_json, const std::string& environment = "") {
+  std::string config = scratch("user_config.json");
+  std::ofstream(config) << config_json;
+  std::string out = scratch("plugins_output.txt");
+  std::string cmd = "env -u LAMINA_DEVICE -u LAMINA_OPENCL_PLATFORM LAMINA_CONFIG=" + config + " " +
+                    environment + " " + LAMINA_CLI + " plugins > " + out + " 2>&1";
+  CHECK(std::system(cmd.c_str()) == 0);
+  std::ifstream in(out);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The line of a `lamina plugins` listing that starts with `name`.
+std::string listing_line(const std::string& listing, const std::string& name) {
+  std::istringstream lines(listing);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(name + " ", 0) == 0) return line;
+  FAIL("no line for " << name << " in:\n" << listing);
+  return {};
+}
+
+void skip_unless_opencl_is_usable() {
+  for (const PluginInfo& p : list_plugins())
+    if (p.name == "opencl") {
+      if (!p.usable) test::skip("the opencl backend cannot run here: " + p.reason);
+      return;
+    }
+  test::skip("the opencl backend is not built (LAMINA_WITH_OPENCL=OFF)");
+}
+
+}  // namespace
+
+TEST_CASE("the opencl backend takes its device from backends.opencl in the user configuration") {
+  skip_unless_opencl_is_usable();
+  std::string line = listing_line(
+      plugins_listing_with_config(R"({"backends": {"opencl": {"platform": 0, "device": 0}}})"), "opencl");
+  CHECK(contains(line, " yes "));
+  CHECK(contains(line, "platform 0 device 0"));
+
+  line = listing_line(plugins_listing_with_config(R"({"backends": {"opencl": {"device": 7}}})"), "opencl");
+  CHECK(contains(line, " no "));
+  CHECK(contains(line, "the configuration's \"device\": 7 asks for device 7 but OpenCL platform 0"));
+
+  // The top-level "device" is every backend's default; a backend's own entry wins.
+  line = listing_line(plugins_listing_with_config(R"({"device": 7, "backends": {"opencl": {"device": 0}}})"),
+                      "opencl");
+  CHECK(contains(line, " yes "));
+  line = listing_line(plugins_listing_with_config(R"({"device": 7})"), "opencl");
+  CHECK(contains(line, "asks for device 7"));
+}
+
+TEST_CASE("LAMINA_DEVICE overrides the configuration's device for the opencl backend") {
+  skip_unless_opencl_is_usable();
+  std::string line = listing_line(
+      plugins_listing_with_config(R"({"backends": {"opencl": {"device": 7}}})", "LAMINA_DEVICE=0"), "opencl");
+  CHECK(contains(line, " yes "));
+  line = listing_line(
+      plugins_listing_with_config(R"({"backends": {"opencl": {"device": 0}}})", "LAMINA_DEVICE=9"), "opencl");
+  CHECK(contains(line, "LAMINA_DEVICE=9 asks for device 9"));
+}
+
+TEST_CASE(
+    "a misspelt or mistyped backend setting makes that backend unusable with the key and the file named") {
+  skip_unless_opencl_is_usable();
+  std::string listing = plugins_listing_with_config(R"({"backends": {"opencl": {"devcie": 0}}})");
+  std::string line = listing_line(listing, "opencl");
+  CHECK(contains(line, "refused its settings {\"devcie\":0} ('backends.opencl' in "));
+  CHECK(contains(line, "unknown key 'devcie' (known: 'platform', 'device')"));
+  CHECK(contains(listing_line(listing, "reference"), " yes "));  // the others are untouched
+
+  line =
+      listing_line(plugins_listing_with_config(R"({"backends": {"opencl": {"device": "gpu"}}})"), "opencl");
+  CHECK(contains(line, "'device' must be an integer, got \"gpu\""));
+  line = listing_line(plugins_listing_with_config(R"({"backends": {"opencl": 3}})"), "opencl");
+  CHECK(contains(line, "'backends.opencl' must be an object of settings"));
+}
+
+TEST_CASE("settings for a backend that takes none are reported as ignored") {
+  std::string listing = plugins_listing_with_config(R"({"backends": {"reference": {"device": 1}}})");
+  CHECK(contains(listing, "'backends.reference' in "));
+  CHECK(contains(listing, "the reference plugin takes no settings; they are ignored"));
+  CHECK(contains(listing_line(listing, "reference"), " yes "));
 }

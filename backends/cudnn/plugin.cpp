@@ -8,6 +8,8 @@
 
 #include "kernels.hpp"
 
+#include <lamina/sdk/config.hpp>
+
 #ifndef LAMINA_CUDA_ARCHITECTURES
 #define LAMINA_CUDA_ARCHITECTURES ""
 #endif
@@ -26,9 +28,17 @@ bool env_flag(const char* name) {
   return v && *v && std::string(v) != "0";
 }
 
-int requested_device() {
-  const char* v = std::getenv("LAMINA_CUDA_DEVICE");
-  return v && *v ? std::atoi(v) : 0;
+int configured_device = -1;  // the configuration's "device" (lamina_plugin_configure); -1 unset
+
+// LAMINA_CUDA_DEVICE, else LAMINA_DEVICE, else the configuration, else 0; `source` names it.
+int requested_device(std::string& source) {
+  for (const char* name : {"LAMINA_CUDA_DEVICE", "LAMINA_DEVICE"})
+    if (const char* v = std::getenv(name); v && *v) {
+      source = std::string(name) + "=" + v;
+      return std::atoi(v);
+    }
+  source = "the configuration's \"device\"";
+  return configured_device < 0 ? 0 : configured_device;
 }
 
 std::string version_string(int v, int major_div, int minor_div, int minor_mod) {
@@ -50,9 +60,10 @@ int32_t score(std::string& why) {
     why = "no usable CUDA device: the CUDA driver reports no GPU";
     return 0;
   }
-  const int device = requested_device();
+  std::string source;
+  const int device = requested_device(source);
   if (device < 0 || device >= count) {
-    why = "no usable CUDA device: LAMINA_CUDA_DEVICE=" + std::to_string(device) + " but there are " +
+    why = "no usable CUDA device: " + source + " asks for device " + std::to_string(device) + " but there are " +
           std::to_string(count) + " device(s)";
     return 0;
   }
@@ -104,7 +115,8 @@ std::string describe_device(const Backend& b) {
 
 void create_backend() {
   auto b = std::make_unique<Backend>();
-  b->device = requested_device();
+  std::string source;
+  b->device = requested_device(source);
   check_cuda(cudaSetDevice(b->device), "selecting the device");
   check_cuda(cudaDeviceGetAttribute(&b->sm_count, cudaDevAttrMultiProcessorCount, b->device),
              "reading the multiprocessor count");
@@ -163,9 +175,19 @@ void init(const lamina_host* host) {
 }
 
 }  // namespace
+
+// {"device": D}; LAMINA_CUDA_DEVICE and LAMINA_DEVICE override it.
+void configure(const std::string& settings_json) {
+  sdk::Config settings(settings_json, "cudnn settings");
+  settings.only_keys({"device"});
+  configured_device = int(settings.get_int("device", -1));
+  if (settings.has("device") && configured_device < 0) settings.fail("'device' must be an index (0, 1, ...)");
+}
+
 }  // namespace lamina::cudnn
 
 LAMINA_PLUGIN(
     "cudnn", "0.1.0", LAMINA_KIND_BACKEND,
     "CUDA backend: cuDNN convolutions, pooling, activations and softmax, cuBLAS matmul, own CUDA kernels",
     lamina::cudnn::init, lamina::cudnn::score)
+LAMINA_PLUGIN_CONFIGURE(lamina::cudnn::configure)

@@ -10,6 +10,8 @@
 
 #include "kernels.hpp"
 
+#include <lamina/sdk/config.hpp>
+
 namespace lamina::opencl {
 
 std::string cl_error_name(cl_int status) {
@@ -111,7 +113,37 @@ int version_number(const std::string& version) {
   return major * 100 + minor;
 }
 
+// From the user configuration (lamina_plugin_configure); -1 when not set there.
+int configured_platform = -1;
+int configured_device = -1;
+
+// The index to use: the environment variable first, then the configuration; -1 when neither sets
+// it, -2 when the variable is malformed. `source` says where it came from, for messages.
+int requested_index(const char* variable, int configured, const char* setting, std::string& source) {
+  int index = env_index(variable);
+  if (index == -1 && configured >= 0) {
+    source = std::string("the configuration's \"") + setting + "\": " + std::to_string(configured);
+    return configured;
+  }
+  if (index >= 0) source = std::string(variable) + "=" + std::to_string(index);
+  return index;
+}
+
 }  // namespace
+
+// {"platform": P, "device": D}, both optional; the environment overrides them.
+void configure(const std::string& settings_json) {
+  sdk::Config settings(settings_json, "opencl settings");
+  settings.only_keys({"platform", "device"});
+  auto index = [&](const char* key) {
+    int64_t value = settings.get_int(key, -1);
+    if (settings.has(key) && (value < 0 || value > 1 << 20))
+      settings.fail(std::string("'") + key + "' must be an index (0, 1, ...), got " + std::to_string(value));
+    return int(value);
+  };
+  configured_platform = index("platform");
+  configured_device = index("device");
+}
 
 bool choose_device(DeviceChoice& out, std::string& why) {
   cl_uint n_platforms = 0;
@@ -135,15 +167,16 @@ bool choose_device(DeviceChoice& out, std::string& why) {
     return s;
   };
 
-  int p = env_index("LAMINA_OPENCL_PLATFORM");
+  std::string platform_source;
+  int p = requested_index("LAMINA_OPENCL_PLATFORM", configured_platform, "platform", platform_source);
   if (p == -2) {
     why = std::string("LAMINA_OPENCL_PLATFORM='") + std::getenv("LAMINA_OPENCL_PLATFORM") +
           "' is not a platform index (platforms: " + platform_list() + ")";
     return false;
   }
   if (p >= int(n_platforms)) {
-    why = "LAMINA_OPENCL_PLATFORM=" + std::to_string(p) + " but there are " + std::to_string(n_platforms) +
-          " platform(s): " + platform_list();
+    why = platform_source + " asks for platform " + std::to_string(p) + " but there are " +
+          std::to_string(n_platforms) + " platform(s): " + platform_list();
     return false;
   }
   if (p < 0) {  // the first platform with a device
@@ -160,15 +193,16 @@ bool choose_device(DeviceChoice& out, std::string& why) {
     why = "OpenCL platform " + std::to_string(p) + " '" + platform_name + "' has no device";
     return false;
   }
-  int d = env_index("LAMINA_DEVICE");
+  std::string device_source;
+  int d = requested_index("LAMINA_DEVICE", configured_device, "device", device_source);
   if (d == -2) {
     why = std::string("LAMINA_DEVICE='") + std::getenv("LAMINA_DEVICE") + "' is not a device index";
     return false;
   }
   if (d < 0) d = 0;
   if (d >= int(devices.size())) {
-    why = "LAMINA_DEVICE=" + std::to_string(d) + " but OpenCL platform " + std::to_string(p) + " '" +
-          platform_name + "' has " + std::to_string(devices.size()) + " device(s)";
+    why = device_source + " asks for device " + std::to_string(d) + " but OpenCL platform " +
+          std::to_string(p) + " '" + platform_name + "' has " + std::to_string(devices.size()) + " device(s)";
     return false;
   }
 
@@ -440,3 +474,4 @@ LAMINA_PLUGIN(
     "OpenCL 1.2 backend: its own OpenCL C kernels, GEMM through CLBlast; runs on any OpenCL device, "
     "including the CPU through PoCL",
     lamina::opencl::init, lamina::opencl::score)
+LAMINA_PLUGIN_CONFIGURE(lamina::opencl::configure)

@@ -3,6 +3,7 @@
 
 #include <lamina/error.hpp>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -29,8 +30,9 @@ UserConfig parse_user_config(const std::string& text, const std::string& source)
       if (!value.is_string()) throw Error(source + ": key 'backend' must be a string such as \"onednn\"");
       c.backend = std::string(value.as_string());
     } else if (k == "device") {
-      if (!value.is_int64()) throw Error(source + ": key 'device' must be an integer");
-      c.device = int(value.as_int64());
+      if (!value.is_int64() || value.as_int64() < 0)
+        throw Error(source + ": key 'device' must be a device index (0, 1, ...)");
+      c.device = value.as_int64();
     } else if (k == "plugin_paths") {
       if (!value.is_array()) throw Error(source + ": key 'plugin_paths' must be a list of folders");
       for (const auto& p : value.as_array()) {
@@ -38,11 +40,29 @@ UserConfig parse_user_config(const std::string& text, const std::string& source)
         c.plugin_paths.emplace_back(p.as_string());
       }
     } else if (k == "backends") {
-      if (!value.is_object()) throw Error(source + ": key 'backends' must be an object of per-backend settings");
+      if (!value.is_object())
+        throw Error(source + ": key 'backends' must be an object of per-backend settings");
       c.backends = value.as_object();
     }
   }
   return c;
+}
+
+boost::json::object plugin_settings(const UserConfig& config, const std::string& name) {
+  auto lower = [](std::string s) {
+    for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+  };
+  boost::json::object settings;
+  for (const auto& [key, value] : config.backends) {
+    if (lower(std::string(key)) != lower(name)) continue;
+    if (!value.is_object())
+      throw Error(config.source + ": 'backends." + std::string(key) +
+                  "' must be an object of settings, such as " + "{\"device\": 1}");
+    settings = value.as_object();
+  }
+  if (config.device && !settings.contains("device")) settings["device"] = *config.device;
+  return settings;
 }
 
 const UserConfig& user_config() {

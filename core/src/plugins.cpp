@@ -56,6 +56,7 @@ struct Registry::Impl {
 
   void discover();
   void load(PluginRecord& record);
+  bool configure(PluginRecord& record, const std::string& name);
   void load_all(const char* kind);
 };
 
@@ -280,6 +281,35 @@ void Registry::Impl::discover() {
   }
 }
 
+// Hands the plugin its settings from the user configuration (ABI 1.1). False, with the reason
+// recorded, when the configuration is broken or the plugin refuses its settings.
+bool Registry::Impl::configure(PluginRecord& r, const std::string& name) {
+  boost::json::object settings;
+  try {
+    settings = plugin_settings(user_config(), name);
+  } catch (const std::exception& e) {
+    r.reason = e.what();
+    return false;
+  }
+  const std::string where = "'backends." + name + "' in " + user_config().source;
+  if (!r.library->has("lamina_plugin_configure")) {
+    for (const auto& item : user_config().backends)
+      if (lower(std::string(item.key())) == lower(name))
+        host_log(2, (where + ": the " + name + " plugin takes no settings; they are ignored").c_str());
+    return true;
+  }
+  const std::string text = boost::json::serialize(settings);
+  lamina_error error{};
+  lamina_status status = r.library->get<lamina_status(const char*, lamina_error*)>("lamina_plugin_configure")(
+      text.c_str(), &error);
+  if (status != LAMINA_OK) {
+    r.reason = "refused its settings " + text + (user_config().source.empty() ? "" : " (" + where + ")") + ": " +
+               (error.message[0] ? error.message : "no reason given");
+    return false;
+  }
+  return true;
+}
+
 void Registry::Impl::load(PluginRecord& r) {
   if (r.state != PluginRecord::State::found) return;
   r.state = PluginRecord::State::failed;  // until proven otherwise
@@ -333,6 +363,7 @@ void Registry::Impl::load(PluginRecord& r) {
     r.kind.clear();
     for (auto& k : kinds) r.kind += (r.kind.empty() ? "" : "+") + k;
   }
+  if (!configure(r, info->name ? info->name : r.name)) return;
   r.score = 1;
   if (r.library->has("lamina_plugin_score")) {
     lamina_error why{};

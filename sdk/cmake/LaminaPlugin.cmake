@@ -39,6 +39,6 @@ function(lamina_add_plugin)
   endforeach()
   file(WRITE "${LAMINA_PLUGIN_OUTPUT_DIR}/${target}.json"
        "{\n  \"name\": \"${P_NAME}\",\n  \"kind\": \"${P_KIND}\",\n  \"version\": \"${P_VERSION}\",\n"
-       "  \"library\": \"${target}.so\",\n  \"abi\": [1, 0],\n  \"provides\": [${provides}]\n}\n")
+       "  \"library\": \"${target}.so\",\n  \"abi\": [1, 1],\n  \"provides\": [${provides}]\n}\n")
   set_property(GLOBAL APPEND PROPERTY LAMINA_PLUGINS ${target})
 endfunction()

@@ -9,6 +9,7 @@
  *
  * A plugin exports exactly these symbols (the SDK macro LAMINA_PLUGIN emits them):
  *   lamina_plugin_query    static description, no side effects
+ *   lamina_plugin_configure optional (ABI 1.1): the user's settings for this plugin, before score
  *   lamina_plugin_score    optional: 0 = unusable on this machine (and why), higher = preferred
  *   lamina_plugin_init     handshake + explicit registration through the host table
  *   lamina_plugin_shutdown called once, in reverse load order, before the process exits
@@ -24,7 +25,7 @@ extern "C" {
 #endif
 
 #define LAMINA_ABI_MAJOR 1
-#define LAMINA_ABI_MINOR 0
+#define LAMINA_ABI_MINOR 1
 #define LAMINA_MAX_DIMS 8
 #define LAMINA_ERROR_CAPACITY 1024
 
@@ -208,6 +209,11 @@ typedef struct lamina_plugin_info {
 } lamina_plugin_info;
 
 typedef const lamina_plugin_info* (*lamina_plugin_query_fn)(void);
+/* Optional, since ABI 1.1; called once, before score and init. `settings_json` is a JSON object:
+ * the user configuration's `backends.<plugin name>` object, plus its top-level "device" when the
+ * object has none (e.g. {"platform": 0, "device": 1}); "{}" when the user set nothing. An error
+ * (an unknown key, a value of the wrong type) makes the plugin unusable with that message. */
+typedef lamina_status (*lamina_plugin_configure_fn)(const char* settings_json, lamina_error* error);
 /* Returns 0 when unusable on this machine, with the reason in `why`; larger is better. */
 typedef int32_t (*lamina_plugin_score_fn)(lamina_error* why);
 typedef lamina_status (*lamina_plugin_init_fn)(const lamina_host* host, uint32_t host_abi_minor,

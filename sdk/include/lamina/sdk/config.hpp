@@ -102,6 +102,18 @@ class Config {
     return has(key) ? boost::json::serialize(object_.at(key)) : fallback;
   }
   [[noreturn]] void fail(const std::string& message) const { throw Error(what_ + ": " + message); }
+  // For settings where a misspelt key must not pass silently (Keras configs ignore unknown keys).
+  void only_keys(std::initializer_list<const char*> known) const {
+    for (const auto& item : object_) {
+      bool ok = false;
+      std::string list;
+      for (const char* k : known) {
+        ok |= item.key() == k;
+        list += std::string(list.empty() ? "" : ", ") + "'" + k + "'";
+      }
+      if (!ok) fail("unknown key '" + std::string(item.key()) + "' (known: " + list + ")");
+    }
+  }
 
  private:
   int64_t to_int(const char* key, const boost::json::value& v) const {

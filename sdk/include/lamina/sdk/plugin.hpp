@@ -588,6 +588,16 @@ inline float* host_data(const lamina_view& v) { return static_cast<float*>(v.dat
   }                                                                                                      \
   extern "C" __attribute__((visibility("default"))) void lamina_plugin_shutdown(void) {}
 
+// Emits the optional lamina_plugin_configure entry point (ABI 1.1): `CONFIGURE` is
+// `void(const std::string& settings_json)`, called before score with the user's settings for this
+// plugin (see lamina_plugin.h); it throws lamina::sdk::Error to refuse them.
+#define LAMINA_PLUGIN_CONFIGURE(CONFIGURE)                                                    \
+  extern "C" __attribute__((visibility("default"))) lamina_status lamina_plugin_configure(   \
+      const char* settings_json, lamina_error* error) {                                       \
+    return lamina::sdk::guarded(                                                              \
+        error, [&] { CONFIGURE(std::string(settings_json ? settings_json : "{}")); });        \
+  }
+
 namespace lamina::sdk {
 inline int32_t always_usable(std::string&) { return 1; }
 }  // namespace lamina::sdk
