@@ -121,19 +121,6 @@ std::vector<MetricCounter> make_metrics(const std::vector<std::string>& names) {
   return out;
 }
 
-// Copies rows `index[begin, end)` of host tensor `t` into a new host tensor.
-Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& index, size_t begin, size_t end) {
-  Shape s = t.shape();
-  int64_t row = t.size() / std::max<int64_t>(s[0], 1);
-  s[0] = int64_t(end - begin);
-  Tensor out = Tensor::empty_host(s);
-  const float* src = t.host_data();
-  float* dst = out.host_data();
-  for (size_t i = begin; i < end; ++i)
-    std::memcpy(dst + (i - begin) * size_t(row), src + index[i] * row, size_t(row) * sizeof(float));
-  return out;
-}
-
 Tensor to_host(const Tensor& t) { return t.is_host() ? t : Tensor::from_vector(t.to_vector(), t.shape()); }
 
 std::string format_value(double v) {
@@ -311,27 +298,35 @@ static void check_data(const Sequential& model, const Tensor& x, const Tensor* y
 
 History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions& options) {
   if (!training_) throw Error("fit(): the model is not compiled; call compile(loss, optimizer) first");
-  Training& t = *training_;
-  check_data(*this, x_in, &y_in, "fit", t.loss);
+  check_data(*this, x_in, &y_in, "fit", training_->loss);
   if (options.batch_size < 1) throw Error("fit(): batch_size must be at least 1");
-  if (options.epochs < 0) throw Error("fit(): epochs must not be negative");
   Tensor x = to_host(x_in), y = to_host(y_in);
-  std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
+  FitOptions with_validation = options;
   if (options.validation_split > 0.0) {
     if (options.validation_split >= 1.0) throw Error("fit(): validation_split must be in [0, 1)");
     int64_t n = x.dim(0), split = n - int64_t(double(n) * options.validation_split);
-    validation = std::make_pair(x.slice(split, n), y.slice(split, n));
+    with_validation.validation_data = std::make_pair(x.slice(split, n), y.slice(split, n));
+    with_validation.validation_split = 0.0;
     x = x.slice(0, split);
     y = y.slice(0, split);
   }
+  TensorBatches data(x, y, options.batch_size);
+  return fit(data, with_validation);
+}
+
+History Sequential::fit(BatchSource& data, const FitOptions& options) {
+  if (!training_) throw Error("fit(): the model is not compiled; call compile(loss, optimizer) first");
+  Training& t = *training_;
+  if (options.epochs < 0) throw Error("fit(): epochs must not be negative");
+  if (options.validation_split > 0.0)
+    throw Error("fit(): validation_split needs the data in memory; give validation_data or validation_batches");
+  std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
   if (validation) check_data(*this, validation->first, &validation->second, "fit (validation_data)", t.loss);
 
-  int64_t n = x.dim(0);
+  const int64_t n = data.size();
   History history;
   for (auto& cb : options.callbacks) cb->on_train_begin(*this);
   stop_training = false;
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
   // The optimizer's slot handles per parameter, gathered once rather than at every step.
   std::vector<std::vector<lamina_tensor>> slot_handles;
   for (const auto& slots : t.slots) {
@@ -341,16 +336,15 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
   for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (options.verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
-    if (options.shuffle)
-      for (int64_t i = n - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng()() % uint64_t(i + 1))]);
+    data.begin_epoch(options.shuffle, rng());
     auto start = std::chrono::steady_clock::now();
     Progress progress(options.verbose, n);
     std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
     double loss_sum = 0;
     int64_t seen = 0, batch_index = 0;
-    for (int64_t b = 0; b < n; b += options.batch_size, ++batch_index) {
-      size_t e = size_t(std::min(n, b + options.batch_size));
-      Tensor xb = gather_rows(x, order, size_t(b), e), yb = gather_rows(y, order, size_t(b), e);
+    for (; batch_index < data.num_batches(); ++batch_index) {
+      auto [xb, yb] = data.batch(batch_index);
+      if (epoch == 0 && batch_index == 0) check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.loss);
       Tensor pred = forward(xb, true, layers_.size());
       Tensor loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
       double value = loss.item();
@@ -372,7 +366,7 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
             throw Error(std::string("optimizer ") + t.optimizer->table.class_name + ": " + error.message);
         }
       }
-      int64_t bs = int64_t(e) - b;
+      const int64_t bs = xb.dim(0);
       loss_sum += value * double(bs);
       seen += bs;
       {
@@ -396,8 +390,9 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
     std::map<std::string, double> logs{{"loss", n ? loss_sum / double(n) : 0.0}};
     std::vector<std::string> keys{"loss"};
     for (auto& m : metrics) logs[m.name] = m.value(), keys.push_back(m.name);
-    if (validation) {
-      auto v = evaluate(validation->first, validation->second, options.batch_size, 0);
+    if (validation || options.validation_batches) {
+      auto v = validation ? evaluate(validation->first, validation->second, options.batch_size, 0)
+                          : evaluate(*options.validation_batches, 0);
       for (auto& [k, value] : v) logs["val_" + k] = value;
       keys.push_back("val_loss");
       for (auto& m : metrics) keys.push_back("val_" + m.name);
@@ -416,20 +411,25 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
 std::map<std::string, double> Sequential::evaluate(const Tensor& x_in, const Tensor& y_in, int64_t batch_size,
                                                    int verbose) {
   if (!training_) throw Error("evaluate(): the model is not compiled; call compile(loss, optimizer) first");
-  Training& t = *training_;
-  check_data(*this, x_in, &y_in, "evaluate", t.loss);
+  check_data(*this, x_in, &y_in, "evaluate", training_->loss);
   if (batch_size < 1) throw Error("evaluate(): batch_size must be at least 1");
-  Tensor x = to_host(x_in), y = to_host(y_in);
+  TensorBatches data(x_in, y_in, batch_size);
+  return evaluate(data, verbose);
+}
+
+std::map<std::string, double> Sequential::evaluate(BatchSource& data, int verbose) {
+  if (!training_) throw Error("evaluate(): the model is not compiled; call compile(loss, optimizer) first");
+  Training& t = *training_;
   NoGradGuard no_grad;
-  int64_t n = x.dim(0);
+  const int64_t n = data.size();
   std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
   double loss_sum = 0;
   auto start = std::chrono::steady_clock::now();
-  for (int64_t b = 0; b < n; b += batch_size) {
-    int64_t e = std::min(n, b + batch_size);
-    Tensor xb = x.slice(b, e), yb = y.slice(b, e);
+  for (int64_t b = 0; b < data.num_batches(); ++b) {
+    auto [xb, yb] = data.batch(b);
+    if (b == 0) check_data(*this, xb, &yb, "evaluate (" + data.description() + ")", t.loss);
     Tensor pred = forward(xb, false, layers_.size());
-    loss_sum += double(compute_loss(t.loss, pred, yb, t.options.from_logits).item()) * double(e - b);
+    loss_sum += double(compute_loss(t.loss, pred, yb, t.options.from_logits).item()) * double(xb.dim(0));
     update_metrics(metrics, t.loss, pred, yb);
   }
   std::map<std::string, double> out{{"loss", n ? loss_sum / double(n) : 0.0}};

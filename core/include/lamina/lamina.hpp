@@ -2,8 +2,10 @@
 #pragma once
 
 #include <lamina/backend.hpp>
+#include <lamina/batches.hpp>
 #include <lamina/datasets.hpp>
 #include <lamina/error.hpp>
+#include <lamina/h5.hpp>
 #include <lamina/layers.hpp>
 #include <lamina/model.hpp>
 #include <lamina/ops.hpp>

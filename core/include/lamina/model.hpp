@@ -1,6 +1,7 @@
 // Sequential models: add / compile / fit / evaluate / predict / summary, as in Keras.
 #pragma once
 
+#include <lamina/batches.hpp>
 #include <lamina/tensor.hpp>
 
 #include <boost/json.hpp>
@@ -104,6 +105,9 @@ struct FitOptions {
   std::optional<std::pair<Tensor, Tensor>> validation_data;
   double validation_split = 0.0;  // the last fraction of x/y, before shuffling, as in Keras
   std::vector<std::shared_ptr<Callback>> callbacks;
+  // Validation data read batch by batch (e.g. an H5Batches over a test split), instead of
+  // validation_data.
+  std::shared_ptr<BatchSource> validation_batches;
 };
 
 class Sequential {
@@ -123,8 +127,12 @@ class Sequential {
     compile(CompileOptions{loss, optimizer, std::move(metrics)});
   }
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  // Training data read batch by batch (batches.hpp: e.g. H5Batches streams an HDF5 file larger
+  // than memory); its own batch size applies, options.batch_size only to validation_data.
+  History fit(BatchSource& data, const FitOptions& options = {});
   // {"loss": ..., "accuracy": ...}
   std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y, int64_t batch_size = 32, int verbose = 0);
+  std::map<std::string, double> evaluate(BatchSource& data, int verbose = 0);
   Tensor predict(const Tensor& x, int64_t batch_size = 32) const;
   // The output of layer `index` (0-based, Keras' model.layers order) for `x`.
   Tensor predict_until(const Tensor& x, size_t index, int64_t batch_size = 32) const;

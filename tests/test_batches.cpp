@@ -1,0 +1,214 @@
+// Training from data read batch by batch: H5Batches streams datasets of an HDF5 file (the seed's
+// "data can be accessed from h5 directly"), so fit() holds one batch in memory, not the data set.
+#include "support.hpp"
+
+#include <lamina/batches.hpp>
+#include <lamina/h5.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include <unistd.h>
+
+using namespace lamina;
+using namespace lamina::layers;
+using lamina::test::error_of;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string scratch(const std::string& name) {
+  static struct Folder {
+    fs::path path = fs::temp_directory_path() / ("lamina_batches_" + std::to_string(getpid()));
+    Folder() { fs::create_directories(path); }
+    ~Folder() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } folder;
+  return (folder.path / name).string();
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return true;
+  MESSAGE("message was: " << text);
+  return false;
+}
+
+// The first `n` real MNIST test images (uint8 pixels, N x 28 x 28) and labels, written to an .h5
+// file as datasets "x" and "y" the way h5py users keep them; returns the path.
+struct Digits {
+  std::vector<uint8_t> pixels;
+  std::vector<uint8_t> labels;
+  int64_t n = 0;
+};
+Digits mnist_digits(int64_t n) {
+  const std::string dir = std::string(LAMINA_SOURCE_DIR) + "/tests/data/mnist/";
+  Tensor x = read_idx(dir + "t10k-images-idx3-ubyte.gz"), y = read_idx(dir + "t10k-labels-idx1-ubyte.gz");
+  Digits d;
+  d.n = n;
+  for (float v : x.slice(0, n).to_vector()) d.pixels.push_back(uint8_t(v));
+  for (float v : y.slice(0, n).to_vector()) d.labels.push_back(uint8_t(v));
+  return d;
+}
+std::string write_digits(const Digits& d, const std::string& name) {
+  std::string path = scratch(name);
+  h5::File f(path, h5::File::create);
+  f.write("x", d.pixels, {d.n, 28, 28});
+  f.write("y", d.labels, {d.n});
+  f.close();
+  return path;
+}
+// The same digits in memory as a program would prepare them: x / 255 shaped (N, 28, 28, 1), one-hot y.
+std::pair<Tensor, Tensor> digits_in_memory(const Digits& d) {
+  std::vector<float> x(d.pixels.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(d.pixels[i]) / 255.0f;
+  std::vector<float> y(d.labels.begin(), d.labels.end());
+  return {Tensor::from_vector(x, {d.n, 28, 28, 1}), to_categorical(Tensor::from_vector(y, {d.n}), 10)};
+}
+
+Sequential small_cnn() {
+  Sequential model;
+  model.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {28, 28, 1}}));
+  model.add(MaxPooling2D({2, 2}));
+  model.add(Flatten());
+  model.add(Dense(10, {.activation = "softmax"}));
+  model.compile("categorical_crossentropy", "adam", {"accuracy"});
+  return model;
+}
+
+std::vector<std::vector<float>> all_weights(Sequential& model) {
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < model.size(); ++i)
+    for (const Tensor& w : model.layer(i).get_weights()) out.push_back(w.to_vector());
+  return out;
+}
+
+const H5BatchesOptions kDigits{.x = "x", .y = "y", .batch_size = 32, .scale = 255, .num_classes = 10,
+                               .sample_shape = {28, 28, 1}};
+
+}  // namespace
+
+TEST_CASE("fit on an H5Batches source trains exactly as fit on the same data in memory") {
+  set_backend("reference");
+  Digits digits = mnist_digits(200);
+  std::string path = write_digits(digits, "digits.h5");
+  auto [x, y] = digits_in_memory(digits);
+
+  set_random_seed(5);
+  Sequential in_memory = small_cnn();
+  History a = in_memory.fit(x, y, {.epochs = 2, .batch_size = 32, .verbose = 0, .shuffle = false});
+
+  set_random_seed(5);
+  Sequential streamed = small_cnn();
+  H5Batches source(path, kDigits);
+  History b = streamed.fit(source, {.epochs = 2, .verbose = 0, .shuffle = false});
+
+  CHECK(all_weights(streamed) == all_weights(in_memory));
+  CHECK(b.history["loss"] == a.history["loss"]);
+  CHECK(b.history["accuracy"] == a.history["accuracy"]);
+  // One pass over the file per epoch, one batch at a time.
+  CHECK(source.rows_read() == 2 * 200);
+
+  H5Batches test_rows(path, kDigits);
+  auto streamed_eval = streamed.evaluate(test_rows);
+  auto memory_eval = streamed.evaluate(x, y, 32);
+  CHECK(streamed_eval.at("loss") == doctest::Approx(memory_eval.at("loss")).epsilon(1e-6));
+  CHECK(streamed_eval.at("accuracy") == memory_eval.at("accuracy"));
+}
+
+TEST_CASE("H5Batches shuffles whole blocks of rows: every row once per epoch, a new block order each epoch") {
+  // x's row i holds the value i, so each batch shows which rows it came from.
+  const int64_t n = 100;
+  std::vector<float> rows(n);
+  for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = float(i);
+  std::string path = scratch("rows.h5");
+  {
+    h5::File f(path, h5::File::create);
+    f.write("x", rows, {n, 1});
+    f.write("y", rows, {n, 1});
+  }
+  H5Batches source(path, {.x = "x", .y = "y", .batch_size = 16});
+  CHECK(source.num_batches() == 7);
+  std::mt19937_64 random(11);
+  std::vector<std::vector<int64_t>> first_rows_per_epoch;
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    source.begin_epoch(true, random);
+    std::vector<int64_t> seen, firsts;
+    for (int64_t b = 0; b < source.num_batches(); ++b) {
+      auto [xb, yb] = source.batch(b);
+      std::vector<float> xs = xb.to_vector();
+      CHECK(yb.to_vector() == xs);  // targets stay paired with their inputs
+      int64_t block = int64_t(xs[0]) / 16;
+      std::set<int64_t> in_batch;
+      for (float v : xs) {
+        CHECK(int64_t(v) / 16 == block);  // every row of a batch comes from one block
+        seen.push_back(int64_t(v));
+        in_batch.insert(int64_t(v));
+      }
+      firsts.push_back(*in_batch.begin());
+    }
+    std::sort(seen.begin(), seen.end());
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), 0);
+    CHECK(seen == all);
+    first_rows_per_epoch.push_back(firsts);
+  }
+  CHECK(first_rows_per_epoch[0] != first_rows_per_epoch[1]);
+  CHECK(first_rows_per_epoch[1] != first_rows_per_epoch[2]);
+}
+
+TEST_CASE("validation_batches gives the same val_ metrics as validation_data") {
+  set_backend("reference");
+  Digits digits = mnist_digits(160);
+  std::string path = write_digits(digits, "digits.h5");
+  auto [x, y] = digits_in_memory(digits);
+  Tensor x_val = x.slice(128, 160), y_val = y.slice(128, 160);
+
+  set_random_seed(3);
+  Sequential a = small_cnn();
+  History ha = a.fit(x.slice(0, 128), y.slice(0, 128),
+                     {.epochs = 1, .batch_size = 32, .verbose = 0, .shuffle = false, .validation_data = std::make_pair(x_val, y_val)});
+  set_random_seed(3);
+  Sequential b = small_cnn();
+  H5BatchesOptions train = kDigits, validation = kDigits;
+  train.end = 128;
+  validation.begin = 128;
+  H5Batches source(path, train);
+  History hb = b.fit(source, {.epochs = 1, .verbose = 0, .shuffle = false,
+                              .validation_batches = std::make_shared<H5Batches>(path, validation)});
+  CHECK(hb.history["val_loss"][0] == doctest::Approx(ha.history["val_loss"][0]).epsilon(1e-6));
+  CHECK(hb.history["val_accuracy"] == ha.history["val_accuracy"]);
+}
+
+TEST_CASE("H5Batches errors name the file, the dataset and the fix") {
+  Digits digits = mnist_digits(20);
+  std::string path = write_digits(digits, "digits.h5");
+  CHECK(contains(error_of([&] { H5Batches(path, {.x = "images", .y = "y"}); }),
+                 path + ": no dataset 'images' for the inputs (the file's root holds: x, y)"));
+  CHECK(contains(error_of([&] { H5Batches(path, {.x = "x", .y = "y", .sample_shape = {28, 28, 3}}); }),
+                 "the rows of 'x' are (28, 28), which cannot be reshaped to the sample shape (28, 28, 3)"));
+  CHECK(contains(error_of([&] { H5Batches(path, {.x = "x", .y = "y", .begin = 5, .end = 50}); }),
+                 "rows [5, 50) are outside 'x', which has 20 rows"));
+  CHECK(contains(error_of([&] { H5Batches(path, {.x = "x", .y = "y", .batch_size = 0}); }),
+                 "batch_size must be at least 1"));
+  H5Batches few_classes(path, {.x = "x", .y = "y", .batch_size = 20, .num_classes = 3});
+  CHECK(contains(error_of([&] { few_classes.batch(0); }), "of 'y' is 7.000000, not a class index in [0, 3)"));
+
+  std::string uneven = scratch("uneven.h5");
+  {
+    h5::File f(uneven, h5::File::create);
+    f.write("x", std::vector<float>(30), {10, 3});
+    f.write("y", std::vector<float>(9), {9});
+  }
+  CHECK(contains(error_of([&] { H5Batches(uneven, {.x = "x", .y = "y"}); }),
+                 "'x' has 10 rows but 'y' has 9; inputs and targets must pair row by row"));
+
+  set_backend("reference");
+  Sequential model = small_cnn();
+  H5Batches flat(path, {.x = "x", .y = "y", .batch_size = 8, .scale = 255, .num_classes = 10});
+  CHECK(contains(error_of([&] { model.fit(flat, {.verbose = 0, .shuffle = false}); }),
+                 "fit ('x' in " + path + "): x has shape (8, 28, 28) but the model expects (None, 28, 28, 1)"));
+}
