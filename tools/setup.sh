@@ -9,6 +9,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev opencl-headers
   libclblast-dev pocl-opencl-icd clinfo
   doctest-dev libcli11-dev libhdf5-dev
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )
 missing=()

@@ -158,6 +158,9 @@ class Registry {
   void register_backend(const lamina_backend& table);
   void register_layer(const lamina_layer_class& table);
   void register_optimizer(const lamina_optimizer_class& table);
+  void register_communicator(const lamina_communicator& table);
+  // The registered communicator `name`, loading communicator plugins; nullptr with `why` if none.
+  const lamina_communicator* communicator(const std::string& name, std::string& why);
 
   struct Impl;
   ~Registry();
@@ -168,6 +171,12 @@ class Registry {
 };
 
 const lamina_host* host_table();
+
+namespace distributed {
+// The communicator fit() and evaluate() use on this thread: nullptr in a job of one, or inside a
+// LocalScope.
+const lamina_communicator* active_communicator();
+}  // namespace distributed
 
 // Host memory owned by the core (data sets, batches).
 std::shared_ptr<Buffer> allocate(BackendEntry* backend, size_t bytes);

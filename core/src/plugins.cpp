@@ -39,6 +39,7 @@ struct Registry::Impl {
   std::vector<std::string> searched;
   std::vector<std::unique_ptr<PluginRecord>> plugins;
   std::vector<std::unique_ptr<BackendEntry>> backends;
+  std::vector<std::pair<lamina_communicator, const PluginRecord*>> communicators;
   std::map<std::string, std::unique_ptr<LayerPlugin>> layers;          // by lower-case class name
   std::map<std::string, std::unique_ptr<OptimizerPlugin>> optimizers;  // by lower-case class name
   std::vector<PluginRecord*> load_order;
@@ -50,6 +51,7 @@ struct Registry::Impl {
     for (auto it = optimizers.begin(); it != optimizers.end();)
       it = it->second->plugin == r ? optimizers.erase(it) : std::next(it);
     std::erase_if(backends, [&](const std::unique_ptr<BackendEntry>& b) { return b->plugin == r; });
+    std::erase_if(communicators, [&](const auto& c) { return c.second == r; });
   }
   std::string requested_backend;  // from set_backend()
   BackendEntry* active = nullptr;
@@ -75,6 +77,9 @@ lamina_status host_register_layer(void* self, const lamina_layer_class* c, lamin
 }
 lamina_status host_register_optimizer(void* self, const lamina_optimizer_class* c, lamina_error* error) {
   return lamina::sdk_guard(error, [&] { registry_self(self)->register_optimizer(*c); });
+}
+lamina_status host_register_communicator(void* self, const lamina_communicator* c, lamina_error* error) {
+  return lamina::sdk_guard(error, [&] { registry_self(self)->register_communicator(*c); });
 }
 TensorImpl* impl_of(lamina_tensor t) { return reinterpret_cast<TensorImpl*>(t); }
 lamina_tensor handle_of(Tensor t) { return reinterpret_cast<lamina_tensor>(t.release()); }
@@ -172,6 +177,7 @@ const lamina_host* host_table() {
     h.full = host_full;
     h.add_weight = host_add_weight;
     h.log = host_log;
+    h.register_communicator = host_register_communicator;
     return h;
   }();
   return &table;
@@ -360,6 +366,7 @@ void Registry::Impl::load(PluginRecord& r) {
     if (info->kinds & LAMINA_KIND_BACKEND) kinds.push_back("backend");
     if (info->kinds & LAMINA_KIND_LAYER) kinds.push_back("layer");
     if (info->kinds & LAMINA_KIND_OPTIMIZER) kinds.push_back("optimizer");
+    if (info->kinds & LAMINA_KIND_COMMUNICATOR) kinds.push_back("communicator");
     r.kind.clear();
     for (auto& k : kinds) r.kind += (r.kind.empty() ? "" : "+") + k;
   }
@@ -394,6 +401,7 @@ void Registry::Impl::load(PluginRecord& r) {
     std::string key = lower(p);
     bool found = layers.count(key) || optimizers.count(key);
     for (auto& b : backends) found |= lower(b->name) == key;
+    for (auto& c : communicators) found |= lower(c.first.name) == key;
     if (!found) {
       r.reason = "the manifest lists '" + p + "' but the plugin did not register it";
       host_log(2, (r.path + ": " + r.reason).c_str());
@@ -406,6 +414,8 @@ void Registry::Impl::load_all(const char* kind) {
   for (auto& r : plugins)
     if (!kind || r->kind == kind || r->kind == "?" || r->kind.find(kind) != std::string::npos) load(*r);
 }
+
+static std::string folders(const std::vector<std::string>& searched);
 
 // ------------------------------------------------------------------------------------------------
 // Registration
@@ -435,6 +445,29 @@ void Registry::register_backend(const lamina_backend& t) {
     entry->kernels[size_t(op->id)] = k.run;
   }
   impl_->backends.push_back(std::move(entry));
+}
+
+void Registry::register_communicator(const lamina_communicator& c) {
+  std::lock_guard lock(impl_->mutex);
+  if (c.struct_size < offsetof(lamina_communicator, broadcast) + sizeof(c.broadcast) || !c.name ||
+      !c.allreduce_sum || !c.broadcast)
+    throw Error("communicator table is incomplete (needs name, allreduce_sum, broadcast)");
+  if (c.size < 1 || c.rank < 0 || c.rank >= c.size)
+    throw Error(std::string("communicator '") + c.name + "' reports rank " + std::to_string(c.rank) + " of " +
+                std::to_string(c.size));
+  impl_->communicators.emplace_back(c, impl_->loading);
+}
+
+const lamina_communicator* Registry::communicator(const std::string& name, std::string& why) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->load_all("communicator");
+  for (auto& [c, plugin] : impl_->communicators)
+    if (lower(c.name) == lower(name)) return &c;
+  why = "no usable communicator named '" + name + "'";
+  for (auto& r : impl_->plugins)
+    if (lower(r->name) == lower(name) && !r->reason.empty()) why += ": " + r->path + ": " + r->reason;
+  if (why.find(": ") == std::string::npos) why += ". Plugin folders searched: " + folders(impl_->searched);
+  return nullptr;
 }
 
 void Registry::register_layer(const lamina_layer_class& c) {
@@ -654,9 +687,12 @@ std::vector<PluginInfo> Registry::list() {
     p.usable = r->usable;
     p.score = r->score;
     p.reason = r->reason;
-    if (r->usable)
+    if (r->usable) {
       for (auto& b : impl_->backends)
         if (b->plugin == r.get() && b->table.device) p.reason = b->table.device;
+      for (auto& [c, plugin] : impl_->communicators)
+        if (plugin == r.get() && c.description) p.reason = c.description;
+    }
     out.push_back(p);
   }
   return out;

@@ -2,6 +2,7 @@
 #include "internal.hpp"
 
 #include <lamina/backend.hpp>
+#include <lamina/distributed.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -187,6 +188,63 @@ class Progress {
 
 }  // namespace
 
+namespace {
+
+// Rows [begin, end) of a global batch of `rows` that rank `rank` of `ranks` trains on: contiguous,
+// as even as possible; N ranks at batch b split a global batch of N x b into b rows each.
+std::pair<int64_t, int64_t> shard(int64_t rows, int rank, int ranks) {
+  return {rows * rank / ranks, rows * (rank + 1) / ranks};
+}
+
+// Sums `values` across the ranks of `c`, in place.
+void allreduce(const lamina_communicator& c, std::vector<float>& values, const char* what) {
+  lamina_error error{};
+  if (c.allreduce_sum(c.self, values.data(), values.size(), &error) != LAMINA_OK)
+    throw Error(std::string("distributed training: the allreduce of ") + what + " failed on rank " +
+                std::to_string(c.rank) + " of " + std::to_string(c.size) + ": " + error.message);
+}
+
+// Each rank's gradient of its mean loss, weighted by its share of the global batch and summed over
+// the ranks: the gradient of the mean loss over the whole global batch. `loss` (this rank's mean
+// loss) becomes the global batch's mean loss. A gradient undefined on every rank stays undefined.
+void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& params, std::vector<Tensor>& grads,
+                       double share, double& loss) {
+  size_t total = 2;  // the weighted loss and, per parameter, whether a rank has its gradient
+  for (const Tensor& p : params) total += size_t(p.size()) + 1;
+  std::vector<float> flat(total, 0.0f);
+  size_t at = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (grads[i].defined()) {
+      std::vector<float> g = grads[i].to_vector();
+      for (size_t k = 0; k < g.size(); ++k) flat[at + k] = float(double(g[k]) * share);
+      flat[at + g.size()] = 1.0f;
+    }
+    at += size_t(params[i].size()) + 1;
+  }
+  flat[at] = float(loss * share);
+  allreduce(c, flat, "the gradients");
+  at = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const size_t count = size_t(params[i].size());
+    if (flat[at + count] > 0.0f)
+      grads[i] = Tensor::from_vector(std::vector<float>(flat.begin() + long(at), flat.begin() + long(at + count)),
+                                     params[i].shape());
+    at += count + 1;
+  }
+  loss = double(flat[at]);
+}
+
+// Sums the metric counters of every rank.
+void reduce_metrics(const lamina_communicator& c, std::vector<MetricCounter>& metrics) {
+  std::vector<float> sums;
+  for (const MetricCounter& m : metrics) sums.push_back(float(m.total)), sums.push_back(float(m.count));
+  if (sums.empty()) return;
+  allreduce(c, sums, "the metrics");
+  for (size_t i = 0; i < metrics.size(); ++i) metrics[i].total = sums[2 * i], metrics[i].count = int64_t(sums[2 * i + 1]);
+}
+
+}  // namespace
+
 struct Sequential::Training {
   CompileOptions options;
   std::string loss;
@@ -310,7 +368,9 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
     x = x.slice(0, split);
     y = y.slice(0, split);
   }
-  TensorBatches data(x, y, options.batch_size);
+  // In a job of N ranks, batch_size is per rank: the global batch holds N x batch_size rows.
+  const lamina_communicator* comm = distributed::active_communicator();
+  TensorBatches data(x, y, options.batch_size * (comm ? comm->size : 1));
   return fit(data, with_validation);
 }
 
@@ -324,6 +384,26 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
   if (validation) check_data(*this, validation->first, &validation->second, "fit (validation_data)", t.loss);
 
   const int64_t n = data.size();
+  // Data-parallel (distributed.hpp): every rank starts from rank 0's weights, trains on its share
+  // of each global batch and applies the same averaged gradients; only rank 0 prints.
+  const lamina_communicator* comm = distributed::active_communicator();
+  const int ranks = comm ? comm->size : 1, my_rank = comm ? comm->rank : 0;
+  const int verbose = my_rank == 0 ? options.verbose : 0;
+  if (comm) {
+    for (auto& layer : layers_) {
+      std::vector<Tensor> weights = layer->get_weights();
+      if (weights.empty()) continue;
+      for (Tensor& w : weights) {
+        std::vector<float> values = w.to_vector();
+        lamina_error error{};
+        if (comm->broadcast(comm->self, values.data(), values.size(), 0, &error) != LAMINA_OK)
+          throw Error("distributed training: broadcasting rank 0's weights failed on rank " +
+                      std::to_string(my_rank) + ": " + error.message);
+        w = Tensor::from_vector(values, w.shape());
+      }
+      layer->set_weights(weights);
+    }
+  }
   History history;
   for (auto& cb : options.callbacks) cb->on_train_begin(*this);
   stop_training = false;
@@ -335,24 +415,37 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
   }
   for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
-    if (options.verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
+    if (verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
     data.begin_epoch(options.shuffle, rng());
     auto start = std::chrono::steady_clock::now();
-    Progress progress(options.verbose, n);
+    Progress progress(verbose, n);
     std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
     double loss_sum = 0;
     int64_t seen = 0, batch_index = 0;
     for (; batch_index < data.num_batches(); ++batch_index) {
       auto [xb, yb] = data.batch(batch_index);
       if (epoch == 0 && batch_index == 0) check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.loss);
-      Tensor pred = forward(xb, true, layers_.size());
-      Tensor loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
-      double value = loss.item();
+      const int64_t global_rows = xb.dim(0);
+      if (comm) {
+        auto [begin, end] = shard(global_rows, my_rank, ranks);
+        xb = xb.slice(begin, end);
+        yb = yb.slice(begin, end);
+      }
+      const int64_t bs = xb.dim(0);
+      Tensor pred, loss;
+      double value = 0;
+      std::vector<Tensor> grads(t.params.size());
+      if (bs > 0) {  // a rank's share of a short last batch can be empty
+        pred = forward(xb, true, layers_.size());
+        loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
+        value = loss.item();
+        grads = gradients(loss, t.params);
+      }
+      if (comm) average_gradients(*comm, t.params, grads, double(bs) / double(global_rows), value);
       if (!std::isfinite(value))
         throw Error("training stopped: the loss became " + std::string(std::isnan(value) ? "NaN" : "infinite") +
                     " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index + 1) +
                     "; the model diverged — try a lower learning rate or check the data for NaN/inf values");
-      std::vector<Tensor> grads = gradients(loss, t.params);
       {
         NoGradGuard no_grad;
         ++t.iteration;
@@ -366,12 +459,11 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
             throw Error(std::string("optimizer ") + t.optimizer->table.class_name + ": " + error.message);
         }
       }
-      const int64_t bs = xb.dim(0);
-      loss_sum += value * double(bs);
-      seen += bs;
-      {
+      loss_sum += value * double(global_rows);
+      seen += global_rows;
+      if (bs > 0) {
         NoGradGuard no_grad;
-        update_metrics(metrics, t.loss, pred, yb);
+        update_metrics(metrics, t.loss, pred, yb);  // this rank's rows; summed over ranks per epoch
       }
       // The per-batch logs only when someone reads them: a small model takes tens of microseconds
       // a step, and formatting them costs a few.
@@ -387,6 +479,7 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
       }
     }
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (comm) reduce_metrics(*comm, metrics);
     std::map<std::string, double> logs{{"loss", n ? loss_sum / double(n) : 0.0}};
     std::vector<std::string> keys{"loss"};
     for (auto& m : metrics) logs[m.name] = m.value(), keys.push_back(m.name);
@@ -413,7 +506,8 @@ std::map<std::string, double> Sequential::evaluate(const Tensor& x_in, const Ten
   if (!training_) throw Error("evaluate(): the model is not compiled; call compile(loss, optimizer) first");
   check_data(*this, x_in, &y_in, "evaluate", training_->loss);
   if (batch_size < 1) throw Error("evaluate(): batch_size must be at least 1");
-  TensorBatches data(x_in, y_in, batch_size);
+  const lamina_communicator* comm = distributed::active_communicator();
+  TensorBatches data(x_in, y_in, batch_size * (comm ? comm->size : 1));
   return evaluate(data, verbose);
 }
 
@@ -425,12 +519,27 @@ std::map<std::string, double> Sequential::evaluate(BatchSource& data, int verbos
   std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
   double loss_sum = 0;
   auto start = std::chrono::steady_clock::now();
+  // In a job of many, each rank evaluates its share of every batch and the sums are reduced.
+  const lamina_communicator* comm = distributed::active_communicator();
   for (int64_t b = 0; b < data.num_batches(); ++b) {
     auto [xb, yb] = data.batch(b);
     if (b == 0) check_data(*this, xb, &yb, "evaluate (" + data.description() + ")", t.loss);
+    if (comm) {
+      auto [begin, end] = shard(xb.dim(0), comm->rank, comm->size);
+      xb = xb.slice(begin, end);
+      yb = yb.slice(begin, end);
+      if (xb.dim(0) == 0) continue;
+    }
     Tensor pred = forward(xb, false, layers_.size());
     loss_sum += double(compute_loss(t.loss, pred, yb, t.options.from_logits).item()) * double(xb.dim(0));
     update_metrics(metrics, t.loss, pred, yb);
+  }
+  if (comm) {
+    std::vector<float> sum{float(loss_sum)};
+    allreduce(*comm, sum, "the loss");
+    loss_sum = sum[0];
+    reduce_metrics(*comm, metrics);
+    if (comm->rank != 0) verbose = 0;
   }
   std::map<std::string, double> out{{"loss", n ? loss_sum / double(n) : 0.0}};
   for (auto& m : metrics) out[m.name] = m.value();

@@ -1,4 +1,4 @@
-# lamina_add_plugin(NAME <name> KIND layer|optimizer|backend SOURCES <files...>
+# lamina_add_plugin(NAME <name> KIND layer|optimizer|backend|communicator SOURCES <files...>
 #                   [PROVIDES <names...>] [VERSION <v>] [LINK <targets...>])
 #
 # Builds a plugin module that uses only the SDK, hides every symbol but the four entry points,
@@ -15,8 +15,8 @@ function(lamina_add_plugin)
   if(NOT P_NAME OR NOT P_KIND OR NOT P_SOURCES)
     message(FATAL_ERROR "lamina_add_plugin needs NAME, KIND and SOURCES")
   endif()
-  if(NOT P_KIND MATCHES "^(layer|optimizer|backend)$")
-    message(FATAL_ERROR "lamina_add_plugin(${P_NAME}): KIND must be layer, optimizer or backend, not '${P_KIND}'")
+  if(NOT P_KIND MATCHES "^(layer|optimizer|backend|communicator)$")
+    message(FATAL_ERROR "lamina_add_plugin(${P_NAME}): KIND must be layer, optimizer, backend or communicator, not '${P_KIND}'")
   endif()
   if(NOT P_VERSION)
     set(P_VERSION "${PROJECT_VERSION}")

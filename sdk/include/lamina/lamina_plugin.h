@@ -32,7 +32,12 @@ extern "C" {
 typedef enum lamina_status { LAMINA_OK = 0, LAMINA_ERROR = 1 } lamina_status;
 
 /* Plugin kinds, as a bit set in lamina_plugin_info.kinds. */
-enum { LAMINA_KIND_BACKEND = 1u, LAMINA_KIND_LAYER = 2u, LAMINA_KIND_OPTIMIZER = 4u };
+enum {
+  LAMINA_KIND_BACKEND = 1u,
+  LAMINA_KIND_LAYER = 2u,
+  LAMINA_KIND_OPTIMIZER = 4u,
+  LAMINA_KIND_COMMUNICATOR = 8u /* since ABI 1.1 */
+};
 
 enum { LAMINA_DTYPE_FLOAT32 = 0 };
 
@@ -157,6 +162,25 @@ typedef struct lamina_optimizer_class {
 } lamina_optimizer_class;
 
 /* ---------------------------------------------------------------------------------------------
+ * Communicators (since ABI 1.1): collective operations between the processes of one data-parallel
+ * job (MPI ranks, NCCL peers). Every rank calls the same operations in the same order.
+ */
+typedef struct lamina_communicator {
+  uint32_t struct_size;
+  const char* name;        /* what users pick: "mpi" */
+  const char* description; /* e.g. "Open MPI 4.1.4, rank 0 of 2" */
+  void* self;
+  int32_t rank;            /* this process, 0 .. size-1 */
+  int32_t size;            /* number of processes */
+  int32_t device_memory;   /* 0: buffers are host memory; 1: the active backend's device buffers */
+  /* Sums `count` floats across all ranks, in place. Returns an error rather than blocking forever
+   * when a rank has gone (the communicator's timeout). */
+  lamina_status (*allreduce_sum)(void* self, float* data, size_t count, lamina_error* error);
+  /* Copies `count` floats from rank `root` to every rank. */
+  lamina_status (*broadcast)(void* self, float* data, size_t count, int32_t root, lamina_error* error);
+} lamina_communicator;
+
+/* ---------------------------------------------------------------------------------------------
  * The host table: everything a plugin may ask of the core.
  */
 typedef struct lamina_host {
@@ -193,6 +217,10 @@ typedef struct lamina_host {
 
   /* messages: level 0 debug, 1 info, 2 warning */
   void (*log)(int32_t level, const char* message);
+
+  /* since ABI 1.1: registration of a communicator, during lamina_plugin_init only */
+  lamina_status (*register_communicator)(void* self, const lamina_communicator* communicator,
+                                         lamina_error* error);
 } lamina_host;
 
 /* ---------------------------------------------------------------------------------------------

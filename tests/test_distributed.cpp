@@ -1,0 +1,96 @@
+// Data-parallel training (distributed.hpp), run by ctest under `mpiexec -n 2`: two ranks at batch b
+// must train exactly as one process at batch 2b — same weights within float tolerance — because the
+// gradients of the two halves of each global batch are averaged before every optimizer step.
+#include "support.hpp"
+
+#include <lamina/distributed.hpp>
+
+using namespace lamina;
+using namespace lamina::layers;
+
+namespace {
+
+// 250 real MNIST test digits (not a multiple of the global batch, so the last batch is split
+// unevenly too), pixels / 255, one-hot labels.
+std::pair<Tensor, Tensor> digits() {
+  const std::string dir = std::string(LAMINA_SOURCE_DIR) + "/tests/data/mnist/";
+  Tensor x = read_idx(dir + "t10k-images-idx3-ubyte.gz").slice(0, 250);
+  Tensor y = read_idx(dir + "t10k-labels-idx1-ubyte.gz").slice(0, 250);
+  std::vector<float> pixels = x.to_vector();
+  for (float& v : pixels) v /= 255.0f;
+  return {Tensor::from_vector(pixels, {250, 28, 28, 1}), to_categorical(y, 10)};
+}
+
+Sequential small_cnn() {
+  Sequential model;
+  model.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {28, 28, 1}}));
+  model.add(MaxPooling2D({2, 2}));
+  model.add(Flatten());
+  model.add(Dense(10, {.activation = "softmax"}));
+  model.compile("categorical_crossentropy", "adam", {"accuracy"});
+  return model;
+}
+
+std::vector<float> all_weights(Sequential& model) {
+  std::vector<float> out;
+  for (size_t i = 0; i < model.size(); ++i)
+    for (const Tensor& w : model.layer(i).get_weights())
+      for (float v : w.to_vector()) out.push_back(v);
+  return out;
+}
+
+void two_ranks_train_as_one_big_batch(const std::string& backend) {
+  if (distributed::size() != 2) test::skip("needs a job of 2 ranks: mpiexec -n 2 " + std::string("lamina_distributed_tests"));
+  test::use_backend_or_skip(backend);
+  auto [x, y] = digits();
+
+  set_random_seed(7);
+  Sequential ranks = small_cnn();
+  History h2 = ranks.fit(x, y, {.epochs = 2, .batch_size = 16, .verbose = 0});  // 16 per rank, 32 in all
+
+  distributed::LocalScope alone;
+  set_random_seed(7);
+  Sequential one = small_cnn();
+  History h1 = one.fit(x, y, {.epochs = 2, .batch_size = 32, .verbose = 0});
+
+  std::vector<float> w2 = all_weights(ranks), w1 = all_weights(one);
+  REQUIRE(w2.size() == w1.size());
+  CHECK(test::max_abs_diff(w2, w1) < 2e-5f);
+  CHECK(w2 != all_weights(*std::make_unique<Sequential>(small_cnn())));  // it did train
+  for (size_t e = 0; e < 2; ++e) {
+    CHECK(h2.history["loss"][e] == doctest::Approx(h1.history["loss"][e]).epsilon(1e-5));
+    CHECK(h2.history["accuracy"][e] == doctest::Approx(h1.history["accuracy"][e]).epsilon(1e-9));
+  }
+  CHECK(ranks.optimizer_state().iterations == one.optimizer_state().iterations);  // ceil(250 / 32) per epoch
+
+  // Both ranks hold the same weights: rank 0's, broadcast, equal this rank's.
+  std::vector<float> from_rank0 = w2;
+  {
+    distributed::broadcast(from_rank0.data(), from_rank0.size(), 0);
+  }
+  CHECK(from_rank0 == w2);
+}
+
+}  // namespace
+
+TEST_CASE("2 ranks at batch b train as 1 process at batch 2b on reference") {
+  two_ranks_train_as_one_big_batch("reference");
+}
+
+TEST_CASE("2 ranks at batch b train as 1 process at batch 2b on onednn") {
+  two_ranks_train_as_one_big_batch("onednn");
+}
+
+TEST_CASE("evaluate in a job of 2 ranks reduces each rank's share to the whole data set's metrics") {
+  if (distributed::size() != 2) test::skip("needs a job of 2 ranks: mpiexec -n 2 lamina_distributed_tests");
+  set_backend("reference");
+  auto [x, y] = digits();
+  set_random_seed(3);
+  Sequential model = small_cnn();
+  auto shared = model.evaluate(x, y, 32);
+  distributed::LocalScope alone;
+  auto whole = model.evaluate(x, y, 32);
+  CHECK(shared.at("loss") == doctest::Approx(whole.at("loss")).epsilon(1e-5));
+  CHECK(shared.at("accuracy") == whole.at("accuracy"));
+  CHECK(distributed::description().find("rank " + std::to_string(distributed::rank()) + " of 2") != std::string::npos);
+}
