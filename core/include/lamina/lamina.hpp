@@ -2,6 +2,7 @@
 #pragma once
 
 #include <lamina/backend.hpp>
+#include <lamina/callbacks.hpp>
 #include <lamina/datasets.hpp>
 #include <lamina/error.hpp>
 #include <lamina/layers.hpp>
