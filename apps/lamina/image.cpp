@@ -167,7 +167,11 @@ Image tile_grid(const std::vector<Tile>& tiles, int columns, int scale, int gap)
   columns = std::min(columns, n);
   int rows = (n + columns - 1) / columns;
   int tile_w = cols_px * scale, tile_h = rows_px * scale;
-  Image img(columns * tile_w + (columns + 1) * gap, rows * tile_h + (rows + 1) * gap, Rgb{128, 128, 128});
+  // Blue lines between the tiles, so grey tiles stay apart; unused cells of the last row light grey.
+  Image img(columns * tile_w + (columns + 1) * gap, rows * tile_h + (rows + 1) * gap, kSeries[0]);
+  for (int k = n; k < rows * columns; ++k)
+    img.fill(gap + (k % columns) * (tile_w + gap), gap + (k / columns) * (tile_h + gap), tile_w, tile_h,
+             kGrid);
   for (int k = 0; k < n; ++k) {
     const Tile& t = tiles[size_t(k)];
     auto [lo, hi] = std::minmax_element(t.values.begin(), t.values.end());

@@ -47,7 +47,7 @@ struct Tile {
   std::vector<float> values;  // row-major, rows x cols
 };
 // Lays the tiles out in a grid of `columns` (0: about square), each pixel `scale` times enlarged,
-// `gap` pixels between tiles. Every tile is normalised to its own minimum and maximum (a constant
+// `gap` pixels of blue between tiles. Every tile is normalised to its own minimum and maximum (a constant
 // tile is drawn black).
 Image tile_grid(const std::vector<Tile>& tiles, int columns, int scale, int gap = 2);
 // The enlargement that makes the larger side of a rows x cols tile at least `target` pixels.

@@ -74,7 +74,7 @@ void draw_panel(Image& img, int ox, const std::string& title, const std::vector<
     lo -= pad, hi += pad;
   }
   double y_step = 1;
-  std::vector<double> y_ticks = nice_ticks(lo, hi, 6, &y_step);
+  std::vector<double> y_ticks = nice_ticks(lo, hi, 7, &y_step);
   double x_lo = epochs.front(), x_hi = epochs.back();
   if (x_hi - x_lo < 1) x_lo -= 0.5, x_hi += 0.5;
   double x_step = 1;
