@@ -518,7 +518,12 @@ TEST_CASE("lamina train from Keras' to_json(), with callbacks, --history and lam
   CHECK(p.colours().count(0x000000));  // titles and legend text
   CHECK(val.size() == 3);
 
-  // --verbose 0 prints nothing per epoch; bad callbacks are errors naming the place.
+  // --verbose 2 prints the same one line per epoch; --verbose 0 nothing per epoch; bad callbacks
+  // are errors naming the place.
+  out = run_cli("train " + scratch("train.json") + " --limit 200 --epochs 1 --verbose 2", &rc);
+  CHECK(rc == 0);
+  CHECK(std::regex_search(out, std::regex(R"(\nEpoch 1/1\n150/150 - \d+\.\ds - \d+ samples/s - loss: )")));
+  CHECK(out.find('\r') == std::string::npos);
   out = run_cli("train " + scratch("train.json") + " --limit 200 --epochs 1 --verbose 0", &rc);
   CHECK(rc == 0);
   CHECK(out.find("Epoch") == std::string::npos);

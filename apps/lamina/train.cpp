@@ -27,8 +27,9 @@ void add_train(CLI::App& app, TrainArgs& a) {
                    "0 silent, 1 progress bar (one line per epoch when the output is not a terminal), "
                    "2 one line per epoch")
       ->check(CLI::Range(0, 2));
-  train->add_option("--history", a.history,
-                    "Write the per-epoch history here: CSV (epoch,accuracy,loss,...), or JSON for a .json name");
+  train->add_option(
+      "--history", a.history,
+      "Write the per-epoch history here: CSV (epoch,accuracy,loss,...), or JSON for a .json name");
 }
 
 namespace {
@@ -197,7 +198,8 @@ int run_train(const TrainArgs& args) {
 
   if (auto* callbacks = fit.if_contains("callbacks"); callbacks && !callbacks->is_null()) {
     if (!callbacks->is_array())
-      throw Error(fit_where + ": 'callbacks' must be a list such as [{\"class_name\": \"EarlyStopping\", "
+      throw Error(fit_where +
+                  ": 'callbacks' must be a list such as [{\"class_name\": \"EarlyStopping\", "
                   "\"config\": {\"patience\": 2}}]");
     size_t i = 0;
     for (auto& c : callbacks->as_array())

@@ -164,7 +164,8 @@ class Progress {
   // The closing line of an epoch: "60000/60000 - 31.2s - 1923 samples/s - loss: ... - val_acc: ..."
   void finish(double train_seconds, const std::string& logs) {
     if (verbose_ == 0) return;
-    std::string s = (tty_ ? "\r" : "") + progress::epoch_line(total_, seconds(clock::now()), train_seconds, logs, tty_);
+    std::string s =
+        (tty_ ? "\r" : "") + progress::epoch_line(total_, seconds(clock::now()), train_seconds, logs, tty_);
     std::cout << s << std::string(tty_ && last_len_ > s.size() ? last_len_ - s.size() : 0, ' ') << "\n" << std::flush;
   }
 
@@ -382,7 +383,9 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
       }
     }
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::map<std::string, double> logs{{"loss", diverged ? std::nan("") : seen ? loss_sum / double(seen) : 0.0}};
+    std::map<std::string, double> logs{{"loss", diverged ? std::nan("")
+                                                : seen   ? loss_sum / double(seen)
+                                                         : 0.0}};
     std::vector<std::string> keys{"loss"};
     for (auto& m : metrics) logs[m.name] = m.value(), keys.push_back(m.name);
     if (validation) {
