@@ -452,6 +452,14 @@ TEST_CASE("lamina visualize filters and activations: PNG pictures of the expecte
           &rc);
   CHECK(read_png(act2).rgb != p.rgb);
 
+  // A Dense layer's 64 outputs: 4 rows of 16 cells, 16 pixels each.
+  out = run_cli("visualize activations " + kK3 + " --layer dense --input mnist:" + kMnist + " -o " + act, &rc);
+  REQUIRE_MESSAGE(rc == 0, out);
+  p = read_png(act);
+  CHECK(p.width == 16 * 16 + 2 * 2);
+  CHECK(p.height == 4 * 16 + 2 * 2);
+  CHECK(p.colours().size() > 5);
+
   // Errors say what is wrong and what exists.
   out = run_cli("visualize filters " + kTf214 + " --layer 1 -o " + png, &rc);
   CHECK(rc == 1);

@@ -135,8 +135,9 @@ int run_visualize(const VisualizeArgs& a) {
   if (a.what == "filters") {
     tiles = filter_tiles(layer, &columns, a.model);
     Shape k = layer.get_weights()[0].shape();
-    what = std::to_string(tiles.size()) + " kernels of " + std::to_string(tiles[0].rows) + "x" +
-           std::to_string(tiles[0].cols) + " (kernel shape " + shape_to_string(k) + ")";
+    what = std::to_string(tiles.size()) + (k.size() == 2 ? " units' weights as " : " kernels of ") +
+           std::to_string(tiles[0].rows) + "x" + std::to_string(tiles[0].cols) + " (kernel shape " +
+           shape_to_string(k) + ")";
   } else {
     DataSource data(a.input, a.input_scale);
     int64_t i = a.index.value_or(0);
@@ -152,7 +153,9 @@ int run_visualize(const VisualizeArgs& a) {
       if (label.size() == 1) what += " (label " + std::to_string(int64_t(label[0])) + ")";
     }
   }
-  int scale = a.scale.value_or(scale_for(tiles[0].rows, tiles[0].cols));
+  // A vector's cells get 16 pixels each; maps and kernels at least 48 pixels a side.
+  bool vector = a.what == "activations" && layer.output_shape().size() == 1;
+  int scale = a.scale.value_or(vector ? 16 : scale_for(tiles[0].rows, tiles[0].cols));
   Image img = tile_grid(tiles, columns, scale);
   img.write_png(a.output);
   std::cout << "Wrote " << a.output << " (" << img.width() << "x" << img.height() << "): layer " << index
