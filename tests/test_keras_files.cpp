@@ -794,7 +794,7 @@ TEST_CASE("lamina summary, evaluate and predict on a real Keras file") {
   int rc = 0;
   std::string out = run_cli("summary " + kTf214, &rc);
   CHECK(rc == 0);
-  CHECK(contains(out, "Total params: 93,322"));
+  CHECK(contains(out, "Total params: 93322 (364.54 KB)"));
   CHECK(contains(out, "conv2d_2 (Conv2D)"));
 
   out = run_cli("evaluate " + kK3 + " --data mnist:" + kData + "/mnist", &rc);

@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-headers
   libclblast-dev pocl-opencl-icd clinfo
-  doctest-dev libcli11-dev libhdf5-dev
+  doctest-dev libcli11-dev libhdf5-dev libpng-dev
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lamina::cli {
 
@@ -17,6 +18,7 @@ struct TrainArgs {
   std::optional<uint64_t> seed;
   std::string output;
   std::optional<int> verbose;
+  std::string history;  // --history FILE: the History as CSV, or JSON for a .json name
 };
 void add_train(CLI::App& app, TrainArgs& args);
 int run_train(const TrainArgs& args);
@@ -37,5 +39,24 @@ void add_evaluate(CLI::App& app, ModelArgs& args);
 int run_evaluate(const ModelArgs& args);
 void add_predict(CLI::App& app, ModelArgs& args);
 int run_predict(const ModelArgs& args);
+
+// visualize filters / visualize activations: PNG pictures of a layer.
+struct VisualizeArgs {
+  std::string what;  // "filters" or "activations": the subcommand given
+  std::string model, layer, output, input, backend;
+  std::optional<int> scale, columns;
+  std::optional<int64_t> index;
+  std::optional<double> input_scale;
+};
+void add_visualize(CLI::App& app, VisualizeArgs& args);
+int run_visualize(const VisualizeArgs& args);
+
+// plot: training curves from a history file.
+struct PlotArgs {
+  std::string history, output;
+  std::vector<std::string> metrics;
+};
+void add_plot(CLI::App& app, PlotArgs& args);
+int run_plot(const PlotArgs& args);
 
 }  // namespace lamina::cli

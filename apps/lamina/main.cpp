@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
   lamina::cli::add_evaluate(app, evaluate);
   lamina::cli::add_predict(app, predict);
   app.add_subcommand("plugins", "List every plugin found, with its path, kind, version and whether it is usable");
+  lamina::cli::VisualizeArgs visualize;
+  lamina::cli::add_visualize(app, visualize);
+  lamina::cli::PlotArgs plot;
+  lamina::cli::add_plot(app, plot);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -58,6 +62,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("summary")) return lamina::cli::run_summary(summary);
     if (app.got_subcommand("evaluate")) return lamina::cli::run_evaluate(evaluate);
     if (app.got_subcommand("predict")) return lamina::cli::run_predict(predict);
+    if (app.got_subcommand("visualize")) return lamina::cli::run_visualize(visualize);
+    if (app.got_subcommand("plot")) return lamina::cli::run_plot(plot);
   } catch (const std::exception& e) {
     std::cerr << "lamina: error: " << e.what() << "\n";
     return 1;

@@ -22,8 +22,14 @@ void add_train(CLI::App& app, TrainArgs& a) {
   train->add_option("--limit", a.limit, "Use only the first N training samples")->check(CLI::PositiveNumber);
   train->add_option("--seed", a.seed, "Random seed (weights, shuffling, dropout)");
   train->add_option("--output", a.output, "Where the trained model goes: a Keras .h5 model file");
-  train->add_option("--verbose", a.verbose, "0 silent, 1 progress bar, 2 one line per epoch")
+  train
+      ->add_option("--verbose", a.verbose,
+                   "0 silent, 1 progress bar (one line per epoch when the output is not a terminal), "
+                   "2 one line per epoch")
       ->check(CLI::Range(0, 2));
+  train->add_option(
+      "--history", a.history,
+      "Write the per-epoch history here: CSV (epoch,accuracy,loss,...), or JSON for a .json name");
 }
 
 namespace {
@@ -111,9 +117,22 @@ int run_train(const TrainArgs& args) {
   // model
   auto* model_json = root.if_contains("model");
   if (!model_json) throw Error(file + ": the 'model' section is missing (Keras' model.to_json() output)");
+  // The model: Keras' to_json() output as a JSON object, as that text in a string, or the name of
+  // a file holding it (relative to the config's folder).
+  value model_value = *model_json;
+  if (model_json->is_string()) {
+    std::string t(model_json->as_string());
+    if (t.find_first_not_of(" \t\r\n") != std::string::npos && t[t.find_first_not_of(" \t\r\n")] != '{') {
+      std::filesystem::path p(t);
+      if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
+      t = read_text(p.string());
+    }
+    model_value = boost::json::parse(t, ec);
+    if (ec) throw Error(file + " [model]: not valid JSON (" + ec.message() + ")");
+  }
   Sequential model = [&] {
     try {
-      return Sequential::from_config(*model_json);
+      return Sequential::from_config(model_value);
     } catch (const Error& e) {
       throw Error(file + " [model]: " + e.what());
     }
@@ -163,7 +182,8 @@ int run_train(const TrainArgs& args) {
   // fit
   const std::string fit_where = file + " [fit]";
   const object& fit = section(root, "fit", file);
-  only_keys(fit, fit_where, {"epochs", "batch_size", "validation", "validation_split", "shuffle", "verbose"});
+  only_keys(fit, fit_where,
+            {"epochs", "batch_size", "validation", "validation_split", "shuffle", "verbose", "callbacks"});
   FitOptions fo;
   fo.epochs = args.epochs ? *args.epochs : int(number(fit, "epochs", 1, fit_where));
   fo.batch_size = args.batch_size ? *args.batch_size : int64_t(number(fit, "batch_size", 32, fit_where));
@@ -176,6 +196,16 @@ int run_train(const TrainArgs& args) {
   else if (validation != "none")
     throw Error(fit_where + ": 'validation' must be \"test\" or \"none\"");
 
+  if (auto* callbacks = fit.if_contains("callbacks"); callbacks && !callbacks->is_null()) {
+    if (!callbacks->is_array())
+      throw Error(fit_where +
+                  ": 'callbacks' must be a list such as [{\"class_name\": \"EarlyStopping\", "
+                  "\"config\": {\"patience\": 2}}]");
+    size_t i = 0;
+    for (auto& c : callbacks->as_array())
+      fo.callbacks.push_back(callback_from_config(c, fit_where + " callbacks[" + std::to_string(i++) + "]"));
+  }
+
   if (fo.verbose) {
     std::cout << "lamina 0.1.0 — backend " << backend() << "\n";
     std::cout << model.summary();
@@ -183,7 +213,11 @@ int run_train(const TrainArgs& args) {
     if (fo.validation_data) std::cout << ", validate on " << fo.validation_data->first.dim(0) << " samples";
     std::cout << "\n";
   }
-  model.fit(x_train, y_train, fo);
+  History history = model.fit(x_train, y_train, fo);
+  if (!args.history.empty()) {
+    write_history(history, args.history);
+    if (fo.verbose) std::cout << "History written to " << args.history << "\n";
+  }
 
   if (!args.output.empty()) {
     model.save(args.output);

@@ -3,6 +3,7 @@
 
 #include <lamina/backend.hpp>
 
+#include <cstdio>
 #include <iomanip>
 #include <sstream>
 
@@ -257,42 +258,74 @@ Tensor Sequential::forward(const Tensor& x, bool training, size_t until) const {
   return h;
 }
 
-static std::string with_commas(int64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
+// Bytes as tf.keras 2.13+ prints a weight memory size: "397.54 KB", "0.00 Byte".
+static std::string readable_memory_size(double bytes) {
+  const char* units[] = {"Byte", "KB", "MB", "GB", "TB", "PB"};
+  char buf[48];
+  for (const char* unit : units) {
+    if (bytes / 1024 < 1) {
+      std::snprintf(buf, sizeof buf, "%.2f %s", bytes, unit);
+      return buf;
+    }
+    bytes /= 1024;
   }
-  return out;
+  std::snprintf(buf, sizeof buf, "%.2f PB", bytes);
+  return buf;
 }
 
+// tf.keras 2.13-2.15's model.summary() for a Sequential model, character for character: 65
+// columns, fields cut at 26 / 23 / 10 characters and continued on the next line, a blank line
+// between layers, and the totals with their float32 memory size.
 std::string Sequential::summary() const {
   std::ostringstream out;
-  auto row = [&](const std::string& a, const std::string& b, const std::string& c) {
-    out << " " << std::left << std::setw(28) << a << std::setw(26) << b << std::setw(10) << c << "\n";
+  const size_t line_length = 65;
+  const size_t positions[] = {29, 55, 65};
+  auto print_row = [&](std::vector<std::string> fields) {
+    auto any_left = [&] {
+      for (auto& f : fields)
+        if (!f.empty()) return true;
+      return false;
+    };
+    while (any_left()) {
+      std::string line;
+      for (size_t col = 0; col < fields.size(); ++col) {
+        size_t start = col ? positions[col - 1] : 0;
+        bool last = col + 1 == fields.size();
+        size_t cutoff = positions[col] - start - (last ? 0 : 3);
+        std::string fit = fields[col].substr(0, cutoff);
+        size_t best = std::string::npos;  // Keras breaks after "),", "},", "],", "',"
+        for (const char* mark : {"),", "},", "],", "',"})
+          if (size_t at = fit.find(mark); at != std::string::npos) best = std::min(best, at + 2);
+        if (best != std::string::npos) cutoff = best, fit = fit.substr(0, cutoff);
+        if (col == 0) line += " ";
+        line += fit + (last ? "" : "  ");
+        fields[col] = fields[col].size() > cutoff ? fields[col].substr(cutoff) : "";
+        if (line.size() < positions[col]) line += std::string(positions[col] - line.size(), ' ');
+      }
+      out << line << "\n";
+    }
   };
-  std::string rule(65, '_'), double_rule(65, '=');
-  out << "Model: \"" << name_ << "\"\n" << rule << "\n";
-  row("Layer (type)", "Output Shape", "Param #");
-  out << double_rule << "\n";
+  out << "Model: \"" << name_ << "\"\n" << std::string(line_length, '_') << "\n";
+  print_row({"Layer (type)", "Output Shape", "Param #"});
+  out << std::string(line_length, '=') << "\n";
   int64_t total = 0, trainable = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = *layers_[i];
-    Shape s = l.output_shape();
     std::string shape = "(None";
-    for (int64_t d : s) shape += ", " + std::to_string(d);
+    for (int64_t d : l.output_shape()) shape += ", " + std::to_string(d);
     shape += ")";
-    row(l.name() + " (" + l.class_name() + ")", shape, std::to_string(l.count_params()));
-    out << (i + 1 < layers_.size() ? "\n" : "");
+    print_row({l.name() + " (" + l.class_name() + ")", shape, std::to_string(l.count_params())});
+    if (i + 1 < layers_.size()) out << std::string(line_length, ' ') << "\n";
     total += l.count_params();
     for (size_t k = 0; k < l.weights_.size(); ++k)
       if (l.weight_trainable_[k]) trainable += l.weights_[k].size();
   }
-  out << double_rule << "\n";
-  out << "Total params: " << with_commas(total) << "\n";
-  out << "Trainable params: " << with_commas(trainable) << "\n";
-  out << "Non-trainable params: " << with_commas(total - trainable) << "\n";
-  out << rule << "\n";
+  out << std::string(line_length, '=') << "\n";
+  out << "Total params: " << total << " (" << readable_memory_size(4.0 * double(total)) << ")\n";
+  out << "Trainable params: " << trainable << " (" << readable_memory_size(4.0 * double(trainable)) << ")\n";
+  out << "Non-trainable params: " << total - trainable << " ("
+      << readable_memory_size(4.0 * double(total - trainable)) << ")\n";
+  out << std::string(line_length, '_') << "\n";
   return out.str();
 }
 

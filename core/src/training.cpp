@@ -1,6 +1,8 @@
 // compile / fit / evaluate / predict: losses, metrics, the training loop and its log.
 #include "internal.hpp"
 
+#include <lamina/callbacks.hpp>
+
 #include <lamina/backend.hpp>
 #include <lamina/distributed.hpp>
 
@@ -143,42 +145,21 @@ class Progress {
     auto now = clock::now();
     if (seen < total_ && now - last_ < std::chrono::milliseconds(100)) return;
     last_ = now;
-    double elapsed = seconds(now);
-    double eta = seen ? elapsed * double(total_ - seen) / double(seen) : 0;
-    std::ostringstream line;
-    line << "\r" << counter(seen) << " " << bar(seen) << " - ETA: " << int(eta + 0.5) << "s" << logs;
-    std::string s = line.str();
+    std::string s = "\r" + progress::bar_line(seen, total_, seconds(now), logs);
     std::cout << s << std::string(last_len_ > s.size() ? last_len_ - s.size() : 0, ' ') << std::flush;
     last_len_ = s.size();
   }
   // The closing line of an epoch: "60000/60000 - 31.2s - 1923 samples/s - loss: ... - val_acc: ..."
   void finish(double train_seconds, const std::string& logs) {
     if (verbose_ == 0) return;
-    double elapsed = seconds(clock::now());
-    char head[96];
-    std::snprintf(head, sizeof head, " - %.1fs - %.0f samples/s", elapsed,
-                  train_seconds > 0 ? double(total_) / train_seconds : 0.0);
-    std::string s = (tty_ ? "\r" + counter(total_) + " " + bar(total_) : counter(total_)) + head + logs;
+    std::string s =
+        (tty_ ? "\r" : "") + progress::epoch_line(total_, seconds(clock::now()), train_seconds, logs, tty_);
     std::cout << s << std::string(tty_ && last_len_ > s.size() ? last_len_ - s.size() : 0, ' ') << "\n" << std::flush;
   }
 
  private:
   using clock = std::chrono::steady_clock;
   double seconds(clock::time_point t) const { return std::chrono::duration<double>(t - start_).count(); }
-  std::string counter(int64_t seen) const {
-    std::string t = std::to_string(total_), s = std::to_string(seen);
-    return std::string(t.size() - std::min(t.size(), s.size()), ' ') + s + "/" + t;
-  }
-  std::string bar(int64_t seen) const {
-    const int width = 30;
-    int done = total_ ? std::min(width, int(double(width) * double(seen) / double(total_))) : width;
-    std::string b(size_t(width) + 2, '.');
-    b.front() = '[';
-    b.back() = ']';
-    for (int i = 0; i < done; ++i) b[size_t(i) + 1] = '=';
-    if (seen < total_) b[size_t(std::max(done, 1))] = '>';
-    return b;
-  }
   int verbose_;
   int64_t total_;
   bool tty_;
@@ -422,6 +403,7 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
     std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
     double loss_sum = 0;
     int64_t seen = 0, batch_index = 0;
+    bool diverged = false;  // the loss became NaN/inf and a callback stopped training
     for (; batch_index < data.num_batches(); ++batch_index) {
       auto [xb, yb] = data.batch(batch_index);
       if (epoch == 0 && batch_index == 0) check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.loss);
@@ -442,10 +424,17 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
         grads = gradients(loss, t.params);
       }
       if (comm) average_gradients(*comm, t.params, grads, double(bs) / double(global_rows), value);
-      if (!std::isfinite(value))
+      if (!std::isfinite(value)) {
+        // A callback such as TerminateOnNaN may end training here; without one the run cannot go on.
+        for (auto& cb : options.callbacks) cb->on_batch_end(*this, batch_index, {{"loss", value}});
+        if (stop_training) {
+          diverged = true;
+          break;
+        }
         throw Error("training stopped: the loss became " + std::string(std::isnan(value) ? "NaN" : "infinite") +
                     " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index + 1) +
                     "; the model diverged — try a lower learning rate or check the data for NaN/inf values");
+      }
       {
         NoGradGuard no_grad;
         ++t.iteration;
@@ -472,6 +461,7 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
         for (auto& m : metrics) logs[m.name] = m.value();
         for (auto& cb : options.callbacks) cb->on_batch_end(*this, batch_index, logs);
       }
+      if (stop_training) break;  // a callback asked to stop (Keras checks after every batch)
       if (progress.live()) {
         std::string text = " - loss: " + format_value(loss_sum / double(seen));
         for (auto& m : metrics) text += " - " + m.name + ": " + format_value(m.value());
@@ -480,7 +470,9 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
     }
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (comm) reduce_metrics(*comm, metrics);
-    std::map<std::string, double> logs{{"loss", n ? loss_sum / double(n) : 0.0}};
+    std::map<std::string, double> logs{{"loss", diverged ? std::nan("")
+                                                : seen   ? loss_sum / double(seen)
+                                                         : 0.0}};
     std::vector<std::string> keys{"loss"};
     for (auto& m : metrics) logs[m.name] = m.value(), keys.push_back(m.name);
     if (validation || options.validation_batches) {

@@ -3,6 +3,7 @@
 
 #include <lamina/backend.hpp>
 #include <lamina/batches.hpp>
+#include <lamina/callbacks.hpp>
 #include <lamina/datasets.hpp>
 #include <lamina/error.hpp>
 #include <lamina/h5.hpp>
