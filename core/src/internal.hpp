@@ -116,8 +116,13 @@ struct OpDef {
   // Fused ops: the same computation from basic ops, run where the backend has no kernel for this
   // op, so a backend written before the op existed keeps working.
   FallbackFn fallback;
+  // Plugin ops (lamina_op_class): kernels by backend name, attached to each backend of that name.
+  std::vector<std::pair<std::string, lamina_kernel_fn>> plugin_kernels;
 };
 const OpDef* find_op(const std::string& name);
+// Adds a plugin's op to the op set (lamina_host.register_op); its gradient is that of its
+// composition. Throws for a name already taken or an incomplete table.
+const OpDef& define_plugin_op(const lamina_op_class& op);
 const std::vector<const OpDef*>& all_ops();
 // Releases the buffers the allocator keeps for reuse (before backends shut down).
 void release_cached_buffers();
@@ -158,6 +163,7 @@ class Registry {
   void register_backend(const lamina_backend& table);
   void register_layer(const lamina_layer_class& table);
   void register_optimizer(const lamina_optimizer_class& table);
+  void register_op(const lamina_op_class& table);
 
   struct Impl;
   ~Registry();
