@@ -55,8 +55,10 @@ Data load(const std::string& folder, int64_t train_limit) {
 // Mean |dL/dW| of each layer's kernel on `x`, `y` (categorical crossentropy), first layer first.
 std::vector<double> kernel_gradients(Sequential& model, const Tensor& x, const Tensor& y) {
   std::vector<Tensor> kernels;
+  std::vector<bool> trained;  // the flags fit relies on, put back below
   for (size_t i = 0; i < model.size(); ++i) {
     Tensor k = model.layer(i).weights()[0];
+    trained.push_back(k.requires_grad());
     k.set_requires_grad(true);
     kernels.push_back(k);
   }
@@ -67,7 +69,7 @@ std::vector<double> kernel_gradients(Sequential& model, const Tensor& x, const T
   std::vector<Tensor> g = gradients(loss, kernels);
   std::vector<double> result;
   for (size_t i = 0; i < g.size(); ++i) {
-    kernels[i].set_requires_grad(false);
+    kernels[i].set_requires_grad(trained[i]);
     double s = 0;
     for (float v : g[i].to_vector()) s += std::fabs(v);
     result.push_back(s / double(g[i].size()));

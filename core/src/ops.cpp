@@ -736,7 +736,9 @@ OpTable& mutable_op_table() {
   static OpTable table;
   return table;
 }
-const OpTable& op_table() { return mutable_op_table(); }
+const OpTable& op_table() {
+  return mutable_op_table();
+}
 
 const OpDef& need_op(std::string_view name) {
   auto& t = op_table();
@@ -894,15 +896,17 @@ Tensor run_composition(const lamina_op_class& c, const std::string& name, const 
   lamina_tensor out = nullptr;
   lamina_error error{};
   if (c.compose(handles.data(), int32_t(handles.size()), ca.view(), &out, &error) != LAMINA_OK || !out)
-    throw Error("op '" + name + "': its composition failed: " + (error.message[0] ? error.message : "no output"));
+    throw Error("op '" + name +
+                "': its composition failed: " + (error.message[0] ? error.message : "no output"));
   return Tensor(reinterpret_cast<TensorImpl*>(out), false);
 }
 
 }  // namespace
 
 const OpDef& define_plugin_op(const lamina_op_class& c) {
-  if (c.struct_size < offsetof(lamina_op_class, kernels) + sizeof(c.kernels) || !c.name || !*c.name || !c.compose ||
-      c.n_inputs < 1 || c.n_inputs > LAMINA_MAX_DIMS || c.kernel_count < 0 || (c.kernel_count > 0 && !c.kernels))
+  if (c.struct_size < offsetof(lamina_op_class, kernels) + sizeof(c.kernels) || !c.name || !*c.name ||
+      !c.compose || c.n_inputs < 1 || c.n_inputs > LAMINA_MAX_DIMS || c.kernel_count < 0 ||
+      (c.kernel_count > 0 && !c.kernels))
     throw Error(std::string("op table '") + (c.name ? c.name : "") +
                 "' is incomplete (needs a name, 1 to 8 inputs and a composition)");
   OpTable& t = mutable_op_table();
@@ -949,7 +953,8 @@ const OpDef& define_plugin_op(const lamina_op_class& c) {
     return gradients(loss, leaves);
   };
   for (int32_t i = 0; i < c.kernel_count; ++i)
-    if (c.kernels[i].backend && c.kernels[i].run) def->plugin_kernels.emplace_back(c.kernels[i].backend, c.kernels[i].run);
+    if (c.kernels[i].backend && c.kernels[i].run)
+      def->plugin_kernels.emplace_back(c.kernels[i].backend, c.kernels[i].run);
   const OpDef& added = *def;
   t.defs.push_back(std::move(def));
   t.list.push_back(&added);

@@ -206,7 +206,9 @@ std::vector<std::string> Registry::search_path() {
   // lexically_normal: an installed program loads liblamina as <prefix>/bin/../lib/liblamina.so.
   if (!ec) paths.push_back((core.parent_path() / "lamina" / "plugins").lexically_normal().string());
   fs::path exe = boost::dll::program_location(ec);
-  if (!ec) paths.push_back((exe.parent_path().parent_path() / "lib" / "lamina" / "plugins").lexically_normal().string());
+  if (!ec)
+    paths.push_back(
+        (exe.parent_path().parent_path() / "lib" / "lamina" / "plugins").lexically_normal().string());
 #ifdef LAMINA_INSTALL_PLUGIN_DIR
   paths.push_back(LAMINA_INSTALL_PLUGIN_DIR);
 #endif
@@ -421,8 +423,8 @@ void Registry::register_layer(const lamina_layer_class& c) {
   std::lock_guard lock(impl_->mutex);
   // A table from a plugin built against an older minor ABI is shorter: accept any that holds the
   // members ABI 1.0 had (later members must be checked against struct_size before use).
-  if (c.struct_size < offsetof(lamina_layer_class, call) + sizeof(c.call) || !c.class_name || !c.create || !c.destroy || !c.build || !c.call ||
-      !c.get_config)
+  if (c.struct_size < offsetof(lamina_layer_class, call) + sizeof(c.call) || !c.class_name || !c.create ||
+      !c.destroy || !c.build || !c.call || !c.get_config)
     throw Error("layer class table is incomplete");
   std::string key = lower(c.class_name);
   if (auto it = impl_->layers.find(key); it != impl_->layers.end()) {
@@ -442,8 +444,7 @@ void Registry::register_layer(const lamina_layer_class& c) {
 void Registry::register_optimizer(const lamina_optimizer_class& c) {
   std::lock_guard lock(impl_->mutex);
   if (c.struct_size < offsetof(lamina_optimizer_class, set_learning_rate) + sizeof(c.set_learning_rate) ||
-      !c.class_name || !c.create || !c.destroy || !c.apply ||
-      !c.slot_count || !c.slot_name || !c.get_config)
+      !c.class_name || !c.create || !c.destroy || !c.apply || !c.slot_count || !c.slot_name || !c.get_config)
     throw Error("optimizer class table is incomplete");
   std::string key = lower(c.class_name);
   if (auto it = impl_->optimizers.find(key); it != impl_->optimizers.end()) {

@@ -161,7 +161,7 @@ typedef struct lamina_optimizer_class {
  * composition, so a plugin op needs no gradient rule, and its kernels must compute the same values.
  */
 typedef struct lamina_op_kernel {
-  const char* backend; /* the backend name this kernel is for, e.g. "onednn" */
+  const char* backend;  /* the backend name this kernel is for, e.g. "onednn" */
   lamina_kernel_fn run; /* gets host views on host-memory backends (lamina_backend.host_memory) */
 } lamina_op_kernel;
 
@@ -227,7 +227,7 @@ typedef struct lamina_host {
 } lamina_host;
 
 /* Whether a host table is long enough to hold `member` (a member added after ABI 1.0). */
-#define LAMINA_HOST_HAS(host, member)                                                              \
+#define LAMINA_HOST_HAS(host, member) \
   ((host)->struct_size >= offsetof(lamina_host, member) + sizeof((host)->member) && (host)->member != NULL)
 
 /* ---------------------------------------------------------------------------------------------

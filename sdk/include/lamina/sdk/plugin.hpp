@@ -558,7 +558,8 @@ inline float* host_data(const lamina_view& v) { return static_cast<float*>(v.dat
 // The core differentiates compose(), so kernels need no gradient; they must compute the same values.
 // Run it with ops::run1(T::name, {&x, ...}).
 
-template <class T> struct OpAdapter {
+template <class T>
+struct OpAdapter {
   static lamina_status compose(const lamina_tensor* inputs, int32_t n_inputs, const lamina_attrs* attrs,
                                lamina_tensor* output, lamina_error* error) {
     return guarded(error, [&] {
@@ -571,7 +572,8 @@ template <class T> struct OpAdapter {
 
 // Registers T with `kernels` ({"backend name", kernel}, kernels written with LAMINA_KERNEL). Returns
 // false, registering nothing, on a core older than plugin ops: call T::compose yourself there.
-template <class T> bool register_op(const lamina_host* h, std::initializer_list<lamina_op_kernel> kernels) {
+template <class T>
+bool register_op(const lamina_host* h, std::initializer_list<lamina_op_kernel> kernels) {
   if (!LAMINA_HOST_HAS(h, register_op)) return false;
   static std::vector<lamina_op_kernel> table_kernels;
   table_kernels.assign(kernels.begin(), kernels.end());
