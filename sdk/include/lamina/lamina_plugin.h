@@ -219,8 +219,8 @@ typedef struct lamina_host {
   /* messages: level 0 debug, 1 info, 2 warning */
   void (*log)(int32_t level, const char* message);
 
-  /* Members below were added after ABI 1.0: before using one, check that the host has it with
-   * LAMINA_HOST_HAS(host, member), since an older core hands a shorter table. */
+  /* Members below were added after ABI 1.0 (the core refuses plugins of a newer minor than its own,
+   * so a plugin sees them; LAMINA_HOST_HAS(host, member) checks a table's struct_size for one). */
 
   /* Defines an op (lamina_op_class), during lamina_plugin_init only. */
   lamina_status (*register_op)(void* self, const lamina_op_class* op, lamina_error* error);
