@@ -94,7 +94,7 @@ TEST_CASE("a plugin op is an op like the built-in ones: callable by name, its in
   CHECK(test::max_abs_diff(y.to_vector(), {1.0f * 4.0f / 6.0f, 0.0f}) < 1e-6f);
   CHECK(error_of([] {
           run_op("hard_swish.hard_swish", {Tensor::from_vector({1}, {1}), Tensor::from_vector({1}, {1})});
-        }) == "op 'hard_swish.hard_swish' takes 1 inputs, got 2");
+        }) == "op 'hard_swish.hard_swish' takes 1 input, got 2");
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -919,8 +919,8 @@ const OpDef& define_plugin_op(const lamina_op_class& c) {
   const lamina_op_class table = c;  // the plugin's struct may be a temporary
   def->infer = [table, name](const ShapeList& shapes, const Attributes& attrs) -> std::vector<Shape> {
     if (int32_t(shapes.size()) != table.n_inputs)
-      throw Error("op '" + name + "' takes " + std::to_string(table.n_inputs) + " inputs, got " +
-                  std::to_string(shapes.size()));
+      throw Error("op '" + name + "' takes " + std::to_string(table.n_inputs) +
+                  (table.n_inputs == 1 ? " input" : " inputs") + ", got " + std::to_string(shapes.size()));
     if (!table.output_shape) return {shapes[0]};
     std::vector<lamina_view> views(shapes.size());
     for (size_t i = 0; i < shapes.size(); ++i) {
