@@ -17,7 +17,7 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/lamina-sdk-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 prefix="$work/prefix"
-step() { echo "== $*"; }
+step() { echo "== [${SECONDS}s] $*"; }
 fail() { echo "FAILED: $*"; exit 1; }
 
 step "cmake --install into $prefix"
@@ -85,4 +85,4 @@ c++ -O1 -shared -fPIC -fvisibility=hidden $flags "$work/template/scaled_tanh.cpp
 LAMINA_PLUGIN_PATH="$work/pc_plugins" "$prefix/bin/lamina" plugins > "$work/pc_plugins.txt"
 grep -q "^my_plugin .* yes" "$work/pc_plugins.txt" && grep -q "$work/pc_plugins/scaled_tanh.so" "$work/pc_plugins.txt" ||
   { cat "$work/pc_plugins.txt"; fail "the pkg-config plugin is not usable"; }
-echo "all SDK checks passed"
+echo "all SDK checks passed in ${SECONDS}s"
