@@ -171,3 +171,19 @@ TEST_CASE("an RBM's config errors name the layer and the key") {
             "expects one axis of visible units per sample, got 2 axes; put a Flatten layer before it") !=
         std::string::npos);
 }
+
+TEST_CASE("a plugin op named like an existing op fails the plugin's init with the naming rule") {
+  set_backend("reference");
+  add_plugin_path(fixture_folder("op_clash"));
+  PluginInfo p = plugin_with_library("fixture_op_clash.so");
+  CHECK_FALSE(p.usable);
+  CHECK(p.reason ==
+        "initialisation failed: an op named 'add' already exists; name plugin ops '<plugin>.<op>'");
+  CHECK(error_of([] {
+          Sequential model;
+          model.add(LayerSpec{"OpClash", {{"input_shape", {2}}}});
+        }).find("unknown layer class 'OpClash'") != std::string::npos);  // its layer went with it
+  // and "add" is still the core's
+  Tensor y = ops::add(Tensor::from_vector({1, 2}, {2}), Tensor::from_vector({3, 4}, {2}));
+  CHECK(test::max_abs_diff(y.to_vector(), {4, 6}) < 1e-6f);
+}
