@@ -116,8 +116,13 @@ struct OpDef {
   // Fused ops: the same computation from basic ops, run where the backend has no kernel for this
   // op, so a backend written before the op existed keeps working.
   FallbackFn fallback;
+  // Plugin ops (lamina_op_class): kernels by backend name, attached to each backend of that name.
+  std::vector<std::pair<std::string, lamina_kernel_fn>> plugin_kernels;
 };
 const OpDef* find_op(const std::string& name);
+// Adds a plugin's op to the op set (lamina_host.register_op); its gradient is that of its
+// composition. Throws for a name already taken or an incomplete table.
+const OpDef& define_plugin_op(const lamina_op_class& op);
 const std::vector<const OpDef*>& all_ops();
 // Releases the buffers the allocator keeps for reuse (before backends shut down).
 void release_cached_buffers();
@@ -161,6 +166,7 @@ class Registry {
   void register_communicator(const lamina_communicator& table);
   // The registered communicator `name`, loading communicator plugins; nullptr with `why` if none.
   const lamina_communicator* communicator(const std::string& name, std::string& why);
+  void register_op(const lamina_op_class& table);
 
   struct Impl;
   ~Registry();

@@ -81,6 +81,12 @@ lamina_status host_register_optimizer(void* self, const lamina_optimizer_class* 
 lamina_status host_register_communicator(void* self, const lamina_communicator* c, lamina_error* error) {
   return lamina::sdk_guard(error, [&] { registry_self(self)->register_communicator(*c); });
 }
+lamina_status host_register_op(void* self, const lamina_op_class* c, lamina_error* error) {
+  return lamina::sdk_guard(error, [&] {
+    if (!c) throw Error("register_op: no op table");
+    registry_self(self)->register_op(*c);
+  });
+}
 TensorImpl* impl_of(lamina_tensor t) { return reinterpret_cast<TensorImpl*>(t); }
 lamina_tensor handle_of(Tensor t) { return reinterpret_cast<lamina_tensor>(t.release()); }
 Tensor borrow(lamina_tensor t) {
@@ -178,6 +184,7 @@ const lamina_host* host_table() {
     h.add_weight = host_add_weight;
     h.log = host_log;
     h.register_communicator = host_register_communicator;
+    h.register_op = host_register_op;
     return h;
   }();
   return &table;
@@ -203,9 +210,12 @@ std::vector<std::string> Registry::search_path() {
   for (auto& p : split_paths(std::getenv("LAMINA_PLUGIN_PATH"))) paths.push_back(p);
   std::error_code ec;
   fs::path core = boost::dll::this_line_location(ec);
-  if (!ec) paths.push_back((core.parent_path() / "lamina" / "plugins").string());
+  // lexically_normal: an installed program loads liblamina as <prefix>/bin/../lib/liblamina.so.
+  if (!ec) paths.push_back((core.parent_path() / "lamina" / "plugins").lexically_normal().string());
   fs::path exe = boost::dll::program_location(ec);
-  if (!ec) paths.push_back((exe.parent_path().parent_path() / "lib" / "lamina" / "plugins").string());
+  if (!ec)
+    paths.push_back(
+        (exe.parent_path().parent_path() / "lib" / "lamina" / "plugins").lexically_normal().string());
 #ifdef LAMINA_INSTALL_PLUGIN_DIR
   paths.push_back(LAMINA_INSTALL_PLUGIN_DIR);
 #endif
@@ -444,6 +454,9 @@ void Registry::register_backend(const lamina_backend& t) {
     }
     entry->kernels[size_t(op->id)] = k.run;
   }
+  for (const OpDef* op : all_ops())  // plugin ops' kernels for a backend of this name
+    for (const auto& [backend, run] : op->plugin_kernels)
+      if (lower(backend) == lower(t.name)) entry->kernels[size_t(op->id)] = run;
   impl_->backends.push_back(std::move(entry));
 }
 
@@ -472,8 +485,10 @@ const lamina_communicator* Registry::communicator(const std::string& name, std::
 
 void Registry::register_layer(const lamina_layer_class& c) {
   std::lock_guard lock(impl_->mutex);
-  if (c.struct_size < sizeof(lamina_layer_class) || !c.class_name || !c.create || !c.destroy || !c.build || !c.call ||
-      !c.get_config)
+  // A table from a plugin built against an older minor ABI is shorter: accept any that holds the
+  // members ABI 1.0 had (later members must be checked against struct_size before use).
+  if (c.struct_size < offsetof(lamina_layer_class, call) + sizeof(c.call) || !c.class_name || !c.create ||
+      !c.destroy || !c.build || !c.call || !c.get_config)
     throw Error("layer class table is incomplete");
   std::string key = lower(c.class_name);
   if (auto it = impl_->layers.find(key); it != impl_->layers.end()) {
@@ -485,15 +500,15 @@ void Registry::register_layer(const lamina_layer_class& c) {
     return;
   }
   auto p = std::make_unique<LayerPlugin>();
-  p->table = c;
+  std::memcpy(&p->table, &c, std::min<size_t>(c.struct_size, sizeof(p->table)));  // newer members stay null
   p->plugin = impl_->loading;
   impl_->layers[key] = std::move(p);
 }
 
 void Registry::register_optimizer(const lamina_optimizer_class& c) {
   std::lock_guard lock(impl_->mutex);
-  if (c.struct_size < sizeof(lamina_optimizer_class) || !c.class_name || !c.create || !c.destroy || !c.apply ||
-      !c.slot_count || !c.slot_name || !c.get_config)
+  if (c.struct_size < offsetof(lamina_optimizer_class, set_learning_rate) + sizeof(c.set_learning_rate) ||
+      !c.class_name || !c.create || !c.destroy || !c.apply || !c.slot_count || !c.slot_name || !c.get_config)
     throw Error("optimizer class table is incomplete");
   std::string key = lower(c.class_name);
   if (auto it = impl_->optimizers.find(key); it != impl_->optimizers.end()) {
@@ -504,9 +519,20 @@ void Registry::register_optimizer(const lamina_optimizer_class& c) {
     return;
   }
   auto p = std::make_unique<OptimizerPlugin>();
-  p->table = c;
+  std::memcpy(&p->table, &c, std::min<size_t>(c.struct_size, sizeof(p->table)));
   p->plugin = impl_->loading;
   impl_->optimizers[key] = std::move(p);
+}
+
+void Registry::register_op(const lamina_op_class& c) {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->loading) throw Error("register_op may only be called during lamina_plugin_init");
+  const OpDef& op = define_plugin_op(c);
+  for (auto& b : impl_->backends) {
+    b->kernels.resize(all_ops().size(), nullptr);
+    for (const auto& [backend, run] : op.plugin_kernels)
+      if (lower(backend) == lower(b->name)) b->kernels[size_t(op.id)] = run;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -181,6 +181,32 @@ typedef struct lamina_communicator {
 } lamina_communicator;
 
 /* ---------------------------------------------------------------------------------------------
+ * Plugin ops (host member `register_op`): an op a layer plugin defines, with its own kernels for
+ * some backends and a composition of existing ops for every other. The core differentiates the
+ * composition, so a plugin op needs no gradient rule, and its kernels must compute the same values.
+ */
+typedef struct lamina_op_kernel {
+  const char* backend;  /* the backend name this kernel is for, e.g. "onednn" */
+  lamina_kernel_fn run; /* gets host views on host-memory backends (lamina_backend.host_memory) */
+} lamina_op_kernel;
+
+typedef struct lamina_op_class {
+  uint32_t struct_size;
+  const char* name; /* unique; by convention "<plugin>.<op>", e.g. "hard_swish.hard_swish" */
+  int32_t n_inputs; /* exact number of inputs; one output */
+  /* The output shape from the input shapes (inputs carry shapes only, data is NULL);
+   * NULL: the output has input 0's shape. */
+  lamina_status (*output_shape)(const lamina_view* inputs, int32_t n_inputs, const lamina_attrs* attrs,
+                                int64_t* shape /* [LAMINA_MAX_DIMS] */, int32_t* ndim, lamina_error* error);
+  /* The same computation written with host ops: runs where no kernel fits the active backend, and
+   * is what the core differentiates. Returns a new reference in *output. */
+  lamina_status (*compose)(const lamina_tensor* inputs, int32_t n_inputs, const lamina_attrs* attrs,
+                           lamina_tensor* output, lamina_error* error);
+  int32_t kernel_count;
+  const lamina_op_kernel* kernels;
+} lamina_op_class;
+
+/* ---------------------------------------------------------------------------------------------
  * The host table: everything a plugin may ask of the core.
  */
 typedef struct lamina_host {
@@ -218,10 +244,20 @@ typedef struct lamina_host {
   /* messages: level 0 debug, 1 info, 2 warning */
   void (*log)(int32_t level, const char* message);
 
-  /* since ABI 1.1: registration of a communicator, during lamina_plugin_init only */
+  /* Since ABI 1.1. Members below were added after ABI 1.0 (the core refuses plugins of a newer minor than its own,
+   * so a plugin sees them; LAMINA_HOST_HAS(host, member) checks a table's struct_size for one). */
+
+  /* Defines an op (lamina_op_class), during lamina_plugin_init only. */
+  lamina_status (*register_op)(void* self, const lamina_op_class* op, lamina_error* error);
+
+  /* Registers a communicator, during lamina_plugin_init only */
   lamina_status (*register_communicator)(void* self, const lamina_communicator* communicator,
                                          lamina_error* error);
 } lamina_host;
+
+/* Whether a host table is long enough to hold `member` (a member added after ABI 1.0). */
+#define LAMINA_HOST_HAS(host, member) \
+  ((host)->struct_size >= offsetof(lamina_host, member) + sizeof((host)->member) && (host)->member != NULL)
 
 /* ---------------------------------------------------------------------------------------------
  * Entry points.

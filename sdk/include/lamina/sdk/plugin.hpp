@@ -549,6 +549,47 @@ inline int64_t view_size(const lamina_view& v) {
 }
 inline float* host_data(const lamina_view& v) { return static_cast<float*>(v.data); }
 
+// ------------------------------------------------------------------------------------------------
+// Plugin ops: an op with kernels of its own for some backends and a composition of existing ops for
+// every other. T provides
+//   static constexpr const char* name;      unique, "<plugin>.<op>"
+//   static constexpr int inputs;            exact input count; one output, shaped like input 0
+//   static Tensor compose(const std::vector<Tensor>& inputs, const AttrReader& attrs);
+// The core differentiates compose(), so kernels need no gradient; they must compute the same values.
+// Run it with ops::run1(T::name, {&x, ...}).
+
+template <class T>
+struct OpAdapter {
+  static lamina_status compose(const lamina_tensor* inputs, int32_t n_inputs, const lamina_attrs* attrs,
+                               lamina_tensor* output, lamina_error* error) {
+    return guarded(error, [&] {
+      std::vector<Tensor> in;
+      for (int32_t i = 0; i < n_inputs; ++i) in.push_back(Tensor::borrow(inputs[i]));
+      *output = T::compose(in, AttrReader(attrs)).release();
+    });
+  }
+};
+
+// Registers T with `kernels` ({"backend name", kernel}, kernels written with LAMINA_KERNEL). Returns
+// false, registering nothing, on a core older than plugin ops: call T::compose yourself there.
+template <class T>
+bool register_op(const lamina_host* h, std::initializer_list<lamina_op_kernel> kernels) {
+  if (!LAMINA_HOST_HAS(h, register_op)) return false;
+  static std::vector<lamina_op_kernel> table_kernels;
+  table_kernels.assign(kernels.begin(), kernels.end());
+  static lamina_op_class c{};
+  c.struct_size = sizeof(c);
+  c.name = T::name;
+  c.n_inputs = T::inputs;
+  c.output_shape = nullptr;
+  c.compose = &OpAdapter<T>::compose;
+  c.kernel_count = int32_t(table_kernels.size());
+  c.kernels = table_kernels.data();
+  lamina_error error{};
+  check(h->register_op(h->self, &c, &error), error);
+  return true;
+}
+
 }  // namespace lamina::sdk
 
 // Defines a kernel `name` with body operating on `args` (a lamina::sdk::KernelArgs&).
