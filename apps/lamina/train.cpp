@@ -2,6 +2,8 @@
 // data section and optionally a backend. See examples/mnist_cnn.json and docs/config.md.
 #include "commands.hpp"
 
+#include <lamina/distributed.hpp>
+
 #include <lamina/lamina.hpp>
 
 #include <boost/json.hpp>
@@ -206,20 +208,27 @@ int run_train(const TrainArgs& args) {
       fo.callbacks.push_back(callback_from_config(c, fit_where + " callbacks[" + std::to_string(i++) + "]"));
   }
 
+  // In a data-parallel job (mpirun -np N lamina train ...), rank 0 prints and writes the files.
+  const bool primary = distributed::is_primary();
+  if (!primary) fo.verbose = 0;
   if (fo.verbose) {
     std::cout << "lamina 0.1.0 — backend " << backend() << "\n";
+    if (distributed::size() > 1)
+      std::cout << "Data-parallel over " << distributed::size() << " ranks (" << distributed::description()
+                << "): batch size " << fo.batch_size << " per rank, " << fo.batch_size * distributed::size()
+                << " in all\n";
     std::cout << model.summary();
     std::cout << "Train on " << x_train.dim(0) << " samples";
     if (fo.validation_data) std::cout << ", validate on " << fo.validation_data->first.dim(0) << " samples";
     std::cout << "\n";
   }
   History history = model.fit(x_train, y_train, fo);
-  if (!args.history.empty()) {
+  if (!args.history.empty() && primary) {
     write_history(history, args.history);
     if (fo.verbose) std::cout << "History written to " << args.history << "\n";
   }
 
-  if (!args.output.empty()) {
+  if (!args.output.empty() && primary) {
     model.save(args.output);
     if (fo.verbose) std::cout << "Model written to " << args.output << "\n";
   }

@@ -1,5 +1,6 @@
 // Keras' callbacks, History files and the progress bar's text.
 #include <lamina/callbacks.hpp>
+#include <lamina/distributed.hpp>
 #include <lamina/error.hpp>
 
 #include <algorithm>
@@ -156,6 +157,7 @@ ModelCheckpoint::ModelCheckpoint(std::string filepath, Options options)
 void ModelCheckpoint::on_train_begin(Sequential&) {}
 
 void ModelCheckpoint::on_epoch_end(Sequential& model, int epoch, const std::map<std::string, double>& logs) {
+  if (!distributed::is_primary()) return;  // in a data-parallel job, rank 0 writes the checkpoints
   std::string path = format_filepath(filepath_, epoch, logs);
   if (options_.save_best_only) {
     std::optional<double> current = monitor_.read(logs);
@@ -242,6 +244,7 @@ CSVLogger::CSVLogger(std::string filename, std::string separator, bool append)
 CSVLogger::~CSVLogger() = default;
 
 void CSVLogger::on_train_begin(Sequential&) {
+  if (!distributed::is_primary()) return;  // in a data-parallel job, rank 0 writes the log
   bool had_rows = append_ && std::filesystem::exists(filename_) && std::filesystem::file_size(filename_) > 0;
   file_ = std::make_unique<File>();
   file_->out.open(filename_, append_ ? std::ios::app : std::ios::trunc);

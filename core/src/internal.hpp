@@ -178,6 +178,10 @@ class Registry {
 
 const lamina_host* host_table();
 
+// LAMINA_PROFILE: adds `seconds` to the entry `name` of the profile printed at exit.
+bool profiling();
+void profile_record(const std::string& name, double seconds);
+
 namespace distributed {
 // The communicator fit() and evaluate() use on this thread: nullptr in a job of one, or inside a
 // LocalScope.

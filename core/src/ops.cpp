@@ -773,6 +773,20 @@ class Views {
   lamina_view* data_;
 };
 
+}  // namespace
+
+void profile_record(const std::string& name, double seconds) {
+  OpProfile* prof = profile();
+  if (!prof) return;
+  std::lock_guard lock(prof->mutex);
+  auto& slot = prof->totals[name];
+  slot.first += seconds;
+  slot.second += 1;
+}
+bool profiling() { return profile() != nullptr; }
+
+namespace {
+
 // Calls `backend`'s kernel for `op`, timing it under LAMINA_PROFILE.
 void call_kernel(const OpDef& op, BackendEntry& backend, const Views& in, size_t n_in, const Views& out,
                  size_t n_out, const lamina_attrs* attrs, const std::vector<Tensor>& given) {

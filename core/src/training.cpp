@@ -180,7 +180,12 @@ std::pair<int64_t, int64_t> shard(int64_t rows, int rank, int ranks) {
 // Sums `values` across the ranks of `c`, in place.
 void allreduce(const lamina_communicator& c, std::vector<float>& values, const char* what) {
   lamina_error error{};
-  if (c.allreduce_sum(c.self, values.data(), values.size(), &error) != LAMINA_OK)
+  const auto start = std::chrono::steady_clock::now();
+  const lamina_status status = c.allreduce_sum(c.self, values.data(), values.size(), &error);
+  if (profiling())
+    profile_record(std::string(c.name) + " allreduce (" + what + ")",
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (status != LAMINA_OK)
     throw Error(std::string("distributed training: the allreduce of ") + what + " failed on rank " +
                 std::to_string(c.rank) + " of " + std::to_string(c.size) + ": " + error.message);
 }

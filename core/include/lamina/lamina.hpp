@@ -5,6 +5,7 @@
 #include <lamina/batches.hpp>
 #include <lamina/callbacks.hpp>
 #include <lamina/datasets.hpp>
+#include <lamina/distributed.hpp>
 #include <lamina/error.hpp>
 #include <lamina/h5.hpp>
 #include <lamina/layers.hpp>
