@@ -14,7 +14,10 @@ if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
   echo "skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
   exit 77
 fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/lamina-sdk-test.XXXXXX")
+# Out-of-tree builds live under the build tree's oot/ (made at configure time), one fresh folder
+# per run, removed afterwards.
+mkdir -p "$build/oot"
+work=$(mktemp -d "$build/oot/sdk-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 prefix="$work/prefix"
 step() { echo "== [${SECONDS}s] $*"; }
@@ -49,10 +52,10 @@ ctest --test-dir "$work/template/build" --output-on-failure > "$work/template.ct
 step "the examples: gelu (ops only), hard_swish (own kernel on onednn), adamw (optimizer with slots)"
 for example in gelu hard_swish adamw; do
   configure "$source/plugins/examples/$example" "$work/$example"
-  [[ -f "$work/$example/plugins/lamina_$( [[ $example == adamw ]] && echo optimizer || echo layer )_$example.json" ]] ||
+  [[ -f "$work/$example/lamina_$( [[ $example == adamw ]] && echo optimizer || echo layer )_$example.json" ]] ||
     fail "$example: no manifest beside the plugin"
 done
-plugin_path="$work/gelu/plugins:$work/hard_swish/plugins:$work/adamw/plugins"
+plugin_path="$work/gelu:$work/hard_swish:$work/adamw"
 
 step "a model with the plugins, from a JSON config: train, save, reload, compare"
 configure "$source/tests/sdk/train_and_reload" "$work/driver"
