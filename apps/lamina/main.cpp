@@ -17,12 +17,12 @@ int run_plugins() {
     std::cout << "No plugins found. Set LAMINA_PLUGIN_PATH to the folder that holds them.\n";
     return 1;
   }
-  std::cout << std::left << std::setw(16) << "NAME" << std::setw(11) << "KIND" << std::setw(9) << "VERSION"
+  std::cout << std::left << std::setw(16) << "NAME" << std::setw(14) << "KIND" << std::setw(9) << "VERSION"
             << std::setw(5) << "ABI" << std::setw(8) << "USABLE" << "DETAILS\n";
   for (auto& p : plugins) {
     std::string provides;
     for (auto& s : p.provides) provides += (provides.empty() ? "" : ", ") + s;
-    std::cout << std::left << std::setw(16) << p.name << std::setw(11) << p.kind << std::setw(9)
+    std::cout << std::left << std::setw(16) << p.name << std::setw(14) << p.kind << std::setw(9)
               << (p.version.empty() ? "?" : p.version) << std::setw(5) << p.abi << std::setw(8)
               << (p.usable ? "yes" : "no") << (p.usable ? "" : "why: ") << p.reason
               << (p.usable && p.kind == "backend" ? " (score " + std::to_string(p.score) + ")" : "")
