@@ -5,8 +5,11 @@
 #include <lamina/batches.hpp>
 #include <lamina/h5.hpp>
 
+#include <boost/json.hpp>
+
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <unistd.h>
@@ -211,4 +214,41 @@ TEST_CASE("H5Batches errors name the file, the dataset and the fix") {
   H5Batches flat(path, {.x = "x", .y = "y", .batch_size = 8, .scale = 255, .num_classes = 10});
   CHECK(contains(error_of([&] { model.fit(flat, {.verbose = 0, .shuffle = false}); }),
                  "fit ('x' in " + path + "): x has shape (8, 28, 28) but the model expects (None, 28, 28, 1)"));
+}
+
+TEST_CASE("lamina train streams a data set from an HDF5 file: data {\"dataset\": \"h5\"}") {
+  Digits digits = mnist_digits(160);
+  std::string path = scratch("train.h5");
+  {
+    h5::File f(path, h5::File::create);
+    f.write("x_train", std::vector<uint8_t>(digits.pixels.begin(), digits.pixels.begin() + 128 * 784), {128, 28, 28});
+    f.write("y_train", std::vector<uint8_t>(digits.labels.begin(), digits.labels.begin() + 128), {128});
+    f.write("x_test", std::vector<uint8_t>(digits.pixels.begin() + 128 * 784, digits.pixels.end()), {32, 28, 28});
+    f.write("y_test", std::vector<uint8_t>(digits.labels.begin() + 128, digits.labels.end()), {32});
+  }
+  // The seed CNN's config with the data swapped for the file.
+  std::ifstream in(std::string(LAMINA_SOURCE_DIR) + "/examples/mnist_cnn.json");
+  boost::json::object config = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {})).as_object();
+  config["data"] = boost::json::object{{"dataset", "h5"}, {"path", path}};
+  std::string config_path = scratch("h5_config.json");
+  std::ofstream(config_path) << boost::json::serialize(config);
+  std::string log = scratch("train.log");
+  std::string cmd = std::string(LAMINA_CLI) + " train " + config_path + " --epochs 1 --limit 96 --verbose 2 --output " +
+                    scratch("out.h5") + " > " + log + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream log_in(log);
+  std::string out((std::istreambuf_iterator<char>(log_in)), {});
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(contains(out, "Train on 96 samples ('x_train' in " + path + ", read batch by batch), validate on 32 samples"));
+  CHECK(contains(out, "96/96 - "));
+  CHECK(contains(out, "val_accuracy: "));
+  CHECK(fs::exists(scratch("out.h5")));
+
+  config["data"] = boost::json::object{{"dataset", "h5"}, {"path", path}, {"x", "images"}};
+  std::ofstream(config_path) << boost::json::serialize(config);
+  rc = std::system(cmd.c_str());
+  std::ifstream bad_in(log);
+  out.assign((std::istreambuf_iterator<char>(bad_in)), {});
+  CHECK(rc != 0);
+  CHECK(contains(out, path + ": no dataset 'images' for the inputs (the file's root holds: x_test, x_train, y_test, y_train)"));
 }

@@ -105,16 +105,22 @@ int run_train(const TrainArgs& args) {
   // data
   const std::string data_where = file + " [data]";
   const object& data = section(root, "data", file);
-  only_keys(data, data_where, {"dataset", "path", "scale", "one_hot", "num_classes"});
+  only_keys(data, data_where, {"dataset", "path", "scale", "one_hot", "num_classes", "x", "y", "x_test", "y_test"});
   std::string dataset = text(data, "dataset", "fashion_mnist", data_where);
   std::string path = text(data, "path", "", data_where);
   Dataset d;
+  // "h5": datasets in an HDF5 file, streamed batch by batch (H5Batches), never loaded whole.
+  const bool streamed = dataset == "h5";
   if (dataset == "fashion_mnist")
     d = datasets::fashion_mnist::load_data(path);
   else if (dataset == "mnist" || dataset == "idx")
     d = datasets::mnist::load_data(path);
-  else
-    throw Error(data_where + ": unknown dataset '" + dataset + "' (known: fashion_mnist, mnist, idx)");
+  else if (streamed && path.empty())
+    throw Error(data_where + ": dataset \"h5\" needs 'path', the HDF5 file holding the data");
+  else if (!streamed)
+    throw Error(data_where + ": unknown dataset '" + dataset + "' (known: fashion_mnist, mnist, idx, h5)");
+  if (streamed && std::filesystem::path(path).is_relative() && !std::filesystem::exists(path))
+    path = (std::filesystem::path(file).parent_path() / path).string();
 
   // model
   auto* model_json = root.if_contains("model");
@@ -153,13 +159,22 @@ int run_train(const TrainArgs& args) {
   int64_t classes = int64_t(number(data, "num_classes", double(model.output_shape().back()), data_where));
   auto prepare_y = [&](const Tensor& y) { return one_hot ? to_categorical(y, classes) : y; };
 
-  Tensor x_train = d.train.x, y_train = d.train.y;
-  if (args.limit && *args.limit < x_train.dim(0)) {
-    x_train = x_train.slice(0, *args.limit);
-    y_train = y_train.slice(0, *args.limit);
+  Tensor x_train, y_train;
+  std::unique_ptr<H5Batches> train_batches;
+  H5BatchesOptions h5_rows{.x = text(data, "x", "x_train", data_where),
+                           .y = text(data, "y", "y_train", data_where),
+                           .scale = scale,
+                           .num_classes = one_hot ? classes : 0,
+                           .sample_shape = model.input_shape()};
+  if (!streamed) {
+    x_train = d.train.x, y_train = d.train.y;
+    if (args.limit && *args.limit < x_train.dim(0)) {
+      x_train = x_train.slice(0, *args.limit);
+      y_train = y_train.slice(0, *args.limit);
+    }
+    x_train = prepare_x(x_train);
+    y_train = prepare_y(y_train);
   }
-  x_train = prepare_x(x_train);
-  y_train = prepare_y(y_train);
 
   // compile
   const std::string compile_where = file + " [compile]";
@@ -193,9 +208,28 @@ int run_train(const TrainArgs& args) {
   fo.verbose = args.verbose ? *args.verbose : int(number(fit, "verbose", 1, fit_where));
   fo.validation_split = number(fit, "validation_split", 0.0, fit_where);
   std::string validation = text(fit, "validation", "test", fit_where);
-  if (validation == "test")
+  if (streamed) {
+    // batch_size is per rank; a batch source's batch is the global one.
+    h5_rows.batch_size = fo.batch_size * distributed::size();
+    train_batches = std::make_unique<H5Batches>(path, h5_rows);
+    if (args.limit && *args.limit < train_batches->size()) {  // --limit N: the first N rows
+      h5_rows.end = *args.limit;
+      train_batches = std::make_unique<H5Batches>(path, h5_rows);
+    }
+    if (fo.validation_split > 0)
+      throw Error(fit_where + ": 'validation_split' needs the data in memory; with dataset \"h5\" use "
+                              "\"validation\": \"test\" (datasets x_test and y_test) or \"none\"");
+    if (validation == "test") {
+      H5BatchesOptions test_rows = h5_rows;
+      test_rows.x = text(data, "x_test", "x_test", data_where);
+      test_rows.y = text(data, "y_test", "y_test", data_where);
+      test_rows.end = -1;
+      fo.validation_batches = std::make_shared<H5Batches>(path, test_rows);
+    }
+  }
+  if (validation == "test" && !streamed)
     fo.validation_data = std::make_pair(prepare_x(d.test.x), prepare_y(d.test.y));
-  else if (validation != "none")
+  else if (validation != "test" && validation != "none")
     throw Error(fit_where + ": 'validation' must be \"test\" or \"none\"");
 
   if (auto* callbacks = fit.if_contains("callbacks"); callbacks && !callbacks->is_null()) {
@@ -218,11 +252,13 @@ int run_train(const TrainArgs& args) {
                 << "): batch size " << fo.batch_size << " per rank, " << fo.batch_size * distributed::size()
                 << " in all\n";
     std::cout << model.summary();
-    std::cout << "Train on " << x_train.dim(0) << " samples";
+    std::cout << "Train on " << (streamed ? train_batches->size() : x_train.dim(0)) << " samples";
+    if (streamed) std::cout << " (" << train_batches->description() << ", read batch by batch)";
     if (fo.validation_data) std::cout << ", validate on " << fo.validation_data->first.dim(0) << " samples";
+    if (fo.validation_batches) std::cout << ", validate on " << fo.validation_batches->size() << " samples";
     std::cout << "\n";
   }
-  History history = model.fit(x_train, y_train, fo);
+  History history = streamed ? model.fit(*train_batches, fo) : model.fit(x_train, y_train, fo);
   if (!args.history.empty() && primary) {
     write_history(history, args.history);
     if (fo.verbose) std::cout << "History written to " << args.history << "\n";
