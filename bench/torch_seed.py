@@ -13,7 +13,8 @@
 The models, data and loops are those of the shared peer scripts (torch_seed_cnn.py, torch_seed_mlp.py);
 the output is "key: value" lines as lamina_bench prints them, for bench/run.py; run_peak_rss_mb is the
 peak resident memory of the training and inference, data loading excluded. Run it with Debian's
-/usr/bin/python3: the BLAS it uses (reference or OpenBLAS) is reported as `blas:`."""
+/usr/bin/python3: the BLAS it uses (reference or OpenBLAS) is reported as `blas:`. With a PyPI torch (bench/run.py runs
+both), the BLAS named in its build configuration is reported (MKL on x86)."""
 import argparse, gzip, statistics, time
 
 import numpy as np
@@ -55,7 +56,14 @@ def blas():
     for name in ('openblas', 'mkl', 'blis', 'atlas'):
         if name in maps:
             return name
-    return 'reference' if 'libblas' in maps else 'unknown'
+    if 'libblas' in maps:
+        return 'reference'
+    # PyPI's wheels link their BLAS statically; the build configuration names it.
+    config = torch.__config__.show()
+    for part in config.replace(',', ' ').split():
+        if part.startswith('BLAS_INFO='):
+            return part.split('=', 1)[1]
+    return 'unknown'
 
 
 def cnn(a):
