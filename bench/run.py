@@ -257,7 +257,7 @@ def fmt(values):
     if not values:
         return ''
     med = statistics.median(values)
-    digits = 4 if med < 1 else 2 if med < 10 else 0
+    digits = 3 if med < 1 else 2 if med < 100 else 0
     text = f'{med:,.{digits}f}'
     if len(values) > 1 and min(values) != max(values):
         text += f' [{min(values):,.{digits}f}–{max(values):,.{digits}f}]'
@@ -401,8 +401,8 @@ def main():
                    help='also run the CNN workloads on the reference backend (slow: minutes per run)')
     p.add_argument('--opencl-rounds', type=int, default=2,
                    help='rounds that include lamina opencl (default 2: its runs are long)')
-    p.add_argument('--tinydnn-rounds', type=int, default=None,
-                   help='rounds that include tiny-dnn (default: all; its CNN runs are the longest)')
+    p.add_argument('--tinydnn-rounds', type=int, default=2,
+                   help='rounds that include tiny-dnn (default 2: its CNN runs are the longest, minutes each)')
     a = p.parse_args()
     a.peers_build = a.peers_build or os.path.join(a.build, 'bench-peers')
     workloads = WORKLOADS
@@ -460,6 +460,13 @@ def main():
                 if rc != 0:
                     print('  ' + '\n  '.join(out.strip().splitlines()[-5:]), flush=True)
 
+        report(a, workloads, peers, skipped, blas_note, raw, final=round_ == a.rounds)
+
+
+def report(a, workloads, peers, skipped, blas_note, raw, final):
+    """Writes results.json, .md, .svg and .png from the runs so far; prints the table when final."""
+    frameworks = [p.name for p in peers]
+    done = max(r['round'] for r in raw)  # rounds finished so far
     rows = []
     for wid, wlabel, args, metrics in workloads:
         for mid, label, key, epoch, higher in metrics:
@@ -473,12 +480,14 @@ def main():
         rows.append({'id': f'rss_{wid}', 'label': f'peak memory, {wlabel}, training + inference (MB)',
                      'higher': False, 'values': mem,
                      'medians': {f: statistics.median(v) if v else None for f, v in mem.items()}})
+    # Speeds first, then memory, then the rows that show the frameworks train alike.
+    rows.sort(key=lambda r: 2 if r['higher'] is None else 1 if r['id'].startswith('rss_') else 0)
     targets = check_targets(rows)
 
     loads = [r['load_before'] for r in raw] + [r['load_after'] for r in raw]
     load_range = {'min': min(loads), 'median': statistics.median(loads), 'max': max(loads)}
     result = {'machine': machine(), 'frameworks': {p.name: p.info for p in peers}, 'debian_blas': blas_note,
-              'skipped': dict(skipped), 'rounds': a.rounds, 'samples': a.samples, 'threads': a.threads,
+              'skipped': dict(skipped), 'rounds': done, 'rounds_planned': a.rounds, 'samples': a.samples, 'threads': a.threads,
               'quick': a.quick, 'load_average': load_range, 'date': time.strftime('%Y-%m-%d %H:%M %Z'),
               'targets': [{'target': t, 'met': m, 'measured': d} for t, m, d in targets],
               'rows': rows, 'runs': raw}
@@ -507,8 +516,10 @@ def main():
     notes.append('Frameworks: ' + '; '.join(f'**{p.name}**: {p.info or "no successful run"}' for p in peers) + '.')
     if skipped:
         notes.append('Skipped: ' + '; '.join(f'{n} ({r})' for n, r in skipped) + '.')
-    notes.append(f"{'Quick smoke run: ' if a.quick else ''}medians [min–max] of {a.rounds} alternating round(s) "
-                 f"(opencl: the first {min(a.opencl_rounds, a.rounds)}); {a.samples:,} training images, second epoch. "
+    notes.append(f"{'Quick smoke run: ' if a.quick else ''}medians [min–max] of {done} alternating round(s)"
+                 f"{'' if final else f' (of {a.rounds} planned: the run did not finish)'} "
+                 f"(opencl and tiny-dnn: the first {min(a.opencl_rounds, done)} and {min(a.tinydnn_rounds, done)}); "
+                 f"{a.samples:,} training images, second epoch. "
                  f"1-minute load average around the runs {load_range['min']:.1f}–{load_range['max']:.1f} "
                  f"(median {load_range['median']:.1f}; the runs themselves add up to {a.threads}). "
                  "Ratios above 1 mean lamina is better: faster, lower latency, less memory. "
@@ -523,6 +534,8 @@ def main():
     chart = [f for f in frameworks if f != 'lamina reference' or a.reference_cnn]
     svg_chart(rows, chart, os.path.join(a.out, 'results.svg'))
     png = png_chart(rows, chart, os.path.join(a.out, 'results.png'))
+    if not final:
+        return
     print('\n' + md)
     print(f'written: {a.out}/results.json, results.md, results.svg' +
           (', results.png' if png else ' (no PNG: matplotlib is not importable by this python)'))

@@ -18,7 +18,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 targets=(lamina_bench lamina_backend_onednn lamina_backend_reference lamina_layer_core lamina_layer_convolutional
   lamina_layer_pooling lamina_optimizer_builtin)
 # The opencl backend exists where CMake found OpenCL.
-if cmake --build "$build" --target help | grep -q lamina_backend_opencl; then
+if cmake --build "$build" --target help | grep lamina_backend_opencl >/dev/null; then  # not -q: with pipefail, an early exit breaks the pipe
   targets+=(lamina_backend_opencl)
 fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null

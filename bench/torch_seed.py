@@ -49,18 +49,19 @@ def peak_memory_mb():
 
 
 def blas():
-    """The BLAS library this process loaded (Debian's torch links whatever libblas.so.3 points to)."""
+    """The BLAS this torch uses. Debian's links libblas.so.3, whatever the system alternative (or
+    LD_LIBRARY_PATH) makes that: the file loaded, in /proc/self/maps, names it. PyPI's wheels link
+    their BLAS statically, and their build configuration names it (other libraries in the process,
+    such as numpy's own OpenBLAS, are not torch's)."""
     torch.ones(64, 64) @ torch.ones(64, 64)  # make sure the BLAS is loaded
     with open('/proc/self/maps') as f:
-        maps = f.read()
-    for name in ('openblas', 'mkl', 'blis', 'atlas'):
-        if name in maps:
-            return name
-    if 'libblas' in maps:
+        blas_files = {line.split()[-1] for line in f if 'libblas.so' in line}
+    for path in sorted(blas_files):
+        for name in ('openblas', 'mkl', 'blis', 'atlas'):
+            if name in path:
+                return name
         return 'reference'
-    # PyPI's wheels link their BLAS statically; the build configuration names it.
-    config = torch.__config__.show()
-    for part in config.replace(',', ' ').split():
+    for part in torch.__config__.show().replace(',', ' ').split():
         if part.startswith('BLAS_INFO='):
             return part.split('=', 1)[1]
     return 'unknown'

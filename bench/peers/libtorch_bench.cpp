@@ -152,19 +152,24 @@ double peak_memory_mb() {
   return kb / 1024.0;
 }
 
-// The BLAS library this process loaded (Debian's LibTorch links whatever libblas.so.3 points to),
-// found in /proc/self/maps after one product, as torch_seed.py does.
+// The BLAS library this process loaded: Debian's LibTorch links libblas.so.3, whatever the system
+// alternative (or LD_LIBRARY_PATH) makes that, and the path of the file loaded names it.
 std::string blas_name() {
   (void)torch::mm(torch::ones({64, 64}), torch::ones({64, 64}));
   std::FILE* f = std::fopen("/proc/self/maps", "r");
   if (!f) return "unknown";
-  std::string maps;
-  char line[512];
-  while (std::fgets(line, sizeof line, f)) maps += line;
+  std::string found = "unknown";
+  char line[1024];
+  while (std::fgets(line, sizeof line, f)) {
+    const std::string path = line;
+    if (path.find("libblas.so") == std::string::npos) continue;
+    found = "reference";
+    for (const char* name : {"openblas", "mkl", "blis", "atlas"})
+      if (path.find(name) != std::string::npos) found = name;
+    break;
+  }
   std::fclose(f);
-  for (const char* name : {"openblas", "mkl", "blis", "atlas"})
-    if (maps.find(name) != std::string::npos) return name;
-  return maps.find("libblas") != std::string::npos ? "reference" : "unknown";
+  return found;
 }
 
 double now() {
