@@ -2,7 +2,7 @@
 """Runs the seed workloads on lamina and its peers, alternating, and writes the table.
 
   bench/run.py [--build DIR] [--rounds N] [--samples N] [--out OUT] [--max-load L] [--only LIST]
-               [--quick] [--reference-cnn] [--threads T] [--venv DIR]
+               [--quick] [--mlp-epochs E] [--reference-cnn] [--threads T] [--venv DIR]
 
 Frameworks (each found automatically; a missing one is skipped with the reason printed):
   lamina onednn, lamina opencl (the CNN workloads; PoCL on the CPU here), lamina reference (the MLP,
@@ -43,11 +43,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# (workload id, label, program arguments, metrics read from the output). A metric is (id, label, key in
+# (workload id, label, program arguments (LATENCY and MLP_EPOCHS: set by the options), metrics read from
+# the output). A metric is (id, label, key in
 # the output, epoch whose line is read (None: a line without epoch), higher is better (None: not a
 # speed; shown but not compared)).
 WORKLOADS = [
-    ('cnn_b32', 'seed CNN, batch 32', ['cnn', '--batch', '32', '--epochs', '2', '--latency', '200'],
+    ('cnn_b32', 'seed CNN, batch 32', ['cnn', '--batch', '32', '--epochs', '2', '--latency', 'LATENCY'],
      [('train_b32', 'CNN training, batch 32 (samples/s)', 'train_samples_per_s', 2, True),
       ('infer_b1000', 'CNN inference, batch 1000 (samples/s)', 'infer_samples_per_s', 2, True),
       ('latency_b1', 'CNN latency, batch 1 (ms)', 'latency_ms', None, False),
@@ -55,9 +56,9 @@ WORKLOADS = [
     ('cnn_b128', 'seed CNN, batch 128', ['cnn', '--batch', '128', '--epochs', '2'],
      [('train_b128', 'CNN training, batch 128 (samples/s)', 'train_samples_per_s', 2, True),
       ('acc_b128', 'CNN test accuracy after epoch 2, batch 128', 'test_acc', 2, None)]),
-    # 20 epochs (25,000 steps) rather than the shared peer script's 5, everywhere: a sub-second run is
-    # at the mercy of one stray process on a shared machine.
-    ('mlp', 'seed MLP, batch 16', ['mlp', '--epochs', '20'],
+    # 20 epochs (25,000 steps; --mlp-epochs) rather than the shared peer script's 5, everywhere: a
+    # sub-second run is at the mercy of one stray process on a shared machine.
+    ('mlp', 'seed MLP, batch 16', ['mlp', '--epochs', 'MLP_EPOCHS'],
      [('mlp_steps', 'MLP training, batch 16 (steps/s)', 'steps_per_s', None, True),
       ('mlp_loss', 'MLP final loss', 'loss', None, None)]),
 ]
@@ -395,6 +396,7 @@ def main():
     p.add_argument('--max-load', type=float, default=0.0,
                    help='before each run, wait (up to 10 min) for the 1-minute load average to drop below this')
     p.add_argument('--only', help='comma-separated frameworks to run (see above)')
+    p.add_argument('--mlp-epochs', type=int, default=20, help='epochs of the MLP workload (default 20)')
     p.add_argument('--quick', action='store_true',
                    help='a smoke run: 1 round, 1,000 CNN images, 2 MLP epochs, 20 latency samples')
     p.add_argument('--reference-cnn', action='store_true',
@@ -405,11 +407,12 @@ def main():
                    help='rounds that include tiny-dnn (default 2: its CNN runs are the longest, minutes each)')
     a = p.parse_args()
     a.peers_build = a.peers_build or os.path.join(a.build, 'bench-peers')
-    workloads = WORKLOADS
     if a.quick:
-        a.rounds, a.samples = 1, 1000
-        workloads = [(w, l, [x if x not in ('20', '200') else {'20': '2', '200': '20'}[x] for x in args], m)
-                     for w, l, args, m in WORKLOADS]
+        a.rounds, a.samples, a.mlp_epochs, latency = 1, 1000, 2, '20'
+    else:
+        latency = '200'
+    workloads = [(w, l, [{'MLP_EPOCHS': str(a.mlp_epochs), 'LATENCY': latency}.get(x, x) for x in args], m)
+                 for w, l, args, m in WORKLOADS]
     a.out = a.out or os.path.join(a.build, 'bench', 'quick' if a.quick else '')
 
     peers, skipped, blas_note = find_peers(a)
@@ -516,10 +519,12 @@ def report(a, workloads, peers, skipped, blas_note, raw, final):
     notes.append('Frameworks: ' + '; '.join(f'**{p.name}**: {p.info or "no successful run"}' for p in peers) + '.')
     if skipped:
         notes.append('Skipped: ' + '; '.join(f'{n} ({r})' for n, r in skipped) + '.')
+    limited = '; '.join(f'{p.name}: the first {p.max_rounds}' for p in peers if p.max_rounds and p.max_rounds < done)
+    limited = f' ({limited})' if limited else ''
     notes.append(f"{'Quick smoke run: ' if a.quick else ''}medians [min–max] of {done} alternating round(s)"
-                 f"{'' if final else f' (of {a.rounds} planned: the run did not finish)'} "
-                 f"(opencl and tiny-dnn: the first {min(a.opencl_rounds, done)} and {min(a.tinydnn_rounds, done)}); "
-                 f"{a.samples:,} training images, second epoch. "
+                 f"{'' if final else f' (of {a.rounds} planned: the run did not finish)'}"
+                 f"{limited}; "
+                 f"{a.samples:,} training images, second epoch; MLP {a.mlp_epochs} epochs. "
                  f"1-minute load average around the runs {load_range['min']:.1f}–{load_range['max']:.1f} "
                  f"(median {load_range['median']:.1f}; the runs themselves add up to {a.threads}). "
                  "Ratios above 1 mean lamina is better: faster, lower latency, less memory. "
