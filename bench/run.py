@@ -230,8 +230,8 @@ def describe(peer, plain):
     if 'keras' in plain:
         return f"Keras {plain['keras']}, {plain.get('backend', '?')} backend, {plain.get('threads', '?')} threads"
     if 'tiny_dnn' in plain:
-        return f"tiny-dnn {plain['tiny_dnn']}, {plain.get('engine', 'internal')} kernels, threads: " \
-               f"{plain.get('threads', '?')} (std::async, one per core)"
+        kernels = f"{plain['engine']} kernels, " if 'engine' in plain else ''
+        return f"tiny-dnn {plain['tiny_dnn']}, {kernels}std::async threads, one per core"
     version = plain.get('torch') or plain.get('libtorch') or '?'
     return f"{version}, {plain.get('blas', '?')} BLAS, {plain.get('threads', '?')} threads"
 
@@ -364,7 +364,7 @@ def png_chart(rows, frameworks, path):
         return False
     metrics = [r for r in rows if r['higher'] is not None and best_pytorch(r)[1] and r['id'].startswith(
         ('train', 'infer', 'latency', 'mlp_steps'))]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     n = len(frameworks)
     width = 0.8 / n
     for k, f in enumerate(frameworks):
@@ -373,10 +373,11 @@ def png_chart(rows, frameworks, path):
         ax.bar(xs, values, width, label=f)
     ax.axhline(1.0, color='black', linewidth=0.8)
     ax.set_yscale('log')
-    ax.set_xticks(range(len(metrics)), [r['label'].replace(' (', '\n(') for r in metrics], fontsize=8)
+    labels = [r['label'].replace(' (ms)', ' (inverse)').replace(' (', '\n(') for r in metrics]
+    ax.set_xticks(range(len(metrics)), labels, fontsize=8)
     ax.set_ylabel('relative to the best PyTorch (log scale)')
     ax.set_title('Seed workloads: speed relative to the best PyTorch of each (higher is better)')
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return True
