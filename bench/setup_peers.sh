@@ -57,6 +57,8 @@ if [ "$make_venv" = 1 ]; then
   fi
   "$venv/bin/python" -m pip install --upgrade pip
   "$venv/bin/python" -m pip install --upgrade torch keras "$keras_backend" h5py matplotlib numpy
-  "$venv/bin/python" -c 'import torch, keras; print("venv: torch", torch.__version__, "keras", keras.__version__)'
+  # Keras imports its backend at import time (TensorFlow unless KERAS_BACKEND says otherwise).
+  KERAS_BACKEND=$keras_backend "$venv/bin/python" -c \
+    'import torch, keras; print("venv: torch", torch.__version__, "keras", keras.__version__, keras.backend.backend())'
 fi
 echo "peers ready: $build/bench-peers, venv $venv. Run: bench/run.sh"
