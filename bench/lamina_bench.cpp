@@ -1,5 +1,5 @@
 // The seed workloads for the benchmark: the same models, data, optimizers and batch sizes as the
-// PyTorch peers in bench/torch_bench.py, so the numbers compare like for like.
+// peers (bench/torch_seed.py, bench/keras_seed.py, bench/peers/), so the numbers compare like for like.
 //
 //   lamina_bench cnn [--samples N] [--batch B] [--epochs E] [--backend NAME] [--latency K]
 //       the seed CNN on Fashion-MNIST: per epoch, training samples/s, then inference samples/s over

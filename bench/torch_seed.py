@@ -13,7 +13,8 @@
 The models, data and loops are those of the shared peer scripts (torch_seed_cnn.py, torch_seed_mlp.py);
 the output is "key: value" lines as lamina_bench prints them, for bench/run.py; run_peak_rss_mb is the
 peak resident memory of the training and inference, data loading excluded. Run it with Debian's
-/usr/bin/python3: the BLAS it uses (reference or OpenBLAS) is reported as `blas:`."""
+/usr/bin/python3: the BLAS it uses (reference or OpenBLAS) is reported as `blas:`. With a PyPI torch (bench/run.py runs
+both), the BLAS named in its build configuration is reported (MKL on x86)."""
 import argparse, gzip, statistics, time
 
 import numpy as np
@@ -48,14 +49,22 @@ def peak_memory_mb():
 
 
 def blas():
-    """The BLAS library this process loaded (Debian's torch links whatever libblas.so.3 points to)."""
+    """The BLAS this torch uses. Debian's links libblas.so.3, whatever the system alternative (or
+    LD_LIBRARY_PATH) makes that: the file loaded, in /proc/self/maps, names it. PyPI's wheels link
+    their BLAS statically, and their build configuration names it (other libraries in the process,
+    such as numpy's own OpenBLAS, are not torch's)."""
     torch.ones(64, 64) @ torch.ones(64, 64)  # make sure the BLAS is loaded
     with open('/proc/self/maps') as f:
-        maps = f.read()
-    for name in ('openblas', 'mkl', 'blis', 'atlas'):
-        if name in maps:
-            return name
-    return 'reference' if 'libblas' in maps else 'unknown'
+        blas_files = {line.split()[-1] for line in f if 'libblas.so' in line}
+    for path in sorted(blas_files):
+        for name in ('openblas', 'mkl', 'blis', 'atlas'):
+            if name in path:
+                return name
+        return 'reference'
+    for part in torch.__config__.show().replace(',', ' ').split():
+        if part.startswith('BLAS_INFO='):
+            return part.split('=', 1)[1]
+    return 'unknown'
 
 
 def cnn(a):
