@@ -10,6 +10,7 @@ packages=(
   libclblast-dev pocl-opencl-icd clinfo
   doctest-dev libcli11-dev libhdf5-dev
   dataset-fashion-mnist
+  clang-14 libclang-rt-14-dev libomp-14-dev python3
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -169,6 +169,14 @@ class Registry {
 
 const lamina_host* host_table();
 
+// A plugin manifest (<target>.json beside the library) as discovery reads it. Throws Error saying
+// what is malformed; `library` is as written (relative to the manifest's folder).
+struct PluginManifest {
+  std::string name, kind, version, library;
+  std::vector<std::string> provides;
+};
+PluginManifest parse_plugin_manifest(const std::string& text);
+
 // Host memory owned by the core (data sets, batches).
 std::shared_ptr<Buffer> allocate(BackendEntry* backend, size_t bytes);
 Tensor make_tensor(Shape shape, BackendEntry* backend);  // uninitialised

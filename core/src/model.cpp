@@ -250,8 +250,11 @@ int64_t Sequential::count_params() const {
 }
 
 Tensor Sequential::forward(const Tensor& x, bool training, size_t until) const {
+  return forward(x, training, until, training ? rng()() : 0);
+}
+
+Tensor Sequential::forward(const Tensor& x, bool training, size_t until, uint64_t step_seed) const {
   Tensor h = x;
-  uint64_t step_seed = training ? rng()() : 0;
   for (size_t i = 0; i <= until && i < layers_.size(); ++i)
     h = layers_[i]->call(h, training, step_seed ^ (0x9E3779B97F4A7C15ull * (i + 1)));
   return h;

@@ -208,6 +208,12 @@ struct Sequential::Training {
   std::vector<Tensor> params;
   std::vector<std::vector<Tensor>> slots;
   int64_t iteration = 0;
+  // Training's own randomness (data order, dropout seeds) and position, so that a run saved and
+  // resumed continues exactly as an uninterrupted one (TrainingState).
+  std::mt19937_64 rng;
+  bool rng_started = false;
+  std::vector<int64_t> order;
+  int64_t epoch = 0;
   ~Training() {
     if (instance) optimizer->table.destroy(instance);
   }
@@ -330,19 +336,29 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
   History history;
   for (auto& cb : options.callbacks) cb->on_train_begin(*this);
   stop_training = false;
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
+  if (options.initial_epoch < 0) throw Error("fit(): initial_epoch must not be negative");
+  if (!t.rng_started) {
+    t.rng.seed(rng()());
+    t.rng_started = true;
+  }
+  // The order carries over from the previous fit() (and from a saved file), as one long run's would.
+  if (t.order.size() != size_t(n)) {
+    t.order.assign(size_t(n), 0);
+    std::iota(t.order.begin(), t.order.end(), 0);
+  }
+  std::vector<int64_t>& order = t.order;
   // The optimizer's slot handles per parameter, gathered once rather than at every step.
   std::vector<std::vector<lamina_tensor>> slot_handles;
   for (const auto& slots : t.slots) {
     slot_handles.emplace_back();
     for (const Tensor& s : slots) slot_handles.back().push_back(reinterpret_cast<lamina_tensor>(s.impl()));
   }
-  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+  for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (options.verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
     if (options.shuffle)
-      for (int64_t i = n - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng()() % uint64_t(i + 1))]);
+      for (int64_t i = n - 1; i > 0; --i)
+        std::swap(order[size_t(i)], order[size_t(t.rng() % uint64_t(i + 1))]);
     auto start = std::chrono::steady_clock::now();
     Progress progress(options.verbose, n);
     std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
@@ -351,7 +367,7 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
     for (int64_t b = 0; b < n; b += options.batch_size, ++batch_index) {
       size_t e = size_t(std::min(n, b + options.batch_size));
       Tensor xb = gather_rows(x, order, size_t(b), e), yb = gather_rows(y, order, size_t(b), e);
-      Tensor pred = forward(xb, true, layers_.size());
+      Tensor pred = forward(xb, true, layers_.size(), t.rng());
       Tensor loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
       double value = loss.item();
       if (!std::isfinite(value))
@@ -405,6 +421,7 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
     std::string text;
     for (auto& k : keys) text += " - " + k + ": " + format_value(logs[k]);
     progress.finish(train_seconds, text);
+    t.epoch = epoch + 1;
     history.epoch.push_back(epoch);
     for (auto& k : keys) history.history[k].push_back(logs[k]);
     for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
@@ -483,6 +500,44 @@ void Sequential::set_optimizer_state(int64_t iterations, const std::vector<std::
   for (size_t i = 0; i < slots.size(); ++i)
     for (size_t k = 0; k < slots[i].size(); ++k) assign(t.slots[i][k], slots[i][k]);
   t.iteration = iterations;
+}
+
+TrainingState Sequential::training_state() const {
+  if (!training_) throw Error("training_state(): the model is not compiled; call compile() first");
+  const Training& t = *training_;
+  TrainingState s;
+  s.epoch = t.epoch;
+  if (t.rng_started) {
+    std::ostringstream text;
+    text << t.rng;
+    s.rng = text.str();
+  }
+  s.data_order = t.order;
+  return s;
+}
+
+void Sequential::set_training_state(const TrainingState& s) {
+  if (!training_) throw Error("set_training_state(): the model is not compiled; call compile() first");
+  if (s.epoch < 0) throw Error("set_training_state(): epoch must not be negative");
+  std::mt19937_64 generator;
+  if (!s.rng.empty()) {
+    std::istringstream text(s.rng);
+    text >> generator;
+    if (text.fail()) throw Error("set_training_state(): the generator state is not a std::mt19937_64 state");
+  }
+  // A permutation of 0..n-1, or the next epoch would read rows that do not exist.
+  std::vector<bool> seen(s.data_order.size(), false);
+  for (int64_t i : s.data_order) {
+    if (i < 0 || size_t(i) >= seen.size() || seen[size_t(i)])
+      throw Error("set_training_state(): the data order is not a permutation of its " +
+                  std::to_string(seen.size()) + " sample indices");
+    seen[size_t(i)] = true;
+  }
+  Training& t = *training_;
+  t.epoch = s.epoch;
+  t.rng = generator;
+  t.rng_started = !s.rng.empty();
+  t.order = s.data_order;
 }
 
 Tensor Sequential::predict(const Tensor& x, int64_t batch_size) const {
