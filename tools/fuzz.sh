@@ -43,16 +43,18 @@ PY
 fi
 
 declare -A seed_dir=([fuzz_h5_model]=h5 [fuzz_model_json]=json [fuzz_idx]=idx [fuzz_plugin_manifest]=manifest)
-declare -A max_len=([fuzz_h5_model]=1400000 [fuzz_model_json]=65536 [fuzz_idx]=65536 [fuzz_plugin_manifest]=4096)
+declare -A max_len=([fuzz_h5_model]=65536 [fuzz_model_json]=65536 [fuzz_idx]=65536 [fuzz_plugin_manifest]=4096)
 failed=0
 for t in "${targets[@]}"; do
   corpus=$work/corpus/$t findings=$work/findings/$t
   mkdir -p "$corpus" "$findings"
   echo "== $t: ${seconds}s"
-  # -fork keeps fuzzing after a finding (each one is saved); the time limit covers all jobs.
+  # FUZZ_KEEP_GOING=1: fuzz on after a finding (-fork), to collect every finding of a long run.
+  keep_going=()
+  [[ ${FUZZ_KEEP_GOING:-0} == 1 ]] && keep_going=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
   if ! ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$build/bin/$t" "$corpus" "$seeds/${seed_dir[$t]}" -max_total_time="$seconds" -max_len="${max_len[$t]}" \
-      -timeout=30 -rss_limit_mb=4096 -malloc_limit_mb=3072 -artifact_prefix="$findings/" -print_final_stats=1 \
+      -timeout=30 -rss_limit_mb=4096 -malloc_limit_mb=3072 -artifact_prefix="$findings/" -print_final_stats=1 "${keep_going[@]}" \
       >"$work/$t.log" 2>&1; then
     echo "$t: the fuzzer stopped with a finding (log: $work/$t.log)"
     failed=1

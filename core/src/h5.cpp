@@ -2,18 +2,17 @@
 // h5py and therefore Keras write, so every Keras and h5py version reads them.
 #include <lamina/h5.hpp>
 
+#include "internal.hpp"
+
 #include <hdf5.h>
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -21,7 +20,6 @@
 #include <limits>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 namespace lamina::h5 {
 
@@ -359,53 +357,26 @@ void probe(const std::string& path) {
     if (std::find(probed_files.begin(), probed_files.end(), *id) != probed_files.end()) return;
   }
   quiet_hdf5();
-  std::fflush(nullptr);  // nothing buffered is written twice
-  pid_t child = ::fork();
-  if (child < 0) return;  // no process to spare: read it in-process, as without the probe
-  if (child == 0) {
-    in_probe_child = true;
-    // Exit code 0 whatever HDF5 reports; anything else (a signal, a sanitizer's report) is a crash.
-    try {
-      File f(path, File::read_only);
-      walk(f, "/", 0);
-    } catch (...) {
-    }
-    ::_exit(0);
-  }
   const double limit = probe_timeout(id->size);
-  const auto start = std::chrono::steady_clock::now();
-  auto pause = std::chrono::microseconds(50);
-  int status = 0;
-  for (;;) {
-    pid_t r = ::waitpid(child, &status, WNOHANG);
-    if (r == child) break;
-    if (r < 0 && errno != EINTR) return;  // someone else reaped it (SIGCHLD ignored): no verdict
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > limit) {
-      ::kill(child, SIGKILL);
-      while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-      }
-      char seconds[32];
-      std::snprintf(seconds, sizeof seconds, "%.0f", limit);
-      throw Error(path + ": libhdf5 did not finish reading the file within " + seconds +
-                  " s (checked in a separate process); the file is corrupt (libhdf5 loops on it) or very "
-                  "large on a slow disk — LAMINA_H5_PROBE_TIMEOUT=SECONDS allows more time");
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(20000));
+  ChildOutcome outcome = run_in_child(
+      [&] {
+        in_probe_child = true;
+        File f(path, File::read_only);
+        walk(f, "/", 0);
+      },
+      limit);
+  if (outcome.verdict == ChildOutcome::timed_out) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.0f", limit);
+    throw Error(path + ": libhdf5 did not finish reading the file within " + seconds +
+                " s (checked in a separate process); the file is corrupt (libhdf5 loops on it) or very "
+                "large on a slow disk — LAMINA_H5_PROBE_TIMEOUT=SECONDS allows more time");
   }
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    const char* name = ::strsignal(sig);
+  if (outcome.verdict == ChildOutcome::signalled || outcome.verdict == ChildOutcome::exited)
     throw Error(
-        path + ": libhdf5 crashed reading the file (signal " + std::to_string(sig) +
-        (name ? std::string(", ") + name : std::string()) +
+        path + ": libhdf5 crashed reading the file (" + outcome.description +
         ", in a separate process that checks files first): the file is corrupt; lamina did not read it");
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw Error(path +
-                ": libhdf5 crashed reading the file (the process that checks files first exited with " +
-                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
-                "): the file is corrupt; lamina did not read it");
+  if (outcome.verdict != ChildOutcome::ok) return;  // no verdict: read in-process, as without the probe
   std::lock_guard lock(probe_mutex);
   probed_files.push_back(*id);
 }

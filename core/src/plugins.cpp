@@ -8,13 +8,8 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <dlfcn.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,7 +18,6 @@
 #include <iostream>
 #include <set>
 #include <sstream>
-#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -386,56 +380,35 @@ bool should_probe(const std::string& library) {
 // Loads, queries, scores and initialises `library` in a child process. Returns why the plugin must
 // be skipped ("" when the child came through, whatever the plugin answered).
 std::string probe_plugin(const std::string& library) {
-  std::fflush(nullptr);
-  pid_t child = ::fork();
-  if (child < 0) return "";  // no process to spare: load it as without the probe
-  if (child == 0) {
-    try {
-      if (void* h = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+  double limit = 60;
+  if (const char* t = std::getenv("LAMINA_PLUGIN_PROBE_TIMEOUT"))
+    if (double v = std::atof(t); v > 0) limit = v;
+  ChildOutcome outcome = run_in_child(
+      [&] {
+        void* h = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!h) return;  // the loader in the process reports why
         auto query = reinterpret_cast<lamina_plugin_query_fn>(::dlsym(h, "lamina_plugin_query"));
         auto score = reinterpret_cast<lamina_plugin_score_fn>(::dlsym(h, "lamina_plugin_score"));
         auto init = reinterpret_cast<lamina_plugin_init_fn>(::dlsym(h, "lamina_plugin_init"));
         const lamina_plugin_info* info = query ? query() : nullptr;
-        if (info && info->abi_major == LAMINA_ABI_MAJOR && info->abi_minor <= LAMINA_ABI_MINOR) {
-          lamina_error error{};
-          if ((!score || score(&error) > 0) && init) init(probe_host_table(), LAMINA_ABI_MINOR, &error);
-        }
-      }
-    } catch (...) {
-    }
-    ::_exit(0);
+        if (!info || info->abi_major != LAMINA_ABI_MAJOR || info->abi_minor > LAMINA_ABI_MINOR) return;
+        lamina_error error{};
+        if ((!score || score(&error) > 0) && init) init(probe_host_table(), LAMINA_ABI_MINOR, &error);
+      },
+      limit);
+  const std::string seen = "seen in a separate process that tries plugins first";
+  switch (outcome.verdict) {
+    case ChildOutcome::signalled:
+      return "crashed while loading or initialising (" + outcome.description + "; " + seen + "); skipped";
+    case ChildOutcome::exited:
+      return "ended the process with " + outcome.description + " while loading or initialising (" + seen +
+             "); skipped";
+    case ChildOutcome::timed_out:
+      return "did not finish loading and initialising within " + std::to_string(int(limit)) + " s (" + seen +
+             "; LAMINA_PLUGIN_PROBE_TIMEOUT=SECONDS allows more); skipped";
+    default:
+      return "";
   }
-  double limit = 60;
-  if (const char* t = std::getenv("LAMINA_PLUGIN_PROBE_TIMEOUT"))
-    if (double v = std::atof(t); v > 0) limit = v;
-  auto start = std::chrono::steady_clock::now();
-  auto pause = std::chrono::microseconds(50);
-  int status = 0;
-  for (;;) {
-    pid_t got = ::waitpid(child, &status, WNOHANG);
-    if (got == child) break;
-    if (got < 0 && errno != EINTR) return "";
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > limit) {
-      ::kill(child, SIGKILL);
-      while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-      }
-      return "did not finish loading and initialising within " + std::to_string(int(limit)) +
-             " s (tried in a separate process first; LAMINA_PLUGIN_PROBE_TIMEOUT=SECONDS allows more); "
-             "skipped";
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(20000));
-  }
-  if (WIFSIGNALED(status)) {
-    const char* name = ::strsignal(WTERMSIG(status));
-    return "crashed while loading or initialising (signal " + std::to_string(WTERMSIG(status)) +
-           (name ? std::string(", ") + name : std::string()) +
-           ", seen in a separate process that tries plugins first); skipped";
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-    return "ended the process with exit status " + std::to_string(WEXITSTATUS(status)) +
-           " while loading or initialising (seen in a separate process that tries plugins first); skipped";
-  return "";
 }
 
 }  // namespace
