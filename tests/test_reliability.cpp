@@ -245,7 +245,7 @@ TEST_CASE("a file that crashes libhdf5 is reported by lamina evaluate and load_m
 // ------------------------------------------------------------------------------------------------
 // Other readers
 
-TEST_CASE("a config number too large for an integer is an error naming the key (found by fuzz_model_json)") {
+TEST_CASE("config values of the wrong type or range are errors naming the key (found by fuzz_model_json)") {
   set_backend("reference");
   std::string config = R"({"class_name": "Sequential", "config": {"layers": [
       {"class_name": "Conv2D", "config": {"filters": 5.5e100, "kernel_size": [3, 3],
@@ -254,6 +254,16 @@ TEST_CASE("a config number too large for an integer is an error naming the key (
   std::string huge = R"({"class_name": "Sequential", "config": {"layers": [
       {"class_name": "Dense", "config": {"units": 18446744073709551615, "batch_input_shape": [null, 2]}}]}})";
   CHECK(contains(error_of([&] { model_from_json(huge); }), "'units' must be an integer"));
+  // Found by fuzz_model_json: a class_name that is not a string.
+  CHECK(contains(error_of([] { model_from_json(R"({"class_name": {"name": "sequential"}, "config": {}})"); }),
+                 "class_name must be a string"));
+  CHECK(contains(error_of([] {
+                   model_from_json(
+                       R"({"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense",
+                       "config": {"units": 2, "batch_input_shape": [null, 2],
+                                  "kernel_initializer": {"class_name": "VarianceScaling", "config": {"mode": 3}}}}]}})");
+                 }),
+                 "'mode' must be a string"));
 }
 
 TEST_CASE("an IDX header that declares more data than the file holds is an error, not an allocation") {
@@ -276,6 +286,11 @@ TEST_CASE("to_categorical refuses a label too large to be a class index") {
   CHECK(contains(error_of([] { to_categorical(Tensor::from_vector({0, 3e9f}, {2})); }), "not a class index"));
   CHECK(contains(error_of([] {
                    to_categorical(Tensor::from_vector({0, INFINITY}, {2}));
+                 }),
+                 "not a class index"));
+  // Found by fuzz_idx: a label far outside int64's range, with num_classes given.
+  CHECK(contains(error_of([] {
+                   to_categorical(Tensor::from_vector({0, -4.2e37f}, {2}), 3);
                  }),
                  "not a class index"));
 }

@@ -175,7 +175,8 @@ Tensor utils::to_categorical(const Tensor& y, int64_t num_classes) {
                 " labels is too large a one-hot matrix");
   std::vector<float> out(v.size() * size_t(classes), 0.0f);
   for (size_t i = 0; i < v.size(); ++i) {
-    int64_t c = int64_t(v[i]);
+    // Range first: converting a float outside int64's range is undefined.
+    int64_t c = v[i] >= 0 && v[i] < float(classes) ? int64_t(v[i]) : -1;
     if (c < 0 || c >= classes || float(c) != v[i])
       throw Error("to_categorical: label " + std::to_string(v[i]) + " at row " + std::to_string(i) +
                   " is not a class index in [0, " + std::to_string(classes) + ")");

@@ -327,6 +327,9 @@ Sequential Sequential::from_config(const boost::json::value& model_config) {
   const boost::json::value* config = &model_config;
   if (model_config.is_object() && model_config.as_object().contains("class_name")) {
     const auto& o = model_config.as_object();
+    if (!o.at("class_name").is_string())
+      throw Error("model JSON: class_name must be a string, not " +
+                  boost::json::serialize(o.at("class_name")).substr(0, 60));
     std::string cls(o.at("class_name").as_string());
     if (cls != "Sequential")
       throw Error("model class '" + cls + "' is not supported; lamina builds Sequential models");

@@ -35,7 +35,8 @@ Tensor one_hot(const Tensor& labels, int64_t classes) {
   std::vector<float> y = labels.to_vector();
   std::vector<float> out(y.size() * size_t(classes), 0.0f);
   for (size_t i = 0; i < y.size(); ++i) {
-    int64_t c = int64_t(y[i]);
+    int64_t c =
+        y[i] >= 0 && y[i] < float(classes) ? int64_t(y[i]) : -1;  // range first: no undefined conversion
     if (c < 0 || c >= classes || float(c) != y[i])
       throw Error("sparse label " + std::to_string(y[i]) + " at row " + std::to_string(i) +
                   " is not a class index in [0, " + std::to_string(classes) + ")");
