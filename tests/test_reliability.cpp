@@ -59,6 +59,8 @@ Sequential small_classifier(const std::string& optimizer = "adam") {
   return m;
 }
 
+// Callers copy x and y out rather than binding them: clang before 16 cannot capture a structured
+// binding in a lambda, and the sanitizer build uses clang 14.
 std::pair<Tensor, Tensor> small_data(int64_t n) {
   Tensor x = test::random_tensor({n, 4}, 11);
   std::vector<float> labels(static_cast<size_t>(n));
@@ -112,7 +114,8 @@ void expect_clean_rejection(const std::string& model, const std::string& data, c
 // A labelled data file the small classifier can be evaluated on.
 std::string small_data_file() {
   std::string path = scratch("data.h5");
-  auto [x, y] = small_data(16);
+  auto data = small_data(16);
+  Tensor x = data.first, y = data.second;
   h5::File f(path, h5::File::create);
   f.write("x", x);
   f.write("y", y);
@@ -123,7 +126,8 @@ std::string saved_small_model(const std::string& name) {
   set_backend("reference");
   set_random_seed(3);
   Sequential m = small_classifier();
-  auto [x, y] = small_data(16);
+  auto data = small_data(16);
+  Tensor x = data.first, y = data.second;
   m.fit(x, y, {.epochs = 1, .batch_size = 8, .verbose = 0});
   std::string path = scratch(name);
   m.save(path);
@@ -328,7 +332,8 @@ struct SaveEveryBatch : Callback {
 TEST_CASE("a training process killed with SIGKILL while it saves leaves the last good checkpoint") {
   set_backend("reference");
   std::string path = scratch("checkpoint.h5");
-  auto [x, y] = small_data(64);
+  auto data = small_data(64);
+  Tensor x = data.first, y = data.second;
   int loaded = 0;
   for (int attempt = 0; attempt < 12; ++attempt) {
     fs::remove(path);
@@ -371,7 +376,8 @@ TEST_CASE("a training process killed with SIGKILL while it saves leaves the last
 namespace {
 void check_exact_resume(const std::string& backend_name) {
   test::use_backend_or_skip(backend_name);
-  auto [x, y] = small_data(40);
+  auto data = small_data(40);
+  Tensor x = data.first, y = data.second;
   const FitOptions fit{.epochs = 5, .batch_size = 6, .verbose = 0};  // batches of 6 and a last of 4
 
   set_random_seed(21);
@@ -432,7 +438,8 @@ TEST_CASE("a damaged training state is refused with a warning and training goes 
   }
   Sequential m = load_model(path);
   CHECK(m.compiled());
-  auto [x, y] = small_data(16);
+  auto data = small_data(16);
+  Tensor x = data.first, y = data.second;
   CHECK_NOTHROW(m.fit(x, y, {.epochs = 1, .verbose = 0}));
   Sequential n = small_classifier();
   TrainingState s;
@@ -462,7 +469,8 @@ TEST_CASE("a plugin that crashes or exits in init is reported and skipped, and t
                  }),
                  "cannot be used"));
   Sequential m = small_classifier();
-  auto [x, y] = small_data(16);
+  auto data = small_data(16);
+  Tensor x = data.first, y = data.second;
   CHECK_NOTHROW(m.fit(x, y, {.epochs = 1, .verbose = 0}));
 }
 
@@ -474,7 +482,8 @@ TEST_CASE("a plugin layer that throws during training makes fit throw a clean er
   m.add(LayerSpec{"Flaky", {}});
   m.add(Dense(3, {.activation = "softmax"}));
   m.compile("categorical_crossentropy", "sgd");
-  auto [x, y] = small_data(16);
+  auto data = small_data(16);
+  Tensor x = data.first, y = data.second;
   auto before = all_weights(m);
   std::string message = error_of([&] { m.fit(x, y, {.epochs = 1, .verbose = 0}); });
   CHECK(contains(message, "layer 'flaky' (Flaky): Flaky lost its device in the middle of training"));

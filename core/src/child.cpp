@@ -12,6 +12,9 @@
 #include <cstdio>
 #include <cstring>
 
+// Set by AddressSanitizer's runtime, and by libFuzzer to save the input that killed the process.
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
 namespace lamina {
 
 ChildOutcome run_in_child(const std::function<void()>& body, double timeout_seconds) {
@@ -28,8 +31,10 @@ ChildOutcome run_in_child(const std::function<void()>& body, double timeout_seco
   if (child == 0) {
     ::close(pipe_fds[0]);
     // A crash is a plain signal here, as in a build without sanitizers: their handlers would report
-    // a crash inside a third-party library (and a fuzzer would record it as its own finding).
-    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL}) ::signal(s, SIG_DFL);
+    // a crash inside a third-party library, and a fuzzer would record it as its own finding. (A
+    // sanitizer's report of a memory error still ends the child with a non-zero status.)
+    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(s, SIG_DFL);
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(nullptr);
     // The write end stays open until the child ends: the parent sees the pipe close at that moment.
     try {
       body();
