@@ -508,9 +508,9 @@ void check_parallel_predict(const std::string& backend_name) {
     m.add(Dense(10, {.activation = "softmax"}));
     return m;
   }();
-  Tensor x = test::random_tensor({48, 28, 28, 1}, 5, 0.0f, 1.0f);
+  Tensor x = test::random_tensor({32, 28, 28, 1}, 5, 0.0f, 1.0f);
   const std::vector<float> expected = model.predict(x, 16).to_vector();
-  constexpr int kThreads = 4, kRounds = 6;
+  constexpr int kThreads = 4, kRounds = 3;
   std::vector<int> matches(kThreads, 0);
   std::vector<std::string> errors(kThreads);
   std::vector<std::thread> threads;
