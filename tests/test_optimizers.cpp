@@ -297,9 +297,10 @@ TEST_CASE("each optimizer's config has Keras' keys, its defaults, and survives g
     CAPTURE(c.spec.class_name);
     boost::json::object defaults = plugin_config(c.spec);
     CHECK(keys_of(defaults) == c.keys);
-    for (auto [key, value] : c.defaults) {
+    for (const auto& entry : c.defaults) {
+      const auto& key = entry.first;  // not a structured binding: clang before 16 cannot capture one
       CAPTURE(key);
-      CHECK(number(defaults, key) == value);
+      CHECK(number(defaults, key) == entry.second);
     }
     CHECK(plugin_config({c.spec.class_name, defaults}) == defaults);
   }

@@ -11,6 +11,7 @@ packages=(
   doctest-dev libcli11-dev libhdf5-dev libpng-dev
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
+  clang-14 libclang-rt-14-dev libomp-14-dev python3
 )
 missing=()
 for p in "${packages[@]}"; do

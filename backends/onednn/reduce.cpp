@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <tuple>
 
 #include "kernels.hpp"
 #include "loops.hpp"
@@ -199,7 +200,9 @@ struct SoftmaxEntry {
 
 LAMINA_KERNEL(softmax_kernel) {
   const char* op = "softmax";
-  auto [rows, classes] = softmax_rows(args, op);
+  // Not a structured binding: clang before 16 cannot capture one in the lambdas below.
+  int64_t rows = 0, classes = 0;
+  std::tie(rows, classes) = softmax_rows(args, op);
   if (rows == 0) return;
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
@@ -228,7 +231,9 @@ LAMINA_KERNEL(softmax_kernel) {
 // confident-prediction case that decides small cross-entropy losses; here the sum is in double
 // and the log is taken once per row, exactly.
 LAMINA_KERNEL(log_softmax_kernel) {
-  auto [rows, classes] = softmax_rows(args, "log_softmax");
+  // Not a structured binding: clang before 16 cannot capture one in the lambdas below.
+  int64_t rows = 0, classes = 0;
+  std::tie(rows, classes) = softmax_rows(args, "log_softmax");
   const float* x = in_data(args.inputs[0]);
   float* y = out_data(args.outputs[0]);
   for_each_index(rows, rows * classes > kParallelThreshold / 8, [&](int64_t r) {

@@ -37,19 +37,29 @@ void fisher_yates(std::vector<int64_t>& order, std::mt19937_64& random) {
 // ------------------------------------------------------------------------------------------------
 // TensorBatches
 
-TensorBatches::TensorBatches(Tensor x, Tensor y, int64_t batch_size)
-    : x_(to_host(x)), y_(to_host(y)), batch_size_(batch_size) {
+TensorBatches::TensorBatches(Tensor x, Tensor y, int64_t batch_size, std::vector<int64_t>* order)
+    : x_(to_host(x)), y_(to_host(y)), batch_size_(batch_size), order_(order ? order : &own_order_) {
   if (batch_size < 1) throw Error("batch_size must be at least 1, got " + std::to_string(batch_size));
   if (x_.ndim() == 0 || y_.ndim() == 0 || x_.dim(0) != y_.dim(0))
     throw Error("the inputs have " + std::to_string(x_.ndim() ? x_.dim(0) : 0) + " samples but the targets have " +
                 std::to_string(y_.ndim() ? y_.dim(0) : 0) + "; they must have the same first dimension");
-  order_.resize(size_t(x_.dim(0)));
-  std::iota(order_.begin(), order_.end(), 0);
+  const size_t n = size_t(x_.dim(0));
+  if (order_->size() != n) {
+    if (order) throw Error("the sample order holds " + std::to_string(order_->size()) + " entries for " +
+                           std::to_string(n) + " samples");
+    order_->resize(n);
+    std::iota(order_->begin(), order_->end(), 0);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if ((*order_)[i] < 0 || (*order_)[i] >= int64_t(n))
+      throw Error("the sample order holds " + std::to_string((*order_)[i]) + ", not a sample index");
+    in_order_ = in_order_ && (*order_)[i] == int64_t(i);
+  }
 }
 
 void TensorBatches::begin_epoch(bool shuffle, std::mt19937_64& random) {
   if (!shuffle) return;
-  fisher_yates(order_, random);
+  fisher_yates(*order_, random);
   in_order_ = false;
 }
 
@@ -57,7 +67,7 @@ std::pair<Tensor, Tensor> TensorBatches::batch(int64_t index) {
   const int64_t begin = index * batch_size_, end = std::min(size(), begin + batch_size_);
   if (index < 0 || begin >= size()) throw Error("batch " + std::to_string(index) + " is out of range");
   if (in_order_) return {x_.slice(begin, end), y_.slice(begin, end)};
-  return {gather_rows(x_, order_, size_t(begin), size_t(end)), gather_rows(y_, order_, size_t(begin), size_t(end))};
+  return {gather_rows(x_, *order_, size_t(begin), size_t(end)), gather_rows(y_, *order_, size_t(begin), size_t(end))};
 }
 
 // ------------------------------------------------------------------------------------------------

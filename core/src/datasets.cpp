@@ -58,9 +58,24 @@ Tensor read_idx(const std::string& path) {
     if (d <= 0 || d > (int64_t(1) << 28)) throw Error(path + ": implausible IDX dimension " + std::to_string(d));
     shape.push_back(d);
   }
-  if (shape_size(shape) > (int64_t(1) << 32)) throw Error(path + ": IDX data too large");
-  std::vector<unsigned char> raw(size_t(shape_size(shape)) * elem);
-  read_exact(in, raw.data(), raw.size(), path, "data");
+  // Each dimension is at most 2^28, so the product is checked step by step before it can overflow.
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    if (count > (int64_t(1) << 32) / d)
+      throw Error(path + ": IDX data of shape " + shape_to_string(shape) +
+                  " is too large (more than 2^32 values)");
+    count *= d;
+  }
+  // The header's size is not trusted with an allocation: the data is read in blocks, so a short or
+  // hostile file fails after reading what it really holds.
+  std::vector<unsigned char> raw;
+  const size_t total = size_t(count) * elem;
+  for (size_t done = 0; done < total;) {
+    size_t n = std::min<size_t>(total - done, size_t(16) << 20);
+    raw.resize(done + n);
+    read_exact(in, raw.data() + done, n, path, "data");
+    done += n;
+  }
   Tensor t = Tensor::empty_host(shape);
   float* out = t.host_data();
   for (size_t i = 0; i < size_t(shape_size(shape)); ++i) {
@@ -139,6 +154,9 @@ Dataset fashion_mnist::load_data(const std::string& folder) {
 }
 }  // namespace datasets
 
+// More classes than this is a damaged label file, not a classification problem.
+constexpr int64_t kMaxClasses = int64_t(1) << 24;
+
 Tensor utils::to_categorical(const Tensor& y, int64_t num_classes) {
   std::vector<float> v = y.to_vector();
   if (!(y.ndim() == 1 || (y.ndim() == 2 && y.dim(1) == 1)))
@@ -147,11 +165,18 @@ Tensor utils::to_categorical(const Tensor& y, int64_t num_classes) {
   if (classes < 0) {
     float m = 0;
     for (float x : v) m = std::max(m, x);
+    if (!(m < float(kMaxClasses)))
+      throw Error("to_categorical: the largest label is " + std::to_string(m) + ", not a class index below " +
+                  std::to_string(kMaxClasses) + "; pass num_classes or check the labels");
     classes = int64_t(m) + 1;
   }
+  if (classes > kMaxClasses || (v.size() && size_t(classes) > (size_t(1) << 34) / v.size()))
+    throw Error("to_categorical: " + std::to_string(classes) + " classes for " + std::to_string(v.size()) +
+                " labels is too large a one-hot matrix");
   std::vector<float> out(v.size() * size_t(classes), 0.0f);
   for (size_t i = 0; i < v.size(); ++i) {
-    int64_t c = int64_t(v[i]);
+    // Range first: converting a float outside int64's range is undefined.
+    int64_t c = v[i] >= 0 && v[i] < float(classes) ? int64_t(v[i]) : -1;
     if (c < 0 || c >= classes || float(c) != v[i])
       throw Error("to_categorical: label " + std::to_string(v[i]) + " at row " + std::to_string(i) +
                   " is not a class index in [0, " + std::to_string(classes) + ")");

@@ -2,18 +2,24 @@
 // h5py and therefore Keras write, so every Keras and h5py version reads them.
 #include <lamina/h5.hpp>
 
+#include "internal.hpp"
+
 #include <hdf5.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <mutex>
+#include <optional>
 
 namespace lamina::h5 {
 
@@ -252,6 +258,130 @@ bool is_hdf5(const std::string& path) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// The probe: reading an untrusted file in a child process first
+
+namespace {
+
+struct ProbedFile {
+  dev_t device;
+  ino_t inode;
+  off_t size;
+  int64_t mtime_ns;
+  bool operator==(const ProbedFile&) const = default;
+};
+
+std::mutex probe_mutex;
+std::vector<ProbedFile> probed_files;  // files whose probe passed, in this process
+int probe_setting = -1;                // -1: not decided yet (LAMINA_H5_PROBE decides)
+bool in_probe_child = false;           // set in the child: it opens files without probing them
+
+// Reads everything the loaders could read: every attribute of every object as strings or numbers,
+// every numeric dataset as float in bounded row blocks. Errors HDF5 reports are fine here (the
+// reader in the parent reports them where they matter); only a crash or a hang is what the probe is
+// for, so each object is tried on its own and the walk goes on.
+void walk(const File& f, const std::string& object, int depth) {
+  if (depth > 64) return;
+  try {
+    for (const std::string& a : f.attributes(object)) {
+      try {
+        DType t = f.attribute_info(object, a).dtype;
+        if (t == DType::string)
+          f.strings_attribute(object, a);
+        else
+          f.numbers_attribute(object, a);
+      } catch (const Error&) {
+      }
+    }
+  } catch (const Error&) {
+  }
+  try {
+    if (f.is_dataset(object)) {
+      DatasetInfo info = f.info(object);
+      if (info.dtype == DType::string || info.dtype == DType::other) return;
+      if (info.shape.empty()) {
+        f.read<float>(object);
+        return;
+      }
+      int64_t rows = info.shape[0], row = 1;
+      for (size_t i = 1; i < info.shape.size(); ++i)
+        row = info.shape[i] > 0 ? std::min<int64_t>(row * info.shape[i], int64_t(1) << 40) : 0;
+      int64_t block = std::max<int64_t>(1, (int64_t(16) << 20) / std::max<int64_t>(row, 1));
+      for (int64_t b = 0; b < rows; b += block) f.read_rows<float>(object, b, std::min(rows, b + block));
+      return;
+    }
+    if (!f.is_group(object)) return;
+    std::string prefix = object == "/" ? "" : object + "/";
+    for (const std::string& child : f.children(object)) walk(f, prefix + child, depth + 1);
+  } catch (const Error&) {
+  }
+}
+
+std::optional<ProbedFile> identify(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return ProbedFile{st.st_dev, st.st_ino, st.st_size,
+                    int64_t(st.st_mtim.tv_sec) * 1000000000 + int64_t(st.st_mtim.tv_nsec)};
+}
+
+double probe_timeout(off_t size) {
+  if (const char* t = std::getenv("LAMINA_H5_PROBE_TIMEOUT")) {
+    char* end = nullptr;
+    double v = std::strtod(t, &end);
+    if (end != t && v > 0) return v;
+  }
+  return 30.0 + double(size) / double(64 << 20);
+}
+
+}  // namespace
+
+void set_probe(bool enabled) {
+  std::lock_guard lock(probe_mutex);
+  probe_setting = enabled ? 1 : 0;
+}
+
+bool probe_enabled() {
+  std::lock_guard lock(probe_mutex);
+  if (probe_setting < 0) {
+    const char* e = std::getenv("LAMINA_H5_PROBE");
+    probe_setting = !(e && (std::string(e) == "0" || std::string(e) == "off" || std::string(e) == "false"));
+  }
+  return probe_setting == 1;
+}
+
+void probe(const std::string& path) {
+  if (in_probe_child) return;
+  std::optional<ProbedFile> id = identify(path);
+  if (!id) return;  // opening reports it
+  {
+    std::lock_guard lock(probe_mutex);
+    if (std::find(probed_files.begin(), probed_files.end(), *id) != probed_files.end()) return;
+  }
+  quiet_hdf5();
+  const double limit = probe_timeout(id->size);
+  ChildOutcome outcome = run_in_child(
+      [&] {
+        in_probe_child = true;
+        File f(path, File::read_only);
+        walk(f, "/", 0);
+      },
+      limit);
+  if (outcome.verdict == ChildOutcome::timed_out) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.0f", limit);
+    throw Error(path + ": libhdf5 did not finish reading the file within " + seconds +
+                " s (checked in a separate process); the file is corrupt (libhdf5 loops on it) or very "
+                "large on a slow disk — LAMINA_H5_PROBE_TIMEOUT=SECONDS allows more time");
+  }
+  if (outcome.verdict == ChildOutcome::signalled || outcome.verdict == ChildOutcome::exited)
+    throw Error(
+        path + ": libhdf5 crashed reading the file (" + outcome.description +
+        ", in a separate process that checks files first): the file is corrupt; lamina did not read it");
+  if (outcome.verdict != ChildOutcome::ok) return;  // no verdict: read in-process, as without the probe
+  std::lock_guard lock(probe_mutex);
+  probed_files.push_back(*id);
+}
+
+// ------------------------------------------------------------------------------------------------
 // File
 
 File::File(const std::string& path, Mode mode) : path_(path) {
@@ -277,6 +407,7 @@ File::File(const std::string& path, Mode mode) : path_(path) {
         why += "; it looks like JSON text (a model config can be read with model_from_json)";
       throw Error(path + why);
     }
+    if (!in_probe_child && probe_enabled()) probe(path);
   } else {
     fs::path parent = fs::path(path).parent_path();
     if (!parent.empty() && !fs::is_directory(parent, ec))

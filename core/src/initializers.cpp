@@ -60,6 +60,9 @@ Tensor initialize(const boost::json::value& init, const Shape& shape, const std:
   if (init.is_string()) {
     name = std::string(init.as_string());
   } else if (init.is_object() && init.as_object().contains("class_name")) {
+    if (!init.as_object().at("class_name").is_string())
+      throw Error(where + ": initializer class_name must be a string, got " +
+                  boost::json::serialize(init).substr(0, 80));
     name = std::string(init.as_object().at("class_name").as_string());
     if (auto* c = init.as_object().if_contains("config"); c && c->is_object()) config = c->as_object();
   } else if (init.is_null()) {
@@ -83,9 +86,15 @@ Tensor initialize(const boost::json::value& init, const Shape& shape, const std:
   else if (key == "lecunnormal") distribution = "truncated_normal", mode = "fan_in";
   else if (key == "variancescaling") {
     scale = number(config, "scale", 1.0);
-    mode = config.contains("mode") ? std::string(config.at("mode").as_string()) : "fan_in";
-    distribution = config.contains("distribution") ? std::string(config.at("distribution").as_string())
-                                                   : "truncated_normal";
+    auto text = [&](const char* key, const char* fallback) {
+      if (!config.contains(key)) return std::string(fallback);
+      if (!config.at(key).is_string())
+        throw Error(where + ": VarianceScaling '" + key + "' must be a string, got " +
+                    boost::json::serialize(config.at(key)).substr(0, 40));
+      return std::string(config.at(key).as_string());
+    };
+    mode = text("mode", "fan_in");
+    distribution = text("distribution", "truncated_normal");
     if (distribution == "normal") distribution = "truncated_normal";
   }
 

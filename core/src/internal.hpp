@@ -188,6 +188,25 @@ namespace distributed {
 const lamina_communicator* active_communicator();
 }  // namespace distributed
 
+// Runs `body` in a forked child process and waits for it, at most `timeout_seconds`. The child ends
+// with _exit(0) when `body` returns or throws; anything else — a signal, exit() with another status
+// inside `body`, a sanitizer's report — is what the caller looks for. `unknown` when no child could be
+// run or waited for: the caller goes on as without the check.
+struct ChildOutcome {
+  enum Verdict { unknown, ok, signalled, exited, timed_out } verdict = unknown;
+  int code = 0;             // the signal or the exit status
+  std::string description;  // "signal 11, Segmentation fault", "exit status 3"
+};
+ChildOutcome run_in_child(const std::function<void()>& body, double timeout_seconds);
+
+// A plugin manifest (<target>.json beside the library) as discovery reads it. Throws Error saying
+// what is malformed; `library` is as written (relative to the manifest's folder).
+struct PluginManifest {
+  std::string name, kind, version, library;
+  std::vector<std::string> provides;
+};
+PluginManifest parse_plugin_manifest(const std::string& text);
+
 // Host memory owned by the core (data sets, batches).
 std::shared_ptr<Buffer> allocate(BackendEntry* backend, size_t bytes);
 Tensor make_tensor(Shape shape, BackendEntry* backend);  // uninitialised

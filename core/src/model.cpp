@@ -251,8 +251,11 @@ int64_t Sequential::count_params() const {
 }
 
 Tensor Sequential::forward(const Tensor& x, bool training, size_t until) const {
+  return forward(x, training, until, training ? rng()() : 0);
+}
+
+Tensor Sequential::forward(const Tensor& x, bool training, size_t until, uint64_t step_seed) const {
   Tensor h = x;
-  uint64_t step_seed = training ? rng()() : 0;
   for (size_t i = 0; i <= until && i < layers_.size(); ++i)
     h = layers_[i]->call(h, training, step_seed ^ (0x9E3779B97F4A7C15ull * (i + 1)));
   return h;
@@ -357,6 +360,9 @@ Sequential Sequential::from_config(const boost::json::value& model_config) {
   const boost::json::value* config = &model_config;
   if (model_config.is_object() && model_config.as_object().contains("class_name")) {
     const auto& o = model_config.as_object();
+    if (!o.at("class_name").is_string())
+      throw Error("model JSON: class_name must be a string, not " +
+                  boost::json::serialize(o.at("class_name")).substr(0, 60));
     std::string cls(o.at("class_name").as_string());
     if (cls != "Sequential")
       throw Error("model class '" + cls + "' is not supported; lamina builds Sequential models");

@@ -7,7 +7,10 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -54,7 +57,8 @@ struct Registry::Impl {
     std::erase_if(communicators, [&](const auto& c) { return c.second == r; });
   }
   std::string requested_backend;  // from set_backend()
-  BackendEntry* active = nullptr;
+  // Read without the lock by every op (predict from several threads).
+  std::atomic<BackendEntry*> active{nullptr};
 
   void discover();
   void load(PluginRecord& record);
@@ -229,6 +233,41 @@ std::vector<std::string> Registry::search_path() {
   return unique;
 }
 
+// A manifest is a few hundred bytes; a larger .json in a plugin folder is not read.
+constexpr uintmax_t kMaxManifestBytes = 1 << 20;
+
+PluginManifest parse_plugin_manifest(const std::string& text) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(text, ec);
+  if (ec) throw Error("not valid JSON: " + ec.message());
+  if (!v.is_object() || !v.as_object().contains("name") || !v.as_object().contains("kind") ||
+      !v.as_object().contains("library"))
+    throw Error("needs the keys name, kind and library");
+  const auto& o = v.as_object();
+  auto text_of = [&](const char* key) {
+    const boost::json::value& x = o.at(key);
+    if (!x.is_string() || x.as_string().empty())
+      throw Error(std::string("'") + key + "' must be a non-empty string, not " +
+                  boost::json::serialize(x).substr(0, 40));
+    return std::string(x.as_string());
+  };
+  PluginManifest m;
+  m.name = text_of("name");
+  m.kind = text_of("kind");
+  m.library = text_of("library");
+  if (m.library.find('\0') != std::string::npos) throw Error("'library' contains a NUL character");
+  if (o.contains("version")) m.version = text_of("version");
+  if (auto* p = o.if_contains("provides"); p && !p->is_null()) {
+    if (!p->is_array()) throw Error("'provides' must be a list of class names");
+    for (const auto& x : p->as_array()) {
+      if (!x.is_string())
+        throw Error("'provides' lists " + boost::json::serialize(x).substr(0, 40) + ", not a class name");
+      m.provides.emplace_back(x.as_string());
+    }
+  }
+  return m;
+}
+
 static std::string read_file(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream s;
@@ -251,19 +290,16 @@ void Registry::Impl::discover() {
       if (f.extension() != ".json") continue;
       auto rec = std::make_unique<PluginRecord>();
       try {
-        boost::system::error_code ec;
-        boost::json::value v = boost::json::parse(read_file(f), ec);
-        if (ec) throw Error("not valid JSON: " + ec.message());
-        if (!v.is_object() || !v.as_object().contains("name") || !v.as_object().contains("kind") ||
-            !v.as_object().contains("library"))
-          throw Error("needs the keys name, kind and library");
-        const auto& o = v.as_object();
-        rec->name = std::string(o.at("name").as_string());
-        rec->kind = std::string(o.at("kind").as_string());
-        if (auto* ver = o.if_contains("version"); ver && ver->is_string()) rec->version = std::string(ver->as_string());
-        rec->path = (f.parent_path() / std::string(o.at("library").as_string())).string();
-        if (auto* p = o.if_contains("provides"); p && p->is_array())
-          for (const auto& x : p->as_array()) rec->provides.emplace_back(x.as_string());
+        std::error_code size_ec;
+        if (fs::file_size(f, size_ec) > kMaxManifestBytes)
+          throw Error("larger than " + std::to_string(kMaxManifestBytes) +
+                      " bytes; a manifest is a few lines");
+        PluginManifest m = parse_plugin_manifest(read_file(f));
+        rec->name = m.name;
+        rec->kind = m.kind;
+        rec->version = m.version;
+        rec->path = (f.parent_path() / m.library).string();
+        rec->provides = m.provides;
       } catch (const std::exception& e) {
         rec->name = f.stem().string();
         rec->path = f.string();
@@ -326,9 +362,115 @@ bool Registry::Impl::configure(PluginRecord& r, const std::string& name) {
   return true;
 }
 
+// ------------------------------------------------------------------------------------------------
+// The init probe: a plugin from outside lamina's own folders is first loaded and initialised in a
+// child process, so one that crashes (or kills the process, or hangs) while loading is reported and
+// skipped instead of taking the process down. docs/reliability.md explains the choice.
+
+namespace {
+
+// What the child hands the plugin: registration is accepted and forgotten, the rest fails politely.
+// Nothing here touches the registry, whose lock the forking thread may hold.
+const lamina_host* probe_host_table() {
+  static const lamina_host table = [] {
+    lamina_host h = *host_table();
+    h.self = nullptr;
+    h.register_backend = [](void*, const lamina_backend*, lamina_error*) { return LAMINA_OK; };
+    h.register_layer = [](void*, const lamina_layer_class*, lamina_error*) { return LAMINA_OK; };
+    h.register_optimizer = [](void*, const lamina_optimizer_class*, lamina_error*) { return LAMINA_OK; };
+    h.tensor_retain = [](lamina_tensor) {};
+    h.tensor_release = [](lamina_tensor) {};
+    h.tensor_shape = [](lamina_tensor, int64_t*) { return int32_t(0); };
+    h.op = [](const char*, const lamina_tensor*, int32_t, const lamina_attrs*, lamina_tensor*, int32_t,
+              lamina_error* e) {
+      if (e) std::snprintf(e->message, sizeof e->message, "no ops while the plugin is probed");
+      return LAMINA_ERROR;
+    };
+    h.assign = [](lamina_tensor, lamina_tensor, lamina_error* e) {
+      if (e) std::snprintf(e->message, sizeof e->message, "no tensors while the plugin is probed");
+      return LAMINA_ERROR;
+    };
+    h.full = [](const int64_t*, int32_t, float, lamina_error* e) -> lamina_tensor {
+      if (e) std::snprintf(e->message, sizeof e->message, "no tensors while the plugin is probed");
+      return nullptr;
+    };
+    h.add_weight = [](lamina_layer_builder, const char*, const int64_t*, int32_t, const char*, int32_t,
+                      lamina_error* e) {
+      if (e) std::snprintf(e->message, sizeof e->message, "no weights while the plugin is probed");
+      return LAMINA_ERROR;
+    };
+    h.log = [](int32_t, const char*) {};
+    h.register_op = [](void*, const lamina_op_class*, lamina_error*) { return LAMINA_OK; };
+    h.register_communicator = [](void*, const lamina_communicator*, lamina_error*) { return LAMINA_OK; };
+    return h;
+  }();
+  return &table;
+}
+
+// LAMINA_PLUGIN_PROBE: "all" probes every plugin, "none" none; by default, those outside lamina's
+// own plugin folders (beside liblamina.so and the install prefix), i.e. third-party plugins.
+bool should_probe(const std::string& library) {
+  const char* setting = std::getenv("LAMINA_PLUGIN_PROBE");
+  std::string s = setting ? lower(setting) : "";
+  if (s == "all" || s == "1") return true;
+  if (s == "none" || s == "0") return false;
+  std::error_code ec;
+  fs::path folder = fs::weakly_canonical(fs::path(library).parent_path(), ec);
+  std::vector<fs::path> own;
+  fs::path core = boost::dll::this_line_location(ec);
+  if (!ec) own.push_back(fs::weakly_canonical(core.parent_path() / "lamina" / "plugins", ec));
+#ifdef LAMINA_INSTALL_PLUGIN_DIR
+  own.push_back(fs::weakly_canonical(LAMINA_INSTALL_PLUGIN_DIR, ec));
+#endif
+  return std::find(own.begin(), own.end(), folder) == own.end();
+}
+
+// Loads, queries, scores and initialises `library` in a child process. Returns why the plugin must
+// be skipped ("" when the child came through, whatever the plugin answered).
+std::string probe_plugin(const std::string& library) {
+  double limit = 60;
+  if (const char* t = std::getenv("LAMINA_PLUGIN_PROBE_TIMEOUT"))
+    if (double v = std::atof(t); v > 0) limit = v;
+  ChildOutcome outcome = run_in_child(
+      [&] {
+        void* h = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!h) return;  // the loader in the process reports why
+        auto query = reinterpret_cast<lamina_plugin_query_fn>(::dlsym(h, "lamina_plugin_query"));
+        auto score = reinterpret_cast<lamina_plugin_score_fn>(::dlsym(h, "lamina_plugin_score"));
+        auto init = reinterpret_cast<lamina_plugin_init_fn>(::dlsym(h, "lamina_plugin_init"));
+        const lamina_plugin_info* info = query ? query() : nullptr;
+        if (!info || info->abi_major != LAMINA_ABI_MAJOR || info->abi_minor > LAMINA_ABI_MINOR) return;
+        lamina_error error{};
+        if ((!score || score(&error) > 0) && init) init(probe_host_table(), LAMINA_ABI_MINOR, &error);
+      },
+      limit);
+  const std::string seen = "seen in a separate process that tries plugins first";
+  switch (outcome.verdict) {
+    case ChildOutcome::signalled:
+      return "crashed while loading or initialising (" + outcome.description + "; " + seen + "); skipped";
+    case ChildOutcome::exited:
+      return "ended the process with " + outcome.description + " while loading or initialising (" + seen +
+             "); skipped";
+    case ChildOutcome::timed_out:
+      return "did not finish loading and initialising within " + std::to_string(int(limit)) + " s (" + seen +
+             "; LAMINA_PLUGIN_PROBE_TIMEOUT=SECONDS allows more); skipped";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
 void Registry::Impl::load(PluginRecord& r) {
   if (r.state != PluginRecord::State::found) return;
   r.state = PluginRecord::State::failed;  // until proven otherwise
+  if (should_probe(r.path)) {
+    std::string why = probe_plugin(r.path);
+    if (!why.empty()) {
+      r.reason = why;
+      return;
+    }
+  }
   try {
     r.library = new boost::dll::shared_library(
         fs::path(r.path), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
@@ -384,7 +526,12 @@ void Registry::Impl::load(PluginRecord& r) {
   r.score = 1;
   if (r.library->has("lamina_plugin_score")) {
     lamina_error why{};
-    r.score = r.library->get<int32_t(lamina_error*)>("lamina_plugin_score")(&why);
+    try {
+      r.score = r.library->get<int32_t(lamina_error*)>("lamina_plugin_score")(&why);
+    } catch (...) {
+      r.score = 0;
+      std::snprintf(why.message, sizeof why.message, "lamina_plugin_score threw an exception");
+    }
     if (r.score <= 0) {
       r.reason = why.message[0] ? why.message : "the plugin reports it cannot run on this machine";
       return;
@@ -393,8 +540,16 @@ void Registry::Impl::load(PluginRecord& r) {
   lamina_error error{};
   PluginRecord* previous = loading;
   loading = &r;
-  lamina_status status = r.library->get<lamina_status(const lamina_host*, uint32_t, lamina_error*)>(
-      "lamina_plugin_init")(host_table(), LAMINA_ABI_MINOR, &error);
+  lamina_status status = LAMINA_ERROR;
+  try {
+    status = r.library->get<lamina_status(const lamina_host*, uint32_t, lamina_error*)>("lamina_plugin_init")(
+        host_table(), LAMINA_ABI_MINOR, &error);
+  } catch (const std::exception& e) {
+    // A plugin written against the bare C ABI that lets an exception out.
+    std::snprintf(error.message, sizeof error.message, "lamina_plugin_init threw: %s", e.what());
+  } catch (...) {
+    std::snprintf(error.message, sizeof error.message, "lamina_plugin_init threw an exception");
+  }
   loading = previous;
   if (status != LAMINA_OK) {
     forget_registrations(&r);  // a failed plugin leaves nothing behind

@@ -7,6 +7,7 @@
 #include <lamina/h5.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 
 namespace lamina {
@@ -233,6 +234,43 @@ void write_optimizer(h5::File& f, const Sequential& model) {
   write_strings(f, "optimizer_weights", "weight_names", names);
 }
 
+// Where training stands beyond the optimizer (TrainingState), in a group of lamina's own: Keras
+// reads only the objects it knows (model_config, training_config, model_weights,
+// optimizer_weights) and ignores this one, so the file stays a Keras file.
+constexpr const char* kTrainingStateGroup = "lamina_training_state";
+
+void write_training_state(h5::File& f, const Sequential& model) {
+  TrainingState s = model.training_state();
+  f.create_group(kTrainingStateGroup);
+  f.set_attribute(kTrainingStateGroup, "epoch", s.epoch);
+  if (!s.rng.empty()) f.set_attribute(kTrainingStateGroup, "rng", s.rng, h5::StringType::fixed_ascii);
+  f.write(std::string(kTrainingStateGroup) + "/data_order", s.data_order,
+          Shape{int64_t(s.data_order.size())});
+}
+
+// Restores the training state; returns why it was not ("" when it was).
+std::string restore_training_state(const h5::File& f, Sequential& model) {
+  const std::string g = kTrainingStateGroup;
+  TrainingState s;
+  if (!f.has_attribute(g, "epoch") || !f.is_dataset(g + "/data_order"))
+    return "it lacks the epoch or data_order";
+  std::vector<double> epoch = f.numbers_attribute(g, "epoch");
+  if (epoch.size() != 1 || !(epoch[0] >= 0) || epoch[0] > 1e9) return "its epoch is not a count";
+  s.epoch = int64_t(epoch[0]);
+  if (f.has_attribute(g, "rng")) s.rng = f.string_attribute(g, "rng");  // absent before the first fit()
+  h5::DatasetInfo info = f.info(g + "/data_order");
+  if (info.shape.size() != 1 || info.shape[0] > (int64_t(1) << 31) ||
+      (info.dtype != h5::DType::int64 && info.dtype != h5::DType::int32))
+    return "data_order is not a list of sample indices";
+  s.data_order = f.read<int64_t>(g + "/data_order");
+  try {
+    model.set_training_state(s);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // ------------------------------------------------------------------------------------------------
 // reading
 
@@ -435,6 +473,16 @@ CompileOptions compile_options_from(const json::value& tc) {
   return co;
 }
 
+// Elements of a shape read from a file, or -1 when it overflows.
+int64_t checked_elements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > std::numeric_limits<int64_t>::max() / d)) return -1;
+    n *= d;
+  }
+  return n;
+}
+
 // Slot names in Keras files that mean one of lamina's (Keras 3's names are lamina's own).
 const std::vector<std::pair<std::string, std::string>>& slot_aliases() {
   static const std::vector<std::pair<std::string, std::string>> table{
@@ -465,6 +513,8 @@ std::string restore_optimizer(const h5::File& f, Sequential& model,
         strip_device_suffix(n.substr(n.rfind('/') == std::string::npos ? 0 : n.rfind('/') + 1));
     if (last != "iter" && last != "iteration" && last != "iterations") continue;
     if (!f.is_dataset(read_one(n))) return "its step counter '" + n + "' is missing";
+    if (checked_elements(f.info(read_one(n)).shape) != 1)
+      return "its step counter '" + n + "' is not one number";
     Shape s;
     std::vector<double> v = f.read<double>(read_one(n), &s);
     if (v.size() != 1 || !(v[0] >= 0) || v[0] > 9.0e15) return "its step counter '" + n + "' is not a count";
@@ -502,11 +552,13 @@ std::string restore_optimizer(const h5::File& f, Sequential& model,
         return found.empty() ? "no " + slot + " slot was found for weight " + it->second
                              : "several " + slot + " slots match weight " + it->second;
       if (!f.is_dataset(read_one(found[0]))) return "slot '" + found[0] + "' is listed but missing";
-      Shape shape;
-      std::vector<float> v = f.read<float>(read_one(found[0]), &shape);
+      // The shape is checked before anything is read, so a slot cannot make lamina allocate more
+      // than the weight it belongs to.
+      Shape shape = f.info(read_one(found[0])).shape;
       if (shape != state.slots[i][k].shape())
         return "slot '" + found[0] + "' has shape " + shape_to_string(shape) + ", expected " +
                shape_to_string(state.slots[i][k].shape());
+      std::vector<float> v = f.read<float>(read_one(found[0]), &shape);
       weight_slots.push_back(Tensor::from_vector(v, shape));
     }
     slots.push_back(std::move(weight_slots));
@@ -541,7 +593,10 @@ void Sequential::save(const std::string& path, bool include_optimizer) const {
   bool with_training = include_optimizer && compiled();
   if (with_training) f.set_attribute("/", "training_config", json::serialize(training_config(*this)));
   write_weights(f, "model_weights", *this, path);
-  if (with_training) write_optimizer(f, *this);
+  if (with_training) {
+    write_optimizer(f, *this);
+    write_training_state(f, *this);
+  }
   writer.commit();
 }
 
@@ -638,6 +693,12 @@ Sequential load_model(const std::string& path, bool compile) {
     if (!why.empty())
       warn(path + ": the optimizer state was not restored (" + why + "); training continues from a fresh " +
            model.optimizer_state().optimizer.class_name + " state");
+    if (why.empty() && f.is_group(kTrainingStateGroup)) {
+      why = restore_training_state(f, model);
+      if (!why.empty())
+        warn(path + ": the training state (epoch, random generator, data order) was not restored (" + why +
+             "); resumed training will not repeat an uninterrupted run exactly");
+    }
   }
   return model;
 }

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <mutex>
-#include <unordered_map>
 #include <cstring>
 #include <iomanip>
+#include <limits>
+#include <mutex>
 #include <ostream>
 #include <sstream>
+#include <unordered_map>
+
+#include <unistd.h>
 
 namespace lamina {
 
@@ -20,8 +23,12 @@ std::string shape_to_string(const Shape& shape) {
 }
 
 int64_t shape_size(const Shape& shape) {
+  // Shapes can come from files: an overflowing product saturates (and is then refused as too
+  // large) instead of wrapping around.
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n))
+      return (d < 0) != (n < 0) ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
   return n;
 }
 
@@ -149,6 +156,13 @@ std::shared_ptr<Buffer> allocate(BackendEntry* backend, size_t bytes) {
       throw Error("backend '" + backend->name + "' could not allocate " + std::to_string(bytes) + " bytes: " +
                   error.message);
   } else {
+    // With memory overcommit a request larger than the machine's memory may "succeed" and the
+    // process be killed later while touching it: such a request is an error now.
+    static const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    if (physical > 0 && double(n) > physical)
+      throw Error("cannot allocate " + std::to_string(bytes) +
+                  " bytes of host memory: more than this machine has (" + std::to_string(uint64_t(physical)) +
+                  " bytes)");
     buffer->handle = std::aligned_alloc(64, n);
     if (!buffer->handle) throw Error("out of host memory allocating " + std::to_string(bytes) + " bytes");
   }

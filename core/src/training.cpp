@@ -38,7 +38,8 @@ Tensor one_hot(const Tensor& labels, int64_t classes) {
   std::vector<float> y = labels.to_vector();
   std::vector<float> out(y.size() * size_t(classes), 0.0f);
   for (size_t i = 0; i < y.size(); ++i) {
-    int64_t c = int64_t(y[i]);
+    int64_t c =
+        y[i] >= 0 && y[i] < float(classes) ? int64_t(y[i]) : -1;  // range first: no undefined conversion
     if (c < 0 || c >= classes || float(c) != y[i])
       throw Error("sparse label " + std::to_string(y[i]) + " at row " + std::to_string(i) +
                   " is not a class index in [0, " + std::to_string(classes) + ")");
@@ -239,6 +240,12 @@ struct Sequential::Training {
   std::vector<Tensor> params;
   std::vector<std::vector<Tensor>> slots;
   int64_t iteration = 0;
+  // Training's own randomness (data order, dropout seeds) and position, so that a run saved and
+  // resumed continues exactly as an uninterrupted one (TrainingState).
+  std::mt19937_64 rng;
+  bool rng_started = false;
+  std::vector<int64_t> order;
+  int64_t epoch = 0;
   ~Training() {
     if (instance) optimizer->table.destroy(instance);
   }
@@ -356,7 +363,14 @@ History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions
   }
   // In a job of N ranks, batch_size is per rank: the global batch holds N x batch_size rows.
   const lamina_communicator* comm = distributed::active_communicator();
-  TensorBatches data(x, y, options.batch_size * (comm ? comm->size : 1));
+  // The sample order carries over from the previous fit() (and from a saved file), as one long
+  // run's would; the model keeps it.
+  std::vector<int64_t>& order = training_->order;
+  if (order.size() != size_t(x.dim(0))) {
+    order.assign(size_t(x.dim(0)), 0);
+    std::iota(order.begin(), order.end(), 0);
+  }
+  TensorBatches data(x, y, options.batch_size * (comm ? comm->size : 1), &order);
   return fit(data, with_validation);
 }
 
@@ -393,16 +407,21 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
   History history;
   for (auto& cb : options.callbacks) cb->on_train_begin(*this);
   stop_training = false;
+  if (options.initial_epoch < 0) throw Error("fit(): initial_epoch must not be negative");
+  if (!t.rng_started) {
+    t.rng.seed(rng()());
+    t.rng_started = true;
+  }
   // The optimizer's slot handles per parameter, gathered once rather than at every step.
   std::vector<std::vector<lamina_tensor>> slot_handles;
   for (const auto& slots : t.slots) {
     slot_handles.emplace_back();
     for (const Tensor& s : slots) slot_handles.back().push_back(reinterpret_cast<lamina_tensor>(s.impl()));
   }
-  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+  for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
-    data.begin_epoch(options.shuffle, rng());
+    data.begin_epoch(options.shuffle, t.rng);
     auto start = std::chrono::steady_clock::now();
     Progress progress(verbose, n);
     std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
@@ -411,7 +430,7 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
     bool diverged = false;  // the loss became NaN/inf and a callback stopped training
     for (; batch_index < data.num_batches(); ++batch_index) {
       auto [xb, yb] = data.batch(batch_index);
-      if (epoch == 0 && batch_index == 0) check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.loss);
+      if (epoch == options.initial_epoch && batch_index == 0) check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.loss);
       const int64_t global_rows = xb.dim(0);
       if (comm) {
         auto [begin, end] = shard(global_rows, my_rank, ranks);
@@ -423,7 +442,7 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
       double value = 0;
       std::vector<Tensor> grads(t.params.size());
       if (bs > 0) {  // a rank's share of a short last batch can be empty
-        pred = forward(xb, true, layers_.size());
+        pred = forward(xb, true, layers_.size(), t.rng());
         loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
         value = loss.item();
         grads = gradients(loss, t.params);
@@ -490,6 +509,7 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
     std::string text;
     for (auto& k : keys) text += " - " + k + ": " + format_value(logs[k]);
     progress.finish(train_seconds, text);
+    t.epoch = epoch + 1;
     history.epoch.push_back(epoch);
     for (auto& k : keys) history.history[k].push_back(logs[k]);
     for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
@@ -589,6 +609,44 @@ void Sequential::set_optimizer_state(int64_t iterations, const std::vector<std::
   for (size_t i = 0; i < slots.size(); ++i)
     for (size_t k = 0; k < slots[i].size(); ++k) assign(t.slots[i][k], slots[i][k]);
   t.iteration = iterations;
+}
+
+TrainingState Sequential::training_state() const {
+  if (!training_) throw Error("training_state(): the model is not compiled; call compile() first");
+  const Training& t = *training_;
+  TrainingState s;
+  s.epoch = t.epoch;
+  if (t.rng_started) {
+    std::ostringstream text;
+    text << t.rng;
+    s.rng = text.str();
+  }
+  s.data_order = t.order;
+  return s;
+}
+
+void Sequential::set_training_state(const TrainingState& s) {
+  if (!training_) throw Error("set_training_state(): the model is not compiled; call compile() first");
+  if (s.epoch < 0) throw Error("set_training_state(): epoch must not be negative");
+  std::mt19937_64 generator;
+  if (!s.rng.empty()) {
+    std::istringstream text(s.rng);
+    text >> generator;
+    if (text.fail()) throw Error("set_training_state(): the generator state is not a std::mt19937_64 state");
+  }
+  // A permutation of 0..n-1, or the next epoch would read rows that do not exist.
+  std::vector<bool> seen(s.data_order.size(), false);
+  for (int64_t i : s.data_order) {
+    if (i < 0 || size_t(i) >= seen.size() || seen[size_t(i)])
+      throw Error("set_training_state(): the data order is not a permutation of its " +
+                  std::to_string(seen.size()) + " sample indices");
+    seen[size_t(i)] = true;
+  }
+  Training& t = *training_;
+  t.epoch = s.epoch;
+  t.rng = generator;
+  t.rng_started = !s.rng.empty();
+  t.order = s.data_order;
 }
 
 Tensor Sequential::predict(const Tensor& x, int64_t batch_size) const {

@@ -35,10 +35,13 @@ class BatchSource {
   virtual std::string description() const = 0;
 };
 
-// Tensors in memory, shuffled sample by sample (what fit(x, y) uses).
+// Tensors in memory, shuffled sample by sample (what fit(x, y) uses). `order`, when given, is
+// where the sample order lives between epochs and calls (fit() passes the model's, which a saved
+// file keeps so a resumed run visits the data in the same order); it must hold a permutation of
+// 0 .. N-1.
 class TensorBatches : public BatchSource {
  public:
-  TensorBatches(Tensor x, Tensor y, int64_t batch_size);
+  TensorBatches(Tensor x, Tensor y, int64_t batch_size, std::vector<int64_t>* order = nullptr);
   int64_t size() const override { return x_.dim(0); }
   int64_t batch_size() const override { return batch_size_; }
   void begin_epoch(bool shuffle, std::mt19937_64& random) override;
@@ -48,8 +51,9 @@ class TensorBatches : public BatchSource {
  private:
   Tensor x_, y_;
   int64_t batch_size_;
-  std::vector<int64_t> order_;
-  bool in_order_ = true;
+  std::vector<int64_t> own_order_;
+  std::vector<int64_t>* order_;
+  bool in_order_ = true;  // order_ is 0 .. N-1: batches are views, not copies
 };
 
 struct H5BatchesOptions {

@@ -119,6 +119,18 @@ class File {
   mutable bool heaps_checked_ = false;
 };
 
+// libhdf5 1.10 itself crashes or loops on some damaged files (its own C code, which no check
+// beforehand catches). So before a file is first opened for reading, a child process (fork) opens it
+// and reads every group, attribute and dataset; if the child dies by a signal or does not finish
+// within the time limit, opening throws lamina::Error ("libhdf5 crashed reading FILE (signal N)...")
+// and the process goes on. A file is probed once per process (by device, inode, size and mtime).
+// On by default; LAMINA_H5_PROBE=0 or set_probe(false) turns it off, LAMINA_H5_PROBE_TIMEOUT (seconds)
+// sets the limit (default: 30 s plus 1 s per 64 MB). docs/reliability.md has the measurements.
+void set_probe(bool enabled);
+bool probe_enabled();
+// Probes `path` now (whether or not probing is on); throws as opening would.
+void probe(const std::string& path);
+
 // Writes `path` all or nothing: the data goes to a temporary file beside it, and commit() flushes
 // it to disk and renames it over `path`. Without commit() (an exception on the way) the temporary
 // file is removed and an existing `path` is left as it was.

@@ -81,6 +81,15 @@ struct OptimizerState {
   std::vector<std::vector<Tensor>> slots; // per trainable weight, one tensor per slot name
 };
 
+// Where training stands, beyond the optimizer: what makes a resumed run continue exactly as an
+// uninterrupted one would. A model's training draws its randomness (data order, dropout) from its
+// own generator, seeded from the global one (set_random_seed) when fit() first runs.
+struct TrainingState {
+  int64_t epoch = 0;                // epochs completed
+  std::string rng;                  // the generator's state (std::mt19937_64 text form); "" = not started
+  std::vector<int64_t> data_order;  // the sample order the next epoch's shuffle starts from
+};
+
 // Per-epoch values, keyed like Keras: "loss", "accuracy", "val_loss", "val_accuracy".
 struct History {
   std::map<std::string, std::vector<double>> history;
@@ -108,6 +117,8 @@ struct FitOptions {
   // Validation data read batch by batch (e.g. an H5Batches over a test split), instead of
   // validation_data.
   std::shared_ptr<BatchSource> validation_batches;
+  // Keras' initial_epoch: epochs [initial_epoch, epochs) run, numbered from it (resuming a run).
+  int initial_epoch = 0;
 };
 
 class Sequential {
@@ -158,6 +169,10 @@ class Sequential {
   // counts and shapes and copies the values in. Both need a compiled model.
   OptimizerState optimizer_state() const;
   void set_optimizer_state(int64_t iterations, const std::vector<std::vector<Tensor>>& slots);
+  // The training generator, data order and epoch count (saved with the optimizer state; restored by
+  // load_model). set_training_state checks the generator text and that the order is a permutation.
+  TrainingState training_state() const;
+  void set_training_state(const TrainingState& state);
 
   // Keras' HDF5 model file (model.save("x.h5")): architecture, weights, training config and
   // optimizer state. The write is atomic: a temporary file beside `path`, then a rename.
@@ -171,6 +186,7 @@ class Sequential {
  private:
   struct Training;
   Tensor forward(const Tensor& x, bool training, size_t until) const;
+  Tensor forward(const Tensor& x, bool training, size_t until, uint64_t seed) const;
   std::string unique_name(const std::string& class_name);
   std::string name_;
   std::string input_name_;  // the InputLayer's name, when one was given

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -118,8 +119,12 @@ class Config {
  private:
   int64_t to_int(const char* key, const boost::json::value& v) const {
     if (v.is_int64()) return v.as_int64();
-    if (v.is_uint64()) return int64_t(v.as_uint64());
-    if (v.is_double() && v.as_double() == double(int64_t(v.as_double()))) return int64_t(v.as_double());
+    if (v.is_uint64() && v.as_uint64() <= uint64_t(INT64_MAX)) return int64_t(v.as_uint64());
+    // 4.0 is an integer; 1e100 is not one lamina can hold (and converting it would be undefined).
+    if (v.is_double()) {
+      double d = v.as_double();
+      if (d >= -9.2e18 && d <= 9.2e18 && d == double(int64_t(d))) return int64_t(d);
+    }
     throw Error(what_ + ": config key '" + key + "' must be an integer, got " + value_text(v));
   }
   std::string what_;

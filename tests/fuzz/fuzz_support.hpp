@@ -1,0 +1,53 @@
+// Shared by the libFuzzer targets: a scratch file per process for the readers that take a path,
+// and the setup every target needs (the reference backend, bounded weight sizes).
+#pragma once
+
+#include <lamina/lamina.hpp>
+
+#include "internal.hpp"
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace lamina::fuzz {
+
+// /dev/shm when there is one: the readers open files by name and the disk need not see them.
+inline std::string scratch_file(const char* suffix) {
+  static const std::string folder = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
+  return folder + "/lamina_fuzz_" + std::to_string(getpid()) + suffix;
+}
+
+inline void write_file(const std::string& path, const uint8_t* data, size_t size) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) std::abort();
+  if (size && std::fwrite(data, 1, size, f) != size) std::abort();
+  std::fclose(f);
+}
+
+inline void setup() {
+  set_backend("reference");
+  // A model file's own weights bound what its config may declare; a bare JSON config has no such
+  // bound, so the targets use the one an application would set for untrusted configs.
+  weight_limit().elements = int64_t(1) << 22;
+  weight_limit().source = "the fuzz target's limit";
+}
+
+// Runs the model on zeros when that is cheap: shape bugs in layers show up as crashes here.
+inline void exercise(const Sequential& model) {
+  if (model.size() == 0) return;
+  int64_t per_sample = 1;
+  for (int64_t d : model.input_shape()) {
+    if (d <= 0 || d > 4096) return;
+    per_sample *= d;
+    if (per_sample > (1 << 16)) return;
+  }
+  Shape s = model.input_shape();
+  s.insert(s.begin(), 2);
+  model.predict(Tensor::zeros(s));
+}
+
+}  // namespace lamina::fuzz
