@@ -30,7 +30,10 @@ const lamina_communicator* world() {
     const lamina_communicator* c = Registry::get().communicator(name, why);
     if (!c)
       throw Error("this process was started for a data-parallel job (communicator '" + name + "') but " + why +
-                  "; build lamina with MPI (LAMINA_WITH_MPI, Debian: libopenmpi-dev) or unset LAMINA_COMMUNICATOR");
+                  (why.find("Plugin folders searched") != std::string::npos
+                       ? "; lamina builds the mpi communicator when CMake finds MPI (Debian: libopenmpi-dev)"
+                       : "") +
+                  "; LAMINA_COMMUNICATOR=none runs each process as a job of one");
     return c;
   }();
   return communicator;

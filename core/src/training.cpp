@@ -196,6 +196,38 @@ void allreduce(const lamina_communicator& c, std::vector<float>& values, const c
 // loss) becomes the global batch's mean loss. A gradient undefined on every rank stays undefined.
 void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& params, std::vector<Tensor>& grads,
                        double share, double& loss) {
+  BackendEntry& backend = Registry::get().active_backend();
+  if (c.allreduce_sum_device && !backend.table.host_memory) {
+    // Gradients on a device (e.g. cudnn with the nccl communicator): each is scaled by this rank's
+    // share and summed in place where it lives; only the flags and the loss travel through the host.
+    std::vector<float> small(params.size() + 1, 0.0f);
+    {
+      NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) {
+        small[i] = grads[i].defined() ? 1.0f : 0.0f;
+        grads[i] = grads[i].defined() ? grads[i] * float(share) : Tensor::zeros(params[i].shape());
+        grads[i] = on_backend(grads[i], backend);
+      }
+    }
+    small[params.size()] = float(loss * share);
+    allreduce(c, small, "the loss");
+    lamina_error error{};
+    if (backend.table.synchronize && backend.table.synchronize(backend.table.self, &error) != LAMINA_OK)
+      throw Error("distributed training: synchronising backend '" + backend.name + "' failed: " + error.message);
+    const auto start = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < params.size(); ++i) {
+      lamina_view v = view_of(grads[i]);
+      if (c.allreduce_sum_device(c.self, v.data, v.offset, size_t(grads[i].size()), &error) != LAMINA_OK)
+        throw Error(std::string("distributed training: the allreduce of the gradients failed on rank ") +
+                    std::to_string(c.rank) + " of " + std::to_string(c.size) + ": " + error.message);
+      if (small[i] == 0.0f) grads[i] = Tensor();  // no rank had it
+    }
+    if (profiling())
+      profile_record(std::string(c.name) + " allreduce (the gradients, on the device)",
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    loss = double(small[params.size()]);
+    return;
+  }
   size_t total = 2;  // the weighted loss and, per parameter, whether a rank has its gradient
   for (const Tensor& p : params) total += size_t(p.size()) + 1;
   std::vector<float> flat(total, 0.0f);

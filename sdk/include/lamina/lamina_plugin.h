@@ -172,12 +172,16 @@ typedef struct lamina_communicator {
   void* self;
   int32_t rank;            /* this process, 0 .. size-1 */
   int32_t size;            /* number of processes */
-  int32_t device_memory;   /* 0: buffers are host memory; 1: the active backend's device buffers */
-  /* Sums `count` floats across all ranks, in place. Returns an error rather than blocking forever
-   * when a rank has gone (the communicator's timeout). */
+  /* Sums `count` floats of host memory across all ranks, in place. Returns an error rather than
+   * blocking forever when a rank has gone (the communicator's timeout). */
   lamina_status (*allreduce_sum)(void* self, float* data, size_t count, lamina_error* error);
-  /* Copies `count` floats from rank `root` to every rank. */
+  /* Copies `count` floats of host memory from rank `root` to every rank. */
   lamina_status (*broadcast)(void* self, float* data, size_t count, int32_t root, lamina_error* error);
+  /* Optional (NULL: host memory only): sums `count` floats of a device backend's memory across all
+   * ranks, in place — `buffer` and `offset` (bytes) as that backend's lamina_view holds them. The
+   * core calls it, after synchronising the backend, for gradients that live on a device. */
+  lamina_status (*allreduce_sum_device)(void* self, void* buffer, size_t offset, size_t count,
+                                        lamina_error* error);
 } lamina_communicator;
 
 /* ---------------------------------------------------------------------------------------------
