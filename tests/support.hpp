@@ -7,10 +7,15 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace lamina::test {
 
@@ -76,5 +81,37 @@ template <class Body> std::string error_of(Body&& body) {
   }
   return "";
 }
+
+// A file in this test process's own folder under the system's temporary directory; the folder goes
+// when the process exits (ctest runs one test case per process).
+inline std::string scratch(const std::string& name) {
+  static struct Folder {
+    std::filesystem::path path =
+        std::filesystem::temp_directory_path() / ("lamina_tests_" + std::to_string(getpid()));
+    Folder() { std::filesystem::create_directories(path); }
+    ~Folder() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } folder;
+  return (folder.path / name).string();
+}
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+#ifdef LAMINA_CLI
+// Runs the lamina command-line tool with `args`; returns what it printed (stdout and stderr) and
+// sets *rc to its exit status (-1 when it did not exit normally).
+inline std::string run_cli(const std::string& args, int* rc) {
+  const std::string out = scratch("cli_output.txt");
+  const std::string cmd = std::string(LAMINA_CLI) + " " + args + " > " + out + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return read_text(out);
+}
+#endif
 
 }  // namespace lamina::test

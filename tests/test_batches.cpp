@@ -15,24 +15,13 @@
 #include <unistd.h>
 
 using namespace lamina;
+using lamina::test::scratch;
 using namespace lamina::layers;
 using lamina::test::error_of;
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string scratch(const std::string& name) {
-  static struct Folder {
-    fs::path path = fs::temp_directory_path() / ("lamina_batches_" + std::to_string(getpid()));
-    Folder() { fs::create_directories(path); }
-    ~Folder() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } folder;
-  return (folder.path / name).string();
-}
 
 bool contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return true;

@@ -16,6 +16,9 @@
 
 namespace fs = std::filesystem;
 using namespace lamina;
+using lamina::test::scratch;
+using lamina::test::run_cli;
+using lamina::test::read_text;
 
 namespace {
 
@@ -24,32 +27,6 @@ const std::string kTf24 = kData + "/keras_models/tfk2.4.0_mlp_dropout_adam_dig94
 const std::string kTf214 = kData + "/keras_models/tfk2.14.0_cnn_adam_01110001-ml-mnist.h5";
 const std::string kK3 = kData + "/keras_models/k3.3.3_mlp_adam_4bumuhammad.h5";
 const std::string kMnist = kData + "/mnist";
-
-std::string scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("lamina_cli_tools_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  static struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{dir};
-  return (dir / name).string();
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::string run_cli(const std::string& args, int* rc) {
-  std::string out = scratch("cli_output.txt");
-  std::string cmd = std::string(LAMINA_CLI) + " " + args + " > " + out + " 2>&1";
-  int status = std::system(cmd.c_str());
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return read_text(out);
-}
 
 bool contains(const std::string& s, const std::string& part) {
   if (s.find(part) != std::string::npos) return true;

@@ -14,6 +14,8 @@
 #include <random>
 
 using namespace lamina;
+using lamina::test::scratch;
+using lamina::test::run_cli;
 using namespace lamina::layers;
 using test::error_of;
 namespace fs = std::filesystem;
@@ -30,21 +32,6 @@ bool contains(const std::string& s, const std::string& part) {
   if (s.find(part) != std::string::npos) return true;
   MESSAGE("message was: " << s);
   return false;
-}
-
-// A fresh folder per process for the files the tests write.
-std::string scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("lamina_keras_files_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  // Removed when the test process exits (ctest runs one test case per process).
-  static struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{dir};
-  return (dir / name).string();
 }
 
 // A writable copy of `source`.
@@ -223,14 +210,6 @@ void round_trip(const std::string& backend_name, const OptimizerSpec& optimizer)
   CHECK(b.optimizer_state().iterations == a.optimizer_state().iterations);
   CHECK(all_weights(b) == all_weights(a));
   CHECK(all_slots(b) == all_slots(a));
-}
-
-std::string run_cli(const std::string& args, int* rc) {
-  std::string out = scratch("cli_output.txt");
-  std::string cmd = std::string(LAMINA_CLI) + " " + args + " > " + out + " 2>&1";
-  *rc = std::system(cmd.c_str());
-  std::ifstream in(out);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 using namespace lamina;
+using lamina::test::scratch;
 using namespace lamina::layers;
 using lamina::test::error_of;
 
@@ -375,19 +376,6 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
 // Settings from the user configuration (`backends.<name>`, lamina_plugin_configure)
 
 namespace {
-
-// A file in a fresh folder of this test process, removed when the process exits.
-std::string scratch(const std::string& name) {
-  static struct Folder {
-    fs::path path = fs::temp_directory_path() / ("lamina_plugin_loader_" + std::to_string(getpid()));
-    Folder() { fs::create_directories(path); }
-    ~Folder() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } folder;
-  return (folder.path / name).string();
-}
 
 // Runs `lamina plugins` with the user configuration `config_json` (and extra environment
 // assignments) and returns what it printed.
