@@ -1,4 +1,6 @@
 // Batch sources: tensors in memory, and datasets in an HDF5 file read one slab at a time.
+#include "internal.hpp"
+
 #include <lamina/batches.hpp>
 #include <lamina/error.hpp>
 #include <lamina/h5.hpp>
@@ -25,14 +27,14 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& index, size_t be
   return out;
 }
 
-Tensor to_host(const Tensor& t) { return t.is_host() ? t : Tensor::from_vector(t.to_vector(), t.shape()); }
-
 void fisher_yates(std::vector<int64_t>& order, std::mt19937_64& random) {
   for (int64_t i = int64_t(order.size()) - 1; i > 0; --i)
     std::swap(order[size_t(i)], order[size_t(random() % uint64_t(i + 1))]);
 }
 
 }  // namespace
+
+Tensor to_host(const Tensor& t) { return t.is_host() ? t : Tensor::from_vector(t.to_vector(), t.shape()); }
 
 // ------------------------------------------------------------------------------------------------
 // TensorBatches
@@ -173,25 +175,25 @@ std::pair<Tensor, Tensor> H5Batches::batch(int64_t index) {
     }
   }
 
-  auto shaped = [n](const Shape& row) {
-    Shape s{n};
-    s.insert(s.end(), row.begin(), row.end());
-    return s;
-  };
-  if (shuffle_ && n > 1) {  // rows within the block, in an order fixed by the epoch and the block
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
+  // Rows within the block in an order fixed by the epoch and the block (in file order without
+  // shuffling), copied once from what was read into the batch's tensor.
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffle_) {
     std::mt19937_64 random(epoch_seed_ ^ (uint64_t(block) * 0x9E3779B97F4A7C15ull));
     fisher_yates(order, random);
-    Tensor xs = Tensor::from_vector(x, shaped(x_row_shape_));
-    Tensor xb = gather_rows(xs, order, 0, size_t(n));
-    if (o.y.empty()) return {xb, Tensor()};
-    Tensor ys = Tensor::from_vector(y, shaped(y_row_shape_));
-    return {xb, gather_rows(ys, order, 0, size_t(n))};
   }
-  Tensor xb = Tensor::from_vector(x, shaped(x_row_shape_));
-  if (o.y.empty()) return {xb, Tensor()};
-  return {xb, Tensor::from_vector(y, shaped(y_row_shape_))};
+  auto batch_of = [&](const std::vector<float>& rows, const Shape& row_shape) {
+    Shape shape{n};
+    shape.insert(shape.end(), row_shape.begin(), row_shape.end());
+    Tensor t = Tensor::empty_host(shape);
+    const size_t width = rows.size() / size_t(std::max<int64_t>(n, 1));
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(t.host_data() + size_t(i) * width, rows.data() + size_t(order[size_t(i)]) * width,
+                  width * sizeof(float));
+    return t;
+  };
+  return {batch_of(x, x_row_shape_), o.y.empty() ? Tensor() : batch_of(y, y_row_shape_)};
 }
 
 }  // namespace lamina

@@ -4,6 +4,7 @@
 #include <lamina/distributed.hpp>
 #include <lamina/error.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
 
@@ -39,13 +40,26 @@ const lamina_communicator* world() {
   return communicator;
 }
 
-void check(lamina_status status, const lamina_error& error, const char* what) {
+}  // namespace
+
+void allreduce(const lamina_communicator& c, float* data, size_t count, const char* what) {
+  lamina_error error{};
+  const auto start = std::chrono::steady_clock::now();
+  const lamina_status status = c.allreduce_sum(c.self, data, count, &error);
+  if (profiling())
+    profile_record(std::string(c.name) + " allreduce (" + what + ")",
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (status != LAMINA_OK)
-    throw Error(std::string("distributed training: ") + what + " failed on rank " + std::to_string(rank()) + ": " +
-                error.message);
+    throw Error(std::string("distributed training: the allreduce of ") + what + " failed on rank " +
+                std::to_string(c.rank) + " of " + std::to_string(c.size) + ": " + error.message);
 }
 
-}  // namespace
+void broadcast(const lamina_communicator& c, float* data, size_t count, int root, const char* what) {
+  lamina_error error{};
+  if (c.broadcast(c.self, data, count, root, &error) != LAMINA_OK)
+    throw Error(std::string("distributed training: broadcasting ") + what + " failed on rank " +
+                std::to_string(c.rank) + " of " + std::to_string(c.size) + ": " + error.message);
+}
 
 // The communicator fit() and evaluate() use on this thread: nullptr in a job of one.
 const lamina_communicator* active_communicator() {
@@ -65,8 +79,7 @@ std::string description() {
 void allreduce_sum(float* data, size_t count) {
   const lamina_communicator* c = world();
   if (!c || c->size == 1 || count == 0) return;
-  lamina_error error{};
-  check(c->allreduce_sum(c->self, data, count, &error), error, "allreduce");
+  allreduce(*c, data, count, "the caller's data");
 }
 
 void broadcast(float* data, size_t count, int root) {
@@ -74,8 +87,7 @@ void broadcast(float* data, size_t count, int root) {
   if (!c || c->size == 1 || count == 0) return;
   if (root < 0 || root >= c->size)
     throw Error("broadcast: root " + std::to_string(root) + " is not a rank of this job of " + std::to_string(c->size));
-  lamina_error error{};
-  check(c->broadcast(c->self, data, count, root, &error), error, "broadcast");
+  broadcast(*c, data, count, root, "the caller's data");
 }
 
 LocalScope::LocalScope() { ++local_scopes; }

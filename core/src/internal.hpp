@@ -186,7 +186,13 @@ namespace distributed {
 // The communicator fit() and evaluate() use on this thread: nullptr in a job of one, or inside a
 // LocalScope.
 const lamina_communicator* active_communicator();
+// A collective on `c`, timed under LAMINA_PROFILE; failures throw naming `what` and the rank.
+void allreduce(const lamina_communicator& c, float* data, size_t count, const char* what);
+void broadcast(const lamina_communicator& c, float* data, size_t count, int root, const char* what);
 }  // namespace distributed
+
+// `t` in host memory: itself, or a copy from its device.
+Tensor to_host(const Tensor& t);
 
 // Runs `body` in a forked child process and waits for it, at most `timeout_seconds`. The child ends
 // with _exit(0) when `body` returns or throws; anything else — a signal, exit() with another status

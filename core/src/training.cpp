@@ -125,7 +125,6 @@ std::vector<MetricCounter> make_metrics(const std::vector<std::string>& names) {
   return out;
 }
 
-Tensor to_host(const Tensor& t) { return t.is_host() ? t : Tensor::from_vector(t.to_vector(), t.shape()); }
 
 std::string format_value(double v) {
   char buf[32];
@@ -178,18 +177,6 @@ std::pair<int64_t, int64_t> shard(int64_t rows, int rank, int ranks) {
   return {rows * rank / ranks, rows * (rank + 1) / ranks};
 }
 
-// Sums `values` across the ranks of `c`, in place.
-void allreduce(const lamina_communicator& c, std::vector<float>& values, const char* what) {
-  lamina_error error{};
-  const auto start = std::chrono::steady_clock::now();
-  const lamina_status status = c.allreduce_sum(c.self, values.data(), values.size(), &error);
-  if (profiling())
-    profile_record(std::string(c.name) + " allreduce (" + what + ")",
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  if (status != LAMINA_OK)
-    throw Error(std::string("distributed training: the allreduce of ") + what + " failed on rank " +
-                std::to_string(c.rank) + " of " + std::to_string(c.size) + ": " + error.message);
-}
 
 // Each rank's gradient of its mean loss, weighted by its share of the global batch and summed over
 // the ranks: the gradient of the mean loss over the whole global batch. `loss` (this rank's mean
@@ -210,7 +197,7 @@ void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& 
       }
     }
     small[params.size()] = float(loss * share);
-    allreduce(c, small, "the loss");
+    distributed::allreduce(c, small.data(), small.size(), "the loss");
     lamina_error error{};
     if (backend.table.synchronize && backend.table.synchronize(backend.table.self, &error) != LAMINA_OK)
       throw Error("distributed training: synchronising backend '" + backend.name + "' failed: " + error.message);
@@ -241,7 +228,7 @@ void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& 
     at += size_t(params[i].size()) + 1;
   }
   flat[at] = float(loss * share);
-  allreduce(c, flat, "the gradients");
+  distributed::allreduce(c, flat.data(), flat.size(), "the gradients");
   at = 0;
   for (size_t i = 0; i < params.size(); ++i) {
     const size_t count = size_t(params[i].size());
@@ -258,7 +245,7 @@ void reduce_metrics(const lamina_communicator& c, std::vector<MetricCounter>& me
   std::vector<float> sums;
   for (const MetricCounter& m : metrics) sums.push_back(float(m.total)), sums.push_back(float(m.count));
   if (sums.empty()) return;
-  allreduce(c, sums, "the metrics");
+  distributed::allreduce(c, sums.data(), sums.size(), "the metrics");
   for (size_t i = 0; i < metrics.size(); ++i) metrics[i].total = sums[2 * i], metrics[i].count = int64_t(sums[2 * i + 1]);
 }
 
@@ -427,10 +414,7 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
       if (weights.empty()) continue;
       for (Tensor& w : weights) {
         std::vector<float> values = w.to_vector();
-        lamina_error error{};
-        if (comm->broadcast(comm->self, values.data(), values.size(), 0, &error) != LAMINA_OK)
-          throw Error("distributed training: broadcasting rank 0's weights failed on rank " +
-                      std::to_string(my_rank) + ": " + error.message);
+        distributed::broadcast(*comm, values.data(), values.size(), 0, "rank 0's weights");
         w = Tensor::from_vector(values, w.shape());
       }
       layer->set_weights(weights);
@@ -585,7 +569,7 @@ std::map<std::string, double> Sequential::evaluate(BatchSource& data, int verbos
   }
   if (comm) {
     std::vector<float> sum{float(loss_sum)};
-    allreduce(*comm, sum, "the loss");
+    distributed::allreduce(*comm, sum.data(), sum.size(), "the loss");
     loss_sum = sum[0];
     reduce_metrics(*comm, metrics);
     if (comm->rank != 0) verbose = 0;
