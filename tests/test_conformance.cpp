@@ -59,6 +59,38 @@ std::vector<Case> conformance_table() {
   t.push_back({"matmul both transposed", "matmul", {{5, 7}, {6, 5}},
                Attributes().set("transpose_a", 1).set("transpose_b", 1), 1e-5f});
   t.push_back({"matmul seed dense 32x3200 · 3200x128", "matmul", {{32, 3200}, {3200, 128}}, {}, 1e-3f});
+  // The seed MLP's products and gradients: small ones (a few thousand multiply-adds, where backends
+  // may loop rather than call a library: every loop order) and the 100-wide ones, each transpose.
+  t.push_back({"matmul seed MLP 16x2 · 2x100", "matmul", {{16, 2}, {2, 100}}, {}, 1e-5f});
+  t.push_back({"matmul seed MLP 16x100 · 100x1", "matmul", {{16, 100}, {100, 1}}, {}, 1e-5f});
+  t.push_back({"matmul seed MLP (16x100)^T · 16x1", "matmul", {{16, 100}, {16, 1}}, Attributes().set("transpose_a", 1),
+               1e-5f});
+  t.push_back({"matmul seed MLP 16x1 · (100x1)^T", "matmul", {{16, 1}, {100, 1}}, Attributes().set("transpose_b", 1),
+               1e-5f});
+  t.push_back({"matmul 9x7 · 7x3", "matmul", {{9, 7}, {7, 3}}, {}, 1e-5f});
+  t.push_back({"matmul 300x4 both transposed", "matmul", {{4, 300}, {2, 4}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1), 1e-5f});
+  t.push_back({"matmul seed MLP (16x100)^T · 16x100", "matmul", {{16, 100}, {16, 100}},
+               Attributes().set("transpose_a", 1), 1e-5f});
+  t.push_back({"matmul seed MLP 16x100 · (100x100)^T", "matmul", {{16, 100}, {100, 100}},
+               Attributes().set("transpose_b", 1), 1e-5f});
+  t.push_back({"matmul 100x30 both transposed", "matmul", {{30, 100}, {40, 30}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1), 1e-5f});
+  // fused losses: prediction and target of one shape → the loss; backward: p, t, dloss → dp
+  t.push_back({"mean_squared_error seed MLP", "mean_squared_error", {{16, 1}, {16, 1}}, {}, 1e-6f});
+  t.push_back({"mean_squared_error (8,5)", "mean_squared_error", {{8, 5}, {8, 5}}, {}, 1e-6f});
+  t.push_back({"mean_squared_error large", "mean_squared_error", {{300, 784}, {300, 784}}, {}, 1e-5f});
+  t.push_back({"mean_squared_error_backward", "mean_squared_error_backward", {{8, 5}, {8, 5}, {}}, {}, 1e-6f});
+  t.push_back({"mean_squared_error_backward large", "mean_squared_error_backward", {{300, 784}, {300, 784}, {}}, {},
+               1e-6f});
+  t.push_back({"softmax_cross_entropy", "softmax_cross_entropy", {{6, 10}, {6, 10}}, {}, 1e-5f, 0.0f, 4.0f});
+  t.push_back({"softmax_cross_entropy (2,3,4)", "softmax_cross_entropy", {{2, 3, 4}, {2, 3, 4}}, {}, 1e-5f});
+  t.push_back({"softmax_cross_entropy seed batch", "softmax_cross_entropy", {{128, 10}, {128, 10}}, {}, 1e-5f, 0.0f,
+               4.0f});
+  t.push_back({"softmax_cross_entropy_backward", "softmax_cross_entropy_backward", {{6, 10}, {6, 10}, {}}, {}, 1e-5f,
+               0.0f, 4.0f});
+  t.push_back({"softmax_cross_entropy_backward seed batch", "softmax_cross_entropy_backward",
+               {{128, 10}, {128, 10}, {}}, {}, 1e-5f});
   // conv2d: the seed's layers, strides, and Keras' "same" padding with its odd extra row at the bottom
   t.push_back({"conv2d seed layer 1", "conv2d", {{2, 28, 28, 1}, {5, 5, 1, 8}}, conv_attrs({1, 1}, {0, 0, 0, 0}), 1e-4f});
   t.push_back({"conv2d 3x3 valid", "conv2d", {{2, 9, 9, 3}, {3, 3, 3, 4}}, conv_attrs({1, 1}, {0, 0, 0, 0}), 1e-4f});
@@ -229,6 +261,13 @@ std::vector<GradCase> gradient_table() {
                [](const V& x) { return ops::conv2d_bias(x[0], x[1], x[2], {2, 2}, {0, 1, 1, 1}, "tanh"); }});
   t.push_back({"matmul_bias transposed", {{4, 3}, {5, 4}, {5}},
                [](const V& x) { return ops::matmul_bias(x[0], x[1], x[2], true, true, "sigmoid"); }});
+  t.push_back({"mean_squared_error (prediction and target)", {{4, 3}, {4, 3}},
+               [](const V& x) { return ops::mean_squared_error(x[0], x[1]); }});
+  // the target of a cross-entropy is data: gradients for the logits only
+  t.push_back({"softmax_cross_entropy", {{4, 5}}, [](const V& x) {
+                 Tensor target = ops::softmax(test::random_tensor({4, 5}, 77, -2.0f, 2.0f));
+                 return ops::softmax_cross_entropy(x[0], target);
+               }});
   return t;
 }
 
@@ -285,8 +324,17 @@ TEST_CASE("conformance: every op on opencl matches the reference") { conformance
 void fallbacks_on(const std::string& backend_name) {
   test::use_backend_or_skip(backend_name);
   BackendEntry& backend = Registry::get().active_backend();
-  const std::vector<std::string> fused{"conv2d_bias",     "matmul_bias", "conv2d_backward_filter_bias", "sgd_update",
-                                       "adadelta_update", "adam_update", "rmsprop_update"};
+  const std::vector<std::string> fused{"conv2d_bias",
+                                       "matmul_bias",
+                                       "conv2d_backward_filter_bias",
+                                       "sgd_update",
+                                       "adadelta_update",
+                                       "adam_update",
+                                       "rmsprop_update",
+                                       "mean_squared_error",
+                                       "mean_squared_error_backward",
+                                       "softmax_cross_entropy",
+                                       "softmax_cross_entropy_backward"};
   uint64_t seed = 500;
   for (const Case& c : conformance_table()) {
     if (std::find(fused.begin(), fused.end(), c.op) == fused.end()) continue;

@@ -1,4 +1,4 @@
-// reduce_sum, softmax and log_softmax.
+// reduce_sum, softmax, log_softmax and the fused losses.
 //
 // softmax runs on oneDNN's softmax primitive; log_softmax is a loop (see log_softmax_kernel).
 //
@@ -15,6 +15,8 @@
 #include <cstring>
 #include <memory>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "kernels.hpp"
 #include "loops.hpp"
@@ -248,6 +250,136 @@ LAMINA_KERNEL(log_softmax_kernel) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fused losses (docs/ops.md): prediction p (or logits z) and target t of one shape. Loops, summing
+// in double as the reference does; a training step of a small model calls them once each.
+
+// Checks p, t [, g] → out and returns the element count.
+int64_t loss_operands(const sdk::KernelArgs& args, const char* op, bool backward) {
+  expect_views(args, op, backward ? 3 : 2, 1);
+  const lamina_view& p = args.inputs[0];
+  expect_same_size(op, p, args.inputs[1]);
+  if (backward) {
+    expect_same_size(op, p, args.outputs[0]);
+    if (sdk::view_size(args.inputs[2]) != 1)
+      throw sdk::Error(std::string(op) + " on onednn: the loss gradient " + shape_string(args.inputs[2]) +
+                       " must hold one value");
+  } else if (sdk::view_size(args.outputs[0]) != 1) {
+    throw sdk::Error(std::string(op) + " on onednn: the loss " + shape_string(args.outputs[0]) +
+                     " must hold one value");
+  }
+  return sdk::view_size(p);
+}
+
+LAMINA_VECTOR_CLONES
+double squared_distance(const float* __restrict p, const float* __restrict t, int64_t n) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = double(p[i]) - double(t[i]);
+    sum += d * d;
+  }
+  return sum;
+}
+
+LAMINA_VECTOR_CLONES
+void scaled_difference(const float* __restrict p, const float* __restrict t, float* __restrict d, float factor,
+                       int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = (p[i] - t[i]) * factor;
+}
+
+LAMINA_KERNEL(mean_squared_error_kernel) {
+  const int64_t n = loss_operands(args, "mean_squared_error", false);
+  const float* p = in_data(args.inputs[0]);
+  const float* t = in_data(args.inputs[1]);
+  double sum = 0.0;
+  // Large tensors in parts, one per thread, summed in a fixed order (the same result every run).
+  constexpr int64_t kPart = 1 << 16;
+  const int64_t parts = (n + kPart - 1) / kPart;
+  std::vector<double> partial(size_t(std::max<int64_t>(parts, 1)), 0.0);
+  for_each_index(parts, parts > 1, [&](int64_t k) {
+    const int64_t begin = k * kPart;
+    partial[size_t(k)] = squared_distance(p + begin, t + begin, std::min(kPart, n - begin));
+  });
+  for (double v : partial) sum += v;
+  out_data(args.outputs[0])[0] = float(sum / double(std::max<int64_t>(n, 1)));
+}
+
+LAMINA_KERNEL(mean_squared_error_backward_kernel) {
+  const int64_t n = loss_operands(args, "mean_squared_error_backward", true);
+  const float factor = float(2.0 * double(in_data(args.inputs[2])[0]) / double(std::max<int64_t>(n, 1)));
+  const float* p = in_data(args.inputs[0]);
+  const float* t = in_data(args.inputs[1]);
+  float* d = out_data(args.outputs[0]);
+  parallel_chunks(n, kParallelThreshold, [&](int64_t begin, int64_t end) {
+    scaled_difference(p + begin, t + begin, d + begin, factor, end - begin);
+  });
+}
+
+// (rows, classes) of softmax_cross_entropy's logits.
+std::pair<int64_t, int64_t> loss_rows(const char* op, const lamina_view& z) {
+  if (z.ndim < 1) throw sdk::Error(std::string(op) + " on onednn: the logits need a class axis, got a scalar");
+  const int64_t classes = z.shape[z.ndim - 1];
+  return {classes ? sdk::view_size(z) / classes : 0, classes};
+}
+
+// Per row: max and Σ e^(z - max), in double.
+struct RowExp {
+  float max;
+  double sum;
+};
+inline RowExp row_exp(const float* z, int64_t classes) {
+  float m = z[0];
+  for (int64_t j = 1; j < classes; ++j) m = std::max(m, z[j]);
+  double sum = 0.0;
+  for (int64_t j = 0; j < classes; ++j) sum += double(std::exp(z[j] - m));
+  return {m, sum};
+}
+
+LAMINA_KERNEL(softmax_cross_entropy_kernel) {
+  loss_operands(args, "softmax_cross_entropy", false);
+  int64_t rows = 0, classes = 0;
+  std::tie(rows, classes) = loss_rows("softmax_cross_entropy", args.inputs[0]);
+  const float* z = in_data(args.inputs[0]);
+  const float* t = in_data(args.inputs[1]);
+  std::vector<double> row_loss(size_t(rows), 0.0);
+  for_each_index(rows, rows * classes > kParallelThreshold / 8, [&](int64_t r) {
+    const float* zr = z + r * classes;
+    const float* tr = t + r * classes;
+    if (classes == 0) return;
+    const RowExp e = row_exp(zr, classes);
+    const double shift = double(e.max) + std::log(e.sum);
+    double loss = 0.0;
+    for (int64_t j = 0; j < classes; ++j) loss -= double(tr[j]) * (double(zr[j]) - shift);
+    row_loss[size_t(r)] = loss;
+  });
+  double total = 0.0;
+  for (double v : row_loss) total += v;
+  out_data(args.outputs[0])[0] = float(total / double(std::max<int64_t>(rows, 1)));
+}
+
+LAMINA_KERNEL(softmax_cross_entropy_backward_kernel) {
+  loss_operands(args, "softmax_cross_entropy_backward", true);
+  int64_t rows = 0, classes = 0;
+  std::tie(rows, classes) = loss_rows("softmax_cross_entropy_backward", args.inputs[0]);
+  const float* z = in_data(args.inputs[0]);
+  const float* t = in_data(args.inputs[1]);
+  float* dz = out_data(args.outputs[0]);
+  const double factor = double(in_data(args.inputs[2])[0]) / double(std::max<int64_t>(rows, 1));
+  for_each_index(rows, rows * classes > kParallelThreshold / 8, [&](int64_t r) {
+    const float* zr = z + r * classes;
+    const float* tr = t + r * classes;
+    float* dr = dz + r * classes;
+    if (classes == 0) return;
+    const RowExp e = row_exp(zr, classes);
+    double mass = 0.0;
+    for (int64_t j = 0; j < classes; ++j) mass += tr[j];
+    const double p_scale = mass / e.sum;
+    for (int64_t j = 0; j < classes; ++j)
+      dr[j] = float((double(std::exp(zr[j] - e.max)) * p_scale - double(tr[j])) * factor);
+  });
+}
+
 }  // namespace
 
 void add_reduce_kernels(std::vector<lamina_kernel>& kernels) {
@@ -255,6 +387,10 @@ void add_reduce_kernels(std::vector<lamina_kernel>& kernels) {
                                     {"reduce_sum", reduce_sum_kernel},
                                     {"softmax", softmax_kernel},
                                     {"log_softmax", log_softmax_kernel},
+                                    {"mean_squared_error", mean_squared_error_kernel},
+                                    {"mean_squared_error_backward", mean_squared_error_backward_kernel},
+                                    {"softmax_cross_entropy", softmax_cross_entropy_kernel},
+                                    {"softmax_cross_entropy_backward", softmax_cross_entropy_backward_kernel},
                                 });
 }
 

@@ -27,6 +27,7 @@ KernelFn relu_backward, sigmoid_backward, tanh_backward, clip_backward;
 KernelFn add, sub, mul, div;
 // reduce.cpp
 KernelFn reduce_sum, softmax, log_softmax;
+KernelFn mean_squared_error, mean_squared_error_backward, softmax_cross_entropy, softmax_cross_entropy_backward;
 // matmul.cpp
 KernelFn matmul, matmul_bias;
 // conv.cpp

@@ -436,6 +436,66 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{ops::sub(g[0], ops::mul(ops::exp(n.outputs[0]), total))};
   };
 
+  // Losses: one op forward and one backward, instead of a chain of element-wise ops, reductions and
+  // their gradient rules (a dozen kernel calls, which cost more than the arithmetic on small batches).
+  // Inputs: prediction (or logits) and target of the same shape; output: the scalar loss, shape ().
+  auto loss_pair = [&](const std::string& name, FallbackFn forward, FallbackFn backward) {
+    OpDef& d = def(name);
+    d.infer = [name](const ShapeList& in, const Attributes&) {
+      need_inputs(name, in, 2);
+      if (in[0] != in[1])
+        throw Error(op_context(name, in) + ": the prediction and the target must have the same shape");
+      if (name == "softmax_cross_entropy" && in[0].empty())
+        throw Error(op_context(name, in) + ": the logits need a class axis (the last)");
+      return one_shape(Shape{});
+    };
+    d.fallback = std::move(forward);
+    const std::string backward_name = name + "_backward";
+    d.backward = [backward_name](const Node& n, const Grads& g) {
+      Tensor d_pred = run_op(backward_name, {n.inputs[0], n.inputs[1], g[0]})[0];
+      Tensor d_target;
+      if (wants(n, 1)) {
+        if (backward_name != "mean_squared_error_backward")
+          throw Error("op '" + n.op->name + "' has no gradient for its target");
+        d_target = ops::neg(d_pred);
+      }
+      return Grads{d_pred, d_target};
+    };
+    OpDef& b = def(backward_name);
+    b.infer = [backward_name](const ShapeList& in, const Attributes&) {
+      need_inputs(backward_name, in, 3);
+      if (in[0] != in[1] || shape_size(in[2]) != 1)
+        throw Error(op_context(backward_name, in) +
+                    ": takes the prediction, the target (same shape) and the loss's gradient (one value)");
+      return one_shape(in[0]);
+    };
+    b.fallback = std::move(backward);
+  };
+  // mean((p - t)²) over every element; d/dp = 2 (p - t) / n.
+  loss_pair(
+      "mean_squared_error",
+      [](const std::vector<Tensor>& in, const Attributes&) {
+        return std::vector<Tensor>{ops::mean(ops::square(ops::sub(in[0], in[1])))};
+      },
+      [](const std::vector<Tensor>& in, const Attributes&) {
+        double n = double(std::max<int64_t>(in[0].size(), 1));
+        return std::vector<Tensor>{ops::mul(ops::scale(ops::sub(in[0], in[1]), 2.0 / n), in[2])};
+      });
+  // -Σ t · log_softmax(z) / N over rows of the last axis (N rows); d/dz = (softmax(z) · Σt - t) / N,
+  // Σt over the row (1 for one-hot and probability targets).
+  loss_pair(
+      "softmax_cross_entropy",
+      [](const std::vector<Tensor>& in, const Attributes&) {
+        double rows = double(std::max<int64_t>(in[0].size() / std::max<int64_t>(in[0].dim(-1), 1), 1));
+        return std::vector<Tensor>{ops::scale(ops::sum(ops::mul(in[1], ops::log_softmax(in[0]))), -1.0 / rows)};
+      },
+      [](const std::vector<Tensor>& in, const Attributes&) {
+        double rows = double(std::max<int64_t>(in[0].size() / std::max<int64_t>(in[0].dim(-1), 1), 1));
+        Tensor mass = ops::reduce_sum(in[1], {-1}, true);
+        Tensor d = ops::sub(ops::mul(ops::softmax(in[0]), mass), in[1]);
+        return std::vector<Tensor>{ops::mul(ops::scale(d, 1.0 / rows), in[2])};
+      });
+
   // The gradients of y = op(a)·op(b) from dy, for whichever of a and b the node wants.
   auto matmul_grads = [](const Node& n, const Tensor& dy) {
     const Tensor &a = n.inputs[0], &b = n.inputs[1];
@@ -1175,6 +1235,12 @@ Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, bool ta
                  .set("transpose_a", int64_t(ta))
                  .set("transpose_b", int64_t(tb))
                  .set("activation", activation));
+}
+Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
+  return one(LAMINA_OP("mean_squared_error"), {pred, target});
+}
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& target) {
+  return one(LAMINA_OP("softmax_cross_entropy"), {logits, target});
 }
 Tensor reshape(const Tensor& x, const Shape& shape) {
   return one(LAMINA_OP("reshape"), {x}, Attributes().set("shape", shape));

@@ -53,7 +53,9 @@ Tensor compute_loss(const std::string& loss, const Tensor& pred, const Tensor& t
   Tensor target = target_in;
   int64_t batch = pred.dim(0);
   if (loss == "sparse_categorical_crossentropy") target = one_hot(target_in, pred.dim(-1));
-  if (loss == "mean_squared_error") return ops::mean(ops::square(ops::sub(pred, target)));
+  if (loss == "mean_squared_error")
+    return pred.shape() == target.shape() ? ops::mean_squared_error(pred, target)
+                                          : ops::mean(ops::square(ops::sub(pred, target)));
   if (loss == "binary_crossentropy") {
     Tensor p = ops::clip(from_logits ? ops::sigmoid(pred) : pred, kEpsilon, 1.0 - kEpsilon);
     Tensor pos = ops::mul(target, ops::log(p));
@@ -61,14 +63,10 @@ Tensor compute_loss(const std::string& loss, const Tensor& pred, const Tensor& t
     return ops::scale(ops::sum(ops::add(pos, neg)), -1.0 / double(pred.size()));
   }
   // categorical: with a softmax output, work from its logits (as TensorFlow does) for stability.
-  Tensor log_p;
   const auto& producer = pred.impl()->grad_fn;
-  if (from_logits)
-    log_p = ops::log_softmax(pred);
-  else if (producer && producer->op->name == "softmax")
-    log_p = ops::log_softmax(producer->inputs[0]);
-  else
-    log_p = ops::log(ops::clip(pred, kEpsilon, 1.0 - kEpsilon));
+  if (from_logits) return ops::softmax_cross_entropy(pred, target);
+  if (producer && producer->op->name == "softmax") return ops::softmax_cross_entropy(producer->inputs[0], target);
+  Tensor log_p = ops::log(ops::clip(pred, kEpsilon, 1.0 - kEpsilon));
   return ops::scale(ops::sum(ops::mul(target, log_p)), -1.0 / double(batch));
 }
 

@@ -93,6 +93,10 @@ Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std:
                    const std::vector<int64_t>& pads = {0, 0, 0, 0}, const std::string& activation = "linear");
 Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, bool transpose_a = false,
                    bool transpose_b = false, const std::string& activation = "linear");
+// Fused losses (docs/ops.md), shape (): mean((pred - target)²) over every element, and
+// -Σ target · log_softmax(logits) / rows (rows: every index but the last axis).
+Tensor mean_squared_error(const Tensor& pred, const Tensor& target);
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& target);
 Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads = {0, 0, 0, 0});
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
