@@ -41,7 +41,8 @@ std::vector<Case> conformance_table() {
   t.push_back({"fill", "fill", {}, Attributes().set("shape", {3, 5}).set("value", 0.75)});
   for (const char* op : {"relu_backward", "sigmoid_backward", "tanh_backward"})
     t.push_back({op, op, {{5, 7}, {5, 7}}});
-  t.push_back({"clip_backward", "clip_backward", {{5, 7}, {5, 7}}, Attributes().set("low", -0.3).set("high", 0.4)});
+  t.push_back(
+      {"clip_backward", "clip_backward", {{5, 7}, {5, 7}}, Attributes().set("low", -0.3).set("high", 0.4)});
   for (const char* op : {"add", "sub", "mul"}) {
     t.push_back({std::string(op) + " same shape", op, {{6, 5}, {6, 5}}});
     t.push_back({std::string(op) + " (4,1,3) with (1,5,3)", op, {{4, 1, 3}, {1, 5, 3}}});
@@ -49,120 +50,265 @@ std::vector<Case> conformance_table() {
   }
   t.push_back({"div (8,10) by (1,10)", "div", {{8, 10}, {1, 10}}, {}, 1e-5f, 0.5f, 1.5f});
   t.push_back({"reduce_sum over axis 0", "reduce_sum", {{6, 7}}, Attributes().set("axes", {0}), 1e-5f});
-  t.push_back({"reduce_sum over axes 0,1,2", "reduce_sum", {{3, 4, 5, 6}}, Attributes().set("axes", {0, 1, 2}), 1e-4f});
-  t.push_back({"reduce_sum over everything", "reduce_sum", {{30, 40}}, Attributes().set("axes", {0, 1}), 1e-4f});
+  t.push_back({"reduce_sum over axes 0,1,2",
+               "reduce_sum",
+               {{3, 4, 5, 6}},
+               Attributes().set("axes", {0, 1, 2}),
+               1e-4f});
+  t.push_back(
+      {"reduce_sum over everything", "reduce_sum", {{30, 40}}, Attributes().set("axes", {0, 1}), 1e-4f});
   t.push_back({"softmax", "softmax", {{5, 10}}, {}, 1e-6f, -5.0f, 5.0f});
   t.push_back({"log_softmax", "log_softmax", {{5, 10}}, {}, 1e-5f, -5.0f, 5.0f});
   t.push_back({"matmul", "matmul", {{7, 5}, {5, 6}}, {}, 1e-5f});
   t.push_back({"matmul transpose_a", "matmul", {{5, 7}, {5, 6}}, Attributes().set("transpose_a", 1), 1e-5f});
   t.push_back({"matmul transpose_b", "matmul", {{7, 5}, {6, 5}}, Attributes().set("transpose_b", 1), 1e-5f});
-  t.push_back({"matmul both transposed", "matmul", {{5, 7}, {6, 5}},
-               Attributes().set("transpose_a", 1).set("transpose_b", 1), 1e-5f});
+  t.push_back({"matmul both transposed",
+               "matmul",
+               {{5, 7}, {6, 5}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1),
+               1e-5f});
   t.push_back({"matmul seed dense 32x3200 · 3200x128", "matmul", {{32, 3200}, {3200, 128}}, {}, 1e-3f});
   // The seed MLP's products and gradients: small ones (a few thousand multiply-adds, where backends
   // may loop rather than call a library: every loop order) and the 100-wide ones, each transpose.
   t.push_back({"matmul seed MLP 16x2 · 2x100", "matmul", {{16, 2}, {2, 100}}, {}, 1e-5f});
   t.push_back({"matmul seed MLP 16x100 · 100x1", "matmul", {{16, 100}, {100, 1}}, {}, 1e-5f});
-  t.push_back({"matmul seed MLP (16x100)^T · 16x1", "matmul", {{16, 100}, {16, 1}}, Attributes().set("transpose_a", 1),
+  t.push_back({"matmul seed MLP (16x100)^T · 16x1",
+               "matmul",
+               {{16, 100}, {16, 1}},
+               Attributes().set("transpose_a", 1),
                1e-5f});
-  t.push_back({"matmul seed MLP 16x1 · (100x1)^T", "matmul", {{16, 1}, {100, 1}}, Attributes().set("transpose_b", 1),
+  t.push_back({"matmul seed MLP 16x1 · (100x1)^T",
+               "matmul",
+               {{16, 1}, {100, 1}},
+               Attributes().set("transpose_b", 1),
                1e-5f});
   t.push_back({"matmul 9x7 · 7x3", "matmul", {{9, 7}, {7, 3}}, {}, 1e-5f});
-  t.push_back({"matmul 300x4 both transposed", "matmul", {{4, 300}, {2, 4}},
-               Attributes().set("transpose_a", 1).set("transpose_b", 1), 1e-5f});
-  t.push_back({"matmul seed MLP (16x100)^T · 16x100", "matmul", {{16, 100}, {16, 100}},
-               Attributes().set("transpose_a", 1), 1e-5f});
-  t.push_back({"matmul seed MLP 16x100 · (100x100)^T", "matmul", {{16, 100}, {100, 100}},
-               Attributes().set("transpose_b", 1), 1e-5f});
-  t.push_back({"matmul 100x30 both transposed", "matmul", {{30, 100}, {40, 30}},
-               Attributes().set("transpose_a", 1).set("transpose_b", 1), 1e-5f});
+  t.push_back({"matmul 300x4 both transposed",
+               "matmul",
+               {{4, 300}, {2, 4}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1),
+               1e-5f});
+  t.push_back({"matmul seed MLP (16x100)^T · 16x100",
+               "matmul",
+               {{16, 100}, {16, 100}},
+               Attributes().set("transpose_a", 1),
+               1e-5f});
+  t.push_back({"matmul seed MLP 16x100 · (100x100)^T",
+               "matmul",
+               {{16, 100}, {100, 100}},
+               Attributes().set("transpose_b", 1),
+               1e-5f});
+  t.push_back({"matmul 100x30 both transposed",
+               "matmul",
+               {{30, 100}, {40, 30}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1),
+               1e-5f});
   // fused losses: prediction and target of one shape → the loss; backward: p, t, dloss → dp
   t.push_back({"mean_squared_error seed MLP", "mean_squared_error", {{16, 1}, {16, 1}}, {}, 1e-6f});
   t.push_back({"mean_squared_error (8,5)", "mean_squared_error", {{8, 5}, {8, 5}}, {}, 1e-6f});
   t.push_back({"mean_squared_error large", "mean_squared_error", {{300, 784}, {300, 784}}, {}, 1e-5f});
-  t.push_back({"mean_squared_error_backward", "mean_squared_error_backward", {{8, 5}, {8, 5}, {}}, {}, 1e-6f});
-  t.push_back({"mean_squared_error_backward large", "mean_squared_error_backward", {{300, 784}, {300, 784}, {}}, {},
+  t.push_back(
+      {"mean_squared_error_backward", "mean_squared_error_backward", {{8, 5}, {8, 5}, {}}, {}, 1e-6f});
+  t.push_back({"mean_squared_error_backward large",
+               "mean_squared_error_backward",
+               {{300, 784}, {300, 784}, {}},
+               {},
                1e-6f});
   t.push_back({"softmax_cross_entropy", "softmax_cross_entropy", {{6, 10}, {6, 10}}, {}, 1e-5f, 0.0f, 4.0f});
   t.push_back({"softmax_cross_entropy (2,3,4)", "softmax_cross_entropy", {{2, 3, 4}, {2, 3, 4}}, {}, 1e-5f});
-  t.push_back({"softmax_cross_entropy seed batch", "softmax_cross_entropy", {{128, 10}, {128, 10}}, {}, 1e-5f, 0.0f,
+  t.push_back({"softmax_cross_entropy seed batch",
+               "softmax_cross_entropy",
+               {{128, 10}, {128, 10}},
+               {},
+               1e-5f,
+               0.0f,
                4.0f});
-  t.push_back({"softmax_cross_entropy_backward", "softmax_cross_entropy_backward", {{6, 10}, {6, 10}, {}}, {}, 1e-5f,
-               0.0f, 4.0f});
-  t.push_back({"softmax_cross_entropy_backward seed batch", "softmax_cross_entropy_backward",
-               {{128, 10}, {128, 10}, {}}, {}, 1e-5f});
+  t.push_back({"softmax_cross_entropy_backward",
+               "softmax_cross_entropy_backward",
+               {{6, 10}, {6, 10}, {}},
+               {},
+               1e-5f,
+               0.0f,
+               4.0f});
+  t.push_back({"softmax_cross_entropy_backward seed batch",
+               "softmax_cross_entropy_backward",
+               {{128, 10}, {128, 10}, {}},
+               {},
+               1e-5f});
   // conv2d: the seed's layers, strides, and Keras' "same" padding with its odd extra row at the bottom
-  t.push_back({"conv2d seed layer 1", "conv2d", {{2, 28, 28, 1}, {5, 5, 1, 8}}, conv_attrs({1, 1}, {0, 0, 0, 0}), 1e-4f});
-  t.push_back({"conv2d 3x3 valid", "conv2d", {{2, 9, 9, 3}, {3, 3, 3, 4}}, conv_attrs({1, 1}, {0, 0, 0, 0}), 1e-4f});
-  t.push_back({"conv2d stride 2 same", "conv2d", {{2, 8, 8, 3}, {3, 3, 3, 4}}, conv_attrs({2, 2}, {0, 1, 0, 1}), 1e-4f});
-  t.push_back({"conv2d 5x5 same", "conv2d", {{1, 7, 6, 4}, {5, 5, 4, 6}}, conv_attrs({1, 1}, {2, 2, 2, 2}), 1e-4f});
-  t.push_back({"conv2d_backward_data", "conv2d_backward_data", {{2, 7, 7, 4}, {3, 3, 3, 4}},
-               conv_attrs({1, 1}, {0, 0, 0, 0}).set("input_shape", {2, 9, 9, 3}), 1e-4f});
-  t.push_back({"conv2d_backward_data stride 2 same", "conv2d_backward_data", {{2, 4, 4, 4}, {3, 3, 3, 4}},
-               conv_attrs({2, 2}, {0, 1, 0, 1}).set("input_shape", {2, 8, 8, 3}), 1e-4f});
-  t.push_back({"conv2d_backward_filter", "conv2d_backward_filter", {{2, 9, 9, 3}, {2, 7, 7, 4}},
-               conv_attrs({1, 1}, {0, 0, 0, 0}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
-  t.push_back({"conv2d_backward_filter stride 2 same", "conv2d_backward_filter", {{2, 8, 8, 3}, {2, 4, 4, 4}},
-               conv_attrs({2, 2}, {0, 1, 0, 1}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
+  t.push_back({"conv2d seed layer 1",
+               "conv2d",
+               {{2, 28, 28, 1}, {5, 5, 1, 8}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}),
+               1e-4f});
+  t.push_back(
+      {"conv2d 3x3 valid", "conv2d", {{2, 9, 9, 3}, {3, 3, 3, 4}}, conv_attrs({1, 1}, {0, 0, 0, 0}), 1e-4f});
+  t.push_back({"conv2d stride 2 same",
+               "conv2d",
+               {{2, 8, 8, 3}, {3, 3, 3, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}),
+               1e-4f});
+  t.push_back(
+      {"conv2d 5x5 same", "conv2d", {{1, 7, 6, 4}, {5, 5, 4, 6}}, conv_attrs({1, 1}, {2, 2, 2, 2}), 1e-4f});
+  t.push_back({"conv2d_backward_data",
+               "conv2d_backward_data",
+               {{2, 7, 7, 4}, {3, 3, 3, 4}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("input_shape", {2, 9, 9, 3}),
+               1e-4f});
+  t.push_back({"conv2d_backward_data stride 2 same",
+               "conv2d_backward_data",
+               {{2, 4, 4, 4}, {3, 3, 3, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("input_shape", {2, 8, 8, 3}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter",
+               "conv2d_backward_filter",
+               {{2, 9, 9, 3}, {2, 7, 7, 4}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("filter_shape", {3, 3, 3, 4}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter stride 2 same",
+               "conv2d_backward_filter",
+               {{2, 8, 8, 3}, {2, 4, 4, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("filter_shape", {3, 3, 3, 4}),
+               1e-4f});
   t.push_back({"max_pool2d 2x2", "max_pool2d", {{2, 8, 8, 3}}, pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
-  t.push_back({"max_pool2d 3x3 stride 2 same", "max_pool2d", {{2, 7, 7, 3}}, pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
-  t.push_back({"max_pool2d_backward", "max_pool2d_backward", {{2, 8, 8, 3}, {2, 4, 4, 3}},
+  t.push_back({"max_pool2d 3x3 stride 2 same",
+               "max_pool2d",
+               {{2, 7, 7, 3}},
+               pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
+  t.push_back({"max_pool2d_backward",
+               "max_pool2d_backward",
+               {{2, 8, 8, 3}, {2, 4, 4, 3}},
                pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
   // windows tiling the input with a row and a column left over, seed-sized and small
-  t.push_back({"max_pool2d_backward 7x7 leaves an edge", "max_pool2d_backward", {{2, 7, 7, 5}, {2, 3, 3, 5}},
+  t.push_back({"max_pool2d_backward 7x7 leaves an edge",
+               "max_pool2d_backward",
+               {{2, 7, 7, 5}, {2, 3, 3, 5}},
                pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
-  t.push_back({"max_pool2d_backward seed layer", "max_pool2d_backward", {{4, 20, 20, 32}, {4, 10, 10, 32}},
+  t.push_back({"max_pool2d_backward seed layer",
+               "max_pool2d_backward",
+               {{4, 20, 20, 32}, {4, 10, 10, 32}},
                pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
-  t.push_back({"max_pool2d_backward 3x3 stride 2 same", "max_pool2d_backward", {{2, 7, 7, 3}, {2, 4, 4, 3}},
+  t.push_back({"max_pool2d_backward 3x3 stride 2 same",
+               "max_pool2d_backward",
+               {{2, 7, 7, 3}, {2, 4, 4, 3}},
                pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
   t.push_back({"avg_pool2d 2x2", "avg_pool2d", {{2, 8, 8, 3}}, pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
-  t.push_back({"avg_pool2d 3x3 stride 2 same", "avg_pool2d", {{2, 7, 7, 3}}, pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
-  t.push_back({"avg_pool2d_backward same", "avg_pool2d_backward", {{2, 4, 4, 3}},
+  t.push_back({"avg_pool2d 3x3 stride 2 same",
+               "avg_pool2d",
+               {{2, 7, 7, 3}},
+               pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1})});
+  t.push_back({"avg_pool2d_backward same",
+               "avg_pool2d_backward",
+               {{2, 4, 4, 3}},
                pool_attrs({3, 3}, {2, 2}, {1, 1, 1, 1}).set("input_shape", {2, 7, 7, 3})});
-  t.push_back({"dropout_mask", "dropout_mask", {}, Attributes().set("shape", {64, 33}).set("rate", 0.3).set("seed", 42),
+  t.push_back({"dropout_mask",
+               "dropout_mask",
+               {},
+               Attributes().set("shape", {64, 33}).set("rate", 0.3).set("seed", 42),
                0.0f});
   // fused ops: every activation, the seed's layers, strides and padding, transposes
   for (const char* act : {"linear", "relu", "sigmoid", "tanh"}) {
-    t.push_back({std::string("conv2d_bias 3x3 valid ") + act, "conv2d_bias", {{2, 9, 9, 3}, {3, 3, 3, 4}, {4}},
-                 conv_attrs({1, 1}, {0, 0, 0, 0}).set("activation", std::string(act)), 1e-4f});
-    t.push_back({std::string("matmul_bias ") + act, "matmul_bias", {{7, 5}, {5, 6}, {6}},
-                 Attributes().set("activation", std::string(act)), 1e-5f});
+    t.push_back({std::string("conv2d_bias 3x3 valid ") + act,
+                 "conv2d_bias",
+                 {{2, 9, 9, 3}, {3, 3, 3, 4}, {4}},
+                 conv_attrs({1, 1}, {0, 0, 0, 0}).set("activation", std::string(act)),
+                 1e-4f});
+    t.push_back({std::string("matmul_bias ") + act,
+                 "matmul_bias",
+                 {{7, 5}, {5, 6}, {6}},
+                 Attributes().set("activation", std::string(act)),
+                 1e-5f});
   }
-  t.push_back({"conv2d_bias seed layer 2 relu", "conv2d_bias", {{2, 12, 12, 32}, {5, 5, 32, 32}, {32}},
-               conv_attrs({1, 1}, {0, 0, 0, 0}).set("activation", std::string("relu")), 1e-4f});
-  t.push_back({"conv2d_bias stride 2 same", "conv2d_bias", {{2, 8, 8, 3}, {3, 3, 3, 4}, {4}},
-               conv_attrs({2, 2}, {0, 1, 0, 1}).set("activation", std::string("relu")), 1e-4f});
-  t.push_back({"matmul_bias transposed relu", "matmul_bias", {{5, 7}, {6, 5}, {6}},
-               Attributes().set("transpose_a", 1).set("transpose_b", 1).set("activation", std::string("relu")), 1e-5f});
-  t.push_back({"matmul_bias seed dense 32x3200 · 3200x128 relu", "matmul_bias", {{32, 3200}, {3200, 128}, {128}},
-               Attributes().set("activation", std::string("relu")), 1e-3f});
-  t.push_back({"matmul_bias seed MLP 16x100 · 100x100 sigmoid", "matmul_bias", {{16, 100}, {100, 100}, {100}},
-               Attributes().set("activation", std::string("sigmoid")), 1e-5f});
-  t.push_back({"conv2d_backward_filter_bias", "conv2d_backward_filter_bias", {{2, 9, 9, 3}, {2, 7, 7, 4}},
-               conv_attrs({1, 1}, {0, 0, 0, 0}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
-  t.push_back({"conv2d_backward_filter_bias stride 2 same", "conv2d_backward_filter_bias", {{2, 8, 8, 3}, {2, 4, 4, 4}},
-               conv_attrs({2, 2}, {0, 1, 0, 1}).set("filter_shape", {3, 3, 3, 4}), 1e-4f});
+  t.push_back({"conv2d_bias seed layer 2 relu",
+               "conv2d_bias",
+               {{2, 12, 12, 32}, {5, 5, 32, 32}, {32}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("activation", std::string("relu")),
+               1e-4f});
+  t.push_back({"conv2d_bias stride 2 same",
+               "conv2d_bias",
+               {{2, 8, 8, 3}, {3, 3, 3, 4}, {4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("activation", std::string("relu")),
+               1e-4f});
+  t.push_back(
+      {"matmul_bias transposed relu",
+       "matmul_bias",
+       {{5, 7}, {6, 5}, {6}},
+       Attributes().set("transpose_a", 1).set("transpose_b", 1).set("activation", std::string("relu")),
+       1e-5f});
+  t.push_back({"matmul_bias seed dense 32x3200 · 3200x128 relu",
+               "matmul_bias",
+               {{32, 3200}, {3200, 128}, {128}},
+               Attributes().set("activation", std::string("relu")),
+               1e-3f});
+  t.push_back({"matmul_bias seed MLP 16x100 · 100x100 sigmoid",
+               "matmul_bias",
+               {{16, 100}, {100, 100}, {100}},
+               Attributes().set("activation", std::string("sigmoid")),
+               1e-5f});
+  t.push_back({"conv2d_backward_filter_bias",
+               "conv2d_backward_filter_bias",
+               {{2, 9, 9, 3}, {2, 7, 7, 4}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}).set("filter_shape", {3, 3, 3, 4}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter_bias stride 2 same",
+               "conv2d_backward_filter_bias",
+               {{2, 8, 8, 3}, {2, 4, 4, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("filter_shape", {3, 3, 3, 4}),
+               1e-4f});
   // optimizer updates (in place; slots drawn positive, as accumulated squares are), small and large
   // enough to be split over threads
   for (int64_t n : {int64_t(37), int64_t(70001)}) {
     std::string size = " (" + std::to_string(n) + ")";
-    t.push_back({"sgd_update" + size, "sgd_update", {{n}, {n}}, Attributes().set("lr", 0.1), 1e-5f, 0.0f, 1.0f});
-    t.push_back({"sgd_update momentum" + size, "sgd_update", {{n}, {n}, {n}},
-                 Attributes().set("lr", 0.1).set("momentum", 0.9), 1e-5f, 0.0f, 1.0f});
-    t.push_back({"sgd_update nesterov" + size, "sgd_update", {{n}, {n}, {n}},
-                 Attributes().set("lr", 0.1).set("momentum", 0.9).set("nesterov", 1), 1e-5f, 0.0f, 1.0f});
-    t.push_back({"adadelta_update" + size, "adadelta_update", {{n}, {n}, {n}, {n}},
-                 Attributes().set("lr", 1.0).set("rho", 0.95).set("epsilon", 1e-7), 1e-5f, 0.0f, 1.0f});
-    t.push_back({"adam_update" + size, "adam_update", {{n}, {n}, {n}, {n}},
-                 Attributes().set("alpha", 0.01).set("beta_1", 0.9).set("beta_2", 0.999).set("epsilon", 1e-7), 1e-5f,
-                 0.0f, 1.0f});
-    t.push_back({"adam_update amsgrad" + size, "adam_update", {{n}, {n}, {n}, {n}, {n}},
-                 Attributes().set("alpha", 0.01).set("beta_1", 0.9).set("beta_2", 0.999).set("epsilon", 1e-7), 1e-5f,
-                 0.0f, 1.0f});
-    t.push_back({"rmsprop_update" + size, "rmsprop_update", {{n}, {n}, {n}},
-                 Attributes().set("lr", 0.01).set("rho", 0.9).set("epsilon", 1e-7), 1e-5f, 0.0f, 1.0f});
-    t.push_back({"rmsprop_update momentum" + size, "rmsprop_update", {{n}, {n}, {n}, {n}},
-                 Attributes().set("lr", 0.01).set("rho", 0.9).set("momentum", 0.5).set("epsilon", 1e-7), 1e-5f, 0.0f,
+    t.push_back(
+        {"sgd_update" + size, "sgd_update", {{n}, {n}}, Attributes().set("lr", 0.1), 1e-5f, 0.0f, 1.0f});
+    t.push_back({"sgd_update momentum" + size,
+                 "sgd_update",
+                 {{n}, {n}, {n}},
+                 Attributes().set("lr", 0.1).set("momentum", 0.9),
+                 1e-5f,
+                 0.0f,
+                 1.0f});
+    t.push_back({"sgd_update nesterov" + size,
+                 "sgd_update",
+                 {{n}, {n}, {n}},
+                 Attributes().set("lr", 0.1).set("momentum", 0.9).set("nesterov", 1),
+                 1e-5f,
+                 0.0f,
+                 1.0f});
+    t.push_back({"adadelta_update" + size,
+                 "adadelta_update",
+                 {{n}, {n}, {n}, {n}},
+                 Attributes().set("lr", 1.0).set("rho", 0.95).set("epsilon", 1e-7),
+                 1e-5f,
+                 0.0f,
+                 1.0f});
+    t.push_back({"adam_update" + size,
+                 "adam_update",
+                 {{n}, {n}, {n}, {n}},
+                 Attributes().set("alpha", 0.01).set("beta_1", 0.9).set("beta_2", 0.999).set("epsilon", 1e-7),
+                 1e-5f,
+                 0.0f,
+                 1.0f});
+    t.push_back({"adam_update amsgrad" + size,
+                 "adam_update",
+                 {{n}, {n}, {n}, {n}, {n}},
+                 Attributes().set("alpha", 0.01).set("beta_1", 0.9).set("beta_2", 0.999).set("epsilon", 1e-7),
+                 1e-5f,
+                 0.0f,
+                 1.0f});
+    t.push_back({"rmsprop_update" + size,
+                 "rmsprop_update",
+                 {{n}, {n}, {n}},
+                 Attributes().set("lr", 0.01).set("rho", 0.9).set("epsilon", 1e-7),
+                 1e-5f,
+                 0.0f,
+                 1.0f});
+    t.push_back({"rmsprop_update momentum" + size,
+                 "rmsprop_update",
+                 {{n}, {n}, {n}, {n}},
+                 Attributes().set("lr", 0.01).set("rho", 0.9).set("momentum", 0.5).set("epsilon", 1e-7),
+                 1e-5f,
+                 0.0f,
                  1.0f});
   }
   return t;
@@ -176,7 +322,8 @@ std::vector<Tensor> copies(const std::vector<Tensor>& in) {
 }
 
 // Every output of `op`, on the host.
-std::vector<std::vector<float>> run_all(const std::string& op, const std::vector<Tensor>& in, const Attributes& attrs) {
+std::vector<std::vector<float>> run_all(const std::string& op, const std::vector<Tensor>& in,
+                                        const Attributes& attrs) {
   std::vector<std::vector<float>> out;
   for (const Tensor& t : run_op(op, copies(in), attrs)) out.push_back(t.to_vector());
   return out;
@@ -242,27 +389,41 @@ std::vector<GradCase> gradient_table() {
   t.push_back({"reduce_sum", {{3, 4, 5}}, [](const V& x) { return ops::reduce_sum(x[0], {1}); }});
   t.push_back({"reshape", {{3, 4}}, [](const V& x) { return ops::reshape(x[0], {2, 6}); }});
   t.push_back({"matmul", {{3, 4}, {4, 5}}, [](const V& x) { return ops::matmul(x[0], x[1]); }});
-  t.push_back({"matmul transposed", {{4, 3}, {5, 4}}, [](const V& x) { return ops::matmul(x[0], x[1], true, true); }});
+  t.push_back({"matmul transposed", {{4, 3}, {5, 4}}, [](const V& x) {
+                 return ops::matmul(x[0], x[1], true, true);
+               }});
   t.push_back({"conv2d", {{2, 6, 6, 2}, {3, 3, 2, 3}}, [](const V& x) { return ops::conv2d(x[0], x[1]); }});
-  t.push_back({"conv2d stride 2 same", {{1, 6, 5, 2}, {3, 3, 2, 2}},
-               [](const V& x) { return ops::conv2d(x[0], x[1], {2, 2}, {0, 1, 1, 1}); }});
+  t.push_back({"conv2d stride 2 same", {{1, 6, 5, 2}, {3, 3, 2, 2}}, [](const V& x) {
+                 return ops::conv2d(x[0], x[1], {2, 2}, {0, 1, 1, 1});
+               }});
   // a wide input range keeps each window's maximum far from the runner-up, so ±h never changes it
-  t.push_back({"max_pool2d", {{2, 4, 4, 2}}, [](const V& x) { return ops::max_pool2d(x[0], {2, 2}, {2, 2}); }, -10.0f,
+  t.push_back({"max_pool2d",
+               {{2, 4, 4, 2}},
+               [](const V& x) {
+                 return ops::max_pool2d(x[0], {2, 2}, {2, 2});
+               },
+               -10.0f,
                10.0f});
-  t.push_back({"avg_pool2d same", {{1, 5, 5, 2}},
-               [](const V& x) { return ops::avg_pool2d(x[0], {2, 2}, {2, 2}, {0, 1, 0, 1}); }});
+  t.push_back({"avg_pool2d same", {{1, 5, 5, 2}}, [](const V& x) {
+                 return ops::avg_pool2d(x[0], {2, 2}, {2, 2}, {0, 1, 0, 1});
+               }});
   for (const char* act : {"linear", "relu", "sigmoid", "tanh"}) {
-    t.push_back({std::string("conv2d_bias ") + act, {{2, 6, 6, 2}, {3, 3, 2, 3}, {3}},
-                 [act](const V& x) { return ops::conv2d_bias(x[0], x[1], x[2], {1, 1}, {0, 0, 0, 0}, act); }});
-    t.push_back({std::string("matmul_bias ") + act, {{3, 4}, {4, 5}, {5}},
-                 [act](const V& x) { return ops::matmul_bias(x[0], x[1], x[2], false, false, act); }});
+    t.push_back({std::string("conv2d_bias ") + act, {{2, 6, 6, 2}, {3, 3, 2, 3}, {3}}, [act](const V& x) {
+                   return ops::conv2d_bias(x[0], x[1], x[2], {1, 1}, {0, 0, 0, 0}, act);
+                 }});
+    t.push_back({std::string("matmul_bias ") + act, {{3, 4}, {4, 5}, {5}}, [act](const V& x) {
+                   return ops::matmul_bias(x[0], x[1], x[2], false, false, act);
+                 }});
   }
-  t.push_back({"conv2d_bias stride 2 same", {{1, 6, 5, 2}, {3, 3, 2, 2}, {2}},
-               [](const V& x) { return ops::conv2d_bias(x[0], x[1], x[2], {2, 2}, {0, 1, 1, 1}, "tanh"); }});
-  t.push_back({"matmul_bias transposed", {{4, 3}, {5, 4}, {5}},
-               [](const V& x) { return ops::matmul_bias(x[0], x[1], x[2], true, true, "sigmoid"); }});
-  t.push_back({"mean_squared_error (prediction and target)", {{4, 3}, {4, 3}},
-               [](const V& x) { return ops::mean_squared_error(x[0], x[1]); }});
+  t.push_back({"conv2d_bias stride 2 same", {{1, 6, 5, 2}, {3, 3, 2, 2}, {2}}, [](const V& x) {
+                 return ops::conv2d_bias(x[0], x[1], x[2], {2, 2}, {0, 1, 1, 1}, "tanh");
+               }});
+  t.push_back({"matmul_bias transposed", {{4, 3}, {5, 4}, {5}}, [](const V& x) {
+                 return ops::matmul_bias(x[0], x[1], x[2], true, true, "sigmoid");
+               }});
+  t.push_back({"mean_squared_error (prediction and target)", {{4, 3}, {4, 3}}, [](const V& x) {
+                 return ops::mean_squared_error(x[0], x[1]);
+               }});
   // the target of a cross-entropy is data: gradients for the logits only
   t.push_back({"softmax_cross_entropy", {{4, 5}}, [](const V& x) {
                  Tensor target = ops::softmax(test::random_tensor({4, 5}, 77, -2.0f, 2.0f));
@@ -302,7 +463,8 @@ void gradients_on(const std::string& backend_name) {
         xp[i] = Tensor::from_vector(plus, x[i].shape());
         xm[i] = Tensor::from_vector(minus, x[i].shape());
         double numeric = (loss_at(xp) - loss_at(xm)) / (2.0 * h);
-        INFO("gradient of '" << c.name << "' w.r.t. input " << i << " element " << k << " on '" << backend_name << "'");
+        INFO("gradient of '" << c.name << "' w.r.t. input " << i << " element " << k << " on '"
+                             << backend_name << "'");
         CHECK(g[k] == doctest::Approx(numeric).epsilon(2e-2).scale(1.0));
       }
     }
@@ -314,10 +476,16 @@ void gradients_on(const std::string& backend_name) {
 TEST_CASE("conformance: every op on reference matches the reference (sanity of the harness)") {
   conformance_on("reference");
 }
-TEST_CASE("conformance: every op on onednn matches the reference") { conformance_on("onednn"); }
+TEST_CASE("conformance: every op on onednn matches the reference") {
+  conformance_on("onednn");
+}
 
-TEST_CASE("conformance: every op on cudnn matches the reference") { conformance_on("cudnn"); }
-TEST_CASE("conformance: every op on opencl matches the reference") { conformance_on("opencl"); }
+TEST_CASE("conformance: every op on cudnn matches the reference") {
+  conformance_on("cudnn");
+}
+TEST_CASE("conformance: every op on opencl matches the reference") {
+  conformance_on("opencl");
+}
 
 // A backend without a kernel for a fused op (one written before the op existed) gets the op's
 // composition of basic ops: same results, same gradients. Simulated by hiding the kernels.
@@ -365,9 +533,15 @@ void fallbacks_on(const std::string& backend_name) {
 TEST_CASE("fused ops: a backend without their kernels runs their composition (reference)") {
   fallbacks_on("reference");
 }
-TEST_CASE("fused ops: a backend without their kernels runs their composition (onednn)") { fallbacks_on("onednn"); }
-TEST_CASE("fused ops: a backend without their kernels runs their composition (cudnn)") { fallbacks_on("cudnn"); }
-TEST_CASE("fused ops: a backend without their kernels runs their composition (opencl)") { fallbacks_on("opencl"); }
+TEST_CASE("fused ops: a backend without their kernels runs their composition (onednn)") {
+  fallbacks_on("onednn");
+}
+TEST_CASE("fused ops: a backend without their kernels runs their composition (cudnn)") {
+  fallbacks_on("cudnn");
+}
+TEST_CASE("fused ops: a backend without their kernels runs their composition (opencl)") {
+  fallbacks_on("opencl");
+}
 
 TEST_CASE("in-place updates refuse to run while autograd records") {
   test::use_backend_or_skip("reference");
@@ -386,13 +560,23 @@ TEST_CASE("in-place updates refuse to run while autograd records") {
 TEST_CASE("fused ops check their bias and activation") {
   test::use_backend_or_skip("reference");
   Tensor x = Tensor::zeros({2, 4}), w = Tensor::zeros({4, 3});
-  CHECK(test::error_of([&] { ops::matmul_bias(x, w, Tensor::zeros({4})); }).find("bias must have shape (3,)") !=
-        std::string::npos);
-  CHECK(test::error_of([&] { ops::matmul_bias(x, w, Tensor::zeros({3}), false, false, "softmax"); })
-            .find("unknown activation 'softmax'") != std::string::npos);
+  CHECK(test::error_of([&] {
+          ops::matmul_bias(x, w, Tensor::zeros({4}));
+        }).find("bias must have shape (3,)") != std::string::npos);
+  CHECK(test::error_of([&] {
+          ops::matmul_bias(x, w, Tensor::zeros({3}), false, false, "softmax");
+        }).find("unknown activation 'softmax'") != std::string::npos);
 }
 
-TEST_CASE("gradients: autograd matches finite differences on reference") { gradients_on("reference"); }
-TEST_CASE("gradients: autograd matches finite differences on onednn") { gradients_on("onednn"); }
-TEST_CASE("gradients: autograd matches finite differences on cudnn") { gradients_on("cudnn"); }
-TEST_CASE("gradients: autograd matches finite differences on opencl") { gradients_on("opencl"); }
+TEST_CASE("gradients: autograd matches finite differences on reference") {
+  gradients_on("reference");
+}
+TEST_CASE("gradients: autograd matches finite differences on onednn") {
+  gradients_on("onednn");
+}
+TEST_CASE("gradients: autograd matches finite differences on cudnn") {
+  gradients_on("cudnn");
+}
+TEST_CASE("gradients: autograd matches finite differences on opencl") {
+  gradients_on("opencl");
+}

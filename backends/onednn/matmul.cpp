@@ -41,8 +41,8 @@ constexpr int64_t kSmallMacs = 1 << 14;
 // b[k·b_k + j·b_j]. Each loop order keeps its innermost loop on contiguous memory so that it
 // vectorises: rows of y from rows of b, dot products along k, or columns of y from columns of a.
 LAMINA_VECTOR_CLONES
-void small_matmul(const float* __restrict a, const float* __restrict b, float* __restrict y, int64_t M, int64_t N,
-                  int64_t K, int64_t a_i, int64_t a_k, int64_t b_k, int64_t b_j) {
+void small_matmul(const float* __restrict a, const float* __restrict b, float* __restrict y, int64_t M,
+                  int64_t N, int64_t K, int64_t a_i, int64_t a_k, int64_t b_k, int64_t b_j) {
   if (b_j == 1 && N >= 8) {  // y(i,:) = Σ_k a(i,k) · b(k,:)
     for (int64_t i = 0; i < M; ++i) {
       float* yr = y + i * N;
@@ -86,16 +86,24 @@ void small_matmul(const float* __restrict a, const float* __restrict b, float* _
 
 // y = activation(y + bias) over the rows of y (M,N); bias may be null.
 LAMINA_VECTOR_CLONES
-void add_bias_activate(float* __restrict y, const float* __restrict bias, int64_t M, int64_t N, sdk::Activation act) {
+void add_bias_activate(float* __restrict y, const float* __restrict bias, int64_t M, int64_t N,
+                       sdk::Activation act) {
   for (int64_t i = 0; i < M; ++i) {
     float* yr = y + i * N;
     if (bias)
       for (int64_t j = 0; j < N; ++j) yr[j] += bias[j];
     switch (act) {
-      case sdk::Activation::relu: for (int64_t j = 0; j < N; ++j) yr[j] = std::max(yr[j], 0.f); break;
-      case sdk::Activation::sigmoid: for (int64_t j = 0; j < N; ++j) yr[j] = vector_sigmoid(yr[j]); break;
-      case sdk::Activation::tanh: for (int64_t j = 0; j < N; ++j) yr[j] = vector_tanh(yr[j]); break;
-      case sdk::Activation::linear: break;
+      case sdk::Activation::relu:
+        for (int64_t j = 0; j < N; ++j) yr[j] = std::max(yr[j], 0.f);
+        break;
+      case sdk::Activation::sigmoid:
+        for (int64_t j = 0; j < N; ++j) yr[j] = vector_sigmoid(yr[j]);
+        break;
+      case sdk::Activation::tanh:
+        for (int64_t j = 0; j < N; ++j) yr[j] = vector_tanh(yr[j]);
+        break;
+      case sdk::Activation::linear:
+        break;
     }
   }
 }

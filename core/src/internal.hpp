@@ -1,8 +1,8 @@
 // Core internals shared by the core's sources; not installed, not seen by plugins.
 #pragma once
 
-#include <lamina/backend.hpp>
 #include <lamina/lamina_plugin.h>
+#include <lamina/backend.hpp>
 #include <lamina/model.hpp>
 #include <lamina/ops.hpp>
 #include <lamina/tensor.hpp>
@@ -27,7 +27,8 @@ struct lamina_layer_builder_impl {
 namespace lamina {
 
 // Runs `body`, turning an exception into LAMINA_ERROR plus its message (for host-table calls).
-template <class Body> lamina_status sdk_guard(lamina_error* error, Body&& body) noexcept {
+template <class Body>
+lamina_status sdk_guard(lamina_error* error, Body&& body) noexcept {
   auto write = [&](const char* m) {
     if (!error) return;
     std::strncpy(error->message, m, sizeof(error->message) - 1);
@@ -107,7 +108,7 @@ struct OpDef {
   bool has_kernel = true;  // false: handled by the core (reshape)
   // Output shapes from input shapes and attributes.
   std::function<std::vector<Shape>(const ShapeList&, const Attributes&)> infer;
-  BackwardFn backward;           // empty: not differentiable
+  BackwardFn backward;             // empty: not differentiable
   bool shape_only_inputs = false;  // inputs only give the output shape (fill, dropout_mask)
   bool broadcasts = false;         // add/sub/mul/div: kernels see inputs expanded to the output's rank
   // Optimizer updates: inputs (param, grad, slots...) and outputs (param, slots...) are the same

@@ -158,7 +158,9 @@ std::string op_context(const std::string& op, const std::vector<Shape>& in) {
   for (auto& sh : in) s += " " + shape_to_string(sh);
   return s;
 }
-std::string op_context(const std::string& op, const ShapeList& in) { return op_context(op, in.to_vector()); }
+std::string op_context(const std::string& op, const ShapeList& in) {
+  return op_context(op, in.to_vector());
+}
 
 void need_inputs(const std::string& op, const ShapeList& in, size_t n) {
   if (in.size() != n)
@@ -186,9 +188,11 @@ Shape broadcast_shapes(const std::string& op, const Shape& a, const Shape& b) {
   return out;
 }
 
-std::vector<int64_t> pair_attr(const Attributes& a, const char* name, std::vector<int64_t> fallback, size_t n) {
+std::vector<int64_t> pair_attr(const Attributes& a, const char* name, std::vector<int64_t> fallback,
+                               size_t n) {
   auto v = a.get_ints(name, std::move(fallback));
-  if (v.size() != n) throw Error(std::string("op attribute '") + name + "' needs " + std::to_string(n) + " values");
+  if (v.size() != n)
+    throw Error(std::string("op attribute '") + name + "' needs " + std::to_string(n) + " values");
   return v;
 }
 
@@ -206,11 +210,12 @@ Shape conv_out(const std::string& op, const Shape& x, const Shape& w, const Attr
   if (x.size() != 4) throw Error(op_context(op, {x, w}) + ": input must be (N, H, W, C)");
   if (w.size() != 4) throw Error(op_context(op, {x, w}) + ": kernel must be (KH, KW, C, O)");
   if (x[3] != w[2])
-    throw Error(op_context(op, {x, w}) + ": input has " + std::to_string(x[3]) + " channels, the kernel expects " +
-                std::to_string(w[2]));
+    throw Error(op_context(op, {x, w}) + ": input has " + std::to_string(x[3]) +
+                " channels, the kernel expects " + std::to_string(w[2]));
   auto s = pair_attr(a, "strides", {1, 1}, 2);
   auto p = pair_attr(a, "pads", {0, 0, 0, 0}, 4);
-  return {x[0], window_out(op, x[1], w[0], s[0], p[0], p[1]), window_out(op, x[2], w[1], s[1], p[2], p[3]), w[3]};
+  return {x[0], window_out(op, x[1], w[0], s[0], p[0], p[1]), window_out(op, x[2], w[1], s[1], p[2], p[3]),
+          w[3]};
 }
 
 Shape pool_out(const std::string& op, const Shape& x, const Attributes& a) {
@@ -219,7 +224,8 @@ Shape pool_out(const std::string& op, const Shape& x, const Attributes& a) {
   auto s = pair_attr(a, "strides", k, 2);
   auto p = pair_attr(a, "pads", {0, 0, 0, 0}, 4);
   if (k[0] < 1 || k[1] < 1) throw Error("op '" + op + "': pool size must be positive");
-  return {x[0], window_out(op, x[1], k[0], s[0], p[0], p[1]), window_out(op, x[2], k[1], s[1], p[2], p[3]), x[3]};
+  return {x[0], window_out(op, x[1], k[0], s[0], p[0], p[1]), window_out(op, x[2], k[1], s[1], p[2], p[3]),
+          x[3]};
 }
 
 // (M, N) of matmul's result, checking the inner dimensions.
@@ -256,7 +262,8 @@ Activation read_activation(const std::string& op, const Attributes& a) {
 void check_bias(const std::string& op, const ShapeList& in, size_t index, int64_t n) {
   const Shape& b = in[index];
   if (b.size() != 1 || b[0] != n)
-    throw Error(op_context(op, in) + ": the bias must have shape (" + std::to_string(n) + ",), one value per output");
+    throw Error(op_context(op, in) + ": the bias must have shape (" + std::to_string(n) +
+                ",), one value per output");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -276,16 +283,24 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
 
 using Grads = std::vector<Tensor>;
 
-bool needs_grad(const Tensor& t) { return t.impl()->requires_grad || t.impl()->grad_fn; }
+bool needs_grad(const Tensor& t) {
+  return t.impl()->requires_grad || t.impl()->grad_fn;
+}
 // Whether input i of the node needs a gradient (skips e.g. the data gradient of the first layer).
-bool wants(const Node& n, size_t i) { return needs_grad(n.inputs[i]); }
+bool wants(const Node& n, size_t i) {
+  return needs_grad(n.inputs[i]);
+}
 
 Tensor apply_activation(Activation act, const Tensor& z) {
   switch (act) {
-    case Activation::relu: return ops::relu(z);
-    case Activation::sigmoid: return ops::sigmoid(z);
-    case Activation::tanh: return ops::tanh(z);
-    case Activation::linear: break;
+    case Activation::relu:
+      return ops::relu(z);
+    case Activation::sigmoid:
+      return ops::sigmoid(z);
+    case Activation::tanh:
+      return ops::tanh(z);
+    case Activation::linear:
+      break;
   }
   return z;
 }
@@ -293,23 +308,29 @@ Tensor apply_activation(Activation act, const Tensor& z) {
 // rule takes its input, but y > 0 exactly where the input is, so its output serves as well.
 Tensor activation_gradient(Activation act, const Tensor& y, const Tensor& dy) {
   switch (act) {
-    case Activation::relu: return run_op("relu_backward", {y, dy})[0];
-    case Activation::sigmoid: return run_op("sigmoid_backward", {y, dy})[0];
-    case Activation::tanh: return run_op("tanh_backward", {y, dy})[0];
-    case Activation::linear: break;
+    case Activation::relu:
+      return run_op("relu_backward", {y, dy})[0];
+    case Activation::sigmoid:
+      return run_op("sigmoid_backward", {y, dy})[0];
+    case Activation::tanh:
+      return run_op("tanh_backward", {y, dy})[0];
+    case Activation::linear:
+      break;
   }
   return dy;
 }
 
 // Optimizer updates: every input has the parameter's shape, and the outputs are the parameter and
 // the slots (every input but the gradient, input 1).
-std::vector<Shape> update_shapes(const std::string& op, const ShapeList& in, size_t min_inputs, size_t max_inputs) {
+std::vector<Shape> update_shapes(const std::string& op, const ShapeList& in, size_t min_inputs,
+                                 size_t max_inputs) {
   if (in.size() < min_inputs || in.size() > max_inputs)
     throw Error("op '" + op + "' takes " + std::to_string(min_inputs) +
                 (max_inputs > min_inputs ? " or " + std::to_string(max_inputs) : std::string()) +
                 " inputs (param, grad, slots...), got " + std::to_string(in.size()));
   for (size_t i = 1; i < in.size(); ++i)
-    if (in[i] != in[0]) throw Error(op_context(op, in) + ": the gradient and every slot must have the parameter's shape");
+    if (in[i] != in[0])
+      throw Error(op_context(op, in) + ": the gradient and every slot must have the parameter's shape");
   std::vector<Shape> out{in[0]};
   for (size_t i = 2; i < in.size(); ++i) out.push_back(in[i]);
   return out;
@@ -335,8 +356,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     OpDef& d = def(name);
     d.infer = [name](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 2);
-      if (in[0] != in[1])
-        throw Error(op_context(name, in) + ": both inputs must have the same shape");
+      if (in[0] != in[1]) throw Error(op_context(name, in) + ": both inputs must have the same shape");
       return one_shape(in[0]);
     };
   };
@@ -355,8 +375,10 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   unary("neg", [](const Node&, const Grads& g) { return Grads{ops::neg(g[0])}; });
   unary("exp", [](const Node& n, const Grads& g) { return Grads{ops::mul(g[0], n.outputs[0])}; });
   unary("log", [](const Node& n, const Grads& g) { return Grads{ops::div(g[0], n.inputs[0])}; });
-  unary("sqrt", [](const Node& n, const Grads& g) { return Grads{ops::div(ops::scale(g[0], 0.5), n.outputs[0])}; });
-  unary("square", [](const Node& n, const Grads& g) { return Grads{ops::mul(ops::scale(g[0], 2.0), n.inputs[0])}; });
+  unary("sqrt",
+        [](const Node& n, const Grads& g) { return Grads{ops::div(ops::scale(g[0], 0.5), n.outputs[0])}; });
+  unary("square",
+        [](const Node& n, const Grads& g) { return Grads{ops::mul(ops::scale(g[0], 2.0), n.inputs[0])}; });
   unary("relu", [](const Node& n, const Grads& g) {
     return Grads{run_op("relu_backward", {n.inputs[0], g[0]})[0]};
   });
@@ -402,7 +424,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   binary("div", [](const Node& n, const Grads& g) {
     const Tensor &a = n.inputs[0], &b = n.inputs[1];
     Tensor da = wants(n, 0) ? sum_to(ops::div(g[0], b), a.shape()) : Tensor();
-    Tensor db = wants(n, 1) ? sum_to(ops::neg(ops::div(ops::mul(g[0], n.outputs[0]), b)), b.shape()) : Tensor();
+    Tensor db =
+        wants(n, 1) ? sum_to(ops::neg(ops::div(ops::mul(g[0], n.outputs[0]), b)), b.shape()) : Tensor();
     return Grads{da, db};
   });
 
@@ -487,7 +510,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
       "softmax_cross_entropy",
       [](const std::vector<Tensor>& in, const Attributes&) {
         double rows = double(std::max<int64_t>(in[0].size() / std::max<int64_t>(in[0].dim(-1), 1), 1));
-        return std::vector<Tensor>{ops::scale(ops::sum(ops::mul(in[1], ops::log_softmax(in[0]))), -1.0 / rows)};
+        return std::vector<Tensor>{
+            ops::scale(ops::sum(ops::mul(in[1], ops::log_softmax(in[0]))), -1.0 / rows)};
       },
       [](const std::vector<Tensor>& in, const Attributes&) {
         double rows = double(std::max<int64_t>(in[0].size() / std::max<int64_t>(in[0].dim(-1), 1), 1));
@@ -597,7 +621,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     need_inputs("conv2d_backward_data", in, 2);
     Shape x = a.get_ints("input_shape", {});
     if (conv_out("conv2d_backward_data", x, in[1], a) != in[0])
-      throw Error(op_context("conv2d_backward_data", in) + ": dy does not match input_shape " + shape_to_string(x));
+      throw Error(op_context("conv2d_backward_data", in) + ": dy does not match input_shape " +
+                  shape_to_string(x));
     return one_shape(x);
   };
   OpDef& conv_bf = def("conv2d_backward_filter");
@@ -655,7 +680,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     need_inputs("avg_pool2d_backward", in, 1);
     Shape x = a.get_ints("input_shape", {});
     if (pool_out("avg_pool2d_backward", x, a) != in[0])
-      throw Error(op_context("avg_pool2d_backward", in) + ": dy does not match input_shape " + shape_to_string(x));
+      throw Error(op_context("avg_pool2d_backward", in) + ": dy does not match input_shape " +
+                  shape_to_string(x));
     return one_shape(x);
   };
 
@@ -677,7 +703,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     int64_t known = 1, unknown = -1;
     for (size_t i = 0; i < target.size(); ++i) {
       if (target[i] == -1) {
-        if (unknown >= 0) throw Error("reshape to " + shape_to_string(target) + ": only one dimension may be -1");
+        if (unknown >= 0)
+          throw Error("reshape to " + shape_to_string(target) + ": only one dimension may be -1");
         unknown = int64_t(i);
       } else if (target[i] < 0) {
         throw Error("reshape to " + shape_to_string(target) + ": negative dimension");
@@ -696,7 +723,9 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     }
     return one_shape(target);
   };
-  reshape.backward = [](const Node& n, const Grads& g) { return Grads{ops::reshape(g[0], n.inputs[0].shape())}; };
+  reshape.backward = [](const Node& n, const Grads& g) {
+    return Grads{ops::reshape(g[0], n.inputs[0].shape())};
+  };
 
   // Optimizer updates, one op per parameter instead of a dozen element-wise passes. The fallbacks
   // are the same rules written with basic ops, as the optimizers were before these ops existed.
@@ -726,7 +755,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     double lr = a.get_float("lr", 1.0), rho = a.get_float("rho", 0.95), eps = a.get_float("epsilon", 1e-7);
     const Tensor &p = in[0], &g = in[1], &acc = in[2], &delta_acc = in[3];
     Tensor acc2 = ops::add(ops::scale(acc, rho), ops::scale(ops::square(g), 1.0 - rho));
-    Tensor delta = ops::div(ops::mul(g, ops::sqrt(ops::scale(delta_acc, 1.0, eps))), ops::sqrt(ops::scale(acc2, 1.0, eps)));
+    Tensor delta = ops::div(ops::mul(g, ops::sqrt(ops::scale(delta_acc, 1.0, eps))),
+                            ops::sqrt(ops::scale(acc2, 1.0, eps)));
     Tensor delta_acc2 = ops::add(ops::scale(delta_acc, rho), ops::scale(ops::square(delta), 1.0 - rho));
     Tensor updated = ops::add(p, ops::scale(delta, -lr));
     assign(acc, acc2);
@@ -735,8 +765,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return in;
   });
   update("adam_update", 4, 5, [](const std::vector<Tensor>& in, const Attributes& a) {
-    double alpha = a.get_float("alpha", 0.001), b1 = a.get_float("beta_1", 0.9), b2 = a.get_float("beta_2", 0.999),
-           eps = a.get_float("epsilon", 1e-7);
+    double alpha = a.get_float("alpha", 0.001), b1 = a.get_float("beta_1", 0.9),
+           b2 = a.get_float("beta_2", 0.999), eps = a.get_float("epsilon", 1e-7);
     const Tensor &p = in[0], &g = in[1];
     Tensor m = ops::add(ops::scale(in[2], b1), ops::scale(g, 1.0 - b1));
     Tensor v = ops::add(ops::scale(in[3], b2), ops::scale(ops::square(g), 1.0 - b2));
@@ -803,15 +833,16 @@ const OpTable& op_table() {
 const OpDef& need_op(std::string_view name) {
   auto& t = op_table();
   auto it = t.by_name.find(name);
-  if (it == t.by_name.end()) throw Error("unknown op '" + std::string(name) + "' (see docs/ops.md for the op set)");
+  if (it == t.by_name.end())
+    throw Error("unknown op '" + std::string(name) + "' (see docs/ops.md for the op set)");
   return *it->second;
 }
 
 // An op looked up once per call site.
-#define LAMINA_OP(name)                              \
-  ([]() -> const OpDef& {                            \
-    static const OpDef& cached_op = need_op(name);   \
-    return cached_op;                                \
+#define LAMINA_OP(name)                            \
+  ([]() -> const OpDef& {                          \
+    static const OpDef& cached_op = need_op(name); \
+    return cached_op;                              \
   }())
 
 // Views for a kernel call; ops have few operands, so they live on the stack.
@@ -843,7 +874,9 @@ void profile_record(const std::string& name, double seconds) {
   slot.first += seconds;
   slot.second += 1;
 }
-bool profiling() { return profile() != nullptr; }
+bool profiling() {
+  return profile() != nullptr;
+}
 
 namespace {
 
@@ -853,9 +886,10 @@ void call_kernel(const OpDef& op, BackendEntry& backend, const Views& in, size_t
   OpProfile* prof = profile();
   auto start = prof ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   lamina_error error{};
-  if (backend.kernels[size_t(op.id)](backend.table.self, in.data(), int32_t(n_in), out.data(), int32_t(n_out), attrs,
-                                     &error) != LAMINA_OK)
-    throw Error(op_context(op.name, ShapeList(given)) + " failed on backend '" + backend.name + "': " + error.message);
+  if (backend.kernels[size_t(op.id)](backend.table.self, in.data(), int32_t(n_in), out.data(), int32_t(n_out),
+                                     attrs, &error) != LAMINA_OK)
+    throw Error(op_context(op.name, ShapeList(given)) + " failed on backend '" + backend.name +
+                "': " + error.message);
   if (prof) {
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::lock_guard lock(prof->mutex);
@@ -948,7 +982,9 @@ const OpDef* find_op(const std::string& name) {
   auto it = t.by_name.find(std::string_view(name));
   return it == t.by_name.end() ? nullptr : it->second;
 }
-const std::vector<const OpDef*>& all_ops() { return op_table().list; }
+const std::vector<const OpDef*>& all_ops() {
+  return op_table().list;
+}
 
 // ------------------------------------------------------------------------------------------------
 // Plugin ops
@@ -1036,11 +1072,18 @@ const OpDef& define_plugin_op(const lamina_op_class& c) {
   return added;
 }
 
-bool grad_enabled() { return g_grad_enabled; }
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
 
-static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& given, const Attributes& attrs) {
+static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& given,
+                                  const Attributes& attrs) {
   for (const Tensor& t : given)
     if (!t.defined()) throw Error("op '" + op.name + "': an input tensor is undefined");
   std::vector<Shape> out_shapes = op.infer(ShapeList(given), attrs);
@@ -1085,13 +1128,14 @@ static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& gi
   return outputs;
 }
 
-std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& given, const Attributes& attrs) {
+std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& given,
+                           const Attributes& attrs) {
   return run_op(need_op(name), given, attrs);
 }
 
 std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt) {
-  if (loss.size() != 1) throw Error("gradients(): the loss must be a single value, got shape " +
-                                    shape_to_string(loss.shape()));
+  if (loss.size() != 1)
+    throw Error("gradients(): the loss must be a single value, got shape " + shape_to_string(loss.shape()));
   NoGradGuard no_grad;
   std::vector<Tensor> result(wrt.size());
   if (!loss.impl()->grad_fn) return result;
@@ -1110,7 +1154,8 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
     if (!index.emplace(n, 0).second) continue;
     nodes.push_back(n);
     for (const Tensor& t : n->inputs)
-      if (t.impl()->grad_fn && !index.count(t.impl()->grad_fn.get())) stack.push_back(t.impl()->grad_fn.get());
+      if (t.impl()->grad_fn && !index.count(t.impl()->grad_fn.get()))
+        stack.push_back(t.impl()->grad_fn.get());
   }
   std::sort(nodes.begin(), nodes.end(), [](Node* a, Node* b) { return a->sequence > b->sequence; });
   for (size_t i = 0; i < nodes.size(); ++i) index[nodes[i]] = i;
@@ -1131,8 +1176,10 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
     og.resize(n->outputs.size());
     bool any = false;
     for (size_t i = 0; i < og.size(); ++i) {
-      if (!og[i].defined()) og[i] = ops::full(n->outputs[i].shape(), 0.0f);
-      else any = true;
+      if (!og[i].defined())
+        og[i] = ops::full(n->outputs[i].shape(), 0.0f);
+      else
+        any = true;
     }
     if (!any) continue;
     std::vector<Tensor> ig = n->op->backward(*n, og);
@@ -1159,8 +1206,8 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
 
 void assign(const Tensor& target, const Tensor& value) {
   if (target.shape() != value.shape())
-    throw Error("assign: value of shape " + shape_to_string(value.shape()) + " does not fit a tensor of shape " +
-                shape_to_string(target.shape()));
+    throw Error("assign: value of shape " + shape_to_string(value.shape()) +
+                " does not fit a tensor of shape " + shape_to_string(target.shape()));
   Buffer& b = *target.impl()->buffer;
   BackendEntry& backend = b.backend ? *b.backend : Registry::get().active_backend();
   const OpDef& copy = LAMINA_OP("copy");
@@ -1171,8 +1218,8 @@ void assign(const Tensor& target, const Tensor& value) {
       return;
     }
     lamina_error error{};
-    if (backend.table.copy_in(backend.table.self, b.handle, target.impl()->offset, v.data(), v.size() * sizeof(float),
-                              &error) != LAMINA_OK)
+    if (backend.table.copy_in(backend.table.self, b.handle, target.impl()->offset, v.data(),
+                              v.size() * sizeof(float), &error) != LAMINA_OK)
       throw Error(std::string("assign failed: ") + error.message);
     return;
   }
@@ -1188,26 +1235,54 @@ namespace ops {
 static Tensor one(const OpDef& op, const std::vector<Tensor>& in, const Attributes& a = {}) {
   return run_op(op, in, a)[0];
 }
-Tensor add(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("add"), {a, b}); }
-Tensor sub(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("sub"), {a, b}); }
-Tensor mul(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("mul"), {a, b}); }
-Tensor div(const Tensor& a, const Tensor& b) { return one(LAMINA_OP("div"), {a, b}); }
-Tensor neg(const Tensor& x) { return one(LAMINA_OP("neg"), {x}); }
-Tensor exp(const Tensor& x) { return one(LAMINA_OP("exp"), {x}); }
-Tensor log(const Tensor& x) { return one(LAMINA_OP("log"), {x}); }
-Tensor sqrt(const Tensor& x) { return one(LAMINA_OP("sqrt"), {x}); }
-Tensor square(const Tensor& x) { return one(LAMINA_OP("square"), {x}); }
-Tensor relu(const Tensor& x) { return one(LAMINA_OP("relu"), {x}); }
-Tensor sigmoid(const Tensor& x) { return one(LAMINA_OP("sigmoid"), {x}); }
-Tensor tanh(const Tensor& x) { return one(LAMINA_OP("tanh"), {x}); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("add"), {a, b});
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("sub"), {a, b});
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("mul"), {a, b});
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("div"), {a, b});
+}
+Tensor neg(const Tensor& x) {
+  return one(LAMINA_OP("neg"), {x});
+}
+Tensor exp(const Tensor& x) {
+  return one(LAMINA_OP("exp"), {x});
+}
+Tensor log(const Tensor& x) {
+  return one(LAMINA_OP("log"), {x});
+}
+Tensor sqrt(const Tensor& x) {
+  return one(LAMINA_OP("sqrt"), {x});
+}
+Tensor square(const Tensor& x) {
+  return one(LAMINA_OP("square"), {x});
+}
+Tensor relu(const Tensor& x) {
+  return one(LAMINA_OP("relu"), {x});
+}
+Tensor sigmoid(const Tensor& x) {
+  return one(LAMINA_OP("sigmoid"), {x});
+}
+Tensor tanh(const Tensor& x) {
+  return one(LAMINA_OP("tanh"), {x});
+}
 Tensor scale(const Tensor& x, double alpha, double beta) {
   return one(LAMINA_OP("scale"), {x}, Attributes().set("alpha", alpha).set("beta", beta));
 }
 Tensor clip(const Tensor& x, double low, double high) {
   return one(LAMINA_OP("clip"), {x}, Attributes().set("low", low).set("high", high));
 }
-Tensor softmax(const Tensor& x) { return one(LAMINA_OP("softmax"), {x}); }
-Tensor log_softmax(const Tensor& x) { return one(LAMINA_OP("log_softmax"), {x}); }
+Tensor softmax(const Tensor& x) {
+  return one(LAMINA_OP("softmax"), {x});
+}
+Tensor log_softmax(const Tensor& x) {
+  return one(LAMINA_OP("log_softmax"), {x});
+}
 Tensor reduce_sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
   Tensor r = one(LAMINA_OP("reduce_sum"), {x}, Attributes().set("axes", axes));
   if (keepdims) return r;
@@ -1224,9 +1299,12 @@ Tensor sum(const Tensor& x) {
   for (int64_t i = 0; i < x.ndim(); ++i) axes.push_back(i);
   return reduce_sum(x, axes, false);
 }
-Tensor mean(const Tensor& x) { return scale(sum(x), 1.0 / double(std::max<int64_t>(x.size(), 1))); }
+Tensor mean(const Tensor& x) {
+  return scale(sum(x), 1.0 / double(std::max<int64_t>(x.size(), 1)));
+}
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  return one(LAMINA_OP("matmul"), {a, b}, Attributes().set("transpose_a", int64_t(ta)).set("transpose_b", int64_t(tb)));
+  return one(LAMINA_OP("matmul"), {a, b},
+             Attributes().set("transpose_a", int64_t(ta)).set("transpose_b", int64_t(tb)));
 }
 Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, bool ta, bool tb,
                    const std::string& activation) {
@@ -1245,7 +1323,8 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& target) {
 Tensor reshape(const Tensor& x, const Shape& shape) {
   return one(LAMINA_OP("reshape"), {x}, Attributes().set("shape", shape));
 }
-Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides, const std::vector<int64_t>& pads) {
+Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides,
+              const std::vector<int64_t>& pads) {
   return one(LAMINA_OP("conv2d"), {x, w}, Attributes().set("strides", strides).set("pads", pads));
 }
 Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& strides,
@@ -1255,11 +1334,13 @@ Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std:
 }
 Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads) {
-  return one(LAMINA_OP("max_pool2d"), {x}, Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
+  return one(LAMINA_OP("max_pool2d"), {x},
+             Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
 }
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads) {
-  return one(LAMINA_OP("avg_pool2d"), {x}, Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
+  return one(LAMINA_OP("avg_pool2d"), {x},
+             Attributes().set("pool", pool).set("strides", strides).set("pads", pads));
 }
 Tensor dropout_mask(const Shape& shape, double rate, uint64_t seed) {
   return one(LAMINA_OP("dropout_mask"), {},

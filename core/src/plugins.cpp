@@ -50,7 +50,8 @@ struct Registry::Impl {
   std::map<std::string, std::string> plugin_paths_by_name;  // first plugin with each name
 
   void forget_registrations(const PluginRecord* r) {
-    for (auto it = layers.begin(); it != layers.end();) it = it->second->plugin == r ? layers.erase(it) : std::next(it);
+    for (auto it = layers.begin(); it != layers.end();)
+      it = it->second->plugin == r ? layers.erase(it) : std::next(it);
     for (auto it = optimizers.begin(); it != optimizers.end();)
       it = it->second->plugin == r ? optimizers.erase(it) : std::next(it);
     std::erase_if(backends, [&](const std::unique_ptr<BackendEntry>& b) { return b->plugin == r; });
@@ -71,7 +72,9 @@ struct Registry::Impl {
 
 namespace {
 
-Registry* registry_self(void* self) { return static_cast<Registry*>(self); }
+Registry* registry_self(void* self) {
+  return static_cast<Registry*>(self);
+}
 
 lamina_status host_register_backend(void* self, const lamina_backend* b, lamina_error* error) {
   return lamina::sdk_guard(error, [&] { registry_self(self)->register_backend(*b); });
@@ -91,8 +94,12 @@ lamina_status host_register_op(void* self, const lamina_op_class* c, lamina_erro
     registry_self(self)->register_op(*c);
   });
 }
-TensorImpl* impl_of(lamina_tensor t) { return reinterpret_cast<TensorImpl*>(t); }
-lamina_tensor handle_of(Tensor t) { return reinterpret_cast<lamina_tensor>(t.release()); }
+TensorImpl* impl_of(lamina_tensor t) {
+  return reinterpret_cast<TensorImpl*>(t);
+}
+lamina_tensor handle_of(Tensor t) {
+  return reinterpret_cast<lamina_tensor>(t.release());
+}
 Tensor borrow(lamina_tensor t) {
   if (!t) throw Error("a plugin passed a null tensor");
   return Tensor(impl_of(t), true);
@@ -101,7 +108,9 @@ Tensor borrow(lamina_tensor t) {
 void host_retain(lamina_tensor t) {
   if (t) impl_of(t)->refs.fetch_add(1, std::memory_order_relaxed);
 }
-void host_release(lamina_tensor t) { Tensor adopt(impl_of(t), false); }
+void host_release(lamina_tensor t) {
+  Tensor adopt(impl_of(t), false);
+}
 int32_t host_shape(lamina_tensor t, int64_t* shape) {
   if (!t) return 0;
   const Shape& s = impl_of(t)->shape;
@@ -116,29 +125,38 @@ Attributes from_c(const lamina_attrs* attrs) {
     const lamina_attr& c = attrs->items[i];
     if (!c.name) throw Error("an op attribute has no name");
     switch (c.type) {
-      case LAMINA_ATTR_INT: a.set(c.name, c.ints[0]); break;
-      case LAMINA_ATTR_FLOAT: a.set(c.name, c.real); break;
+      case LAMINA_ATTR_INT:
+        a.set(c.name, c.ints[0]);
+        break;
+      case LAMINA_ATTR_FLOAT:
+        a.set(c.name, c.real);
+        break;
       case LAMINA_ATTR_INTS:
-        if (c.count < 0 || c.count > LAMINA_MAX_DIMS) throw Error(std::string("attribute '") + c.name + "' has a bad count");
+        if (c.count < 0 || c.count > LAMINA_MAX_DIMS)
+          throw Error(std::string("attribute '") + c.name + "' has a bad count");
         a.set(c.name, std::vector<int64_t>(c.ints, c.ints + c.count));
         break;
-      case LAMINA_ATTR_STRING: a.set(c.name, std::string(c.text ? c.text : "")); break;
-      default: throw Error(std::string("attribute '") + c.name + "' has an unknown type");
+      case LAMINA_ATTR_STRING:
+        a.set(c.name, std::string(c.text ? c.text : ""));
+        break;
+      default:
+        throw Error(std::string("attribute '") + c.name + "' has an unknown type");
     }
   }
   return a;
 }
 
-lamina_status host_op(const char* op, const lamina_tensor* inputs, int32_t n_inputs, const lamina_attrs* attrs,
-                      lamina_tensor* outputs, int32_t n_outputs, lamina_error* error) {
+lamina_status host_op(const char* op, const lamina_tensor* inputs, int32_t n_inputs,
+                      const lamina_attrs* attrs, lamina_tensor* outputs, int32_t n_outputs,
+                      lamina_error* error) {
   return sdk_guard(error, [&] {
     std::vector<Tensor> in;
     in.reserve(size_t(std::max(n_inputs, 0)));
     for (int32_t i = 0; i < n_inputs; ++i) in.push_back(borrow(inputs[i]));
     std::vector<Tensor> out = run_op(op ? op : "", in, from_c(attrs));
     if (int32_t(out.size()) != n_outputs)
-      throw Error(std::string("op '") + op + "' gives " + std::to_string(out.size()) + " outputs, the caller expected " +
-                  std::to_string(n_outputs));
+      throw Error(std::string("op '") + op + "' gives " + std::to_string(out.size()) +
+                  " outputs, the caller expected " + std::to_string(n_outputs));
     for (int32_t i = 0; i < n_outputs; ++i) outputs[i] = handle_of(out[size_t(i)]);
   });
 }
@@ -153,13 +171,14 @@ lamina_tensor host_full(const int64_t* shape, int32_t ndim, float value, lamina_
   });
   return out;
 }
-lamina_status host_add_weight(lamina_layer_builder builder, const char* name, const int64_t* shape, int32_t ndim,
-                              const char* initializer_json, int32_t trainable, lamina_error* error) {
+lamina_status host_add_weight(lamina_layer_builder builder, const char* name, const int64_t* shape,
+                              int32_t ndim, const char* initializer_json, int32_t trainable,
+                              lamina_error* error) {
   return sdk_guard(error, [&] {
     if (!builder) throw Error("add_weight() called outside build()");
     if (ndim < 0 || ndim > LAMINA_MAX_DIMS) throw Error("add_weight(): bad rank");
-    builder->add(name ? name : "", Shape(shape, shape + ndim), initializer_json ? initializer_json : "\"zeros\"",
-                 trainable != 0);
+    builder->add(name ? name : "", Shape(shape, shape + ndim),
+                 initializer_json ? initializer_json : "\"zeros\"", trainable != 0);
   });
 }
 void host_log(int32_t level, const char* message) {
@@ -317,8 +336,8 @@ void Registry::Impl::discover() {
       }
       if (auto [it, fresh] = plugin_paths_by_name.emplace(rec->name, rec->path); !fresh) {
         rec->state = PluginRecord::State::failed;
-        rec->reason = "duplicate: a plugin named '" + rec->name + "' was found earlier on the search path, at " +
-                      it->second + "; this one is ignored";
+        rec->reason = "duplicate: a plugin named '" + rec->name +
+                      "' was found earlier on the search path, at " + it->second + "; this one is ignored";
       }
       plugins.push_back(std::move(rec));
     }
@@ -355,8 +374,8 @@ bool Registry::Impl::configure(PluginRecord& r, const std::string& name) {
   lamina_status status = r.library->get<lamina_status(const char*, lamina_error*)>("lamina_plugin_configure")(
       text.c_str(), &error);
   if (status != LAMINA_OK) {
-    r.reason = "refused its settings " + text + (user_config().source.empty() ? "" : " (" + where + ")") + ": " +
-               (error.message[0] ? error.message : "no reason given");
+    r.reason = "refused its settings " + text + (user_config().source.empty() ? "" : " (" + where + ")") +
+               ": " + (error.message[0] ? error.message : "no reason given");
     return false;
   }
   return true;
@@ -504,13 +523,14 @@ void Registry::Impl::load(PluginRecord& r) {
   if (info->name && r.kind == "?") r.name = info->name;
   if (info->version) r.version = info->version;
   if (info->abi_major != LAMINA_ABI_MAJOR) {
-    r.reason = "built for plugin ABI " + r.abi + ", but this lamina speaks ABI " + std::to_string(LAMINA_ABI_MAJOR) +
-               "." + std::to_string(LAMINA_ABI_MINOR) + "; rebuild the plugin against this lamina's SDK";
+    r.reason = "built for plugin ABI " + r.abi + ", but this lamina speaks ABI " +
+               std::to_string(LAMINA_ABI_MAJOR) + "." + std::to_string(LAMINA_ABI_MINOR) +
+               "; rebuild the plugin against this lamina's SDK";
     return;
   }
   if (info->abi_minor > LAMINA_ABI_MINOR) {
-    r.reason = "needs plugin ABI " + r.abi + ", newer than this lamina's " + std::to_string(LAMINA_ABI_MAJOR) + "." +
-               std::to_string(LAMINA_ABI_MINOR) + "; upgrade lamina";
+    r.reason = "needs plugin ABI " + r.abi + ", newer than this lamina's " +
+               std::to_string(LAMINA_ABI_MAJOR) + "." + std::to_string(LAMINA_ABI_MINOR) + "; upgrade lamina";
     return;
   }
   if (r.kind == "?") {
@@ -553,11 +573,11 @@ void Registry::Impl::load(PluginRecord& r) {
   loading = previous;
   if (status != LAMINA_OK) {
     forget_registrations(&r);  // a failed plugin leaves nothing behind
-    r.reason = std::string("initialisation failed: ") + (error.message[0] ? error.message : "no reason given");
+    r.reason =
+        std::string("initialisation failed: ") + (error.message[0] ? error.message : "no reason given");
     return;
   }
-  if (r.library->has("lamina_plugin_shutdown"))
-    r.shutdown = r.library->get<void()>("lamina_plugin_shutdown");
+  if (r.library->has("lamina_plugin_shutdown")) r.shutdown = r.library->get<void()>("lamina_plugin_shutdown");
   r.state = PluginRecord::State::loaded;
   r.usable = true;
   load_order.push_back(&r);
@@ -587,8 +607,8 @@ static std::string folders(const std::vector<std::string>& searched);
 
 void Registry::register_backend(const lamina_backend& t) {
   std::lock_guard lock(impl_->mutex);
-  if (t.struct_size < offsetof(lamina_backend, kernels) + sizeof(t.kernels) || !t.name || !t.alloc || !t.release ||
-      !t.copy_in || !t.copy_out)
+  if (t.struct_size < offsetof(lamina_backend, kernels) + sizeof(t.kernels) || !t.name || !t.alloc ||
+      !t.release || !t.copy_in || !t.copy_out)
     throw Error("backend table is incomplete (needs name, alloc, release, copy_in, copy_out)");
   for (auto& b : impl_->backends)
     if (lower(b->name) == lower(t.name))
@@ -603,8 +623,9 @@ void Registry::register_backend(const lamina_backend& t) {
     const lamina_kernel& k = t.kernels[i];
     const OpDef* op = k.op ? find_op(k.op) : nullptr;
     if (!op) {
-      host_log(1, (std::string("backend '") + t.name + "' has a kernel for unknown op '" + (k.op ? k.op : "") +
-                   "'; ignored").c_str());
+      host_log(1, (std::string("backend '") + t.name + "' has a kernel for unknown op '" +
+                   (k.op ? k.op : "") + "'; ignored")
+                      .c_str());
       continue;
     }
     entry->kernels[size_t(op->id)] = k.run;
@@ -762,11 +783,11 @@ static const Entry* resolve(Registry::Impl& impl, std::map<std::string, std::uni
     impl.load(*r);
     if (auto it = map.find(key); it != map.end()) return it->second.get();
     if (provides && !r->reason.empty())
-      failure = "; the plugin " + r->path + (r->usable ? " lists it but " : " provides it but cannot be used: ") +
-                r->reason;
+      failure = "; the plugin " + r->path +
+                (r->usable ? " lists it but " : " provides it but cannot be used: ") + r->reason;
   }
-  throw Error(std::string("unknown ") + kind + " class '" + class_name + "'" + failure +
-              ". Known " + kind + " classes: " + known_names(map, impl.plugins, kind) +
+  throw Error(std::string("unknown ") + kind + " class '" + class_name + "'" + failure + ". Known " + kind +
+              " classes: " + known_names(map, impl.plugins, kind) +
               ". Plugin folders searched: " + folders(impl.searched) +
               " (add one with LAMINA_PLUGIN_PATH or plugin_paths in the configuration)");
 }
@@ -834,8 +855,8 @@ void Registry::set_backend(const std::string& name) {
   for (auto& r : impl_->plugins)
     if (!r->usable && (r->kind == "backend" || r->kind == "?"))
       unusable += "; '" + r->name + "' cannot be used: " + r->reason;
-  throw Error("unknown backend '" + name + "'. Available backends: " + (available.empty() ? "none" : available) +
-              unusable);
+  throw Error("unknown backend '" + name +
+              "'. Available backends: " + (available.empty() ? "none" : available) + unusable);
 }
 
 BackendEntry& Registry::active_backend() {
@@ -851,7 +872,9 @@ BackendEntry& Registry::active_backend() {
   return *impl_->active;
 }
 
-std::string Registry::active_backend_name() { return active_backend().name; }
+std::string Registry::active_backend_name() {
+  return active_backend().name;
+}
 
 std::vector<PluginInfo> Registry::list() {
   std::lock_guard lock(impl_->mutex);
@@ -882,15 +905,25 @@ std::vector<PluginInfo> Registry::list() {
 // ------------------------------------------------------------------------------------------------
 // Public API (backend.hpp)
 
-void set_backend(const std::string& name) { Registry::get().set_backend(name); }
-std::string backend() { return Registry::get().active_backend_name(); }
+void set_backend(const std::string& name) {
+  Registry::get().set_backend(name);
+}
+std::string backend() {
+  return Registry::get().active_backend_name();
+}
 std::vector<std::string> available_backends() {
   std::vector<std::string> out;
   for (BackendEntry* b : Registry::get().usable_backends()) out.push_back(b->name);
   return out;
 }
-void add_plugin_path(const std::string& folder) { Registry::get().add_path(folder); }
-std::vector<PluginInfo> list_plugins() { return Registry::get().list(); }
-std::vector<std::string> plugin_search_path() { return Registry::get().search_path(); }
+void add_plugin_path(const std::string& folder) {
+  Registry::get().add_path(folder);
+}
+std::vector<PluginInfo> list_plugins() {
+  return Registry::get().list();
+}
+std::vector<std::string> plugin_search_path() {
+  return Registry::get().search_path();
+}
 
 }  // namespace lamina
