@@ -98,6 +98,14 @@ std::vector<Case> conformance_table() {
                {{16, 100}, {100, 100}},
                Attributes().set("transpose_b", 1),
                1e-5f});
+  // medium products with ragged edges: row blocks of 8 with 5 and 7 left over, column panels of 32
+  // with 15 and 18 left over
+  t.push_back({"matmul 13x40 · 40x47", "matmul", {{13, 40}, {40, 47}}, {}, 1e-5f});
+  t.push_back({"matmul_bias (40x23)^T · 40x50 relu",
+               "matmul_bias",
+               {{40, 23}, {40, 50}, {50}},
+               Attributes().set("transpose_a", 1).set("activation", std::string("relu")),
+               1e-5f});
   t.push_back({"matmul 100x30 both transposed",
                "matmul",
                {{30, 100}, {40, 30}},

@@ -125,6 +125,8 @@ const OpDef* find_op(const std::string& name);
 // composition. Throws for a name already taken or an incomplete table.
 const OpDef& define_plugin_op(const lamina_op_class& op);
 const std::vector<const OpDef*>& all_ops();
+// run_op for a name given as a C string by a plugin (looked up through a per-thread cache).
+std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& given, const Attributes& attrs);
 // Releases the buffers the allocator keeps for reuse (before backends shut down).
 void release_cached_buffers();
 

@@ -957,17 +957,22 @@ std::vector<Tensor> run_update(const OpDef& op, const std::vector<Tensor>& given
     return result;
   }
   // Parameters in another backend's memory are updated through a copy, then written back.
-  std::vector<Tensor> work = given;
   bool copied = false;
-  for (Tensor& t : work)
-    if (!reachable(t, backend)) t = on_backend(t, backend), copied = true;
-  Views in(work.size()), out(result.size());
-  for (size_t i = 0; i < work.size(); ++i) in[i] = view_of(work[i]);
+  for (const Tensor& t : given) copied |= !reachable(t, backend);
+  std::vector<Tensor> work;
+  if (copied) {
+    work = given;
+    for (Tensor& t : work)
+      if (!reachable(t, backend)) t = on_backend(t, backend);
+  }
+  const std::vector<Tensor>& operands = copied ? work : given;
+  Views in(operands.size()), out(result.size());
+  for (size_t i = 0; i < operands.size(); ++i) in[i] = view_of(operands[i]);
   out[0] = in[0];
-  for (size_t i = 2; i < work.size(); ++i) out[i - 1] = in[i];
+  for (size_t i = 2; i < operands.size(); ++i) out[i - 1] = in[i];
   if (shape_size(given[0].shape()) > 0) {
     CAttrs c(attrs);
-    call_kernel(op, backend, in, work.size(), out, result.size(), c.view(), given);
+    call_kernel(op, backend, in, operands.size(), out, result.size(), c.view(), given);
   }
   if (copied)
     for (size_t i = 0; i < given.size(); ++i)
@@ -1131,6 +1136,22 @@ static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& gi
 std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& given,
                            const Attributes& attrs) {
   return run_op(need_op(name), given, attrs);
+}
+
+// Plugins name their ops with string literals, the same pointer on every call: a small per-thread
+// table from name pointers to ops skips hashing the name. A hit is confirmed by comparing the text,
+// so a buffer reused for another name is still looked up correctly.
+std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& given,
+                                 const Attributes& attrs) {
+  struct Slot {
+    const char* name = nullptr;
+    const OpDef* op = nullptr;
+  };
+  thread_local std::array<Slot, 64> slots;
+  Slot& slot = slots[(reinterpret_cast<uintptr_t>(name) >> 4) % slots.size()];
+  if (!(slot.name == name && slot.op && std::strcmp(name, slot.op->name.c_str()) == 0))
+    slot = {name, &need_op(std::string_view(name))};
+  return run_op(*slot.op, given, attrs);
 }
 
 std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt) {

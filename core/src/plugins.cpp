@@ -153,7 +153,7 @@ lamina_status host_op(const char* op, const lamina_tensor* inputs, int32_t n_inp
     std::vector<Tensor> in;
     in.reserve(size_t(std::max(n_inputs, 0)));
     for (int32_t i = 0; i < n_inputs; ++i) in.push_back(borrow(inputs[i]));
-    std::vector<Tensor> out = run_op(op ? op : "", in, from_c(attrs));
+    std::vector<Tensor> out = run_named_op(op ? op : "", in, from_c(attrs));
     if (int32_t(out.size()) != n_outputs)
       throw Error(std::string("op '") + op + "' gives " + std::to_string(out.size()) +
                   " outputs, the caller expected " + std::to_string(n_outputs));
