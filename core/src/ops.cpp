@@ -22,24 +22,44 @@ namespace lamina {
 // ------------------------------------------------------------------------------------------------
 // Attributes
 
+void Attributes::Ints::assign(const int64_t* values, size_t n) {
+  if (n > kMaxInts)
+    throw Error("an op attribute holds at most " + std::to_string(kMaxInts) + " integers, got " +
+                std::to_string(n));
+  std::copy(values, values + n, values_);
+  size_ = n;
+}
+
 // Each set() builds its item in place (no temporary copies): ops set attributes on every call.
 Attributes::Item& Attributes::slot(const std::string& name, int type) {
-  for (auto& i : items_)
-    if (i.name == name) {
+  Item* items = data();
+  for (size_t k = 0; k < size_; ++k)
+    if (items[k].name == name) {
+      Item& i = items[k];
       i.type = type;
-      i.ints.clear();
+      i.ints.assign(nullptr, 0);
       i.real = 0.0;
       i.text.clear();
       return i;
     }
-  if (items_.capacity() == 0) items_.reserve(4);
-  Item& i = items_.emplace_back();
-  i.name = name;
-  i.type = type;
-  return i;
+  if (size_ == kInline) {  // from here on every item lives in overflow_
+    overflow_.reserve(2 * kInline);
+    for (Item& i : inline_) overflow_.push_back(std::move(i));
+  }
+  Item* item;
+  if (size_ < kInline) {
+    item = &inline_[size_];
+    *item = Item{};
+  } else {
+    item = &overflow_.emplace_back();
+  }
+  ++size_;
+  item->name = name;
+  item->type = type;
+  return *item;
 }
 Attributes& Attributes::set(const std::string& name, int64_t value) {
-  slot(name, LAMINA_ATTR_INT).ints.assign(1, value);
+  slot(name, LAMINA_ATTR_INT).ints.assign(&value, 1);
   return *this;
 }
 Attributes& Attributes::set(const std::string& name, double value) {
@@ -47,8 +67,13 @@ Attributes& Attributes::set(const std::string& name, double value) {
   return *this;
 }
 Attributes& Attributes::set(const std::string& name, const std::vector<int64_t>& values) {
-  if (values.size() > LAMINA_MAX_DIMS) throw Error("attribute '" + name + "' has more than 8 values");
-  slot(name, LAMINA_ATTR_INTS).ints = values;
+  if (values.size() > kMaxInts) throw Error("attribute '" + name + "' has more than 8 values");
+  slot(name, LAMINA_ATTR_INTS).ints.assign(values.data(), values.size());
+  return *this;
+}
+Attributes& Attributes::set(const std::string& name, std::initializer_list<int64_t> values) {
+  if (values.size() > kMaxInts) throw Error("attribute '" + name + "' has more than 8 values");
+  slot(name, LAMINA_ATTR_INTS).ints.assign(values.begin(), values.size());
   return *this;
 }
 Attributes& Attributes::set(const std::string& name, const std::string& value) {
@@ -56,7 +81,7 @@ Attributes& Attributes::set(const std::string& name, const std::string& value) {
   return *this;
 }
 const Attributes::Item* Attributes::find(const std::string& name) const {
-  for (auto& i : items_)
+  for (const Item& i : *this)
     if (i.name == name) return &i;
   return nullptr;
 }
@@ -74,7 +99,7 @@ double Attributes::get_float(const std::string& name, double fallback) const {
 }
 std::vector<int64_t> Attributes::get_ints(const std::string& name, std::vector<int64_t> fallback) const {
   auto* i = find(name);
-  return i ? i->ints : fallback;
+  return i ? i->ints.to_vector() : fallback;
 }
 std::string Attributes::get_string(const std::string& name, const std::string& fallback) const {
   auto* i = find(name);
@@ -88,15 +113,14 @@ namespace {
 class CAttrs {
  public:
   explicit CAttrs(const Attributes& a, const char* extra_name = nullptr, int64_t extra_value = 0) {
-    const auto& items = a.items();
-    size_t n = items.size() + (extra_name ? 1 : 0);
+    size_t n = a.size() + (extra_name ? 1 : 0);
     lamina_attr* out = small_.data();
     if (n > small_.size()) {
       big_.resize(n);
       out = big_.data();
     }
     size_t k = 0;
-    for (const auto& i : items) {
+    for (const auto& i : a) {
       if (extra_name && i.name == extra_name) continue;  // the core's value wins
       lamina_attr& c = out[k++];
       c = lamina_attr{};

@@ -8,34 +8,59 @@
 
 namespace lamina {
 
-// Named op attributes, e.g. Attributes().set("strides", {1, 1}).
+// Named op attributes, e.g. Attributes().set("strides", {1, 1}). Ops set a few on every call, so
+// they are stored inline: no heap allocation for up to 4 attributes of up to 8 integers each.
 class Attributes {
  public:
+  static constexpr size_t kMaxInts = 8;  // as many as the plugin ABI's attributes carry (LAMINA_MAX_DIMS)
+
+  // Up to kMaxInts integers, inline.
+  class Ints {
+   public:
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    int64_t operator[](size_t i) const { return values_[i]; }
+    const int64_t* begin() const { return values_; }
+    const int64_t* end() const { return values_ + size_; }
+    std::vector<int64_t> to_vector() const { return {begin(), end()}; }
+    void assign(const int64_t* values, size_t n);  // throws for n > kMaxInts
+
+   private:
+    int64_t values_[kMaxInts] = {};
+    size_t size_ = 0;
+  };
   struct Item {
     std::string name;
     int type = 0;  // lamina_attr_type
-    std::vector<int64_t> ints;
+    Ints ints;
     double real = 0.0;
     std::string text;
   };
+
   Attributes& set(const std::string& name, int64_t value);
   Attributes& set(const std::string& name, int value) { return set(name, int64_t(value)); }
   Attributes& set(const std::string& name, double value);
-  Attributes& set(const std::string& name, const std::vector<int64_t>& values);
-  Attributes& set(const std::string& name, std::initializer_list<int64_t> values) {
-    return set(name, std::vector<int64_t>(values));
-  }
+  Attributes& set(const std::string& name, const std::vector<int64_t>& values);  // at most kMaxInts
+  Attributes& set(const std::string& name, std::initializer_list<int64_t> values);
   Attributes& set(const std::string& name, const std::string& value);
   const Item* find(const std::string& name) const;
   int64_t get_int(const std::string& name, int64_t fallback) const;
   double get_float(const std::string& name, double fallback) const;
   std::vector<int64_t> get_ints(const std::string& name, std::vector<int64_t> fallback) const;
   std::string get_string(const std::string& name, const std::string& fallback) const;
-  const std::vector<Item>& items() const { return items_; }
+  // The attributes in the order they were first set.
+  const Item* begin() const { return data(); }
+  const Item* end() const { return data() + size_; }
+  size_t size() const { return size_; }
 
  private:
+  static constexpr size_t kInline = 4;
   Item& slot(const std::string& name, int type);  // the item named `name`, emptied, of `type`
-  std::vector<Item> items_;
+  const Item* data() const { return size_ <= kInline ? inline_ : overflow_.data(); }
+  Item* data() { return size_ <= kInline ? inline_ : overflow_.data(); }
+  Item inline_[kInline];
+  std::vector<Item> overflow_;  // every item, once there are more than kInline
+  size_t size_ = 0;
 };
 
 // Runs `op` on the active backend. Throws lamina::Error naming the op and the backend.
@@ -89,7 +114,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& stri
               const std::vector<int64_t>& pads = {0, 0, 0, 0});
 // Fused forms (docs/ops.md): activation(conv2d(x, w) + b) and activation(matmul(a, b) + bias), with
 // b and bias of shape (O,) and activation one of "linear", "relu", "sigmoid", "tanh".
-Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& strides = {1, 1},
+Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b,
+                   const std::vector<int64_t>& strides = {1, 1},
                    const std::vector<int64_t>& pads = {0, 0, 0, 0}, const std::string& activation = "linear");
 Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, bool transpose_a = false,
                    bool transpose_b = false, const std::string& activation = "linear");
