@@ -127,6 +127,10 @@ const OpDef& define_plugin_op(const lamina_op_class& op);
 const std::vector<const OpDef*>& all_ops();
 // run_op for a name given as a C string by a plugin (looked up through a per-thread cache).
 std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& given, const Attributes& attrs);
+// Writes `a` (plus one integer attribute `extra_name`, when given, which wins over one of that name)
+// as the C ABI carries attributes into out[0..a.size()]; the names and texts point into `a`.
+// Returns the count written.
+size_t to_c_attrs(const Attributes& a, const char* extra_name, int64_t extra_value, lamina_attr* out);
 // Releases the buffers the allocator keeps for reuse (before backends shut down).
 void release_cached_buffers();
 

@@ -5,6 +5,7 @@
 // can: shapes are read from the tensors, attributes are handed to kernels from a stack array, and
 // views are built in place.
 #include "internal.hpp"
+#include "replay.hpp"
 
 #include <algorithm>
 #include <array>
@@ -106,6 +107,30 @@ std::string Attributes::get_string(const std::string& name, const std::string& f
   return i && i->type == LAMINA_ATTR_STRING ? i->text : fallback;
 }
 
+size_t to_c_attrs(const Attributes& a, const char* extra_name, int64_t extra_value, lamina_attr* out) {
+  size_t k = 0;
+  for (const auto& i : a) {
+    if (extra_name && i.name == extra_name) continue;  // the core's value wins
+    lamina_attr& c = out[k++];
+    c = lamina_attr{};
+    c.name = i.name.c_str();
+    c.type = i.type;
+    c.count = int32_t(i.ints.size());
+    for (size_t j = 0; j < i.ints.size() && j < LAMINA_MAX_DIMS; ++j) c.ints[j] = i.ints[j];
+    c.real = i.real;
+    c.text = i.text.c_str();
+  }
+  if (extra_name) {
+    lamina_attr& c = out[k++];
+    c = lamina_attr{};
+    c.name = extra_name;
+    c.type = LAMINA_ATTR_INT;
+    c.count = 1;
+    c.ints[0] = extra_value;
+  }
+  return k;
+}
+
 namespace {
 
 // Attributes as the C ABI carries them. Ops have a handful of attributes, so they live on the stack;
@@ -119,27 +144,7 @@ class CAttrs {
       big_.resize(n);
       out = big_.data();
     }
-    size_t k = 0;
-    for (const auto& i : a) {
-      if (extra_name && i.name == extra_name) continue;  // the core's value wins
-      lamina_attr& c = out[k++];
-      c = lamina_attr{};
-      c.name = i.name.c_str();
-      c.type = i.type;
-      c.count = int32_t(i.ints.size());
-      for (size_t j = 0; j < i.ints.size() && j < LAMINA_MAX_DIMS; ++j) c.ints[j] = i.ints[j];
-      c.real = i.real;
-      c.text = i.text.c_str();
-    }
-    if (extra_name) {
-      lamina_attr& c = out[k++];
-      c = lamina_attr{};
-      c.name = extra_name;
-      c.type = LAMINA_ATTR_INT;
-      c.count = 1;
-      c.ints[0] = extra_value;
-    }
-    view_ = {int32_t(k), out};
+    view_ = {int32_t(to_c_attrs(a, extra_name, extra_value, out)), out};
   }
   const lamina_attrs* view() const { return &view_; }
 
@@ -961,6 +966,13 @@ std::vector<Tensor> launch(const OpDef& op, BackendEntry& backend, const std::ve
   bool keepdims = op.id == op_table().reduce_sum_id;
   CAttrs c(attrs, keepdims ? "keepdims" : nullptr, 1);
   call_kernel(op, backend, in, n_in, out, outputs.size(), c.view(), given);
+  if (StepRecording* r = active_recording()) {
+    if (moved.empty())
+      record_launch(*r, op, backend, in.data(), n_in, out.data(), outputs.size(), attrs,
+                    keepdims ? "keepdims" : nullptr, 1, given, outputs);
+    else
+      spoil_recording(*r, "an input was copied from another backend");
+  }
   return outputs;
 }
 
@@ -972,6 +984,7 @@ std::vector<Tensor> run_update(const OpDef& op, const std::vector<Tensor>& given
         throw Error("op '" + op.name +
                     "' updates its inputs in place and cannot be recorded for autograd; run it under "
                     "NoGradGuard, as optimizers are");
+  if (StepRecording* r = active_recording()) spoil_recording(*r, "an in-place update");
   BackendEntry& backend = Registry::get().active_backend();
   std::vector<Tensor> result{given[0]};
   for (size_t i = 2; i < given.size(); ++i) result.push_back(given[i]);
@@ -1250,6 +1263,7 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
 }
 
 void assign(const Tensor& target, const Tensor& value) {
+  if (StepRecording* r = active_recording()) spoil_recording(*r, "a tensor was overwritten (assign)");
   if (target.shape() != value.shape())
     throw Error("assign: value of shape " + shape_to_string(value.shape()) +
                 " does not fit a tensor of shape " + shape_to_string(target.shape()));

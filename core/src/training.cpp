@@ -1,5 +1,6 @@
 // compile / fit / evaluate / predict: losses, metrics, the training loop and its log.
 #include "internal.hpp"
+#include "replay.hpp"
 
 #include <lamina/callbacks.hpp>
 
@@ -432,6 +433,8 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
     slot_handles.emplace_back();
     for (const Tensor& s : slots) slot_handles.back().push_back(reinterpret_cast<lamina_tensor>(s.impl()));
   }
+  // Steps that repeat the same kernels run them directly (replay.hpp).
+  StepReplay replay;
   for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
@@ -456,10 +459,23 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
       double value = 0;
       std::vector<Tensor> grads(t.params.size());
       if (bs > 0) {  // a rank's share of a short last batch can be empty
-        pred = forward(xb, true, layers_.size(), t.rng());
-        loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
+        if (replay.ready_for(xb, yb)) {
+          (void)t.rng();  // the draw a normal step makes, so that the random stream stays the same
+          replay.run(xb, yb);
+          pred = replay.pred();
+          loss = replay.loss();
+          grads = replay.gradients();
+        } else {
+          RecordingPtr recording = replay.begin(xb, yb);
+          {
+            RecordingScope scope(recording.get());
+            pred = forward(xb, true, layers_.size(), t.rng());
+            loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
+            grads = gradients(loss, t.params);
+          }
+          replay.finish(std::move(recording), pred, loss, grads);
+        }
         value = loss.item();
-        grads = gradients(loss, t.params);
       }
       if (comm) average_gradients(*comm, t.params, grads, double(bs) / double(global_rows), value);
       if (!std::isfinite(value)) {

@@ -1,0 +1,271 @@
+// Replay of training steps (replay.hpp).
+#include "replay.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <utility>
+
+namespace lamina {
+
+namespace {
+
+thread_local StepRecording* g_recording = nullptr;
+std::atomic<int64_t> g_replayed{0};
+
+// Where a kernel's input comes from, comparable between two recordings of a step.
+struct Source {
+  enum Kind { batch_x, batch_y, produced, external } kind = external;
+  size_t launch = 0, output = 0;  // produced: by output `output` of launch `launch`
+  const void* data = nullptr;     // external: the buffer itself (a parameter, a constant)
+  size_t offset = 0;
+  bool operator==(const Source&) const = default;
+};
+
+struct Launch {
+  const OpDef* op = nullptr;
+  BackendEntry* backend = nullptr;
+  lamina_kernel_fn kernel = nullptr;
+  std::vector<lamina_view> inputs, outputs;
+  std::vector<Source> sources;  // one per input
+  Attributes attrs;             // owns the names and texts c_attrs points to
+  std::vector<lamina_attr> c_attrs;
+  lamina_attrs c_view{};
+};
+
+bool same_view_shape(const lamina_view& a, const lamina_view& b) {
+  if (a.ndim != b.ndim || a.dtype != b.dtype) return false;
+  for (int32_t d = 0; d < a.ndim; ++d)
+    if (a.shape[d] != b.shape[d]) return false;
+  return true;
+}
+
+bool same_attr(const lamina_attr& a, const lamina_attr& b) {
+  if (std::strcmp(a.name, b.name) != 0 || a.type != b.type || a.count != b.count || a.real != b.real)
+    return false;
+  for (int32_t i = 0; i < a.count && i < LAMINA_MAX_DIMS; ++i)
+    if (a.ints[i] != b.ints[i]) return false;
+  if (a.type == LAMINA_ATTR_INT && a.ints[0] != b.ints[0]) return false;
+  return std::strcmp(a.text ? a.text : "", b.text ? b.text : "") == 0;
+}
+
+std::pair<const void*, size_t> location(const lamina_view& v) {
+  return {v.data, size_t(v.offset)};
+}
+
+}  // namespace
+
+class StepRecording {
+ public:
+  StepRecording(const Tensor& x, const Tensor& y) : x_shape_(x.shape()), y_shape_(y.shape()) {
+    x_at_ = location(view_of(x));
+    y_at_ = location(view_of(y));
+  }
+
+  void add(const OpDef& op, BackendEntry& backend, const lamina_view* in, size_t n_in, const lamina_view* out,
+           size_t n_out, const Attributes& attrs, const char* extra_name, int64_t extra_value,
+           const std::vector<Tensor>& input_tensors, const std::vector<Tensor>& output_tensors) {
+    if (spoiled_) return;
+    auto l = std::make_unique<Launch>();
+    l->op = &op;
+    l->backend = &backend;
+    l->kernel = backend.kernels[size_t(op.id)];
+    l->inputs.assign(in, in + n_in);
+    l->outputs.assign(out, out + n_out);
+    for (size_t i = 0; i < n_in; ++i) {
+      Source s;
+      auto at = location(in[i]);
+      if (at == x_at_) {
+        s.kind = Source::batch_x;
+      } else if (at == y_at_) {
+        s.kind = Source::batch_y;
+      } else if (auto p = produced_.find(at); p != produced_.end()) {
+        s.kind = Source::produced;
+        s.launch = p->second.first;
+        s.output = p->second.second;
+      } else {
+        s.data = at.first;
+        s.offset = at.second;
+      }
+      l->sources.push_back(s);
+    }
+    for (size_t j = 0; j < n_out; ++j) produced_[location(out[j])] = {launches_.size(), j};
+    l->attrs = attrs;
+    l->c_attrs.resize(attrs.size() + 1);
+    l->c_view = {int32_t(to_c_attrs(l->attrs, extra_name, extra_value, l->c_attrs.data())),
+                 l->c_attrs.data()};
+    // Every operand but the batch stays alive (and unshared) for as long as the recording may be
+    // replayed.
+    for (const auto* list : {&input_tensors, &output_tensors})
+      for (const Tensor& t : *list) {
+        const auto at = location(view_of(t));
+        if (at == x_at_ || at == y_at_) continue;
+        const std::shared_ptr<Buffer>& b = t.impl()->buffer;
+        if (buffers_.insert(b).second) bytes_ += b->bytes;
+      }
+    launches_.push_back(std::move(l));
+    if (bytes_ > StepReplay::kMaxBytes) spoil("its buffers exceed the replay limit");
+  }
+
+  void spoil(const char* why) {
+    if (spoiled_) return;
+    spoiled_ = true;
+    why_ = why;
+    launches_.clear();
+    buffers_.clear();
+    produced_.clear();
+  }
+  bool spoiled() const { return spoiled_; }
+
+  // The same kernels, shapes, attributes and operand sources as `other`.
+  bool matches(const StepRecording& other) const {
+    if (spoiled_ || other.spoiled_ || launches_.size() != other.launches_.size()) return false;
+    if (x_shape_ != other.x_shape_ || y_shape_ != other.y_shape_) return false;
+    for (size_t k = 0; k < launches_.size(); ++k) {
+      const Launch &a = *launches_[k], &b = *other.launches_[k];
+      if (a.op != b.op || a.kernel != b.kernel || a.inputs.size() != b.inputs.size() ||
+          a.outputs.size() != b.outputs.size() || a.sources != b.sources || a.c_view.count != b.c_view.count)
+        return false;
+      for (size_t i = 0; i < a.inputs.size(); ++i)
+        if (!same_view_shape(a.inputs[i], b.inputs[i])) return false;
+      for (size_t j = 0; j < a.outputs.size(); ++j)
+        if (!same_view_shape(a.outputs[j], b.outputs[j])) return false;
+      for (int32_t i = 0; i < a.c_view.count; ++i)
+        if (!same_attr(a.c_view.items[i], b.c_view.items[i])) return false;
+    }
+    return true;
+  }
+
+  bool fits(const Tensor& x, const Tensor& y) const {
+    return x.is_host() && y.is_host() && x.shape() == x_shape_ && y.shape() == y_shape_;
+  }
+
+  // The kernels that read the batch read this step's x and y (which may be views of the caller's
+  // data set: they are read, never written).
+  void run(const Tensor& x, const Tensor& y) {
+    const lamina_view vx = view_of(x), vy = view_of(y);
+    const bool timed = profiling();
+    for (const auto& l : launches_) {
+      for (size_t i = 0; i < l->sources.size(); ++i) {
+        const Source::Kind kind = l->sources[i].kind;
+        if (kind != Source::batch_x && kind != Source::batch_y) continue;
+        const lamina_view& v = kind == Source::batch_x ? vx : vy;
+        l->inputs[i].data = v.data;
+        l->inputs[i].offset = v.offset;
+      }
+      auto start = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+      lamina_error error{};
+      if (l->kernel(l->backend->table.self, l->inputs.data(), int32_t(l->inputs.size()), l->outputs.data(),
+                    int32_t(l->outputs.size()), &l->c_view, &error) != LAMINA_OK)
+        throw Error("op '" + l->op->name + "' failed on backend '" + l->backend->name +
+                    "' (replaying a training step): " + error.message);
+      if (timed)
+        profile_record(l->backend->name + " " + l->op->name,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+
+ private:
+  Shape x_shape_, y_shape_;  // of the batch the recorded step read
+  std::pair<const void*, size_t> x_at_, y_at_;
+  std::vector<std::unique_ptr<Launch>> launches_;
+  std::map<std::pair<const void*, size_t>, std::pair<size_t, size_t>> produced_;
+  std::set<std::shared_ptr<Buffer>> buffers_;
+  size_t bytes_ = 0;
+  bool spoiled_ = false;
+  std::string why_;
+};
+
+StepRecording* active_recording() {
+  return g_recording;
+}
+
+RecordingScope::RecordingScope(StepRecording* recording) : previous_(g_recording) {
+  g_recording = recording;
+}
+RecordingScope::~RecordingScope() {
+  g_recording = previous_;
+}
+
+void record_launch(StepRecording& r, const OpDef& op, BackendEntry& backend, const lamina_view* inputs,
+                   size_t n_inputs, const lamina_view* outputs, size_t n_outputs, const Attributes& attrs,
+                   const char* extra_name, int64_t extra_value, const std::vector<Tensor>& input_tensors,
+                   const std::vector<Tensor>& output_tensors) {
+  r.add(op, backend, inputs, n_inputs, outputs, n_outputs, attrs, extra_name, extra_value, input_tensors,
+        output_tensors);
+}
+void spoil_recording(StepRecording& r, const char* why) {
+  r.spoil(why);
+}
+
+void RecordingDeleter::operator()(StepRecording* r) const {
+  delete r;
+}
+
+struct StepReplay::Ready {
+  RecordingPtr recording;
+  Tensor pred, loss;
+  std::vector<Tensor> gradients;
+};
+
+StepReplay::StepReplay() {
+  const char* env = std::getenv("LAMINA_STEP_REPLAY");
+  enabled_ = !(env && std::string(env) == "0");
+}
+StepReplay::~StepReplay() = default;
+
+bool StepReplay::ready_for(const Tensor& x, const Tensor& y) const {
+  return ready_ && ready_->recording->fits(x, y);
+}
+
+void StepReplay::run(const Tensor& x, const Tensor& y) {
+  ready_->recording->run(x, y);
+  g_replayed.fetch_add(1, std::memory_order_relaxed);
+}
+
+RecordingPtr StepReplay::begin(const Tensor& x, const Tensor& y) {
+  // Two recordings that differ three times: this model's steps do not repeat; stop trying.
+  if (!enabled_ || ready_ || mismatches_ >= 3) return nullptr;
+  return RecordingPtr(new StepRecording(x, y));
+}
+
+void StepReplay::finish(RecordingPtr recording, const Tensor& pred, const Tensor& loss,
+                        const std::vector<Tensor>& gradients) {
+  if (!recording) return;
+  if (recording->spoiled()) {  // this step cannot be repeated, nor can the next ones of this run
+    enabled_ = false;
+    previous_.reset();
+    return;
+  }
+  if (previous_ && previous_->matches(*recording)) {
+    ready_ = std::make_unique<Ready>();
+    ready_->recording = std::move(recording);
+    // Detached: the autograd graph behind them is not kept.
+    ready_->pred = detached(pred);
+    ready_->loss = detached(loss);
+    for (const Tensor& g : gradients) ready_->gradients.push_back(g.defined() ? detached(g) : Tensor());
+    previous_.reset();
+    return;
+  }
+  if (previous_) ++mismatches_;
+  previous_ = std::move(recording);
+}
+
+const Tensor& StepReplay::pred() const {
+  return ready_->pred;
+}
+const Tensor& StepReplay::loss() const {
+  return ready_->loss;
+}
+const std::vector<Tensor>& StepReplay::gradients() const {
+  return ready_->gradients;
+}
+
+int64_t replayed_steps() {
+  return g_replayed.load(std::memory_order_relaxed);
+}
+
+}  // namespace lamina

@@ -1,0 +1,161 @@
+// Replayed training steps (core/src/replay.hpp): once two steps launched the same kernels, fit runs
+// the recorded kernels directly, and the run is the one without replay, bit for bit.
+#include "support.hpp"
+
+#include "../core/src/replay.hpp"
+
+#include <cstdlib>
+#include <random>
+
+using namespace lamina;
+using namespace lamina::layers;
+
+namespace {
+
+std::pair<Tensor, Tensor> points(int n, int classes) {
+  std::mt19937_64 g(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x, y;
+  for (int i = 0; i < n; ++i) {
+    float a = normal(g), b = normal(g);
+    x.push_back(a);
+    x.push_back(b);
+    int c = (a > 0) + (b > 0 && classes > 2);
+    if (classes == 1)
+      y.push_back(a * a + b * b < 1.0f ? 1.0f : 0.0f);
+    else
+      for (int k = 0; k < classes; ++k) y.push_back(k == c ? 1.0f : 0.0f);
+  }
+  return {Tensor::from_vector(x, {n, 2}), Tensor::from_vector(y, {n, classes})};
+}
+
+struct Run {
+  std::vector<std::vector<float>> weights;
+  std::map<std::string, std::vector<double>> history;
+  int64_t replayed = 0;
+};
+
+// Trains a fresh model from `make` with replay on or off; every weight and the history.
+template <class Make>
+Run train(bool replay, Make make, const Tensor& x, const Tensor& y, int epochs, bool shuffle = true) {
+  if (replay)
+    unsetenv("LAMINA_STEP_REPLAY");
+  else
+    setenv("LAMINA_STEP_REPLAY", "0", 1);
+  set_random_seed(21);
+  Sequential model = make();
+  int64_t before = replayed_steps();
+  History h = model.fit(x, y, {.epochs = epochs, .batch_size = 16, .verbose = 0, .shuffle = shuffle});
+  Run r;
+  r.replayed = replayed_steps() - before;
+  for (size_t i = 0; i < model.size(); ++i)
+    for (const Tensor& w : model.layer(i).get_weights()) r.weights.push_back(w.to_vector());
+  r.history = h.history;
+  unsetenv("LAMINA_STEP_REPLAY");
+  return r;
+}
+
+template <class Make>
+void replay_matches(const std::string& backend, Make make, const Tensor& x, const Tensor& y,
+                    bool expect_replay) {
+  test::use_backend_or_skip(backend);
+  Run normal = train(false, make, x, y, 3);
+  Run replayed = train(true, make, x, y, 3);
+  CHECK(normal.replayed == 0);
+  if (expect_replay)
+    CHECK(replayed.replayed > 0);
+  else
+    CHECK(replayed.replayed == 0);
+  CHECK(replayed.history == normal.history);
+  REQUIRE(replayed.weights.size() == normal.weights.size());
+  for (size_t i = 0; i < normal.weights.size(); ++i) CHECK(replayed.weights[i] == normal.weights[i]);
+}
+
+Sequential mlp(const std::string& loss, const std::string& optimizer, int outputs,
+               const std::string& activation) {
+  Sequential m;
+  m.add(Dense(100, {.input_dim = 2, .activation = "sigmoid"}));
+  m.add(Dense(100, {.activation = "relu"}));
+  m.add(Dense(outputs, {.activation = activation}));
+  m.compile({.loss = loss, .optimizer = optimizer, .metrics = {"accuracy"}});
+  return m;
+}
+
+}  // namespace
+
+// 200 rows at batch 16: 12 full batches and a short one each epoch, which runs as a normal step.
+TEST_CASE("replayed steps train the seed MLP (MSE, SGD) exactly as normal steps, on reference and onednn") {
+  auto [x, y] = points(200, 1);
+  for (const char* backend : {"reference", "onednn"}) {
+    CAPTURE(backend);
+    replay_matches(
+        backend, [] { return mlp("mean_squared_error", "sgd", 1, "sigmoid"); }, x, y, true);
+  }
+}
+
+TEST_CASE("replayed steps train a softmax classifier (cross-entropy, Adam) exactly as normal steps") {
+  auto [x, y] = points(200, 3);
+  for (const char* backend : {"reference", "onednn"}) {
+    CAPTURE(backend);
+    replay_matches(
+        backend, [] { return mlp("categorical_crossentropy", "adam", 3, "softmax"); }, x, y, true);
+  }
+}
+
+TEST_CASE("replayed steps train a small CNN exactly as normal steps") {
+  test::use_backend_or_skip("onednn");
+  Tensor x = test::random_tensor({64, 8, 8, 1}, 5, 0.0f, 1.0f);
+  std::vector<float> labels;
+  for (int i = 0; i < 64; ++i)
+    for (int k = 0; k < 4; ++k) labels.push_back(k == i % 4 ? 1.0f : 0.0f);
+  Tensor y = Tensor::from_vector(labels, {64, 4});
+  auto cnn = [] {
+    Sequential m;
+    m.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {8, 8, 1}}));
+    m.add(MaxPooling2D({2, 2}));
+    m.add(Flatten());
+    m.add(Dense(4, {.activation = "softmax"}));
+    m.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta", .metrics = {"accuracy"}});
+    return m;
+  };
+  replay_matches("onednn", cnn, x, y, true);
+}
+
+TEST_CASE("steps that draw random numbers (dropout) are not replayed, and train as before") {
+  auto [x, y] = points(200, 1);
+  auto with_dropout = [] {
+    Sequential m;
+    m.add(Dense(32, {.input_dim = 2, .activation = "relu"}));
+    m.add(Dropout(0.3));
+    m.add(Dense(1, {.activation = "sigmoid"}));
+    m.compile("mean_squared_error", "sgd");
+    return m;
+  };
+  replay_matches("onednn", with_dropout, x, y, false);
+}
+
+TEST_CASE("steps that turn sparse labels into one-hot rows on the host are not replayed") {
+  auto [x, y3] = points(200, 3);
+  std::vector<float> onehot = y3.to_vector(), labels;
+  for (size_t i = 0; i < onehot.size(); i += 3)
+    labels.push_back(onehot[i + 1] > 0 ? 1.0f : onehot[i + 2] > 0 ? 2.0f : 0.0f);
+  Tensor y = Tensor::from_vector(labels, {200, 1});
+  replay_matches(
+      "onednn", [] { return mlp("sparse_categorical_crossentropy", "sgd", 3, "softmax"); }, x, y, false);
+}
+
+// Without shuffling the batches are views of the caller's tensors: replay reads them in place and
+// never writes them.
+TEST_CASE("replay reads batches that are views of the caller's data without changing the data") {
+  test::use_backend_or_skip("onednn");
+  auto [x, y] = points(200, 1);
+  const std::vector<float> x_before = x.to_vector(), y_before = y.to_vector();
+  auto make = [] { return mlp("mean_squared_error", "sgd", 1, "sigmoid"); };
+  Run normal = train(false, make, x, y, 3, false);
+  Run replayed = train(true, make, x, y, 3, false);
+  CHECK(replayed.replayed > 0);
+  CHECK(x.to_vector() == x_before);
+  CHECK(y.to_vector() == y_before);
+  CHECK(replayed.history == normal.history);
+  CHECK(replayed.weights == normal.weights);
+}
