@@ -98,13 +98,13 @@ class StepRecording {
     l->c_view = {int32_t(to_c_attrs(l->attrs, extra_name, extra_value, l->c_attrs.data())),
                  l->c_attrs.data()};
     // Every operand but the batch stays alive (and unshared) for as long as the recording may be
-    // replayed.
+    // replayed; the step's own results count against the limit (parameters live on anyway).
     for (const auto* list : {&input_tensors, &output_tensors})
       for (const Tensor& t : *list) {
         const auto at = location(view_of(t));
         if (at == x_at_ || at == y_at_) continue;
         const std::shared_ptr<Buffer>& b = t.impl()->buffer;
-        if (buffers_.insert(b).second) bytes_ += b->bytes;
+        if (buffers_.insert(b).second && list == &output_tensors) bytes_ += b->bytes;
       }
     launches_.push_back(std::move(l));
     if (bytes_ > StepReplay::kMaxBytes) spoil("its buffers exceed the replay limit");

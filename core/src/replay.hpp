@@ -12,7 +12,7 @@
 // A step is never replayed when it does something a list of kernel calls cannot repeat: a tensor
 // created from host values (sparse labels turned into one-hot rows), a tensor copied between
 // backends, an in-place update, an op whose attributes change from step to step (dropout's seed),
-// or when the buffers it would have to keep exceed kMaxBytes (large models spend their time in
+// or when the intermediate results it would have to keep exceed kMaxBytes (large models spend their time in
 // kernels, and keeping every intermediate would raise their peak memory). Layer plugins cannot read
 // tensor values, so they cannot branch on data. LAMINA_STEP_REPLAY=0 turns replay off.
 #pragma once
@@ -57,7 +57,7 @@ void spoil_recording(StepRecording& r, const char* why);
 // fit()'s replay state for one run of fit.
 class StepReplay {
  public:
-  static constexpr size_t kMaxBytes = size_t(32) << 20;
+  static constexpr size_t kMaxBytes = size_t(8) << 20;  // of the step's intermediate results
 
   StepReplay();  // enabled unless LAMINA_STEP_REPLAY=0
   ~StepReplay();
