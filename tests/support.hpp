@@ -73,7 +73,8 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f,
 }
 
 // Runs `body` and returns the lamina::Error message it throws ("" if none).
-template <class Body> std::string error_of(Body&& body) {
+template <class Body>
+std::string error_of(Body&& body) {
   try {
     body();
   } catch (const lamina::Error& e) {
@@ -113,5 +114,32 @@ inline std::string run_cli(const std::string& args, int* rc) {
   return read_text(out);
 }
 #endif
+
+// The small digits CNN of the data-pipeline tests: Conv2D 4 3x3 relu, MaxPooling 2x2, Dense 10
+// softmax; categorical cross-entropy, Adam, accuracy.
+inline Sequential small_digit_cnn() {
+  using namespace lamina::layers;
+  Sequential model;
+  model.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {28, 28, 1}}));
+  model.add(MaxPooling2D({2, 2}));
+  model.add(Flatten());
+  model.add(Dense(10, {.activation = "softmax"}));
+  model.compile("categorical_crossentropy", "adam", {"accuracy"});
+  return model;
+}
+
+// Every weight of every layer, in order, one vector per weight.
+inline std::vector<std::vector<float>> weights_of(const Sequential& model) {
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < model.size(); ++i)
+    for (const Tensor& w : model.layer(i).get_weights()) out.push_back(w.to_vector());
+  return out;
+}
+// The same, end to end in one vector.
+inline std::vector<float> flat_weights_of(const Sequential& model) {
+  std::vector<float> out;
+  for (const auto& w : weights_of(model)) out.insert(out.end(), w.begin(), w.end());
+  return out;
+}
 
 }  // namespace lamina::test

@@ -61,23 +61,6 @@ std::pair<Tensor, Tensor> digits_in_memory(const Digits& d) {
   return {Tensor::from_vector(x, {d.n, 28, 28, 1}), to_categorical(Tensor::from_vector(y, {d.n}), 10)};
 }
 
-Sequential small_cnn() {
-  Sequential model;
-  model.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {28, 28, 1}}));
-  model.add(MaxPooling2D({2, 2}));
-  model.add(Flatten());
-  model.add(Dense(10, {.activation = "softmax"}));
-  model.compile("categorical_crossentropy", "adam", {"accuracy"});
-  return model;
-}
-
-std::vector<std::vector<float>> all_weights(Sequential& model) {
-  std::vector<std::vector<float>> out;
-  for (size_t i = 0; i < model.size(); ++i)
-    for (const Tensor& w : model.layer(i).get_weights()) out.push_back(w.to_vector());
-  return out;
-}
-
 const H5BatchesOptions kDigits{.x = "x", .y = "y", .batch_size = 32, .scale = 255, .num_classes = 10,
                                .sample_shape = {28, 28, 1}};
 
@@ -90,15 +73,15 @@ TEST_CASE("fit on an H5Batches source trains exactly as fit on the same data in 
   auto [x, y] = digits_in_memory(digits);
 
   set_random_seed(5);
-  Sequential in_memory = small_cnn();
+  Sequential in_memory = test::small_digit_cnn();
   History a = in_memory.fit(x, y, {.epochs = 2, .batch_size = 32, .verbose = 0, .shuffle = false});
 
   set_random_seed(5);
-  Sequential streamed = small_cnn();
+  Sequential streamed = test::small_digit_cnn();
   H5Batches source(path, kDigits);
   History b = streamed.fit(source, {.epochs = 2, .verbose = 0, .shuffle = false});
 
-  CHECK(all_weights(streamed) == all_weights(in_memory));
+  CHECK(test::weights_of(streamed) == test::weights_of(in_memory));
   CHECK(b.history["loss"] == a.history["loss"]);
   CHECK(b.history["accuracy"] == a.history["accuracy"]);
   // One pass over the file per epoch, one batch at a time.
@@ -160,11 +143,11 @@ TEST_CASE("validation_batches gives the same val_ metrics as validation_data") {
   Tensor x_val = x.slice(128, 160), y_val = y.slice(128, 160);
 
   set_random_seed(3);
-  Sequential a = small_cnn();
+  Sequential a = test::small_digit_cnn();
   History ha = a.fit(x.slice(0, 128), y.slice(0, 128),
                      {.epochs = 1, .batch_size = 32, .verbose = 0, .shuffle = false, .validation_data = std::make_pair(x_val, y_val)});
   set_random_seed(3);
-  Sequential b = small_cnn();
+  Sequential b = test::small_digit_cnn();
   H5BatchesOptions train = kDigits, validation = kDigits;
   train.end = 128;
   validation.begin = 128;
@@ -199,7 +182,7 @@ TEST_CASE("H5Batches errors name the file, the dataset and the fix") {
                  "'x' has 10 rows but 'y' has 9; inputs and targets must pair row by row"));
 
   set_backend("reference");
-  Sequential model = small_cnn();
+  Sequential model = test::small_digit_cnn();
   H5Batches flat(path, {.x = "x", .y = "y", .batch_size = 8, .scale = 255, .num_classes = 10});
   CHECK(contains(error_of([&] { model.fit(flat, {.verbose = 0, .shuffle = false}); }),
                  "fit ('x' in " + path + "): x has shape (8, 28, 28) but the model expects (None, 28, 28, 1)"));

@@ -21,42 +21,24 @@ std::pair<Tensor, Tensor> digits() {
   return {Tensor::from_vector(pixels, {250, 28, 28, 1}), to_categorical(y, 10)};
 }
 
-Sequential small_cnn() {
-  Sequential model;
-  model.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {28, 28, 1}}));
-  model.add(MaxPooling2D({2, 2}));
-  model.add(Flatten());
-  model.add(Dense(10, {.activation = "softmax"}));
-  model.compile("categorical_crossentropy", "adam", {"accuracy"});
-  return model;
-}
-
-std::vector<float> all_weights(Sequential& model) {
-  std::vector<float> out;
-  for (size_t i = 0; i < model.size(); ++i)
-    for (const Tensor& w : model.layer(i).get_weights())
-      for (float v : w.to_vector()) out.push_back(v);
-  return out;
-}
-
 void two_ranks_train_as_one_big_batch(const std::string& backend) {
   if (distributed::size() != 2) test::skip("needs a job of 2 ranks: mpiexec -n 2 " + std::string("lamina_distributed_tests"));
   test::use_backend_or_skip(backend);
   auto [x, y] = digits();
 
   set_random_seed(7);
-  Sequential ranks = small_cnn();
+  Sequential ranks = test::small_digit_cnn();
   History h2 = ranks.fit(x, y, {.epochs = 2, .batch_size = 16, .verbose = 0});  // 16 per rank, 32 in all
 
   distributed::LocalScope alone;
   set_random_seed(7);
-  Sequential one = small_cnn();
+  Sequential one = test::small_digit_cnn();
   History h1 = one.fit(x, y, {.epochs = 2, .batch_size = 32, .verbose = 0});
 
-  std::vector<float> w2 = all_weights(ranks), w1 = all_weights(one);
+  std::vector<float> w2 = test::flat_weights_of(ranks), w1 = test::flat_weights_of(one);
   REQUIRE(w2.size() == w1.size());
   CHECK(test::max_abs_diff(w2, w1) < 2e-5f);
-  CHECK(w2 != all_weights(*std::make_unique<Sequential>(small_cnn())));  // it did train
+  CHECK(w2 != test::flat_weights_of(test::small_digit_cnn()));  // it did train
   for (size_t e = 0; e < 2; ++e) {
     CHECK(h2.history["loss"][e] == doctest::Approx(h1.history["loss"][e]).epsilon(1e-5));
     CHECK(h2.history["accuracy"][e] == doctest::Approx(h1.history["accuracy"][e]).epsilon(1e-9));
@@ -86,7 +68,7 @@ TEST_CASE("evaluate in a job of 2 ranks reduces each rank's share to the whole d
   set_backend("reference");
   auto [x, y] = digits();
   set_random_seed(3);
-  Sequential model = small_cnn();
+  Sequential model = test::small_digit_cnn();
   auto shared = model.evaluate(x, y, 32);
   distributed::LocalScope alone;
   auto whole = model.evaluate(x, y, 32);

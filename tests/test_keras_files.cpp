@@ -162,16 +162,6 @@ std::pair<Tensor, Tensor> small_data(int n, uint64_t seed) {
   return {x, to_categorical(Tensor::from_vector(labels, {n}), 3)};
 }
 
-std::vector<float> all_weights(const Sequential& m) {
-  std::vector<float> out;
-  for (size_t i = 0; i < m.size(); ++i)
-    for (const Tensor& w : m.layer(i).get_weights()) {
-      auto v = w.to_vector();
-      out.insert(out.end(), v.begin(), v.end());
-    }
-  return out;
-}
-
 std::vector<float> all_slots(const Sequential& m) {
   std::vector<float> out;
   for (const auto& per_weight : m.optimizer_state().slots)
@@ -199,7 +189,7 @@ void round_trip(const std::string& backend_name, const OptimizerSpec& optimizer)
   CHECK(b.size() == a.size());
   CHECK(b.compile_options().loss == "categorical_crossentropy");
   CHECK(b.optimizer_state().iterations == a.optimizer_state().iterations);
-  CHECK(all_weights(b) == all_weights(a));
+  CHECK(test::flat_weights_of(b) == test::flat_weights_of(a));
   CHECK(all_slots(b) == all_slots(a));
   CHECK(b.predict(x).to_vector() == a.predict(x).to_vector());
 
@@ -208,7 +198,7 @@ void round_trip(const std::string& backend_name, const OptimizerSpec& optimizer)
   set_random_seed(77);
   b.fit(x, y, {.epochs = 1, .batch_size = 8, .verbose = 0});
   CHECK(b.optimizer_state().iterations == a.optimizer_state().iterations);
-  CHECK(all_weights(b) == all_weights(a));
+  CHECK(test::flat_weights_of(b) == test::flat_weights_of(a));
   CHECK(all_slots(b) == all_slots(a));
 }
 
@@ -382,7 +372,7 @@ TEST_CASE("save_weights and load_weights, from a weights file and from a model f
   Sequential a = small_cnn("sgd");
   set_random_seed(5);
   Sequential b = small_cnn("sgd");
-  REQUIRE(all_weights(a) != all_weights(b));
+  REQUIRE(test::flat_weights_of(a) != test::flat_weights_of(b));
   std::string weights = scratch("weights.h5");
   a.save_weights(weights);
   h5::File f(weights);
@@ -390,14 +380,14 @@ TEST_CASE("save_weights and load_weights, from a weights file and from a model f
   CHECK(!f.has_attribute("/", "model_config"));
   f.close();
   b.load_weights(weights);
-  CHECK(all_weights(b) == all_weights(a));
+  CHECK(test::flat_weights_of(b) == test::flat_weights_of(a));
 
   set_random_seed(6);
   Sequential c = small_cnn("sgd");
   std::string model = scratch("model_for_weights.h5");
   a.save(model);
   c.load_weights(model);
-  CHECK(all_weights(c) == all_weights(a));
+  CHECK(test::flat_weights_of(c) == test::flat_weights_of(a));
   CHECK(contains(error_of([&] { load_model(weights); }), "weights only"));
 }
 
@@ -408,11 +398,11 @@ TEST_CASE("a failed save leaves the previous file intact and no temporary file b
   std::string path = scratch("atomic/model.h5");
   fs::create_directories(fs::path(path).parent_path());
   good.save(path);
-  auto before = all_weights(load_model(path));
+  auto before = test::flat_weights_of(load_model(path));
   Sequential bad;
   bad.add(Dense(2, {.input_dim = 3, .name = "a/b"}));
   CHECK(contains(error_of([&] { bad.save(path); }), "a/b"));
-  CHECK(all_weights(load_model(path)) == before);
+  CHECK(test::flat_weights_of(load_model(path)) == before);
   size_t entries = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator(fs::path(path).parent_path())) ++entries;
   CHECK(entries == 1);

@@ -48,8 +48,7 @@ Run train(bool replay, Make make, const Tensor& x, const Tensor& y, int epochs, 
   History h = model.fit(x, y, {.epochs = epochs, .batch_size = 16, .verbose = 0, .shuffle = shuffle});
   Run r;
   r.replayed = replayed_steps() - before;
-  for (size_t i = 0; i < model.size(); ++i)
-    for (const Tensor& w : model.layer(i).get_weights()) r.weights.push_back(w.to_vector());
+  r.weights = test::weights_of(model);
   r.history = h.history;
   unsetenv("LAMINA_STEP_REPLAY");
   return r;
