@@ -20,6 +20,9 @@
 
 namespace lamina {
 
+// (defined below define_ops, which uses it for the losses' backward ops)
+static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& given, const Attributes& attrs);
+
 // ------------------------------------------------------------------------------------------------
 // Attributes
 
@@ -491,28 +494,20 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   // Losses: one op forward and one backward, instead of a chain of element-wise ops, reductions and
   // their gradient rules (a dozen kernel calls, which cost more than the arithmetic on small batches).
   // Inputs: prediction (or logits) and target of the same shape; output: the scalar loss, shape ().
-  auto loss_pair = [&](const std::string& name, FallbackFn forward, FallbackFn backward) {
+  // `over_classes`: the last axis holds the classes; `target_gradient`: the target gets -dp.
+  auto loss_pair = [&](const std::string& name, bool over_classes, bool target_gradient, FallbackFn forward,
+                       FallbackFn backward) {
     OpDef& d = def(name);
-    d.infer = [name](const ShapeList& in, const Attributes&) {
+    d.infer = [name, over_classes](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 2);
       if (in[0] != in[1])
         throw Error(op_context(name, in) + ": the prediction and the target must have the same shape");
-      if (name == "softmax_cross_entropy" && in[0].empty())
+      if (over_classes && in[0].empty())
         throw Error(op_context(name, in) + ": the logits need a class axis (the last)");
       return one_shape(Shape{});
     };
     d.fallback = std::move(forward);
     const std::string backward_name = name + "_backward";
-    d.backward = [backward_name](const Node& n, const Grads& g) {
-      Tensor d_pred = run_op(backward_name, {n.inputs[0], n.inputs[1], g[0]})[0];
-      Tensor d_target;
-      if (wants(n, 1)) {
-        if (backward_name != "mean_squared_error_backward")
-          throw Error("op '" + n.op->name + "' has no gradient for its target");
-        d_target = ops::neg(d_pred);
-      }
-      return Grads{d_pred, d_target};
-    };
     OpDef& b = def(backward_name);
     b.infer = [backward_name](const ShapeList& in, const Attributes&) {
       need_inputs(backward_name, in, 3);
@@ -522,10 +517,23 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
       return one_shape(in[0]);
     };
     b.fallback = std::move(backward);
+    d.backward = [&b, target_gradient](const Node& n, const Grads& g) {
+      Tensor d_pred = run_op(b, {n.inputs[0], n.inputs[1], g[0]}, {})[0];
+      Tensor d_target;
+      if (wants(n, 1)) {
+        if (!target_gradient) throw Error("op '" + n.op->name + "' has no gradient for its target");
+        d_target = ops::neg(d_pred);
+      }
+      return Grads{d_pred, d_target};
+    };
+  };
+  // The rows of a loss over classes: every element but the last axis.
+  auto class_rows = [](const Tensor& z) {
+    return double(std::max<int64_t>(z.size() / std::max<int64_t>(z.dim(-1), 1), 1));
   };
   // mean((p - t)²) over every element; d/dp = 2 (p - t) / n.
   loss_pair(
-      "mean_squared_error",
+      "mean_squared_error", false, true,
       [](const std::vector<Tensor>& in, const Attributes&) {
         return std::vector<Tensor>{ops::mean(ops::square(ops::sub(in[0], in[1])))};
       },
@@ -534,19 +542,17 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
         return std::vector<Tensor>{ops::mul(ops::scale(ops::sub(in[0], in[1]), 2.0 / n), in[2])};
       });
   // -Σ t · log_softmax(z) / N over rows of the last axis (N rows); d/dz = (softmax(z) · Σt - t) / N,
-  // Σt over the row (1 for one-hot and probability targets).
+  // Σt over the row (1 for one-hot and probability targets). The target is data: no gradient.
   loss_pair(
-      "softmax_cross_entropy",
-      [](const std::vector<Tensor>& in, const Attributes&) {
-        double rows = double(std::max<int64_t>(in[0].size() / std::max<int64_t>(in[0].dim(-1), 1), 1));
+      "softmax_cross_entropy", true, false,
+      [class_rows](const std::vector<Tensor>& in, const Attributes&) {
         return std::vector<Tensor>{
-            ops::scale(ops::sum(ops::mul(in[1], ops::log_softmax(in[0]))), -1.0 / rows)};
+            ops::scale(ops::sum(ops::mul(in[1], ops::log_softmax(in[0]))), -1.0 / class_rows(in[0]))};
       },
-      [](const std::vector<Tensor>& in, const Attributes&) {
-        double rows = double(std::max<int64_t>(in[0].size() / std::max<int64_t>(in[0].dim(-1), 1), 1));
+      [class_rows](const std::vector<Tensor>& in, const Attributes&) {
         Tensor mass = ops::reduce_sum(in[1], {-1}, true);
         Tensor d = ops::sub(ops::mul(ops::softmax(in[0]), mass), in[1]);
-        return std::vector<Tensor>{ops::mul(ops::scale(d, 1.0 / rows), in[2])};
+        return std::vector<Tensor>{ops::mul(ops::scale(d, 1.0 / class_rows(in[0])), in[2])};
       });
 
   // The gradients of y = op(a)·op(b) from dy, for whichever of a and b the node wants.
@@ -971,7 +977,7 @@ std::vector<Tensor> launch(const OpDef& op, BackendEntry& backend, const std::ve
       record_launch(*r, op, backend, in.data(), n_in, out.data(), outputs.size(), attrs,
                     keepdims ? "keepdims" : nullptr, 1, given, outputs);
     else
-      spoil_recording(*r, "an input was copied from another backend");
+      spoil_recording(*r);  // an input was copied from another backend
   }
   return outputs;
 }
@@ -984,7 +990,7 @@ std::vector<Tensor> run_update(const OpDef& op, const std::vector<Tensor>& given
         throw Error("op '" + op.name +
                     "' updates its inputs in place and cannot be recorded for autograd; run it under "
                     "NoGradGuard, as optimizers are");
-  if (StepRecording* r = active_recording()) spoil_recording(*r, "an in-place update");
+  if (StepRecording* r = active_recording()) spoil_recording(*r);  // in place: not repeatable
   BackendEntry& backend = Registry::get().active_backend();
   std::vector<Tensor> result{given[0]};
   for (size_t i = 2; i < given.size(); ++i) result.push_back(given[i]);
@@ -1263,7 +1269,7 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
 }
 
 void assign(const Tensor& target, const Tensor& value) {
-  if (StepRecording* r = active_recording()) spoil_recording(*r, "a tensor was overwritten (assign)");
+  if (StepRecording* r = active_recording()) spoil_recording(*r);  // an overwrite: not repeatable
   if (target.shape() != value.shape())
     throw Error("assign: value of shape " + shape_to_string(value.shape()) +
                 " does not fit a tensor of shape " + shape_to_string(target.shape()));

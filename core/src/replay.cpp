@@ -48,7 +48,6 @@ bool same_attr(const lamina_attr& a, const lamina_attr& b) {
     return false;
   for (int32_t i = 0; i < a.count && i < LAMINA_MAX_DIMS; ++i)
     if (a.ints[i] != b.ints[i]) return false;
-  if (a.type == LAMINA_ATTR_INT && a.ints[0] != b.ints[0]) return false;
   return std::strcmp(a.text ? a.text : "", b.text ? b.text : "") == 0;
 }
 
@@ -107,13 +106,12 @@ class StepRecording {
         if (buffers_.insert(b).second && list == &output_tensors) bytes_ += b->bytes;
       }
     launches_.push_back(std::move(l));
-    if (bytes_ > StepReplay::kMaxBytes) spoil("its buffers exceed the replay limit");
+    if (bytes_ > StepReplay::kMaxBytes) spoil();  // keeping its results would cost too much memory
   }
 
-  void spoil(const char* why) {
+  void spoil() {
     if (spoiled_) return;
     spoiled_ = true;
-    why_ = why;
     launches_.clear();
     buffers_.clear();
     produced_.clear();
@@ -176,7 +174,6 @@ class StepRecording {
   std::set<std::shared_ptr<Buffer>> buffers_;
   size_t bytes_ = 0;
   bool spoiled_ = false;
-  std::string why_;
 };
 
 StepRecording* active_recording() {
@@ -197,8 +194,8 @@ void record_launch(StepRecording& r, const OpDef& op, BackendEntry& backend, con
   r.add(op, backend, inputs, n_inputs, outputs, n_outputs, attrs, extra_name, extra_value, input_tensors,
         output_tensors);
 }
-void spoil_recording(StepRecording& r, const char* why) {
-  r.spoil(why);
+void spoil_recording(StepRecording& r) {
+  r.spoil();
 }
 
 void RecordingDeleter::operator()(StepRecording* r) const {

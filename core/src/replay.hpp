@@ -52,7 +52,7 @@ void record_launch(StepRecording& r, const OpDef& op, BackendEntry& backend, con
                    const char* extra_name, int64_t extra_value, const std::vector<Tensor>& input_tensors,
                    const std::vector<Tensor>& output_tensors);
 // Something the recording cannot repeat happened: it will not be replayed.
-void spoil_recording(StepRecording& r, const char* why);
+void spoil_recording(StepRecording& r);
 
 // fit()'s replay state for one run of fit.
 class StepReplay {

@@ -186,7 +186,7 @@ static void check_shape(const Shape& shape) {
 Tensor make_tensor(Shape shape, BackendEntry* backend) {
   check_shape(shape);
   // A host tensor made inside a recorded training step holds values no kernel wrote (replay.hpp).
-  if (StepRecording* r = backend ? nullptr : active_recording()) spoil_recording(*r, "a tensor was made from host values");
+  if (StepRecording* r = backend ? nullptr : active_recording()) spoil_recording(*r);
   auto* impl = new TensorImpl;
   size_t bytes = size_t(shape_size(shape)) * sizeof(float);
   impl->shape = std::move(shape);
