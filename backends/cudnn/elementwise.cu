@@ -254,18 +254,25 @@ CUDNN_KERNEL(op_copy, "copy") {
              "copying on the device");
 }
 
-CUDNN_KERNEL(op_fill, "fill") {
-  // y any shape, y = value
-  expect_views(args, 0, 1, /*extra_inputs_ok=*/true);
-  const float value = float(need_float(args, "value"));
-  const int64_t n = sdk::view_size(args.outputs[0]);
-  float* y = dev(args.outputs[0]);
+}  // namespace
+
+void fill_device(Backend& be, float* y, int64_t n, float value) {
+  if (n == 0) return;
   if (value == 0.0f && !std::signbit(value)) {
     check_cuda(cudaMemsetAsync(y, 0, size_t(n) * sizeof(float), be.stream), "zeroing on the device");
     return;
   }
   const Launch l = launch_for(be, n);
   fill_kernel<<<l.blocks, l.threads, 0, be.stream>>>(y, n, value);
+}
+
+namespace {
+
+CUDNN_KERNEL(op_fill, "fill") {
+  // y any shape, y = value
+  expect_views(args, 0, 1, /*extra_inputs_ok=*/true);
+  const float value = float(need_float(args, "value"));
+  fill_device(be, dev(args.outputs[0]), sdk::view_size(args.outputs[0]), value);
 }
 
 CUDNN_KERNEL(op_neg, "neg") {

@@ -186,6 +186,10 @@ void add_conv_kernels(std::vector<lamina_kernel>& kernels);
 void add_pool_kernels(std::vector<lamina_kernel>& kernels);
 void add_random_kernels(std::vector<lamina_kernel>& kernels);
 void add_update_kernels(std::vector<lamina_kernel>& kernels);
+void add_layout_kernels(std::vector<lamina_kernel>& kernels);
+
+// y[0..n) = value on the backend's stream (elementwise.cu).
+void fill_device(Backend& backend, float* y, int64_t n, float value);
 
 // Device helpers the fused ops share.
 // y(rows, length) = activation(y + bias), bias (length) added to every row (elementwise.cu).

@@ -155,6 +155,7 @@ void init(const lamina_host* host) {
   add_pool_kernels(g_kernels);
   add_random_kernels(g_kernels);
   add_update_kernels(g_kernels);
+  add_layout_kernels(g_kernels);
 
   g_table = lamina_backend{};
   g_table.struct_size = sizeof(lamina_backend);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <lamina/sdk/layout.hpp>
+
 #include "kernels.hpp"
 
 namespace lamina::onednn {
@@ -81,6 +83,8 @@ void init(const lamina_host* host) {
   add_pool_kernels(g_kernels);
   add_random_kernels(g_kernels);
   add_update_kernels(g_kernels);
+  // layout ops: the SDK's host copies (memory-bound; one thread streams them at full bandwidth)
+  g_kernels.insert(g_kernels.end(), std::begin(sdk::layout::host::kKernels), std::end(sdk::layout::host::kKernels));
 
   g_table = lamina_backend{};
   g_table.struct_size = sizeof(lamina_backend);

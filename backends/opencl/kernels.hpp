@@ -162,6 +162,8 @@ KernelFn max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward;
 KernelFn dropout_mask;
 // update.cpp
 KernelFn sgd_update, adadelta_update, adam_update, rmsprop_update;
+// layout.cpp
+KernelFn concat, slice, slice_backward, pad, transpose;
 
 // Runs a kernel body under the backend's lock, turning any exception into LAMINA_ERROR with a
 // message naming the op; with LAMINA_PROFILE set, waits for the work it enqueued.

@@ -415,6 +415,11 @@ const lamina_kernel kKernels[] = {
     {"avg_pool2d", avg_pool2d},
     {"avg_pool2d_backward", avg_pool2d_backward},
     {"dropout_mask", dropout_mask},
+    {"concat", concat},
+    {"slice", slice},
+    {"slice_backward", slice_backward},
+    {"pad", pad},
+    {"transpose", transpose},
     // fused ops: the same results as their compositions of the ops above, in fewer passes
     {"conv2d_bias", conv2d_bias},
     {"conv2d_backward_filter_bias", conv2d_backward_filter_bias},

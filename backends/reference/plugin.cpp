@@ -1,6 +1,8 @@
 // The reference backend's entry points and its table: plain single-threaded C++ loops that
 // accumulate in double. It is the oracle the other backends are tested against, and the fallback
 // that runs anywhere.
+#include <lamina/sdk/layout.hpp>
+
 #include "kernels.hpp"
 
 #include <string>
@@ -49,6 +51,12 @@ const lamina_kernel kKernels[] = {
     {"avg_pool2d", avg_pool2d},
     {"avg_pool2d_backward", avg_pool2d_backward},
     {"dropout_mask", dropout_mask},
+    // layout ops: the SDK's plain host copies
+    {"concat", sdk::layout::host::concat},
+    {"slice", sdk::layout::host::slice},
+    {"slice_backward", sdk::layout::host::slice_backward},
+    {"pad", sdk::layout::host::pad},
+    {"transpose", sdk::layout::host::transpose},
     {"sgd_update", sgd_update},
     {"adadelta_update", adadelta_update},
     {"adam_update", adam_update},

@@ -111,6 +111,7 @@ struct OpDef {
   BackwardFn backward;             // empty: not differentiable
   bool shape_only_inputs = false;  // inputs only give the output shape (fill, dropout_mask)
   bool broadcasts = false;         // add/sub/mul/div: kernels see inputs expanded to the output's rank
+  bool kernel_keeps_rank = false;  // reductions: kernels see the output at input 0's rank (keepdims)
   // Optimizer updates: inputs (param, grad, slots...) and outputs (param, slots...) are the same
   // tensors, written in place; nothing is allocated and nothing is recorded for autograd.
   bool in_place_update = false;

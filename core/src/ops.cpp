@@ -20,6 +20,8 @@
 
 namespace lamina {
 
+void define_layout_ops(const std::function<OpDef&(const std::string&)>& def);  // ops/layout.cpp
+
 // (defined below define_ops, which uses it for the losses' backward ops)
 static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& given, const Attributes& attrs);
 
@@ -461,20 +463,32 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{da, db};
   });
 
+  // reduce_sum(x; axes, keepdims): kernels always see y at x's rank (summed axes of size 1, and
+  // keepdims = 1 among their attributes); without keepdims the core drops those axes from y's shape.
   OpDef& reduce = def("reduce_sum");
+  reduce.kernel_keeps_rank = true;
   reduce.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("reduce_sum", in, 1);
-    Shape out = in[0];
+    Shape kept = in[0];
     for (int64_t axis : a.get_ints("axes", {})) {
-      int64_t r = axis < 0 ? axis + int64_t(out.size()) : axis;
-      if (r < 0 || r >= int64_t(out.size()))
+      int64_t r = axis < 0 ? axis + int64_t(kept.size()) : axis;
+      if (r < 0 || r >= int64_t(kept.size()))
         throw Error(op_context("reduce_sum", in) + ": axis " + std::to_string(axis) + " is out of range");
-      out[size_t(r)] = 1;
+      kept[size_t(r)] = 1;
     }
+    if (a.get_int("keepdims", 0)) return one_shape(kept);
+    std::vector<bool> summed(kept.size(), false);
+    for (int64_t axis : a.get_ints("axes", {})) summed[size_t(axis < 0 ? axis + int64_t(kept.size()) : axis)] = true;
+    Shape out;
+    for (size_t i = 0; i < kept.size(); ++i)
+      if (!summed[i]) out.push_back(kept[i]);
     return one_shape(out);
   };
   reduce.backward = [](const Node& n, const Grads& g) {
-    return Grads{ops::mul(ops::full(n.inputs[0].shape(), 1.0f), g[0])};
+    const Shape& x = n.inputs[0].shape();
+    Shape kept = x;
+    for (int64_t axis : n.attrs.get_ints("axes", {})) kept[size_t(axis < 0 ? axis + int64_t(x.size()) : axis)] = 1;
+    return Grads{ops::mul(ops::full(x, 1.0f), ops::reshape(g[0], kept))};
   };
 
   OpDef& softmax = def("softmax");
@@ -762,6 +776,8 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{ops::reshape(g[0], n.inputs[0].shape())};
   };
 
+  define_layout_ops(def);
+
   // Optimizer updates, one op per parameter instead of a dozen element-wise passes. The fallbacks
   // are the same rules written with basic ops, as the optimizers were before these ops existed.
   auto update = [&](const std::string& name, size_t min_inputs, size_t max_inputs, FallbackFn fallback) {
@@ -847,14 +863,12 @@ struct OpTable {
   std::vector<std::unique_ptr<OpDef>> defs;
   std::vector<const OpDef*> list;
   std::unordered_map<std::string, const OpDef*, NameHash, std::equal_to<>> by_name;
-  int reduce_sum_id = -1;
   OpTable() {
     define_ops(defs);
     for (auto& d : defs) {
       list.push_back(d.get());
       by_name[d->name] = d.get();
     }
-    reduce_sum_id = by_name.at("reduce_sum")->id;
   }
 };
 OpTable& mutable_op_table() {
@@ -969,7 +983,14 @@ std::vector<Tensor> launch(const OpDef& op, BackendEntry& backend, const std::ve
     }
   }
   for (size_t i = 0; i < outputs.size(); ++i) out[i] = view_of(outputs[i]);
-  bool keepdims = op.id == op_table().reduce_sum_id;
+  bool keepdims = op.kernel_keeps_rank;
+  if (keepdims) {  // y at x's rank: each summed axis of size 1 (what the kernel contract says)
+    lamina_view& y = out[0];
+    const Shape& x = given[0].shape();
+    y.ndim = int32_t(x.size());
+    for (size_t d = 0; d < x.size(); ++d) y.shape[d] = x[d];
+    for (int64_t axis : attrs.get_ints("axes", {})) y.shape[axis < 0 ? axis + int64_t(x.size()) : axis] = 1;
+  }
   CAttrs c(attrs, keepdims ? "keepdims" : nullptr, 1);
   call_kernel(op, backend, in, n_in, out, outputs.size(), c.view(), given);
   if (StepRecording* r = active_recording()) {
@@ -1349,15 +1370,7 @@ Tensor log_softmax(const Tensor& x) {
   return one(LAMINA_OP("log_softmax"), {x});
 }
 Tensor reduce_sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
-  Tensor r = one(LAMINA_OP("reduce_sum"), {x}, Attributes().set("axes", axes));
-  if (keepdims) return r;
-  Shape s;
-  const Shape& xs = x.shape();
-  std::vector<bool> drop(xs.size(), false);
-  for (int64_t a : axes) drop[size_t(a < 0 ? a + int64_t(xs.size()) : a)] = true;
-  for (size_t i = 0; i < xs.size(); ++i)
-    if (!drop[i]) s.push_back(xs[i]);
-  return reshape(r, s);
+  return one(LAMINA_OP("reduce_sum"), {x}, Attributes().set("axes", axes).set("keepdims", int64_t(keepdims)));
 }
 Tensor sum(const Tensor& x) {
   std::vector<int64_t> axes;
@@ -1387,6 +1400,24 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& target) {
 }
 Tensor reshape(const Tensor& x, const Shape& shape) {
   return one(LAMINA_OP("reshape"), {x}, Attributes().set("shape", shape));
+}
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
+  return one(LAMINA_OP("concat"), xs, Attributes().set("axis", axis));
+}
+Tensor slice(const Tensor& x, const std::vector<int64_t>& axes, const std::vector<int64_t>& begin,
+             const std::vector<int64_t>& end, const std::vector<int64_t>& step) {
+  Attributes a;
+  a.set("axes", axes).set("begin", begin).set("end", end);
+  if (!step.empty()) a.set("step", step);
+  return one(LAMINA_OP("slice"), {x}, a);
+}
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pads_before, const std::vector<int64_t>& pads_after,
+           double value) {
+  return one(LAMINA_OP("pad"), {x},
+             Attributes().set("pads_before", pads_before).set("pads_after", pads_after).set("value", value));
+}
+Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
+  return one(LAMINA_OP("transpose"), {x}, Attributes().set("perm", perm));
 }
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides,
               const std::vector<int64_t>& pads) {

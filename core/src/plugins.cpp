@@ -171,6 +171,20 @@ lamina_tensor host_full(const int64_t* shape, int32_t ndim, float value, lamina_
   });
   return out;
 }
+lamina_tensor host_tensor_from_host(const int64_t* shape, int32_t ndim, const float* data, lamina_error* error) {
+  lamina_tensor out = nullptr;
+  sdk_guard(error, [&] {
+    if (ndim < 0 || ndim > LAMINA_MAX_DIMS || (ndim > 0 && !shape)) throw Error("tensor_from_host(): bad rank");
+    Shape s(shape, shape + ndim);
+    for (int64_t d : s)
+      if (d < 0) throw Error("tensor_from_host(): negative dimension in " + shape_to_string(s));
+    int64_t n = shape_size(s);
+    if (n > 0 && !data) throw Error("tensor_from_host(): no data for " + shape_to_string(s));
+    Tensor t = Tensor::from_vector(std::vector<float>(data, data + n), s);
+    out = handle_of(on_backend(t, Registry::get().active_backend()));
+  });
+  return out;
+}
 lamina_status host_add_weight(lamina_layer_builder builder, const char* name, const int64_t* shape,
                               int32_t ndim, const char* initializer_json, int32_t trainable,
                               lamina_error* error) {
@@ -208,6 +222,7 @@ const lamina_host* host_table() {
     h.log = host_log;
     h.register_communicator = host_register_communicator;
     h.register_op = host_register_op;
+    h.tensor_from_host = host_tensor_from_host;
     return h;
   }();
   return &table;
@@ -421,6 +436,10 @@ const lamina_host* probe_host_table() {
     h.log = [](int32_t, const char*) {};
     h.register_op = [](void*, const lamina_op_class*, lamina_error*) { return LAMINA_OK; };
     h.register_communicator = [](void*, const lamina_communicator*, lamina_error*) { return LAMINA_OK; };
+    h.tensor_from_host = [](const int64_t*, int32_t, const float*, lamina_error* e) -> lamina_tensor {
+      if (e) std::snprintf(e->message, sizeof e->message, "no tensors while the plugin is probed");
+      return nullptr;
+    };
     return h;
   }();
   return &table;

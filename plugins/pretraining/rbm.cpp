@@ -99,12 +99,9 @@ class RBM final : public sdk::Layer {
     sdk::Tensor positive = ops::matmul(v0, h0, true, false);  // v0ᵀ h0: (visible, units)
     sdk::Tensor negative = ops::matmul(v, h, true, false);
     ops::assign(kernel, ops::add(kernel, ops::scale(ops::sub(positive, negative), rate)));
-    // Column sums, shaped (1, n) by the op, then as the bias's (n,).
-    auto column_sum = [](const sdk::Tensor& x) {
-      return ops::reshape(ops::reduce_sum(x, {0}), {x.shape()[1]});
-    };
-    ops::assign(visible_bias, ops::add(visible_bias, ops::scale(column_sum(ops::sub(v0, v)), rate)));
-    ops::assign(hidden_bias, ops::add(hidden_bias, ops::scale(column_sum(ops::sub(h0, h)), rate)));
+    // column sums, shaped (n,) like the biases
+    ops::assign(visible_bias, ops::add(visible_bias, ops::scale(ops::reduce_sum(ops::sub(v0, v), {0}), rate)));
+    ops::assign(hidden_bias, ops::add(hidden_bias, ops::scale(ops::reduce_sum(ops::sub(h0, h), {0}), rate)));
     return h0;
   }
 

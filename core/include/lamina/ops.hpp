@@ -109,6 +109,16 @@ Tensor sum(const Tensor& x);   // all elements, shape ()
 Tensor mean(const Tensor& x);  // all elements, shape ()
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 Tensor reshape(const Tensor& x, const Shape& shape);
+// Layout ops (docs/ops.md). concat joins along `axis` (negative counts from the end); slice takes
+// Python's x[begin:end:step] on each of `axes` (empty: the first begin.size() axes; end may be
+// kSliceEnd); pad surrounds x with `value`; transpose puts x's axis perm[k] at k (empty: reversed).
+inline constexpr int64_t kSliceEnd = INT64_MAX;
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis = -1);
+Tensor slice(const Tensor& x, const std::vector<int64_t>& axes, const std::vector<int64_t>& begin,
+             const std::vector<int64_t>& end, const std::vector<int64_t>& step = {});
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pads_before, const std::vector<int64_t>& pads_after,
+           double value = 0.0);
+Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm = {});
 // x (N,H,W,C), w (KH,KW,C,O); pads = {top, bottom, left, right}
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides = {1, 1},
               const std::vector<int64_t>& pads = {0, 0, 0, 0});

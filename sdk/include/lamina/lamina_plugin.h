@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define LAMINA_ABI_MAJOR 1
-#define LAMINA_ABI_MINOR 1
+#define LAMINA_ABI_MINOR 2
 #define LAMINA_MAX_DIMS 8
 #define LAMINA_ERROR_CAPACITY 1024
 
@@ -257,6 +257,10 @@ typedef struct lamina_host {
   /* Registers a communicator, during lamina_plugin_init only */
   lamina_status (*register_communicator)(void* self, const lamina_communicator* communicator,
                                          lamina_error* error);
+
+  /* Since ABI 1.2. A tensor of `shape` holding a copy of `data` (row-major float32, as many values
+   * as the shape has elements), on the active backend; outside autograd (a constant). */
+  lamina_tensor (*tensor_from_host)(const int64_t* shape, int32_t ndim, const float* data, lamina_error* error);
 } lamina_host;
 
 /* Whether a host table is long enough to hold `member` (a member added after ABI 1.0). */

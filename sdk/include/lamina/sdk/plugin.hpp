@@ -121,6 +121,7 @@ class Attrs {
 class AttrReader {
  public:
   explicit AttrReader(const lamina_attrs* attrs) : attrs_(attrs) {}
+  const lamina_attrs* raw() const { return attrs_; }  // as the C ABI carries them
   const lamina_attr* find(const char* name) const {
     if (!attrs_) return nullptr;
     for (int32_t i = 0; i < attrs_->count; ++i)
@@ -267,6 +268,33 @@ inline Tensor reduce_sum(const Tensor& x, const Shape& axes, bool keepdims = fal
 inline Tensor reshape(const Tensor& x, const Shape& shape) {
   return run1("reshape", {&x}, std::move(Attrs().set("shape", shape)));
 }
+// Layout ops (docs/ops.md). concat joins along `axis` (negative counts from the end); slice takes
+// Python's x[begin:end:step] on each of `axes` (empty: the first begin.size() axes; `end` may be
+// kSliceEnd); pad surrounds x with `value`; transpose puts x's axis perm[k] at k (empty: reversed).
+inline constexpr int64_t kSliceEnd = INT64_MAX;
+inline Tensor concat(const std::vector<Tensor>& xs, int64_t axis = -1) {
+  std::vector<lamina_tensor> in;
+  for (const Tensor& t : xs) in.push_back(t.get());
+  Attrs attrs;
+  attrs.set("axis", axis);
+  lamina_tensor out = nullptr;
+  lamina_error error{};
+  check(host().op("concat", in.data(), int32_t(in.size()), attrs.c(), &out, 1, &error), error);
+  return Tensor::adopt(out);
+}
+inline Tensor slice(const Tensor& x, const Shape& axes, const Shape& begin, const Shape& end, const Shape& step = {}) {
+  Attrs attrs;
+  attrs.set("axes", axes).set("begin", begin).set("end", end);
+  if (!step.empty()) attrs.set("step", step);
+  return run1("slice", {&x}, std::move(attrs));
+}
+inline Tensor pad(const Tensor& x, const Shape& pads_before, const Shape& pads_after, double value = 0.0) {
+  return run1("pad", {&x},
+              std::move(Attrs().set("pads_before", pads_before).set("pads_after", pads_after).set("value", value)));
+}
+inline Tensor transpose(const Tensor& x, const Shape& perm = {}) {
+  return run1("transpose", {&x}, std::move(Attrs().set("perm", perm)));
+}
 struct Conv2DOptions {
   Shape strides{1, 1};
   Shape pads{0, 0, 0, 0};  // top, bottom, left, right
@@ -307,6 +335,20 @@ inline Tensor dropout_mask(const Tensor& like, double rate, uint64_t seed) {
 inline Tensor full(const Shape& shape, float value) {
   lamina_error error{};
   lamina_tensor t = host().full(shape.data(), int32_t(shape.size()), value, &error);
+  if (!t) throw Error(error.message);
+  return Tensor::adopt(t);
+}
+// A constant tensor of `shape` holding `values` (row-major; since ABI 1.2).
+inline Tensor from_host(const Shape& shape, const std::vector<float>& values) {
+  if (!LAMINA_HOST_HAS(&host(), tensor_from_host))
+    throw Error("from_host needs a lamina core with plugin ABI 1.2 or newer");
+  lamina_error error{};
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (n != int64_t(values.size()))
+    throw Error("from_host: " + std::to_string(values.size()) + " values do not fill a shape of " +
+                std::to_string(n) + " elements");
+  lamina_tensor t = host().tensor_from_host(shape.data(), int32_t(shape.size()), values.data(), &error);
   if (!t) throw Error(error.message);
   return Tensor::adopt(t);
 }
