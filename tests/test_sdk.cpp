@@ -187,3 +187,13 @@ TEST_CASE("a plugin op named like an existing op fails the plugin's init with th
   Tensor y = ops::add(Tensor::from_vector({1, 2}, {2}), Tensor::from_vector({3, 4}, {2}));
   CHECK(test::max_abs_diff(y.to_vector(), {4, 6}) < 1e-6f);
 }
+
+TEST_CASE("a backend with a kernel for an op the core does not have fails its init, naming the op") {
+  set_backend("reference");
+  add_plugin_path(fixture_folder("kernel_typo"));
+  PluginInfo p = plugin_with_library("fixture_kernel_typo.so");
+  CHECK_FALSE(p.usable);
+  CHECK(p.reason.find("backend 'kernel_typo' has a kernel for unknown op 'concatenate' (kernel 1 of its table; "
+                      "docs/ops.md lists the op set)") != std::string::npos);
+  CHECK(error_of([] { set_backend("kernel_typo"); }).find("unknown op 'concatenate'") != std::string::npos);
+}

@@ -140,3 +140,18 @@ TEST_CASE("evaluate reports the loss and the compiled metrics") {
   CHECK(r.count("accuracy") == 1);
   CHECK(r.at("loss") > 0.0);
 }
+
+TEST_CASE("fit and evaluate compute a softmax output's cross-entropy the same way, from its logits") {
+  // logits (0, 25) for a sample of class 0: from the logits the loss is 25 + log(1 + e^-25) ≈ 25;
+  // from probabilities clipped at 1e-7 it would be -log(1e-7) ≈ 16.1
+  set_backend("reference");
+  Sequential model;
+  model.add(layers::Dense(2, {.input_dim = 1, .activation = "softmax"}));
+  model.layer(0).set_weights({Tensor::from_vector({0, 25}, {1, 2}), Tensor::from_vector({0, 0}, {2})});
+  model.compile({.loss = "categorical_crossentropy", .optimizer = optimizers::SGD({.learning_rate = 0.0})});
+  Tensor x = Tensor::from_vector({1}, {1, 1}), y = Tensor::from_vector({1, 0}, {1, 2});
+  double evaluated = model.evaluate(x, y).at("loss");
+  CHECK(evaluated == doctest::Approx(25.0).epsilon(1e-5));
+  History h = model.fit(x, y, {.epochs = 1, .batch_size = 1, .verbose = 0});
+  CHECK(h.history.at("loss").at(0) == doctest::Approx(evaluated).epsilon(1e-6));
+}

@@ -65,6 +65,9 @@ struct TensorImpl {
   size_t offset = 0;  // bytes
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;  // the op that produced this tensor, while recording
+  // The input of the op that made this tensor when that op declares its output probabilities of it
+  // (softmax): cross-entropy reads these logits instead, with or without autograd.
+  Tensor logits;
   int output_index = 0;
 };
 
@@ -112,6 +115,12 @@ struct OpDef {
   bool shape_only_inputs = false;  // inputs only give the output shape (fill, dropout_mask)
   bool broadcasts = false;         // add/sub/mul/div: kernels see inputs expanded to the output's rank
   bool kernel_keeps_rank = false;  // reductions: kernels see the output at input 0's rank (keepdims)
+  // softmax: the output is a probability distribution over input 0, the logits, which the output
+  // keeps (TensorImpl::logits) so that cross-entropy is computed from them.
+  bool gives_probabilities = false;
+  // A gradient op (relu_backward, conv2d_backward_data, ...): the op whose gradient rule calls it.
+  // Gradient ops are the core's own; the SDK wraps every other op.
+  std::string gradient_of;
   // Optimizer updates: inputs (param, grad, slots...) and outputs (param, slots...) are the same
   // tensors, written in place; nothing is allocated and nothing is recorded for autograd.
   bool in_place_update = false;

@@ -386,13 +386,14 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     };
     d.backward = std::move(backward);
   };
-  auto pair_same = [&](const std::string& name) {
+  auto pair_same = [&](const std::string& name) -> OpDef& {
     OpDef& d = def(name);
     d.infer = [name](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 2);
       if (in[0] != in[1]) throw Error(op_context(name, in) + ": both inputs must have the same shape");
       return one_shape(in[0]);
     };
+    return d;
   };
 
   OpDef& copy = def("copy");
@@ -428,10 +429,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   unary("clip", [](const Node& n, const Grads& g) {
     return Grads{run_op("clip_backward", {n.inputs[0], g[0]}, n.attrs)[0]};
   });
-  pair_same("relu_backward");
-  pair_same("sigmoid_backward");
-  pair_same("tanh_backward");
-  pair_same("clip_backward");
+  for (const char* forward : {"relu", "sigmoid", "tanh", "clip"}) pair_same(std::string(forward) + "_backward").gradient_of = forward;
 
   auto binary = [&](const std::string& name, BackwardFn backward) {
     OpDef& d = def(name);
@@ -493,6 +491,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
 
   OpDef& softmax = def("softmax");
   softmax.infer = same_shape;
+  softmax.gives_probabilities = true;
   softmax.backward = [](const Node& n, const Grads& g) {
     const Tensor& y = n.outputs[0];
     Tensor dot = ops::reduce_sum(ops::mul(g[0], y), {-1}, true);
@@ -523,6 +522,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     d.fallback = std::move(forward);
     const std::string backward_name = name + "_backward";
     OpDef& b = def(backward_name);
+    b.gradient_of = name;
     b.infer = [backward_name](const ShapeList& in, const Attributes&) {
       need_inputs(backward_name, in, 3);
       if (in[0] != in[1] || shape_size(in[2]) != 1)
@@ -666,6 +666,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   };
 
   OpDef& conv_bd = def("conv2d_backward_data");
+  conv_bd.gradient_of = "conv2d";
   conv_bd.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_data", in, 2);
     Shape x = a.get_ints("input_shape", {});
@@ -675,6 +676,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return one_shape(x);
   };
   OpDef& conv_bf = def("conv2d_backward_filter");
+  conv_bf.gradient_of = "conv2d";
   conv_bf.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_filter", in, 2);
     Shape w = a.get_ints("filter_shape", {});
@@ -686,6 +688,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
   // conv2d_backward_filter_bias: dw as conv2d_backward_filter, and db = Σ dy over (N, OH, OW),
   // in one pass over dy.
   OpDef& conv_bfb = def("conv2d_backward_filter_bias");
+  conv_bfb.gradient_of = "conv2d_bias";
   conv_bfb.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_filter_bias", in, 2);
     Shape w = a.get_ints("filter_shape", {});
@@ -708,6 +711,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{run_op("max_pool2d_backward", {n.inputs[0], g[0]}, n.attrs)[0]};
   };
   OpDef& maxpool_b = def("max_pool2d_backward");
+  maxpool_b.gradient_of = "max_pool2d";
   maxpool_b.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("max_pool2d_backward", in, 2);
     if (pool_out("max_pool2d_backward", in[0], a) != in[1])
@@ -725,6 +729,7 @@ void define_ops(std::vector<std::unique_ptr<OpDef>>& defs) {
     return Grads{run_op("avg_pool2d_backward", {g[0]}, a)[0]};
   };
   OpDef& avgpool_b = def("avg_pool2d_backward");
+  avgpool_b.gradient_of = "avg_pool2d";
   avgpool_b.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("avg_pool2d_backward", in, 1);
     Shape x = a.get_ints("input_shape", {});
@@ -1176,6 +1181,8 @@ static std::vector<Tensor> run_op(const OpDef& op, const std::vector<Tensor>& gi
       throw Error("backend '" + backend.name + "' has no kernel for op '" + op.name + "'");
     }
   }
+
+  if (op.gives_probabilities) outputs[0].impl()->logits = given[0];
 
   if (g_grad_enabled && op.backward) {
     bool any = false;

@@ -641,12 +641,13 @@ void Registry::register_backend(const lamina_backend& t) {
   for (int32_t i = 0; i < t.kernel_count; ++i) {
     const lamina_kernel& k = t.kernels[i];
     const OpDef* op = k.op ? find_op(k.op) : nullptr;
-    if (!op) {
-      host_log(1, (std::string("backend '") + t.name + "' has a kernel for unknown op '" +
-                   (k.op ? k.op : "") + "'; ignored")
-                      .c_str());
-      continue;
-    }
+    if (!op || !op->has_kernel)
+      throw Error(std::string("backend '") + t.name + "' has a kernel for " +
+                  (op ? "op '" + op->name + "', which the core runs itself" : "unknown op '" + std::string(k.op ? k.op : "") + "'") +
+                  " (kernel " + std::to_string(i) + " of its table; docs/ops.md lists the op set)");
+    if (!k.run) throw Error(std::string("backend '") + t.name + "' lists op '" + op->name + "' without a kernel function");
+    if (entry->kernels[size_t(op->id)])
+      throw Error(std::string("backend '") + t.name + "' lists two kernels for op '" + op->name + "'");
     entry->kernels[size_t(op->id)] = k.run;
   }
   for (const OpDef* op : all_ops())  // plugin ops' kernels for a backend of this name

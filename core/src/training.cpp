@@ -63,10 +63,11 @@ Tensor compute_loss(const std::string& loss, const Tensor& pred, const Tensor& t
     Tensor neg = ops::mul(ops::scale(target, -1.0, 1.0), ops::log(ops::scale(p, -1.0, 1.0)));
     return ops::scale(ops::sum(ops::add(pos, neg)), -1.0 / double(pred.size()));
   }
-  // categorical: with a softmax output, work from its logits (as TensorFlow does) for stability.
-  const auto& producer = pred.impl()->grad_fn;
+  // categorical: with a softmax output, work from its logits (as TensorFlow does) for stability, in
+  // fit and evaluate alike; the softmax op declares its output probabilities of its input.
   if (from_logits) return ops::softmax_cross_entropy(pred, target);
-  if (producer && producer->op->name == "softmax") return ops::softmax_cross_entropy(producer->inputs[0], target);
+  if (const Tensor& logits = pred.impl()->logits; logits.defined())
+    return ops::softmax_cross_entropy(logits, target);
   Tensor log_p = ops::log(ops::clip(pred, kEpsilon, 1.0 - kEpsilon));
   return ops::scale(ops::sum(ops::mul(target, log_p)), -1.0 / double(batch));
 }

@@ -92,6 +92,7 @@ void define_layout_ops(const std::function<OpDef&(const std::string&)>& def) {
   // slice_backward(dy; input_shape, and slice's attributes): zeros of input_shape with dy in the
   // slice's box.
   OpDef& slice_backward = def("slice_backward");
+  slice_backward.gradient_of = "slice";
   slice_backward.infer = [](const ShapeList& in, const Attributes& a) {
     need_one_input("slice_backward", in);
     Shape whole = a.get_ints("input_shape", {});

@@ -333,10 +333,16 @@ inline Tensor dropout_mask(const Tensor& like, double rate, uint64_t seed) {
   return run1("dropout_mask", {&like}, std::move(Attrs().set("rate", rate).set("seed", int64_t(seed))));
 }
 inline Tensor full(const Shape& shape, float value) {
-  lamina_error error{};
-  lamina_tensor t = host().full(shape.data(), int32_t(shape.size()), value, &error);
-  if (!t) throw Error(error.message);
-  return Tensor::adopt(t);
+  return run1("fill", {}, std::move(Attrs().set("shape", shape).set("value", double(value))));
+}
+inline Tensor copy(const Tensor& x) { return run1("copy", {&x}); }
+// Fused losses (docs/ops.md), shape (): mean((pred - target)²) over every element, and
+// -Σ target · log_softmax(logits) / rows (rows: every index but the last axis).
+inline Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
+  return run1("mean_squared_error", {&pred, &target});
+}
+inline Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& target) {
+  return run1("softmax_cross_entropy", {&logits, &target});
 }
 // A constant tensor of `shape` holding `values` (row-major; since ABI 1.2).
 inline Tensor from_host(const Shape& shape, const std::vector<float>& values) {
