@@ -133,8 +133,12 @@ prepare() {
   mkdir -p "$stage/bin" "$stage/lib/lamina/plugins" "$stage/deps"
   cp "$dir/bin/lamina" "$dir/bin/lamina_tests" "$dir/bin/lamina_cudnn_host_tests" "$stage/bin/"
   cp -P "$dir"/lib/liblamina.so* "$stage/lib/"
-  cp "$dir"/lib/lamina/plugins/*.so "$dir"/lib/lamina/plugins/*.json "$stage/lib/lamina/plugins/"
-  local skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libresolv\.|libgcc_s\.|libstdc\+\+\.|libcud|libcublas|liblamina)'
+  # not the communicator plugins: the GPU run is one process, and NCCL's library alone is 218 MB
+  local f
+  for f in "$dir"/lib/lamina/plugins/*.so "$dir"/lib/lamina/plugins/*.json; do
+    [[ $(basename "$f") == lamina_communicator_* ]] || cp "$f" "$stage/lib/lamina/plugins/"
+  done
+  local skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libresolv\.|libgcc_s\.|libstdc\+\+\.|libcud|libcublas|libnccl|liblamina)'
   find "$stage/bin" "$stage/lib" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
     xargs -0 ldd 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
     while read -r name path; do
