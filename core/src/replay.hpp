@@ -10,7 +10,8 @@
 // normal step's, bit for bit: the same kernels on the same values in the same order.
 //
 // A step is never replayed when it does something a list of kernel calls cannot repeat: a tensor
-// created from host values (sparse labels turned into one-hot rows), a tensor copied between
+// created from host values inside the step (fit turns sparse labels into one-hot rows before the
+// step, so those steps are replayed), a tensor copied between
 // backends, an in-place update, an op whose attributes change from step to step (dropout's seed),
 // or when the intermediate results it would have to keep exceed kMaxBytes (large models spend their time in
 // kernels, and keeping every intermediate would raise their peak memory). Layer plugins cannot read

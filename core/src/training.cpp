@@ -460,18 +460,23 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
       double value = 0;
       std::vector<Tensor> grads(t.params.size());
       if (bs > 0) {  // a rank's share of a short last batch can be empty
-        if (replay.ready_for(xb, yb)) {
+        // Sparse labels become one-hot rows here, before the step, so that the step itself makes no
+        // tensor from host values and can be replayed; the loss is then the categorical one.
+        const bool sparse = t.loss == "sparse_categorical_crossentropy";
+        const Tensor target = sparse ? one_hot(yb, output_shape().empty() ? 1 : output_shape().back()) : yb;
+        const std::string& step_loss = sparse ? std::string("categorical_crossentropy") : t.loss;
+        if (replay.ready_for(xb, target)) {
           (void)t.rng();  // the draw a normal step makes, so that the random stream stays the same
-          replay.run(xb, yb);
+          replay.run(xb, target);
           pred = replay.pred();
           loss = replay.loss();
           grads = replay.gradients();
         } else {
-          RecordingPtr recording = replay.begin(xb, yb);
+          RecordingPtr recording = replay.begin(xb, target);
           {
             RecordingScope scope(recording.get());
             pred = forward(xb, true, layers_.size(), t.rng());
-            loss = compute_loss(t.loss, pred, yb, t.options.from_logits);
+            loss = compute_loss(step_loss, pred, target, t.options.from_logits);
             grads = gradients(loss, t.params);
           }
           replay.finish(std::move(recording), pred, loss, grads);
