@@ -211,12 +211,4 @@ void sum_rows_into(Backend& be, const float* x, float* y, int64_t rows, int64_t 
   sum_middle(be, x, y, 1, rows, length);
 }
 
-void add_reduce_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"reduce_sum", op_reduce_sum},
-                                    {"softmax", op_softmax},
-                                    {"log_softmax", op_log_softmax},
-                                });
-}
-
 }  // namespace lamina::cudnn
