@@ -112,7 +112,7 @@ struct DeviceTensor {
 inline DeviceTensor device_tensor(const lamina_view& v) {
   return {static_cast<cl_mem>(v.data), cl_int(v.offset / sizeof(float))};
 }
-// A size as a kernel's int argument; check_view has bounded every tensor's size.
+// A size as a kernel's int argument; Kernels::run has bounded every tensor's size.
 inline int32_t as_int(int64_t value) {
   return int32_t(value);
 }
