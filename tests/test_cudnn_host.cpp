@@ -19,11 +19,13 @@
 #include "allocator.hpp"
 #include "descriptors.hpp"
 #include "geometry.hpp"
-#include "splitmix.hpp"
+
+#include <lamina/sdk/dropout.hpp>
 
 using namespace lamina::cudnn;
 using lamina::sdk::AttrReader;
 using lamina::sdk::Attrs;
+using lamina::sdk::dropout_uniform;
 
 namespace {
 
@@ -225,7 +227,7 @@ TEST_CASE("cudnn host: conv geometry reads shapes and attributes and decides on 
     CAPTURE(c.name);
     Attrs attrs;
     attrs.set("strides", c.strides).set("pads", c.pads);
-    const ConvGeometry g = conv_geometry("conv2d", AttrReader(attrs.c()), view(c.x), view(c.w), view(c.y));
+    const ConvGeometry g = cudnn_conv_geometry(AttrReader(attrs.c()), view(c.x), view(c.w), view(c.y));
     CHECK(g.n == c.x[0]);
     CHECK(g.o == c.w[3]);
     CHECK(g.oh == c.y[1]);
@@ -248,7 +250,7 @@ TEST_CASE("cudnn host: conv geometry refuses inconsistent shapes, naming them") 
   const AttrReader reader(attrs.c());
   auto message = [&](std::vector<int64_t> x, std::vector<int64_t> w, std::vector<int64_t> y) {
     try {
-      conv_geometry("conv2d", reader, view(x), view(w), view(y));
+      cudnn_conv_geometry(reader, view(x), view(w), view(y));
     } catch (const lamina::sdk::Error& e) {
       return std::string(e.what());
     }
@@ -268,7 +270,7 @@ TEST_CASE("cudnn host: cuDNN's descriptors agree with lamina on every convolutio
       CAPTURE(layout_name(layout));
       Attrs attrs;
       attrs.set("strides", c.strides).set("pads", c.pads);
-      const ConvGeometry g = conv_geometry("conv2d", AttrReader(attrs.c()), view(c.x), view(c.w), view(c.y));
+      const ConvGeometry g = cudnn_conv_geometry(AttrReader(attrs.c()), view(c.x), view(c.w), view(c.y));
       REQUIRE_NOTHROW(describe_convolution(d, g, layout, Math::fma));
 
       Dims4 dims, strides;
@@ -313,20 +315,20 @@ TEST_CASE("cudnn host: the fused ops' activation attribute") {
     item.type = LAMINA_ATTR_STRING;
     item.text = name;
     const lamina_attrs c{name ? 1 : 0, &item};
-    return read_fused_activation(AttrReader(&c));
+    return lamina::sdk::read_activation(AttrReader(&c));
   };
-  CHECK(read(nullptr) == FusedActivation::linear);
-  CHECK(read("") == FusedActivation::linear);
-  CHECK(read("linear") == FusedActivation::linear);
-  CHECK(read("relu") == FusedActivation::relu);
-  CHECK(read("sigmoid") == FusedActivation::sigmoid);
-  CHECK(read("tanh") == FusedActivation::tanh);
+  CHECK(read(nullptr) == lamina::sdk::Activation::linear);
+  CHECK(read("") == lamina::sdk::Activation::linear);
+  CHECK(read("linear") == lamina::sdk::Activation::linear);
+  CHECK(read("relu") == lamina::sdk::Activation::relu);
+  CHECK(read("sigmoid") == lamina::sdk::Activation::sigmoid);
+  CHECK(read("tanh") == lamina::sdk::Activation::tanh);
   CHECK_THROWS_WITH_AS(read("softmax"), doctest::Contains("unknown activation 'softmax'"),
                        lamina::sdk::Error);
   Attrs number;
   number.set("activation", int64_t(1));
-  CHECK_THROWS_WITH_AS(read_fused_activation(AttrReader(number.c())), doctest::Contains("must be a string"),
-                       lamina::sdk::Error);
+  CHECK_THROWS_WITH_AS(lamina::sdk::read_activation(AttrReader(number.c())),
+                       doctest::Contains("must be a string"), lamina::sdk::Error);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -378,7 +380,7 @@ TEST_CASE("cudnn host: cuDNN pools only where its semantics are lamina's, and ag
     CAPTURE(c.name);
     Attrs attrs;
     attrs.set("pool", c.pool).set("strides", c.strides).set("pads", c.pads);
-    const PoolGeometry g = pool_geometry("max_pool2d", AttrReader(attrs.c()), view(c.x), view(c.y));
+    const PoolGeometry g = pool_geometry(AttrReader(attrs.c()), view(c.x), view(c.y));
     CHECK(choose_pool_path(g, true, false) == c.max_path);
     CHECK(choose_pool_path(g, false, false) == c.avg_path);
     CHECK(choose_pool_path(g, true, true) == PoolPath::own);
@@ -396,15 +398,14 @@ TEST_CASE("cudnn host: pool geometry finds windows lying wholly in the padding")
   Attrs attrs;
   attrs.set("pool", std::vector<int64_t>{2, 2}).set("strides", std::vector<int64_t>{2, 2});
   attrs.set("pads", std::vector<int64_t>{2, 2, 0, 0});
-  const PoolGeometry g =
-      pool_geometry("avg_pool2d", AttrReader(attrs.c()), view({1, 4, 4, 1}), view({1, 4, 2, 1}));
+  const PoolGeometry g = pool_geometry(AttrReader(attrs.c()), view({1, 4, 4, 1}), view({1, 4, 2, 1}));
   CHECK(g.has_empty_window());
   Attrs normal;
   normal.set("pool", std::vector<int64_t>{3, 3}).set("strides", std::vector<int64_t>{2, 2});
   normal.set("pads", std::vector<int64_t>{1, 1, 1, 1});
   CHECK_FALSE(
-      pool_geometry("", AttrReader(normal.c()), view({2, 7, 7, 3}), view({2, 4, 4, 3})).has_empty_window());
-  CHECK_THROWS_WITH_AS(pool_geometry("", AttrReader(normal.c()), view({2, 7, 7, 3}), view({2, 3, 4, 3})),
+      pool_geometry(AttrReader(normal.c()), view({2, 7, 7, 3}), view({2, 4, 4, 3})).has_empty_window());
+  CHECK_THROWS_WITH_AS(pool_geometry(AttrReader(normal.c()), view({2, 7, 7, 3}), view({2, 3, 4, 3})),
                        doctest::Contains("4x4"), lamina::sdk::Error);
 }
 

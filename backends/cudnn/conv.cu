@@ -25,10 +25,6 @@
 namespace lamina::cudnn {
 namespace {
 
-#define GRID_STRIDE_LOOP(i, n)                                              \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
-       i += int64_t(gridDim.x) * blockDim.x)
-
 // ------------------------------------------------------------------------------------------------
 // Layout kernels
 
@@ -409,7 +405,7 @@ CUDNN_KERNEL(op_conv2d, "conv2d") {
   expect_views(args, 2, 1);
   ConvCall call;
   call.op = ConvOp::forward;
-  call.g = conv_geometry("", args.attrs, args.inputs[0], args.inputs[1], args.outputs[0]);
+  call.g = cudnn_conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0]);
   if (zero_if_empty(be, args)) return;
   call.x = dev(args.inputs[0]);
   call.w = dev(args.inputs[1]);
@@ -420,14 +416,12 @@ CUDNN_KERNEL(op_conv2d, "conv2d") {
 CUDNN_KERNEL(op_conv2d_bias, "conv2d_bias") {
   // x (N,H,W,C), w (KH,KW,C,O), b (O) → y (N,OH,OW,O) = activation(conv2d(x, w) + b)
   expect_views(args, 3, 1);
-  const FusedActivation activation = read_fused_activation(args.attrs);
+  const sdk::Activation activation = sdk::read_activation(args.attrs);
   ConvCall call;
   call.op = ConvOp::forward;
-  call.g = conv_geometry("", args.attrs, args.inputs[0], args.inputs[1], args.outputs[0]);
+  call.g = cudnn_conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0]);
   const lamina_view& b = args.inputs[2];
-  if (b.ndim != 1 || b.shape[0] != call.g.o)
-    throw sdk::Error("b " + shape_string(b) + " must hold one value per output channel (" +
-                     std::to_string(call.g.o) + ")");
+  expect_vector(b, "b", call.g.o, "output channel");
   call.x = dev(args.inputs[0]);
   call.w = dev(args.inputs[1]);
   call.out = dev(args.outputs[0]);
@@ -440,7 +434,7 @@ CUDNN_KERNEL(op_conv2d_backward_data, "conv2d_backward_data") {
   expect_views(args, 2, 1);
   ConvCall call;
   call.op = ConvOp::backward_data;
-  call.g = conv_geometry("", args.attrs, args.outputs[0], args.inputs[1], args.inputs[0]);
+  call.g = cudnn_conv_geometry(args.attrs, args.outputs[0], args.inputs[1], args.inputs[0]);
   if (zero_if_empty(be, args)) return;
   call.dy = dev(args.inputs[0]);
   call.w = dev(args.inputs[1]);
@@ -453,7 +447,7 @@ CUDNN_KERNEL(op_conv2d_backward_filter, "conv2d_backward_filter") {
   expect_views(args, 2, 1);
   ConvCall call;
   call.op = ConvOp::backward_filter;
-  call.g = conv_geometry("", args.attrs, args.inputs[0], args.outputs[0], args.inputs[1]);
+  call.g = cudnn_conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1]);
   if (zero_if_empty(be, args)) return;
   call.x = dev(args.inputs[0]);
   call.dy = dev(args.inputs[1]);
@@ -466,11 +460,9 @@ CUDNN_KERNEL(op_conv2d_backward_filter_bias, "conv2d_backward_filter_bias") {
   expect_views(args, 2, 2);
   ConvCall call;
   call.op = ConvOp::backward_filter;
-  call.g = conv_geometry("", args.attrs, args.inputs[0], args.outputs[0], args.inputs[1]);
+  call.g = cudnn_conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1]);
   const lamina_view& db = args.outputs[1];
-  if (db.ndim != 1 || db.shape[0] != call.g.o)
-    throw sdk::Error("db " + shape_string(db) + " must hold one value per output channel (" +
-                     std::to_string(call.g.o) + ")");
+  expect_vector(db, "db", call.g.o, "output channel");
   call.x = dev(args.inputs[0]);
   call.dy = dev(args.inputs[1]);
   call.out = dev(args.outputs[0]);
@@ -479,15 +471,4 @@ CUDNN_KERNEL(op_conv2d_backward_filter_bias, "conv2d_backward_filter_bias") {
 }
 
 }  // namespace
-
-void add_conv_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"conv2d", op_conv2d},
-                                    {"conv2d_bias", op_conv2d_bias},
-                                    {"conv2d_backward_data", op_conv2d_backward_data},
-                                    {"conv2d_backward_filter", op_conv2d_backward_filter},
-                                    {"conv2d_backward_filter_bias", op_conv2d_backward_filter_bias},
-                                });
-}
-
 }  // namespace lamina::cudnn

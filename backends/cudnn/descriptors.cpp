@@ -57,7 +57,7 @@ void set_pooling(cudnnPoolingDescriptor_t desc, const PoolGeometry& g, bool max)
   // Only symmetric pads reach cuDNN (choose_pool_path); `top` and `left` are both sides' pads.
   check_cudnn(cudnnSetPooling2dDescriptor(
                   desc, max ? CUDNN_POOLING_MAX : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING,
-                  CUDNN_PROPAGATE_NAN, to_int(g.ph, "the pool height"), to_int(g.pw, "the pool width"),
+                  CUDNN_PROPAGATE_NAN, to_int(g.kh, "the pool height"), to_int(g.kw, "the pool width"),
                   to_int(g.top, "the vertical pad"), to_int(g.left, "the horizontal pad"),
                   to_int(g.sh, "the vertical stride"), to_int(g.sw, "the horizontal stride")),
               "describing the pool");

@@ -16,10 +16,6 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 // Device kernels. n is the element count; i runs over all of them in grid-stride steps.
 
-#define GRID_STRIDE_LOOP(i, n)                                              \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
-       i += int64_t(gridDim.x) * blockDim.x)
-
 // y[i] = f(x[i])
 template <class F>
 __global__ void map_unary(const float* __restrict__ x, float* __restrict__ y, int64_t n, F f) {
@@ -71,16 +67,16 @@ __global__ void fill_kernel(float* __restrict__ y, int64_t n, float value) {
 
 // y[i] = activation(y[i] + bias[i mod length]), in place: the epilogue of conv2d_bias and
 // matmul_bias, whose rows (pixels or samples) end in one value per output channel.
-template <FusedActivation A>
+template <sdk::Activation A>
 __global__ void bias_activation_kernel(float* __restrict__ y, const float* __restrict__ bias, int64_t n,
                                        int64_t length) {
   GRID_STRIDE_LOOP(i, n) {
     const float z = y[i] + bias[i % length];
-    if (A == FusedActivation::relu)
+    if (A == sdk::Activation::relu)
       y[i] = z > 0.0f ? z : 0.0f;
-    else if (A == FusedActivation::sigmoid)
+    else if (A == sdk::Activation::sigmoid)
       y[i] = 1.0f / (1.0f + expf(-z));
-    else if (A == FusedActivation::tanh)
+    else if (A == sdk::Activation::tanh)
       y[i] = tanhf(z);
     else
       y[i] = z;
@@ -342,25 +338,25 @@ CUDNN_KERNEL(op_div, "div") {
 }  // namespace
 
 void add_bias_activation(Backend& be, float* y, const float* bias, int64_t rows, int64_t length,
-                         FusedActivation activation) {
+                         sdk::Activation activation) {
   const int64_t n = rows * length;
   if (n == 0) return;
   const Launch l = launch_for(be, n);
   switch (activation) {
-    case FusedActivation::linear:
-      bias_activation_kernel<FusedActivation::linear>
+    case sdk::Activation::linear:
+      bias_activation_kernel<sdk::Activation::linear>
           <<<l.blocks, l.threads, 0, be.stream>>>(y, bias, n, length);
       break;
-    case FusedActivation::relu:
-      bias_activation_kernel<FusedActivation::relu>
+    case sdk::Activation::relu:
+      bias_activation_kernel<sdk::Activation::relu>
           <<<l.blocks, l.threads, 0, be.stream>>>(y, bias, n, length);
       break;
-    case FusedActivation::sigmoid:
-      bias_activation_kernel<FusedActivation::sigmoid>
+    case sdk::Activation::sigmoid:
+      bias_activation_kernel<sdk::Activation::sigmoid>
           <<<l.blocks, l.threads, 0, be.stream>>>(y, bias, n, length);
       break;
-    case FusedActivation::tanh:
-      bias_activation_kernel<FusedActivation::tanh>
+    case sdk::Activation::tanh:
+      bias_activation_kernel<sdk::Activation::tanh>
           <<<l.blocks, l.threads, 0, be.stream>>>(y, bias, n, length);
       break;
   }
@@ -378,31 +374,6 @@ std::string probe_device(int device) {
   if (e != cudaSuccess) return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
   if (value != 42) return "a test kernel ran but wrote " + std::to_string(value) + " instead of 42";
   return "";
-}
-
-void add_elementwise_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"copy", op_copy},
-                                    {"fill", op_fill},
-                                    {"neg", op_neg},
-                                    {"exp", op_exp},
-                                    {"log", op_log},
-                                    {"sqrt", op_sqrt},
-                                    {"square", op_square},
-                                    {"relu", op_relu},
-                                    {"sigmoid", op_sigmoid},
-                                    {"tanh", op_tanh},
-                                    {"scale", op_scale},
-                                    {"clip", op_clip},
-                                    {"relu_backward", op_relu_backward},
-                                    {"sigmoid_backward", op_sigmoid_backward},
-                                    {"tanh_backward", op_tanh_backward},
-                                    {"clip_backward", op_clip_backward},
-                                    {"add", op_add},
-                                    {"sub", op_sub},
-                                    {"mul", op_mul},
-                                    {"div", op_div},
-                                });
 }
 
 }  // namespace lamina::cudnn

@@ -6,42 +6,8 @@
 #include <set>
 
 namespace lamina::cudnn {
-namespace {
 
-int64_t size_of(const lamina_view& v) {
-  return sdk::view_size(v);
-}
-
-std::string pair_string(int64_t a, int64_t b) {
-  return "[" + std::to_string(a) + "," + std::to_string(b) + "]";
-}
-
-std::string pads_string(int64_t t, int64_t b, int64_t l, int64_t r) {
-  return "[" + std::to_string(t) + "," + std::to_string(b) + "," + std::to_string(l) + "," +
-         std::to_string(r) + "]";
-}
-
-// "conv2d: " — empty when the caller already names the op (the kernel wrapper does).
-std::string prefix(const char* op) {
-  return op && *op ? std::string(op) + ": " : std::string();
-}
-
-void expect_rank(const char* op, const char* name, const lamina_view& v, int rank, const char* layout) {
-  if (v.ndim != rank)
-    throw sdk::Error(prefix(op) + name + " has shape " + shape_string(v) + ", expected rank " +
-                     std::to_string(rank) + " " + layout);
-}
-
-}  // namespace
-
-std::string shape_string(const lamina_view& v) {
-  std::string s = "(";
-  for (int32_t i = 0; i < v.ndim; ++i) {
-    if (i) s += ',';
-    s += std::to_string(v.shape[i]);
-  }
-  return s + ")";
-}
+using namespace sdk;
 
 int to_int(int64_t value, const char* what) {
   if (value < 0 || value > INT_MAX)
@@ -50,45 +16,11 @@ int to_int(int64_t value, const char* what) {
   return int(value);
 }
 
-int64_t window_extent(int64_t in, int64_t pad_lo, int64_t pad_hi, int64_t k, int64_t s) {
-  const int64_t padded = in + pad_lo + pad_hi;
-  return padded >= k && s >= 1 ? (padded - k) / s + 1 : 0;
-}
-
 // ------------------------------------------------------------------------------------------------
 
-ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
-                           const lamina_view& w, const lamina_view& y) {
-  expect_rank(op, "x", x, 4, "(N,H,W,C)");
-  expect_rank(op, "w", w, 4, "(KH,KW,C,O)");
-  expect_rank(op, "y", y, 4, "(N,OH,OW,O)");
-  const auto strides = attrs.get_ints<2>("strides", {1, 1});
-  const auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
-  ConvGeometry g;
-  g.n = x.shape[0], g.h = x.shape[1], g.w = x.shape[2], g.c = x.shape[3];
-  g.kh = w.shape[0], g.kw = w.shape[1], g.o = w.shape[3];
-  g.oh = y.shape[1], g.ow = y.shape[2];
-  g.sh = strides[0], g.sw = strides[1];
-  g.top = pads[0], g.bottom = pads[1], g.left = pads[2], g.right = pads[3];
-
-  auto fail = [&](const std::string& why) {
-    return sdk::Error(prefix(op) + why + "; x " + shape_string(x) + ", w " + shape_string(w) + ", y " +
-                      shape_string(y) + ", strides " + pair_string(g.sh, g.sw) + ", pads " +
-                      pads_string(g.top, g.bottom, g.left, g.right));
-  };
-  if (w.shape[2] != g.c || y.shape[0] != g.n || y.shape[3] != g.o)
-    throw fail("shapes disagree: expected x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O)");
-  if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
-  if (g.top < 0 || g.bottom < 0 || g.left < 0 || g.right < 0) throw fail("pads must not be negative");
-  if (g.kh < 1 || g.kw < 1) throw fail("the kernel window must be at least 1x1");
-  const int64_t want_h = window_extent(g.h, g.top, g.bottom, g.kh, g.sh);
-  const int64_t want_w = window_extent(g.w, g.left, g.right, g.kw, g.sw);
-  if (want_h == 0 || want_w == 0) throw fail("the kernel window does not fit the padded input");
-  if (g.oh != want_h || g.ow != want_w)
-    throw fail(
-        "y's spatial size must be (H + top + bottom - KH) / sh + 1 by (W + left + right - KW) / sw + 1 = " +
-        std::to_string(want_h) + "x" + std::to_string(want_w));
-
+ConvGeometry cudnn_conv_geometry(const sdk::AttrReader& attrs, const lamina_view& x, const lamina_view& w,
+                                 const lamina_view& y) {
+  ConvGeometry g{sdk::conv_geometry(attrs, x, w, y)};
   // Everything cuDNN is told is an int, including the element strides of each tensor.
   to_int(g.n, "the batch size");
   to_int(g.c, "the input channels");
@@ -99,58 +31,7 @@ ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const l
   return g;
 }
 
-FusedActivation read_fused_activation(const sdk::AttrReader& attrs) {
-  const lamina_attr* a = attrs.find("activation");
-  if (!a) return FusedActivation::linear;
-  if (a->type != LAMINA_ATTR_STRING)
-    throw sdk::Error("attribute 'activation' must be a string (linear, relu, sigmoid or tanh)");
-  const std::string name = a->text ? a->text : "";
-  if (name.empty() || name == "linear") return FusedActivation::linear;
-  if (name == "relu") return FusedActivation::relu;
-  if (name == "sigmoid") return FusedActivation::sigmoid;
-  if (name == "tanh") return FusedActivation::tanh;
-  throw sdk::Error("unknown activation '" + name + "' (known: linear, relu, sigmoid, tanh)");
-}
-
 // ------------------------------------------------------------------------------------------------
-
-bool PoolGeometry::has_empty_window() const {
-  return top >= ph || left >= pw || (oh - 1) * sh - top >= h || (ow - 1) * sw - left >= w;
-}
-
-PoolGeometry pool_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
-                           const lamina_view& y) {
-  expect_rank(op, "the input-side tensor", x, 4, "(N,H,W,C)");
-  expect_rank(op, "the output-side tensor", y, 4, "(N,OH,OW,C)");
-  attrs.need("pool");
-  const auto pool = attrs.get_ints<2>("pool", {1, 1});
-  const auto strides = attrs.get_ints<2>("strides", {1, 1});
-  const auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
-  PoolGeometry g;
-  g.n = x.shape[0], g.h = x.shape[1], g.w = x.shape[2], g.c = x.shape[3];
-  g.oh = y.shape[1], g.ow = y.shape[2];
-  g.ph = pool[0], g.pw = pool[1], g.sh = strides[0], g.sw = strides[1];
-  g.top = pads[0], g.bottom = pads[1], g.left = pads[2], g.right = pads[3];
-
-  auto fail = [&](const std::string& why) {
-    return sdk::Error(prefix(op) + why + "; input side " + shape_string(x) + ", output side " +
-                      shape_string(y) + ", pool " + pair_string(g.ph, g.pw) + ", strides " +
-                      pair_string(g.sh, g.sw) + ", pads " + pads_string(g.top, g.bottom, g.left, g.right));
-  };
-  if (y.shape[0] != g.n || y.shape[3] != g.c)
-    throw fail("batch or channels disagree: expected (N,H,W,C) and (N,OH,OW,C)");
-  if (g.ph < 1 || g.pw < 1) throw fail("the pool window must be at least 1x1");
-  if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
-  if (g.top < 0 || g.bottom < 0 || g.left < 0 || g.right < 0) throw fail("pads must not be negative");
-  const int64_t want_h = window_extent(g.h, g.top, g.bottom, g.ph, g.sh);
-  const int64_t want_w = window_extent(g.w, g.left, g.right, g.pw, g.sw);
-  if (want_h == 0 || want_w == 0) throw fail("the pool window does not fit the padded input");
-  if (g.oh != want_h || g.ow != want_w)
-    throw fail(
-        "the output size must be (H + top + bottom - ph) / sh + 1 by (W + left + right - pw) / sw + 1 = " +
-        std::to_string(want_h) + "x" + std::to_string(want_w));
-  return g;
-}
 
 PoolPath choose_pool_path(const PoolGeometry& g, bool max, bool backward) {
   if (backward || g.has_empty_window()) return PoolPath::own;
@@ -163,18 +44,13 @@ PoolPath choose_pool_path(const PoolGeometry& g, bool max, bool backward) {
 // ------------------------------------------------------------------------------------------------
 
 BroadcastPlan plan_broadcast(const lamina_view& a, const lamina_view& b, const lamina_view& y) {
-  if (a.ndim != y.ndim || b.ndim != y.ndim)
-    throw sdk::Error("a " + shape_string(a) + ", b " + shape_string(b) + " and y " + shape_string(y) +
-                     " must have the same rank (the core expands ranks before calling)");
+  expect_broadcast_shapes(a, b, y);
   BroadcastPlan p;
-  p.size = size_of(y);
+  p.size = sdk::view_size(y);
   // Groups of y's non-unit axes, outermost first, with whether a and b are full along them.
   bool a_full[LAMINA_MAX_DIMS] = {}, b_full[LAMINA_MAX_DIMS] = {};
   for (int32_t d = 0; d < y.ndim; ++d) {
     const int64_t yd = y.shape[d], ad = a.shape[d], bd = b.shape[d];
-    if ((ad != yd && ad != 1) || (bd != yd && bd != 1))
-      throw sdk::Error("cannot broadcast a " + shape_string(a) + " and b " + shape_string(b) + " to y " +
-                       shape_string(y) + ": axis " + std::to_string(d) + " of a and b must be y's or 1");
     if (yd == 1) continue;
     const bool af = ad == yd, bf = bd == yd;
     if (p.rank > 0 && a_full[p.rank - 1] == af && b_full[p.rank - 1] == bf) {
@@ -209,16 +85,11 @@ BroadcastPlan plan_broadcast(const lamina_view& a, const lamina_view& b, const l
 // ------------------------------------------------------------------------------------------------
 
 ReducePlan plan_reduce(const lamina_view& x, const lamina_view& y) {
-  if (x.ndim != y.ndim)
-    throw sdk::Error("x " + shape_string(x) + " and y " + shape_string(y) +
-                     " must have the same rank (summed axes are kept as 1)");
+  expect_reduce_shapes(x, y);
   ReducePlan p;
-  p.out_size = size_of(y);
+  p.out_size = sdk::view_size(y);
   for (int32_t d = 0; d < x.ndim; ++d) {
     const int64_t xd = x.shape[d], yd = y.shape[d];
-    if (yd != xd && yd != 1)
-      throw sdk::Error("cannot sum x " + shape_string(x) + " into y " + shape_string(y) + ": axis " +
-                       std::to_string(d) + " of y must be x's or 1");
     if (xd == 1) continue;
     const bool summed = yd == 1;
     if (p.rank > 0 && p.summed[p.rank - 1] == summed) {
@@ -255,22 +126,12 @@ ReducePlan plan_reduce(const lamina_view& x, const lamina_view& y) {
 
 GemmPlan plan_gemm(const lamina_view& a, const lamina_view& b, const lamina_view& y, bool transpose_a,
                    bool transpose_b) {
-  expect_rank("", "a", a, 2, transpose_a ? "(K,M)" : "(M,K)");
-  expect_rank("", "b", b, 2, transpose_b ? "(N,K)" : "(K,N)");
-  expect_rank("", "y", y, 2, "(M,N)");
-  const int64_t m = transpose_a ? a.shape[1] : a.shape[0];
-  const int64_t k = transpose_a ? a.shape[0] : a.shape[1];
-  const int64_t k_b = transpose_b ? b.shape[1] : b.shape[0];
-  const int64_t n = transpose_b ? b.shape[0] : b.shape[1];
-  if (k != k_b || y.shape[0] != m || y.shape[1] != n)
-    throw sdk::Error("a " + shape_string(a) + (transpose_a ? " (transposed)" : "") + " times b " +
-                     shape_string(b) + (transpose_b ? " (transposed)" : "") + " does not give y " +
-                     shape_string(y));
+  const MatmulGeometry g = matmul_geometry(a, b, y, transpose_a, transpose_b);
   GemmPlan p;
   p.transpose_a = transpose_a, p.transpose_b = transpose_b;
-  p.m = to_int(m, "matmul's M");
-  p.n = to_int(n, "matmul's N");
-  p.k = to_int(k, "matmul's K");
+  p.m = to_int(g.m, "matmul's M");
+  p.n = to_int(g.n, "matmul's N");
+  p.k = to_int(g.k, "matmul's K");
   // A row-major matrix's leading dimension, as column-major, is its row length; cuBLAS wants >= 1.
   p.lda = std::max(1, to_int(a.shape[1], "a's row length"));
   p.ldb = std::max(1, to_int(b.shape[1], "b's row length"));

@@ -4,7 +4,7 @@
 // algorithms. None of it touches CUDA, so tests/test_cudnn_host.cpp runs it on any machine.
 #pragma once
 
-#include <lamina/sdk/plugin.hpp>
+#include <lamina/sdk/geometry.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -13,8 +13,10 @@
 
 namespace lamina::cudnn {
 
-// "(2,28,28,1)"
-std::string shape_string(const lamina_view& v);
+// The SDK's pooling geometry and shape printing serve this backend as they are.
+using sdk::pool_geometry;
+using sdk::PoolGeometry;
+using sdk::shape_string;
 
 // cuDNN and cuBLAS take int sizes; larger extents are refused with the name of what overflowed.
 int to_int(int64_t value, const char* what);
@@ -26,14 +28,7 @@ int to_int(int64_t value, const char* what);
 // even kernel or a stride puts the odd row and column after (pads [0,1,0,1]), so asymmetric pads are
 // applied explicitly: the input is copied into a zero-padded buffer and cuDNN runs unpadded.
 
-struct ConvGeometry {
-  int64_t n = 0, h = 0, w = 0, c = 0;  // x
-  int64_t kh = 0, kw = 0, o = 0;       // w
-  int64_t oh = 0, ow = 0;              // y
-  int64_t sh = 1, sw = 1;
-  int64_t top = 0, bottom = 0, left = 0, right = 0;
-
-  bool symmetric() const { return top == bottom && left == right; }
+struct ConvGeometry : sdk::ConvGeometry {
   bool explicit_padding() const { return !symmetric(); }
   // The input extent and pads cuDNN is told about.
   int64_t cudnn_h() const { return explicit_padding() ? h + top + bottom : h; }
@@ -42,39 +37,13 @@ struct ConvGeometry {
   int64_t cudnn_pad_w() const { return explicit_padding() ? 0 : left; }
 };
 
-// `x`, `w` and `y` are the views shaped like the forward op's x, w and y, whichever of them is the
-// kernel's output. Checks ranks, channels, attributes, the output extent and that cuDNN's int
-// sizes hold every extent; throws sdk::Error naming the shapes otherwise, prefixed with `op` unless
-// it is empty (the kernel wrapper names the op itself).
-ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
-                           const lamina_view& w, const lamina_view& y);
-
-// The extent of one output axis: (in + pads − k) / s + 1, or 0 when the window does not fit.
-int64_t window_extent(int64_t in, int64_t pad_lo, int64_t pad_hi, int64_t k, int64_t s);
-
-// The activation a fused op (conv2d_bias, matmul_bias) applies to its result, from its `activation`
-// string attribute: linear when absent; anything but linear, relu, sigmoid and tanh is refused.
-enum class FusedActivation { linear, relu, sigmoid, tanh };
-FusedActivation read_fused_activation(const sdk::AttrReader& attrs);
+// sdk::conv_geometry, and that cuDNN's int sizes hold every extent. `x`, `w` and `y` are the views
+// shaped like the forward op's x, w and y, whichever of them is the kernel's output.
+ConvGeometry cudnn_conv_geometry(const sdk::AttrReader& attrs, const lamina_view& x, const lamina_view& w,
+                                 const lamina_view& y);
 
 // ------------------------------------------------------------------------------------------------
-// Pooling. x (N,H,W,C) → y (N,OH,OW,C); attrs pool [ph,pw], strides [sh,sw] (default 1), pads.
-
-struct PoolGeometry {
-  int64_t n = 0, h = 0, w = 0, c = 0;
-  int64_t oh = 0, ow = 0;
-  int64_t ph = 1, pw = 1, sh = 1, sw = 1;
-  int64_t top = 0, bottom = 0, left = 0, right = 0;
-
-  bool symmetric() const { return top == bottom && left == right; }
-  bool unpadded() const { return top == 0 && bottom == 0 && left == 0 && right == 0; }
-  // Some window lies wholly in the padding (only possible when a pad reaches the window size).
-  // Windows step monotonically, so only the first and last along each axis can be empty.
-  bool has_empty_window() const;
-};
-
-PoolGeometry pool_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
-                           const lamina_view& y);
+// Pooling: sdk::PoolGeometry and sdk::pool_geometry.
 
 // Which implementation runs a pooling op. lamina's own kernels implement the contract exactly for
 // every geometry; cuDNN runs the forward passes where its documented semantics are lamina's:

@@ -8,7 +8,7 @@
 // filters transposed to (O,KH,KW,C) for each call.
 #pragma once
 
-#include <lamina/sdk/plugin.hpp>
+#include <lamina/sdk/backend.hpp>
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -28,6 +28,8 @@
 #include "geometry.hpp"
 
 namespace lamina::cudnn {
+
+using namespace sdk;  // the SDK's checks read as this backend's own
 
 // ------------------------------------------------------------------------------------------------
 // Errors
@@ -103,8 +105,6 @@ struct Backend {
   ActivationDesc activation;
 };
 
-Backend& backend_of(const sdk::KernelArgs& args);
-
 // Device memory for the length of one kernel call (a transposed filter, a padded input). Released
 // to the cache when it goes out of scope, while the work that uses it may still be queued: safe on
 // one stream.
@@ -136,6 +136,9 @@ inline float* dev(const lamina_view& v) {
   return reinterpret_cast<float*>(static_cast<char*>(v.data) + v.offset);
 }
 
+// y[0..n) = value on the backend's stream (elementwise.cu).
+void fill_device(Backend& backend, float* y, int64_t n, float value);
+
 // Blocks and threads for a grid-stride loop over n elements: enough blocks to fill the GPU, no more.
 struct Launch {
   unsigned blocks = 1, threads = 256;
@@ -145,56 +148,28 @@ Launch launch_for(const Backend& backend, int64_t n, unsigned threads = 256);
 // ------------------------------------------------------------------------------------------------
 // Kernel calls
 
-// Runs a kernel body under the backend's lock, turning exceptions into LAMINA_ERROR with a message
-// naming the op, and checking that the body's kernel launches were accepted.
-template <class Body>
-lamina_status run_kernel(const char* op, const sdk::KernelArgs& args, lamina_error* error,
-                         Body&& body) noexcept {
-  return sdk::guarded(error, [&] {
-    try {
-      Backend& backend = backend_of(args);
-      std::lock_guard lock(backend.mutex);
-      check_cuda(cudaSetDevice(backend.device), "selecting the device");
-      body(backend);
-      check_cuda(cudaGetLastError(), "launching the kernel");
-      if (backend.sync_each_kernel) check_cuda(cudaStreamSynchronize(backend.stream), "running the kernel");
-    } catch (const std::exception& e) {
-      throw sdk::Error(std::string("cudnn backend, op '") + op + "': " + e.what());
-    }
-  });
-}
+// Runs each kernel body under the backend's lock on its device, and checks that the body's kernel
+// launches were accepted; with LAMINA_CUDNN_SYNC set, waits for them.
+struct Kernels : sdk::KernelPolicy {
+  static constexpr const char* name = "cudnn";
+  using State = Backend;
+  template <class Body>
+  static void run(Backend& backend, const sdk::KernelArgs& /*args*/, Body&& body) {
+    std::lock_guard lock(backend.mutex);
+    check_cuda(cudaSetDevice(backend.device), "selecting the device");
+    body();
+    check_cuda(cudaGetLastError(), "launching the kernel");
+    if (backend.sync_each_kernel) check_cuda(cudaStreamSynchronize(backend.stream), "running the kernel");
+  }
+};
 
-// Checks the counts and element types of a kernel's views; generators (fill, dropout_mask) accept a
-// shape-giving input they do not read.
-void expect_views(const sdk::KernelArgs& args, int n_inputs, int n_outputs, bool extra_inputs_ok = false);
-void expect_same_shape(const lamina_view& a, const char* a_name, const lamina_view& b, const char* b_name);
-
-// Memory table functions (memory.cpp).
-void* device_alloc(void* self, size_t bytes, lamina_error* error);
-void device_release(void* self, void* buffer);
-lamina_status device_copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
-                             lamina_error* error);
-lamina_status device_copy_out(void* self, const void* buffer, size_t offset, void* destination, size_t bytes,
-                              lamina_error* error);
-lamina_status device_synchronize(void* self, lamina_error* error);
-
-// Each op family appends its {op name, kernel} pairs; plugin.cpp gathers them into the table.
-void add_elementwise_kernels(std::vector<lamina_kernel>& kernels);
-void add_reduce_kernels(std::vector<lamina_kernel>& kernels);
-void add_matmul_kernels(std::vector<lamina_kernel>& kernels);
-void add_conv_kernels(std::vector<lamina_kernel>& kernels);
-void add_pool_kernels(std::vector<lamina_kernel>& kernels);
-void add_random_kernels(std::vector<lamina_kernel>& kernels);
-void add_update_kernels(std::vector<lamina_kernel>& kernels);
-void add_layout_kernels(std::vector<lamina_kernel>& kernels);
-
-// y[0..n) = value on the backend's stream (elementwise.cu).
-void fill_device(Backend& backend, float* y, int64_t n, float value);
+// Memory (memory.cpp): a backend table with `self` and the buffer functions set.
+lamina_backend memory_table(Backend& backend);
 
 // Device helpers the fused ops share.
 // y(rows, length) = activation(y + bias), bias (length) added to every row (elementwise.cu).
 void add_bias_activation(Backend& be, float* y, const float* bias, int64_t rows, int64_t length,
-                         FusedActivation activation);
+                         sdk::Activation activation);
 // y(length) = Σ over rows of x(rows, length): a bias gradient (reduce.cu).
 void sum_rows_into(Backend& be, const float* x, float* y, int64_t rows, int64_t length);
 
@@ -204,14 +179,11 @@ std::string probe_device(int device);
 
 }  // namespace lamina::cudnn
 
-// Defines a kernel function `fn` for op `op` whose body sees `args` (sdk::KernelArgs&) and `be`
-// (Backend&). Use inside namespace lamina::cudnn.
-#define CUDNN_KERNEL(fn, op)                                                                          \
-  static void fn##_body(::lamina::sdk::KernelArgs& args, ::lamina::cudnn::Backend& be);               \
-  static lamina_status fn(void* backend, const lamina_view* in, int32_t n_in, const lamina_view* out, \
-                          int32_t n_out, const lamina_attrs* attrs, lamina_error* error) {            \
-    ::lamina::sdk::KernelArgs args{backend, in, n_in, out, n_out, ::lamina::sdk::AttrReader(attrs)};  \
-    return ::lamina::cudnn::run_kernel(op, args, error,                                               \
-                                       [&](::lamina::cudnn::Backend& b) { fn##_body(args, b); });     \
-  }                                                                                                   \
-  static void fn##_body(::lamina::sdk::KernelArgs& args, ::lamina::cudnn::Backend& be)
+// Defines kernel `fn` of op `op` whose body sees `args` (sdk::KernelArgs&) and `be` (Backend&). Use
+// inside namespace lamina::cudnn.
+#define CUDNN_KERNEL(fn, op) LAMINA_BACKEND_KERNEL(::lamina::cudnn::Kernels, fn, op)
+
+// Device code: `for` over i in [0, n) as a grid-stride loop, whatever the grid (launch_for).
+#define GRID_STRIDE_LOOP(i, n)                                              \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += int64_t(gridDim.x) * blockDim.x)

@@ -69,14 +69,4 @@ CUDNN_KERNEL(op_transpose, "transpose") {
 
 }  // namespace
 
-void add_layout_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"concat", op_concat},
-                                    {"slice", op_slice},
-                                    {"slice_backward", op_slice_backward},
-                                    {"pad", op_pad},
-                                    {"transpose", op_transpose},
-                                });
-}
-
 }  // namespace lamina::cudnn

@@ -34,21 +34,14 @@ CUDNN_KERNEL(op_matmul, "matmul") {
 CUDNN_KERNEL(op_matmul_bias, "matmul_bias") {
   // y (M,N) = activation(op(a)·op(b) + bias), bias (N) added to every row
   expect_views(args, 3, 1);
-  const FusedActivation activation = read_fused_activation(args.attrs);
+  const sdk::Activation activation = sdk::read_activation(args.attrs);
   const lamina_view& bias = args.inputs[2];
   const lamina_view& y = args.outputs[0];
-  if (bias.ndim != 1 || y.ndim != 2 || bias.shape[0] != y.shape[1])
-    throw sdk::Error("bias " + shape_string(bias) + " must hold one value per column of y " +
-                     shape_string(y));
+  expect_vector(bias, "bias", matmul_geometry(args.attrs, args.inputs[0], args.inputs[1], y).n,
+                "column of y");
   const GemmPlan p = gemm(args, be);
   add_bias_activation(be, dev(y), dev(bias), p.m, p.n, activation);
 }
 
 }  // namespace
-
-void add_matmul_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.push_back({"matmul", op_matmul});
-  kernels.push_back({"matmul_bias", op_matmul_bias});
-}
-
 }  // namespace lamina::cudnn

@@ -21,42 +21,6 @@ void check_cublas(cublasStatus_t status, const char* what) {
                      std::to_string(int(status)) + "): " + cublasGetStatusString(status));
 }
 
-Backend& backend_of(const sdk::KernelArgs& args) {
-  if (!args.backend) throw sdk::Error("kernel called without its backend state");
-  return *static_cast<Backend*>(args.backend);
-}
-
-void expect_views(const sdk::KernelArgs& args, int n_inputs, int n_outputs, bool extra_inputs_ok) {
-  const bool inputs_ok = extra_inputs_ok ? args.n_inputs >= n_inputs : args.n_inputs == n_inputs;
-  if (!inputs_ok || args.n_outputs != n_outputs)
-    throw sdk::Error("expects " + std::to_string(n_inputs) + " input(s) and " + std::to_string(n_outputs) +
-                     " output(s), got " + std::to_string(args.n_inputs) + " and " +
-                     std::to_string(args.n_outputs));
-  auto check = [](const lamina_view& v, const char* role, int i) {
-    if (v.dtype != LAMINA_DTYPE_FLOAT32)
-      throw sdk::Error(std::string(role) + " " + std::to_string(i) + " is not float32 (dtype " +
-                       std::to_string(v.dtype) + ")");
-    if (v.ndim < 0 || v.ndim > LAMINA_MAX_DIMS)
-      throw sdk::Error(std::string(role) + " " + std::to_string(i) + " has rank " + std::to_string(v.ndim));
-    for (int32_t d = 0; d < v.ndim; ++d)
-      if (v.shape[d] < 0)
-        throw sdk::Error(std::string(role) + " " + std::to_string(i) + " has a negative dimension " +
-                         shape_string(v));
-    if (!v.data && sdk::view_size(v) > 0)
-      throw sdk::Error(std::string(role) + " " + std::to_string(i) + " has no device buffer");
-  };
-  for (int i = 0; i < n_inputs; ++i) check(args.inputs[i], "input", i);
-  for (int i = 0; i < n_outputs; ++i) check(args.outputs[i], "output", i);
-}
-
-void expect_same_shape(const lamina_view& a, const char* a_name, const lamina_view& b, const char* b_name) {
-  bool same = a.ndim == b.ndim;
-  for (int32_t i = 0; same && i < a.ndim; ++i) same = a.shape[i] == b.shape[i];
-  if (!same)
-    throw sdk::Error(std::string(a_name) + " has shape " + shape_string(a) + " but " + b_name +
-                     " has shape " + shape_string(b) + "; they must match");
-}
-
 Launch launch_for(const Backend& backend, int64_t n, unsigned threads) {
   // Eight 256-thread blocks fill a multiprocessor (2,048 resident threads); grid-stride loops cover
   // the rest, so the block count stays far below CUDA's limit whatever n is.
@@ -114,6 +78,8 @@ void* workspace(Backend& backend, size_t bytes) {
 // ------------------------------------------------------------------------------------------------
 // The backend table's memory functions
 
+namespace {
+
 void* device_alloc(void* self, size_t bytes, lamina_error* error) {
   auto& backend = *static_cast<Backend*>(self);
   void* p = backend.allocator.allocate(bytes);
@@ -133,8 +99,6 @@ void device_release(void* self, void* buffer) {
     host->log(2, "cudnn backend: release of a buffer this backend did not allocate (ignored)");
 }
 
-namespace {
-
 void prepare_staging(Staging& s) {
   s.ready = true;
   for (int i = 0; i < Staging::kSlots; ++i) {
@@ -151,8 +115,6 @@ void prepare_staging(Staging& s) {
 const char* kEarlierKernel =
     " (an error here may come from an earlier kernel, since kernels run asynchronously; LAMINA_CUDNN_SYNC=1 "
     "makes each kernel wait and report its own)";
-
-}  // namespace
 
 lamina_status device_copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
                              lamina_error* error) {
@@ -211,6 +173,13 @@ lamina_status device_synchronize(void* self, lamina_error* error) {
     check_cuda(cudaStreamSynchronize(backend.stream),
                (std::string("cudnn backend: synchronize") + kEarlierKernel).c_str());
   });
+}
+
+}  // namespace
+
+lamina_backend memory_table(Backend& backend) {
+  return sdk::backend_table(&backend, false, device_alloc, device_release, device_copy_in, device_copy_out,
+                            device_synchronize);
 }
 
 }  // namespace lamina::cudnn

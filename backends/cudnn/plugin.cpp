@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "kernels.hpp"
 
@@ -20,8 +19,6 @@ namespace {
 // Deliberately never destroyed: the process may still release tensors during exit, and CUDA's own
 // teardown at exit makes destroying handles and freeing memory from static destructors unsafe.
 Backend* g_backend = nullptr;
-std::vector<lamina_kernel> g_kernels;
-lamina_backend g_table{};
 
 bool env_flag(const char* name) {
   const char* v = std::getenv(name);
@@ -147,32 +144,9 @@ void init(const lamina_host* host) {
       throw sdk::Error(std::string("cudnn backend: ") + e.what());
     }
   }
-  g_kernels.clear();
-  add_elementwise_kernels(g_kernels);
-  add_reduce_kernels(g_kernels);
-  add_matmul_kernels(g_kernels);
-  add_conv_kernels(g_kernels);
-  add_pool_kernels(g_kernels);
-  add_random_kernels(g_kernels);
-  add_update_kernels(g_kernels);
-  add_layout_kernels(g_kernels);
-
-  g_table = lamina_backend{};
-  g_table.struct_size = sizeof(lamina_backend);
-  g_table.name = "cudnn";
-  g_table.device = g_backend->description.c_str();
-  g_table.self = g_backend;
-  g_table.host_memory = 0;
-  g_table.alloc = &device_alloc;
-  g_table.release = &device_release;
-  g_table.copy_in = &device_copy_in;
-  g_table.copy_out = &device_copy_out;
-  g_table.synchronize = &device_synchronize;
-  g_table.kernel_count = int32_t(g_kernels.size());
-  g_table.kernels = g_kernels.data();
-
-  lamina_error error{};
-  sdk::check(host->register_backend(host->self, &g_table, &error), error);
+  lamina_backend table = memory_table(*g_backend);
+  table.device = g_backend->description.c_str();
+  sdk::register_backend<Kernels>(host, table);
 }
 
 }  // namespace

@@ -12,10 +12,6 @@
 namespace lamina::cudnn {
 namespace {
 
-#define GRID_STRIDE_LOOP(i, n)                                              \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
-       i += int64_t(gridDim.x) * blockDim.x)
-
 // The cells of window (oh, ow) inside the input: rows [r0, r1), columns [c0, c1).
 struct Cells {
   int64_t r0, r1, c0, c1;
@@ -23,7 +19,7 @@ struct Cells {
 
 __device__ Cells window_cells(const PoolGeometry& g, int64_t oh, int64_t ow) {
   const int64_t r = oh * g.sh - g.top, c = ow * g.sw - g.left;
-  return {max(r, int64_t(0)), min(r + g.ph, g.h), max(c, int64_t(0)), min(c + g.pw, g.w)};
+  return {max(r, int64_t(0)), min(r + g.kh, g.h), max(c, int64_t(0)), min(c + g.kw, g.w)};
 }
 
 // x (N,H,W,C) → y (N,OH,OW,C); i indexes y, channels fastest so neighbouring threads read
@@ -78,8 +74,8 @@ __global__ void pool_backward(const float* __restrict__ x, const float* __restri
     const int64_t row = rest % g.h;
     const int64_t image = rest / g.h;
     int64_t oh0, oh1, ow0, ow1;
-    covering(row, g.top, g.ph, g.sh, g.oh, oh0, oh1);
-    covering(col, g.left, g.pw, g.sw, g.ow, ow0, ow1);
+    covering(row, g.top, g.kh, g.sh, g.oh, oh0, oh1);
+    covering(col, g.left, g.kw, g.sw, g.ow, ow0, ow1);
     const float* x_image = Max ? x + image * g.h * g.w * g.c + c : nullptr;
     const float* dy_image = dy + image * g.oh * g.ow * g.c + c;
     float acc = 0.0f;
@@ -127,7 +123,7 @@ template <bool Max>
 void forward(const sdk::KernelArgs& args, Backend& be) {
   // x (N,H,W,C) → y (N,OH,OW,C)
   expect_views(args, 1, 1);
-  const PoolGeometry g = pool_geometry("", args.attrs, args.inputs[0], args.outputs[0]);
+  const PoolGeometry g = pool_geometry(args.attrs, args.inputs[0], args.outputs[0]);
   const float* x = dev(args.inputs[0]);
   float* y = dev(args.outputs[0]);
   if (choose_pool_path(g, Max, false) == PoolPath::cudnn && cudnn_pool_forward(be, g, Max, x, y)) return;
@@ -147,7 +143,7 @@ CUDNN_KERNEL(op_max_pool2d_backward, "max_pool2d_backward") {
   // x (N,H,W,C), dy (N,OH,OW,C) → dx (N,H,W,C)
   expect_views(args, 2, 1);
   expect_same_shape(args.inputs[0], "x", args.outputs[0], "dx");
-  const PoolGeometry g = pool_geometry("", args.attrs, args.inputs[0], args.inputs[1]);
+  const PoolGeometry g = pool_geometry(args.attrs, args.inputs[0], args.inputs[1]);
   const int64_t n = sdk::view_size(args.outputs[0]);
   const Launch l = launch_for(be, n);
   pool_backward<true><<<l.blocks, l.threads, 0, be.stream>>>(dev(args.inputs[0]), dev(args.inputs[1]),
@@ -157,7 +153,7 @@ CUDNN_KERNEL(op_max_pool2d_backward, "max_pool2d_backward") {
 CUDNN_KERNEL(op_avg_pool2d_backward, "avg_pool2d_backward") {
   // dy (N,OH,OW,C) → dx (N,H,W,C)
   expect_views(args, 1, 1);
-  const PoolGeometry g = pool_geometry("", args.attrs, args.outputs[0], args.inputs[0]);
+  const PoolGeometry g = pool_geometry(args.attrs, args.outputs[0], args.inputs[0]);
   const int64_t n = sdk::view_size(args.outputs[0]);
   const Launch l = launch_for(be, n);
   pool_backward<false>
@@ -165,14 +161,4 @@ CUDNN_KERNEL(op_avg_pool2d_backward, "avg_pool2d_backward") {
 }
 
 }  // namespace
-
-void add_pool_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"max_pool2d", op_max_pool2d},
-                                    {"max_pool2d_backward", op_max_pool2d_backward},
-                                    {"avg_pool2d", op_avg_pool2d},
-                                    {"avg_pool2d_backward", op_avg_pool2d_backward},
-                                });
-}
-
 }  // namespace lamina::cudnn

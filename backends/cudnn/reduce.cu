@@ -176,11 +176,8 @@ void softmax_rows(const sdk::KernelArgs& args, Backend& be, cudnnSoftmaxAlgorith
   // x (..., L), y x's shape
   expect_views(args, 1, 1);
   const lamina_view& xv = args.inputs[0];
-  expect_same_shape(xv, "x", args.outputs[0], "y");
-  if (xv.ndim < 1) throw sdk::Error("x must have rank >= 1, got a scalar");
-  const int64_t length = xv.shape[xv.ndim - 1];
+  const auto [rows, length] = last_axis_rows(xv, args.outputs[0]);
   if (length == 0) return;
-  const int64_t rows = sdk::view_size(xv) / length;
   const int64_t block = std::max<int64_t>(1, INT_MAX / length);
   const float* x = dev(xv);
   float* y = dev(args.outputs[0]);
@@ -209,14 +206,6 @@ void sum_rows_into(Backend& be, const float* x, float* y, int64_t rows, int64_t 
     return;
   }
   sum_middle(be, x, y, 1, rows, length);
-}
-
-void add_reduce_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"reduce_sum", op_reduce_sum},
-                                    {"softmax", op_softmax},
-                                    {"log_softmax", op_log_softmax},
-                                });
 }
 
 }  // namespace lamina::cudnn

@@ -8,10 +8,6 @@
 namespace lamina::cudnn {
 namespace {
 
-#define GRID_STRIDE_LOOP(i, n)                                              \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
-       i += int64_t(gridDim.x) * blockDim.x)
-
 // p -= lr·g; with a velocity v: v = momentum·v − lr·g, p += v (nesterov: p += momentum·v − lr·g)
 __global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ v,
                            int64_t n, double lr, double momentum, bool nesterov) {
@@ -76,24 +72,6 @@ __global__ void rmsprop_kernel(float* __restrict__ p, const float* __restrict__ 
   }
 }
 
-// Checks (param, grad, slots...) → (param, slots...), all of the parameter's shape, with between
-// `fewest` and `most` slots; returns the slot count.
-int expect_update(const sdk::KernelArgs& args, int fewest, int most) {
-  const int slots = args.n_inputs - 2;
-  if (slots < fewest || slots > most || args.n_outputs != 1 + slots)
-    throw sdk::Error("takes the parameter, its gradient and " + std::to_string(fewest) +
-                     (most > fewest ? " or " + std::to_string(most) : std::string()) +
-                     " slot(s), and returns the parameter and the slots; got " +
-                     std::to_string(args.n_inputs) + " input(s) and " + std::to_string(args.n_outputs) +
-                     " output(s)");
-  expect_views(args, args.n_inputs, args.n_outputs);
-  for (int32_t i = 1; i < args.n_inputs; ++i)
-    expect_same_shape(args.inputs[i], i == 1 ? "grad" : "slot", args.inputs[0], "param");
-  for (int32_t i = 0; i < args.n_outputs; ++i)
-    expect_same_shape(args.outputs[i], "output", args.inputs[0], "param");
-  return slots;
-}
-
 CUDNN_KERNEL(op_sgd_update, "sgd_update") {
   const int slots = expect_update(args, 0, 1);
   const int64_t n = sdk::view_size(args.inputs[0]);
@@ -137,14 +115,4 @@ CUDNN_KERNEL(op_rmsprop_update, "rmsprop_update") {
 }
 
 }  // namespace
-
-void add_update_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"sgd_update", op_sgd_update},
-                                    {"adadelta_update", op_adadelta_update},
-                                    {"adam_update", op_adam_update},
-                                    {"rmsprop_update", op_rmsprop_update},
-                                });
-}
-
 }  // namespace lamina::cudnn

@@ -24,55 +24,20 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-struct ConvGeometry {
-  int64_t n, h, w, c;  // input
-  int64_t kh, kw, o;   // kernel (and output channels)
-  int64_t oh, ow;      // output
-  int64_t sh, sw, pt, pb, pl, pr;
-
+// The SDK's geometry, as oneDNN describes it.
+struct ConvGeometry : sdk::ConvGeometry {
   memory::dims src() const { return {n, c, h, w}; }
   memory::dims weights() const { return {o, c, kh, kw}; }
   memory::dims dst() const { return {n, o, oh, ow}; }
   memory::dims strides() const { return {sh, sw}; }
-  memory::dims pad_l() const { return {pt, pl}; }
-  memory::dims pad_r() const { return {pb, pr}; }
+  memory::dims pad_l() const { return {top, left}; }
+  memory::dims pad_r() const { return {bottom, right}; }
   CacheKey key(const char* op) const {
     CacheKey k(op);
-    for (int64_t v : {n, h, w, c, kh, kw, o, oh, ow, sh, sw, pt, pb, pl, pr}) k.add(v);
+    for (int64_t v : {n, h, w, c, kh, kw, o, oh, ow, sh, sw, top, bottom, left, right}) k.add(v);
     return k;
   }
 };
-
-// Reads and checks the geometry from the three tensors of a pass, whichever of them are inputs.
-ConvGeometry conv_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
-                           const lamina_view& w, const lamina_view& y) {
-  expect_rank(op, "the activation (N,H,W,C)", x, 4);
-  expect_rank(op, "the kernel (KH,KW,C,O)", w, 4);
-  expect_rank(op, "the output-side tensor (N,OH,OW,O)", y, 4);
-  auto strides = attrs.get_ints<2>("strides", {1, 1});
-  auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
-  ConvGeometry g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0],
-                 w.shape[1], w.shape[3], y.shape[1], y.shape[2], strides[0],
-                 strides[1], pads[0],    pads[1],    pads[2],    pads[3]};
-  auto fail = [&](const std::string& why) {
-    return sdk::Error(std::string(op) + " on onednn: " + why + "; activation " + shape_string(x) +
-                      ", kernel " + shape_string(w) + ", output side " + shape_string(y) + ", strides [" +
-                      std::to_string(g.sh) + "," + std::to_string(g.sw) + "], pads [" + std::to_string(g.pt) +
-                      "," + std::to_string(g.pb) + "," + std::to_string(g.pl) + "," + std::to_string(g.pr) +
-                      "]");
-  };
-  if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
-  if (g.pt < 0 || g.pb < 0 || g.pl < 0 || g.pr < 0) throw fail("pads must not be negative");
-  if (w.shape[2] != g.c) throw fail("kernel input channels differ from the activation's channels");
-  if (y.shape[0] != g.n || y.shape[3] != g.o) throw fail("batch or output channels disagree");
-  if (g.kh < 1 || g.kw < 1) throw fail("kernel must be at least 1x1");
-  int64_t span_h = g.h + g.pt + g.pb - g.kh, span_w = g.w + g.pl + g.pr - g.kw;
-  if (span_h < 0 || span_w < 0) throw fail("kernel is larger than the padded input");
-  if (g.oh != span_h / g.sh + 1 || g.ow != span_w / g.sw + 1)
-    throw fail("output size must be (H + top + bottom - KH) / sh + 1 by (W + left + right - KW) / sw + 1 = " +
-               std::to_string(span_h / g.sh + 1) + "x" + std::to_string(span_w / g.sw + 1));
-  return g;
-}
 
 // A tensor as the primitive reads or writes it: the caller's plain buffer, plus, when the chosen
 // layout differs, a buffer in that layout and the cached reorder between the two. Reorders of small
@@ -186,15 +151,13 @@ struct ForwardEntry {
 // activation run inside the convolution's own loop (oneDNN bias and eltwise post-op), so the output
 // is written once instead of three times.
 void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
-  expect_views(args, op, with_bias ? 3 : 2, 1);
+  expect_views(args, with_bias ? 3 : 2, 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& w = args.inputs[1];
   const lamina_view& y = args.outputs[0];
-  ConvGeometry g = conv_geometry(op, args.attrs, x, w, y);
+  ConvGeometry g{sdk::conv_geometry(args.attrs, x, w, y)};
   sdk::Activation act = with_bias ? sdk::read_activation(args.attrs) : sdk::Activation::linear;
-  if (with_bias && (args.inputs[2].ndim != 1 || args.inputs[2].shape[0] != g.o))
-    throw sdk::Error(std::string(op) + " on onednn: the bias " + shape_string(args.inputs[2]) +
-                     " must hold one value per output channel (" + std::to_string(g.o) + ")");
+  if (with_bias) expect_vector(args.inputs[2], "b", g.o, "output channel");
   if (sdk::view_size(y) == 0) return;
   if (sdk::view_size(x) == 0) {  // no channels: every sum is empty, leaving the bias
     float* out = out_data(y);
@@ -215,7 +178,7 @@ void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(small(g));
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     CacheKey key = g.key(op);
     key.add(int64_t(act));
     auto entry = be.cache.get<ForwardEntry>(key, [&] {
@@ -250,10 +213,10 @@ void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
   });
 }
 
-LAMINA_KERNEL(conv2d_kernel) {
+ONEDNN_KERNEL(conv2d_kernel, "conv2d") {
   conv_forward(args, "conv2d", false);
 }
-LAMINA_KERNEL(conv2d_bias_kernel) {
+ONEDNN_KERNEL(conv2d_bias_kernel, "conv2d_bias") {
   conv_forward(args, "conv2d_bias", true);
 }
 
@@ -264,22 +227,21 @@ struct BackwardDataEntry {
 };
 
 // conv2d_backward_data: dy, w → dx
-LAMINA_KERNEL(conv2d_backward_data_kernel) {
+ONEDNN_KERNEL(conv2d_backward_data_kernel, "conv2d_backward_data") {
   const char* op = "conv2d_backward_data";
-  expect_views(args, op, 2, 1);
+  expect_views(args, 2, 1);
   const lamina_view& dy = args.inputs[0];
   const lamina_view& w = args.inputs[1];
   const lamina_view& dx = args.outputs[0];
-  ConvGeometry g = conv_geometry(op, args.attrs, dx, w, dy);
+  ConvGeometry g{sdk::conv_geometry(args.attrs, dx, w, dy, "dx", "w", "dy")};
   if (sdk::view_size(dx) == 0) return;
   if (sdk::view_size(dy) == 0) {  // no output cells or channels: nothing flows back
     std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
     return;
   }
-  Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(small(g));
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<BackwardDataEntry>(g.key(op), [&] {
       auto pd = choose_layout([&](bool channels_last) {
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
@@ -322,14 +284,12 @@ struct BackwardWeightsEntry {
 // conv2d_backward_filter (x, dy → dw) and conv2d_backward_filter_bias (x, dy → dw, db): oneDNN
 // sums db in the same pass over dy.
 void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with_bias) {
-  expect_views(args, op, 2, with_bias ? 2 : 1);
+  expect_views(args, 2, with_bias ? 2 : 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& dy = args.inputs[1];
   const lamina_view& dw = args.outputs[0];
-  ConvGeometry g = conv_geometry(op, args.attrs, x, dw, dy);
-  if (with_bias && (args.outputs[1].ndim != 1 || args.outputs[1].shape[0] != g.o))
-    throw sdk::Error(std::string(op) + " on onednn: db " + shape_string(args.outputs[1]) +
-                     " must hold one value per output channel (" + std::to_string(g.o) + ")");
+  ConvGeometry g{sdk::conv_geometry(args.attrs, x, dw, dy, "x", "dw", "dy")};
+  if (with_bias) expect_vector(args.outputs[1], "db", g.o, "output channel");
   if (sdk::view_size(dw) == 0 && !with_bias) return;
   if (sdk::view_size(x) == 0 || sdk::view_size(dy) == 0 || sdk::view_size(dw) == 0) {
     // an empty batch (or no input channels) contributes nothing to dw; db is still Σ dy
@@ -347,7 +307,7 @@ void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(small(g));
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<BackwardWeightsEntry>(g.key(op), [&] {
       auto pd = choose_layout([&](bool channels_last) {
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last, with_bias);
@@ -388,23 +348,12 @@ void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with
   });
 }
 
-LAMINA_KERNEL(conv2d_backward_filter_kernel) {
+ONEDNN_KERNEL(conv2d_backward_filter_kernel, "conv2d_backward_filter") {
   conv_backward_filter(args, "conv2d_backward_filter", false);
 }
-LAMINA_KERNEL(conv2d_backward_filter_bias_kernel) {
+ONEDNN_KERNEL(conv2d_backward_filter_bias_kernel, "conv2d_backward_filter_bias") {
   conv_backward_filter(args, "conv2d_backward_filter_bias", true);
 }
 
 }  // namespace
-
-void add_conv_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"conv2d", conv2d_kernel},
-                                    {"conv2d_bias", conv2d_bias_kernel},
-                                    {"conv2d_backward_data", conv2d_backward_data_kernel},
-                                    {"conv2d_backward_filter", conv2d_backward_filter_kernel},
-                                    {"conv2d_backward_filter_bias", conv2d_backward_filter_bias_kernel},
-                                });
-}
-
 }  // namespace lamina::onednn

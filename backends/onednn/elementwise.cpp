@@ -68,10 +68,10 @@ void backward_small(Backward f, const float* __restrict a, const float* __restri
 
 // y = f(x) for x → y.
 void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg, float alpha, float beta, Unary f) {
-  expect_views(args, op, 1, 1);
+  expect_views(args, 1, 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& y = args.outputs[0];
-  expect_same_size(op, x, y);
+  expect_same_size(x, "x", y, "y");
   int64_t n = sdk::view_size(y);
   if (n == 0) return;
   if (n < kParallelThreshold) {
@@ -80,7 +80,7 @@ void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg,
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<EltwiseEntry>(CacheKey(op).add(n), [&] {
       memory::desc md = flat_desc(n);
       dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, alg, md, alpha, beta);
@@ -101,12 +101,12 @@ void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg,
 // dx = f'(·) · dy for (x or y), dy → dx. `alg` decides whether the first input is the forward's
 // source (relu) or its result (the *_use_dst_for_bwd algorithms).
 void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg, bool first_is_dst, Backward f) {
-  expect_views(args, op, 2, 1);
+  expect_views(args, 2, 1);
   const lamina_view& data = args.inputs[0];
   const lamina_view& dy = args.inputs[1];
   const lamina_view& dx = args.outputs[0];
-  expect_same_size(op, data, dx);
-  expect_same_size(op, dy, dx);
+  expect_same_size(data, "x", dx, "dx");
+  expect_same_size(dy, "dy", dx, "dx");
   int64_t n = sdk::view_size(dx);
   if (n == 0) return;
   if (n < kParallelThreshold) {
@@ -115,7 +115,7 @@ void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<EltwiseEntry>(CacheKey(op).add(n), [&] {
       memory::desc md = flat_desc(n);
       dnnl::eltwise_forward::desc hint_desc(dnnl::prop_kind::forward_training, alg, md, 0.f, 0.f);
@@ -140,36 +140,36 @@ void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg
   });
 }
 
-LAMINA_KERNEL(neg_kernel) {
+ONEDNN_KERNEL(neg_kernel, "neg") {
   eltwise_forward(args, "neg", algorithm::eltwise_linear, -1.f, 0.f, Unary::neg);
 }
-LAMINA_KERNEL(exp_kernel) {
+ONEDNN_KERNEL(exp_kernel, "exp") {
   eltwise_forward(args, "exp", algorithm::eltwise_exp, 0.f, 0.f, Unary::exp);
 }
-LAMINA_KERNEL(sqrt_kernel) {
+ONEDNN_KERNEL(sqrt_kernel, "sqrt") {
   eltwise_forward(args, "sqrt", algorithm::eltwise_sqrt, 0.f, 0.f, Unary::sqrt);
 }
-LAMINA_KERNEL(square_kernel) {
+ONEDNN_KERNEL(square_kernel, "square") {
   eltwise_forward(args, "square", algorithm::eltwise_square, 0.f, 0.f, Unary::square);
 }
-LAMINA_KERNEL(relu_kernel) {
+ONEDNN_KERNEL(relu_kernel, "relu") {
   eltwise_forward(args, "relu", algorithm::eltwise_relu, 0.f, 0.f, Unary::relu);
 }
-LAMINA_KERNEL(sigmoid_kernel) {
+ONEDNN_KERNEL(sigmoid_kernel, "sigmoid") {
   eltwise_forward(args, "sigmoid", algorithm::eltwise_logistic, 0.f, 0.f, Unary::sigmoid);
 }
-LAMINA_KERNEL(tanh_kernel) {
+ONEDNN_KERNEL(tanh_kernel, "tanh") {
   eltwise_forward(args, "tanh", algorithm::eltwise_tanh, 0.f, 0.f, Unary::tanh);
 }
 
-LAMINA_KERNEL(relu_backward_kernel) {
+ONEDNN_KERNEL(relu_backward_kernel, "relu_backward") {
   eltwise_backward(args, "relu_backward", algorithm::eltwise_relu, /*first_is_dst=*/false, Backward::relu);
 }
-LAMINA_KERNEL(sigmoid_backward_kernel) {
+ONEDNN_KERNEL(sigmoid_backward_kernel, "sigmoid_backward") {
   eltwise_backward(args, "sigmoid_backward", algorithm::eltwise_logistic_use_dst_for_bwd,
                    /*first_is_dst=*/true, Backward::sigmoid);
 }
-LAMINA_KERNEL(tanh_backward_kernel) {
+ONEDNN_KERNEL(tanh_backward_kernel, "tanh_backward") {
   eltwise_backward(args, "tanh_backward", algorithm::eltwise_tanh_use_dst_for_bwd, /*first_is_dst=*/true,
                    Backward::tanh);
 }
@@ -180,8 +180,8 @@ LAMINA_KERNEL(tanh_backward_kernel) {
 // y = f(x), one element at a time.
 template <class F>
 void unary_loop(const sdk::KernelArgs& args, const char* op, F f) {
-  expect_views(args, op, 1, 1);
-  expect_same_size(op, args.inputs[0], args.outputs[0]);
+  expect_views(args, 1, 1);
+  expect_same_size(args.inputs[0], "x", args.outputs[0], "y");
   const float* x = in_data(args.inputs[0]);
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
@@ -192,13 +192,13 @@ void unary_loop(const sdk::KernelArgs& args, const char* op, F f) {
 
 // oneDNN's vectorised log is off by tens of ulp for arguments near 1 (8e-7 absolute at
 // log(x) = 0.22), which is where cross-entropy losses live; glibc's logf is within an ulp.
-LAMINA_KERNEL(log_kernel) {
+ONEDNN_KERNEL(log_kernel, "log") {
   unary_loop(args, "log", [](float v) { return std::log(v); });
 }
 
-LAMINA_KERNEL(copy_kernel) {
-  expect_views(args, "copy", 1, 1);
-  expect_same_size("copy", args.inputs[0], args.outputs[0]);
+ONEDNN_KERNEL(copy_kernel, "copy") {
+  expect_views(args, 1, 1);
+  expect_same_size(args.inputs[0], "x", args.outputs[0], "y");
   const float* x = in_data(args.inputs[0]);
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
@@ -212,17 +212,17 @@ LAMINA_KERNEL(copy_kernel) {
   });
 }
 
-LAMINA_KERNEL(fill_kernel) {
-  expect_views(args, "fill", 0, 1, /*extra_inputs_ok=*/true);
+ONEDNN_KERNEL(fill_kernel, "fill") {
+  expect_views(args, 0, 1, /*extra_inputs_ok=*/true);
   const float value = float(args.attrs.get_float("value", 0.0));
   float* y = out_data(args.outputs[0]);
   int64_t n = sdk::view_size(args.outputs[0]);
   parallel_chunks(n, kParallelThreshold, [&](int64_t b, int64_t e) { std::fill(y + b, y + e, value); });
 }
 
-LAMINA_KERNEL(scale_kernel) {
-  expect_views(args, "scale", 1, 1);
-  expect_same_size("scale", args.inputs[0], args.outputs[0]);
+ONEDNN_KERNEL(scale_kernel, "scale") {
+  expect_views(args, 1, 1);
+  expect_same_size(args.inputs[0], "x", args.outputs[0], "y");
   const double alpha = args.attrs.get_float("alpha", 1.0);
   const double beta = args.attrs.get_float("beta", 0.0);
   const float* x = in_data(args.inputs[0]);
@@ -238,12 +238,12 @@ void read_clip_bounds(const sdk::KernelArgs& args, const char* op, double& low, 
   low = args.attrs.get_float("low", 0.0);
   high = args.attrs.get_float("high", 0.0);
   if (!args.attrs.find("low") || !args.attrs.find("high"))
-    throw sdk::Error(std::string(op) + " on onednn: needs float attributes 'low' and 'high'");
+    throw sdk::Error("needs float attributes 'low' and 'high'");
 }
 
-LAMINA_KERNEL(clip_kernel) {
-  expect_views(args, "clip", 1, 1);
-  expect_same_size("clip", args.inputs[0], args.outputs[0]);
+ONEDNN_KERNEL(clip_kernel, "clip") {
+  expect_views(args, 1, 1);
+  expect_same_size(args.inputs[0], "x", args.outputs[0], "y");
   double low, high;
   read_clip_bounds(args, "clip", low, high);
   const float* x = in_data(args.inputs[0]);
@@ -254,10 +254,10 @@ LAMINA_KERNEL(clip_kernel) {
   });
 }
 
-LAMINA_KERNEL(clip_backward_kernel) {
-  expect_views(args, "clip_backward", 2, 1);
-  expect_same_size("clip_backward", args.inputs[0], args.outputs[0]);
-  expect_same_size("clip_backward", args.inputs[1], args.outputs[0]);
+ONEDNN_KERNEL(clip_backward_kernel, "clip_backward") {
+  expect_views(args, 2, 1);
+  expect_same_size(args.inputs[0], "x", args.outputs[0], "dx");
+  expect_same_size(args.inputs[1], "dy", args.outputs[0], "dx");
   double low, high;
   read_clip_bounds(args, "clip_backward", low, high);
   const float* x = in_data(args.inputs[0]);
@@ -283,17 +283,11 @@ struct Broadcast {
 };
 
 Broadcast collapse(const char* op, const lamina_view& va, const lamina_view& vb, const lamina_view& vy) {
-  auto fail = [&] {
-    return sdk::Error(std::string(op) + " on onednn: inputs " + shape_string(va) + " and " +
-                      shape_string(vb) + " do not broadcast to the output " + shape_string(vy) +
-                      " (same rank, each dim equal to the output's or 1)");
-  };
-  if (va.ndim != vy.ndim || vb.ndim != vy.ndim) throw fail();
+  expect_broadcast_shapes(va, vb, vy);
   Broadcast out;
   int last_kind = -1;
   for (int32_t i = 0; i < vy.ndim; ++i) {
     int64_t dy = vy.shape[i], da = va.shape[i], db = vb.shape[i];
-    if ((da != dy && da != 1) || (db != dy && db != 1)) throw fail();
     if (dy == 1) continue;
     int kind = (da == dy ? 1 : 0) | (db == dy ? 2 : 0);
     if (kind == last_kind) {
@@ -373,7 +367,7 @@ void broadcast_loop(const Broadcast& c, const float* a, const float* b, float* y
 // a, b → y with broadcasting.
 template <class F>
 void binary_kernel(const sdk::KernelArgs& args, const char* op, F f) {
-  expect_views(args, op, 2, 1);
+  expect_views(args, 2, 1);
   const lamina_view& va = args.inputs[0];
   const lamina_view& vb = args.inputs[1];
   const lamina_view& vy = args.outputs[0];
@@ -382,44 +376,18 @@ void binary_kernel(const sdk::KernelArgs& args, const char* op, F f) {
   broadcast_loop(c, in_data(va), in_data(vb), out_data(vy), f);
 }
 
-LAMINA_KERNEL(add_kernel) {
+ONEDNN_KERNEL(add_kernel, "add") {
   binary_kernel(args, "add", [](float p, float q) { return p + q; });
 }
-LAMINA_KERNEL(sub_kernel) {
+ONEDNN_KERNEL(sub_kernel, "sub") {
   binary_kernel(args, "sub", [](float p, float q) { return p - q; });
 }
-LAMINA_KERNEL(mul_kernel) {
+ONEDNN_KERNEL(mul_kernel, "mul") {
   binary_kernel(args, "mul", [](float p, float q) { return p * q; });
 }
-LAMINA_KERNEL(div_kernel) {
+ONEDNN_KERNEL(div_kernel, "div") {
   binary_kernel(args, "div", [](float p, float q) { return p / q; });
 }
 
 }  // namespace
-
-void add_elementwise_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"copy", copy_kernel},
-                                    {"fill", fill_kernel},
-                                    {"neg", neg_kernel},
-                                    {"exp", exp_kernel},
-                                    {"log", log_kernel},
-                                    {"sqrt", sqrt_kernel},
-                                    {"square", square_kernel},
-                                    {"relu", relu_kernel},
-                                    {"sigmoid", sigmoid_kernel},
-                                    {"tanh", tanh_kernel},
-                                    {"scale", scale_kernel},
-                                    {"clip", clip_kernel},
-                                    {"relu_backward", relu_backward_kernel},
-                                    {"sigmoid_backward", sigmoid_backward_kernel},
-                                    {"tanh_backward", tanh_backward_kernel},
-                                    {"clip_backward", clip_backward_kernel},
-                                    {"add", add_kernel},
-                                    {"sub", sub_kernel},
-                                    {"mul", mul_kernel},
-                                    {"div", div_kernel},
-                                });
-}
-
 }  // namespace lamina::onednn

@@ -8,7 +8,7 @@
 // floats, and a parallel region would cost more than the arithmetic.
 #pragma once
 
-#include <lamina/sdk/plugin.hpp>
+#include <lamina/sdk/geometry.hpp>
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -25,6 +25,8 @@
 #include "primitive_cache.hpp"
 
 namespace lamina::onednn {
+
+using namespace sdk;  // the SDK's checks and geometry read as this backend's own
 
 // One per loaded plugin, created in init and passed to every call as `self`.
 struct Backend {
@@ -84,9 +86,14 @@ inline dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr = {}) {
   return attr;
 }
 
+// Kernels take the backend's lock themselves, around oneDNN work only: the loops run unlocked.
+struct Kernels : sdk::KernelPolicy {
+  static constexpr const char* name = "onednn";
+  using State = Backend;
+};
+
 inline Backend& backend_of(const sdk::KernelArgs& args) {
-  if (!args.backend) throw sdk::Error("onednn: kernel called without its backend state");
-  return *static_cast<Backend*>(args.backend);
+  return sdk::state_of<Kernels>(args);
 }
 
 // Below this many elements an OpenMP region costs more than the work it splits.
@@ -132,66 +139,6 @@ inline dnnl::primitive_attr activation_attr(sdk::Activation act) {
   return attr;
 }
 
-// "(2,28,28,1)"
-inline std::string shape_string(const lamina_view& v) {
-  std::string s = "(";
-  for (int32_t i = 0; i < v.ndim; ++i) {
-    if (i) s += ',';
-    s += std::to_string(v.shape[i]);
-  }
-  s += ')';
-  return s;
-}
-
-inline std::string describe_call(const sdk::KernelArgs& args) {
-  std::string s = "inputs";
-  for (int32_t i = 0; i < args.n_inputs; ++i) {
-    s += ' ';
-    s += shape_string(args.inputs[i]);
-  }
-  s += ", outputs";
-  for (int32_t i = 0; i < args.n_outputs; ++i) {
-    s += ' ';
-    s += shape_string(args.outputs[i]);
-  }
-  return s;
-}
-
-// Checks the counts and element types of a kernel's views; `extra_inputs_ok` lets generators
-// (fill, dropout_mask) accept a shape-giving input they do not read.
-inline void expect_views(const sdk::KernelArgs& args, const char* op, int n_inputs, int n_outputs,
-                         bool extra_inputs_ok = false) {
-  bool inputs_ok = extra_inputs_ok ? args.n_inputs >= n_inputs : args.n_inputs == n_inputs;
-  if (!inputs_ok || args.n_outputs != n_outputs)
-    throw sdk::Error(std::string(op) + " on onednn: expects " + std::to_string(n_inputs) + " input(s) and " +
-                     std::to_string(n_outputs) + " output(s), got " + std::to_string(args.n_inputs) +
-                     " and " + std::to_string(args.n_outputs));
-  auto check = [&](const lamina_view& v, const char* role, int i) {
-    if (v.dtype != LAMINA_DTYPE_FLOAT32)
-      throw sdk::Error(std::string(op) + " on onednn: " + role + " " + std::to_string(i) +
-                       " is not float32 (dtype " + std::to_string(v.dtype) + ")");
-    if (v.ndim < 0 || v.ndim > LAMINA_MAX_DIMS)
-      throw sdk::Error(std::string(op) + " on onednn: " + role + " " + std::to_string(i) + " has rank " +
-                       std::to_string(v.ndim));
-    if (!v.data && sdk::view_size(v) > 0)
-      throw sdk::Error(std::string(op) + " on onednn: " + role + " " + std::to_string(i) + " has no data");
-  };
-  for (int i = 0; i < n_inputs; ++i) check(args.inputs[i], "input", i);
-  for (int i = 0; i < n_outputs; ++i) check(args.outputs[i], "output", i);
-}
-
-inline void expect_rank(const char* op, const char* name, const lamina_view& v, int rank) {
-  if (v.ndim != rank)
-    throw sdk::Error(std::string(op) + " on onednn: " + name + " must have rank " + std::to_string(rank) +
-                     ", got shape " + shape_string(v));
-}
-
-inline void expect_same_size(const char* op, const lamina_view& a, const lamina_view& b) {
-  if (sdk::view_size(a) != sdk::view_size(b))
-    throw sdk::Error(std::string(op) + " on onednn: shapes " + shape_string(a) + " and " + shape_string(b) +
-                     " hold different numbers of elements");
-}
-
 inline const float* in_data(const lamina_view& v) {
   return static_cast<const float*>(v.data);
 }
@@ -222,37 +169,22 @@ inline void bind(const dnnl::memory& m, const void* data) {
   m.set_data_handle(const_cast<void*>(data));
 }
 
-// Runs oneDNN work for `op`, turning dnnl::error into a message that names the op and shapes.
-[[noreturn]] inline void rethrow_dnnl_error(const sdk::KernelArgs& args, const char* op,
-                                            const dnnl::error& e) {
-  throw sdk::Error(std::string(op) + " on onednn: oneDNN refused the call: " + e.what() + " (" +
-                   dnnl_status2str(e.status) + "); " + describe_call(args));
-}
+// Runs oneDNN work, turning dnnl::error into a message that names the shapes of the call.
 template <class Body>
-void with_dnnl(const sdk::KernelArgs& args, const char* op, Body&& body) {
+void with_dnnl(const sdk::KernelArgs& args, Body&& body) {
   try {
     body();
   } catch (const dnnl::error& e) {
-    rethrow_dnnl_error(args, op, e);
+    throw sdk::Error(std::string("oneDNN refused the call: ") + e.what() + " (" + dnnl_status2str(e.status) +
+                     "); " + describe_call(args));
   }
 }
 
-// Host memory (memory.cpp): 64-byte aligned so every buffer suits AVX-512 loads.
-void* host_alloc(void* self, size_t bytes, lamina_error* error);
-void host_release(void* self, void* buffer);
-lamina_status host_copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
-                           lamina_error* error);
-lamina_status host_copy_out(void* self, const void* buffer, size_t offset, void* destination, size_t bytes,
-                            lamina_error* error);
-lamina_status host_synchronize(void* self, lamina_error* error);
-
-// Each op family appends its {op name, kernel} pairs; plugin.cpp gathers them into the table.
-void add_elementwise_kernels(std::vector<lamina_kernel>& kernels);
-void add_reduce_kernels(std::vector<lamina_kernel>& kernels);
-void add_matmul_kernels(std::vector<lamina_kernel>& kernels);
-void add_conv_kernels(std::vector<lamina_kernel>& kernels);
-void add_pool_kernels(std::vector<lamina_kernel>& kernels);
-void add_random_kernels(std::vector<lamina_kernel>& kernels);
-void add_update_kernels(std::vector<lamina_kernel>& kernels);
+// Host memory (memory.cpp): the SDK's plain host memory, and a synchronize that waits on the stream.
+lamina_backend memory_table(Backend& backend);
 
 }  // namespace lamina::onednn
+
+// Defines kernel `fn` of op `op` with a body operating on `args` and `be` (Backend&). Use inside
+// namespace lamina::onednn.
+#define ONEDNN_KERNEL(fn, op) LAMINA_BACKEND_KERNEL(::lamina::onednn::Kernels, fn, op)

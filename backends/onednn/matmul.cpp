@@ -224,26 +224,15 @@ void add_bias_activate(float* __restrict y, const float* __restrict bias, int64_
 // matmul (a, b → y) and matmul_bias (a, b, bias → y = activation(op(a)·op(b) + bias)), the bias
 // and activation applied by oneDNN as the result is written.
 void matmul_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
-  expect_views(args, op, with_bias ? 3 : 2, 1);
+  expect_views(args, with_bias ? 3 : 2, 1);
   const lamina_view& va = args.inputs[0];
   const lamina_view& vb = args.inputs[1];
   const lamina_view& vy = args.outputs[0];
-  expect_rank(op, "a", va, 2);
-  expect_rank(op, "b", vb, 2);
-  expect_rank(op, "y", vy, 2);
-  const bool ta = args.attrs.get_int("transpose_a", 0) != 0;
-  const bool tb = args.attrs.get_int("transpose_b", 0) != 0;
-  const int64_t M = ta ? va.shape[1] : va.shape[0];
-  const int64_t K = ta ? va.shape[0] : va.shape[1];
-  const int64_t Kb = tb ? vb.shape[1] : vb.shape[0];
-  const int64_t N = tb ? vb.shape[0] : vb.shape[1];
-  if (K != Kb || vy.shape[0] != M || vy.shape[1] != N)
-    throw sdk::Error(std::string(op) + " on onednn: a " + shape_string(va) + (ta ? "^T" : "") + " * b " +
-                     shape_string(vb) + (tb ? "^T" : "") + " does not give y " + shape_string(vy));
+  const MatmulGeometry g = matmul_geometry(args.attrs, va, vb, vy);
+  const int64_t M = g.m, K = g.k, N = g.n;
+  const bool ta = g.transpose_a, tb = g.transpose_b;
   sdk::Activation act = with_bias ? sdk::read_activation(args.attrs) : sdk::Activation::linear;
-  if (with_bias && (args.inputs[2].ndim != 1 || args.inputs[2].shape[0] != N))
-    throw sdk::Error(std::string(op) + " on onednn: the bias " + shape_string(args.inputs[2]) +
-                     " must hold one value per column of y (" + std::to_string(N) + ")");
+  if (with_bias) expect_vector(args.inputs[2], "bias", N, "column of y");
   if (M == 0 || N == 0) return;
   float* y = out_data(vy);
   if (M * N * K < kSmallMacs) {  // K = 0 included: the result is the activated bias, or zeros
@@ -259,7 +248,7 @@ void matmul_forward(const sdk::KernelArgs& args, const char* op, bool with_bias)
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(M * N * K < kParallelMacs);
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     CacheKey key(op);
     key.add(M).add(N).add(K).add(int64_t(ta)).add(int64_t(tb)).add(int64_t(act));
     auto entry = be.cache.get<MatmulEntry>(key, [&] {
@@ -297,18 +286,12 @@ void matmul_forward(const sdk::KernelArgs& args, const char* op, bool with_bias)
   });
 }
 
-LAMINA_KERNEL(matmul_kernel) {
+ONEDNN_KERNEL(matmul_kernel, "matmul") {
   matmul_forward(args, "matmul", false);
 }
-LAMINA_KERNEL(matmul_bias_kernel) {
+ONEDNN_KERNEL(matmul_bias_kernel, "matmul_bias") {
   matmul_forward(args, "matmul_bias", true);
 }
 
 }  // namespace
-
-void add_matmul_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.push_back({"matmul", matmul_kernel});
-  kernels.push_back({"matmul_bias", matmul_bias_kernel});
-}
-
 }  // namespace lamina::onednn

@@ -5,9 +5,6 @@
 
 #include <memory>
 #include <string>
-#include <vector>
-
-#include <lamina/sdk/layout.hpp>
 
 #include "kernels.hpp"
 
@@ -15,8 +12,6 @@ namespace lamina::onednn {
 namespace {
 
 std::unique_ptr<Backend> g_backend;
-std::vector<lamina_kernel> g_kernels;
-lamina_backend g_table{};
 
 const char* isa_name(dnnl::cpu_isa isa) {
   switch (isa) {
@@ -75,33 +70,9 @@ void init(const lamina_host* host) {
     throw sdk::Error(std::string("onednn: cannot create the CPU engine and stream: ") + e.what());
   }
   g_backend->device = describe_device();
-  g_kernels.clear();
-  add_elementwise_kernels(g_kernels);
-  add_reduce_kernels(g_kernels);
-  add_matmul_kernels(g_kernels);
-  add_conv_kernels(g_kernels);
-  add_pool_kernels(g_kernels);
-  add_random_kernels(g_kernels);
-  add_update_kernels(g_kernels);
-  // layout ops: the SDK's host copies (memory-bound; one thread streams them at full bandwidth)
-  g_kernels.insert(g_kernels.end(), std::begin(sdk::layout::host::kKernels), std::end(sdk::layout::host::kKernels));
-
-  g_table = lamina_backend{};
-  g_table.struct_size = sizeof(lamina_backend);
-  g_table.name = "onednn";
-  g_table.device = g_backend->device.c_str();
-  g_table.self = g_backend.get();
-  g_table.host_memory = 1;
-  g_table.alloc = &host_alloc;
-  g_table.release = &host_release;
-  g_table.copy_in = &host_copy_in;
-  g_table.copy_out = &host_copy_out;
-  g_table.synchronize = &host_synchronize;  // optional
-  g_table.kernel_count = int32_t(g_kernels.size());
-  g_table.kernels = g_kernels.data();
-
-  lamina_error error{};
-  sdk::check(host->register_backend(host->self, &g_table, &error), error);
+  lamina_backend table = memory_table(*g_backend);
+  table.device = g_backend->device.c_str();
+  sdk::register_backend<Kernels>(host, table);
 }
 
 }  // namespace

@@ -27,57 +27,20 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-struct PoolGeometry {
-  int64_t n, h, w, c, oh, ow;
-  int64_t ph, pw, sh, sw, pt, pb, pl, pr;
-
+// The SDK's geometry, as oneDNN describes it.
+struct PoolGeometry : sdk::PoolGeometry {
   memory::desc src() const { return {{n, c, h, w}, memory::data_type::f32, tag::nhwc}; }
   memory::desc dst() const { return {{n, c, oh, ow}, memory::data_type::f32, tag::nhwc}; }
-  memory::dims kernel() const { return {ph, pw}; }
+  memory::dims kernel() const { return {kh, kw}; }
   memory::dims strides() const { return {sh, sw}; }
-  memory::dims pad_l() const { return {pt, pl}; }
-  memory::dims pad_r() const { return {pb, pr}; }
+  memory::dims pad_l() const { return {top, left}; }
+  memory::dims pad_r() const { return {bottom, right}; }
   CacheKey key(const char* op) const {
     CacheKey k(op);
-    for (int64_t v : {n, h, w, c, oh, ow, ph, pw, sh, sw, pt, pb, pl, pr}) k.add(v);
+    for (int64_t v : {n, h, w, c, oh, ow, kh, kw, sh, sw, top, bottom, left, right}) k.add(v);
     return k;
   }
 };
-
-PoolGeometry pool_geometry(const char* op, const sdk::AttrReader& attrs, const lamina_view& x,
-                           const lamina_view& y) {
-  expect_rank(op, "the input-side tensor (N,H,W,C)", x, 4);
-  expect_rank(op, "the output-side tensor (N,OH,OW,C)", y, 4);
-  attrs.need("pool");
-  auto pool = attrs.get_ints<2>("pool", {2, 2});
-  auto strides = attrs.get_ints<2>("strides", {1, 1});
-  auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
-  PoolGeometry g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2], pool[0],
-                 pool[1],    strides[0], strides[1], pads[0],    pads[1],    pads[2],    pads[3]};
-  auto fail = [&](const std::string& why) {
-    return sdk::Error(std::string(op) + " on onednn: " + why + "; input side " + shape_string(x) +
-                      ", output side " + shape_string(y) + ", pool [" + std::to_string(g.ph) + "," +
-                      std::to_string(g.pw) + "], strides [" + std::to_string(g.sh) + "," +
-                      std::to_string(g.sw) + "], pads [" + std::to_string(g.pt) + "," + std::to_string(g.pb) +
-                      "," + std::to_string(g.pl) + "," + std::to_string(g.pr) + "]");
-  };
-  if (g.ph < 1 || g.pw < 1) throw fail("pool must be at least 1x1");
-  if (g.sh < 1 || g.sw < 1) throw fail("strides must be at least 1");
-  if (g.pt < 0 || g.pb < 0 || g.pl < 0 || g.pr < 0) throw fail("pads must not be negative");
-  if (y.shape[0] != g.n || y.shape[3] != g.c) throw fail("batch or channels disagree");
-  int64_t span_h = g.h + g.pt + g.pb - g.ph, span_w = g.w + g.pl + g.pr - g.pw;
-  if (span_h < 0 || span_w < 0) throw fail("pool window is larger than the padded input");
-  if (g.oh != span_h / g.sh + 1 || g.ow != span_w / g.sw + 1)
-    throw fail("output size must be (H + top + bottom - ph) / sh + 1 by (W + left + right - pw) / sw + 1 = " +
-               std::to_string(span_h / g.sh + 1) + "x" + std::to_string(span_w / g.sw + 1));
-  return g;
-}
-
-// Whether some window has no cell inside the input. Windows step monotonically, so only the first
-// and the last along each axis can be empty.
-bool has_empty_window(const PoolGeometry& g) {
-  return g.pt >= g.ph || g.pl >= g.pw || (g.oh - 1) * g.sh - g.pt >= g.h || (g.ow - 1) * g.sw - g.pl >= g.w;
-}
 
 // The input cells of window (oh, ow): rows [r0, r1), columns [c0, c1), empty when in the padding.
 struct Cells {
@@ -85,8 +48,8 @@ struct Cells {
   int64_t count() const { return std::max<int64_t>(r1 - r0, 0) * std::max<int64_t>(c1 - c0, 0); }
 };
 Cells window_cells(const PoolGeometry& g, int64_t oh, int64_t ow) {
-  return {std::max<int64_t>(oh * g.sh - g.pt, 0), std::min<int64_t>(oh * g.sh - g.pt + g.ph, g.h),
-          std::max<int64_t>(ow * g.sw - g.pl, 0), std::min<int64_t>(ow * g.sw - g.pl + g.pw, g.w)};
+  return {std::max<int64_t>(oh * g.sh - g.top, 0), std::min<int64_t>(oh * g.sh - g.top + g.kh, g.h),
+          std::max<int64_t>(ow * g.sw - g.left, 0), std::min<int64_t>(ow * g.sw - g.left + g.kw, g.w)};
 }
 
 // The loops, one image per thread at a time; each reads (N,H,W,C) x and writes (N,OH,OW,C) y or
@@ -181,19 +144,19 @@ struct ForwardEntry {
 
 // max_pool2d / avg_pool2d: x → y
 void pool_forward(const sdk::KernelArgs& args, const char* op, dnnl::algorithm alg) {
-  expect_views(args, op, 1, 1);
+  expect_views(args, 1, 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& y = args.outputs[0];
-  PoolGeometry g = pool_geometry(op, args.attrs, x, y);
+  PoolGeometry g{sdk::pool_geometry(args.attrs, x, y)};
   if (sdk::view_size(y) == 0) return;
-  if (has_empty_window(g)) {
+  if (g.has_empty_window()) {
     pool_forward_loop(g, alg == dnnl::algorithm::pooling_max, in_data(x), out_data(y));
     return;
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(g.n * g.h * g.w * g.c < kParallelThreshold);
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<ForwardEntry>(g.key(op), [&] {
       auto pd = forward_pd(g, be.engine, dnnl::prop_kind::forward_inference, alg);
       auto e = std::make_shared<ForwardEntry>();
@@ -209,10 +172,10 @@ void pool_forward(const sdk::KernelArgs& args, const char* op, dnnl::algorithm a
   });
 }
 
-LAMINA_KERNEL(max_pool2d_kernel) {
+ONEDNN_KERNEL(max_pool2d_kernel, "max_pool2d") {
   pool_forward(args, "max_pool2d", dnnl::algorithm::pooling_max);
 }
-LAMINA_KERNEL(avg_pool2d_kernel) {
+ONEDNN_KERNEL(avg_pool2d_kernel, "avg_pool2d") {
   pool_forward(args, "avg_pool2d", dnnl::algorithm::pooling_avg_exclude_padding);
 }
 
@@ -228,7 +191,7 @@ struct MaxBackwardEntry {
 // maximum and writes dx, where the primitive path reruns the forward to rebuild its workspace and
 // then scatters from it (three passes over x-sized memory, two parallel regions).
 bool tiles_input(const PoolGeometry& g) {
-  return g.sh == g.ph && g.sw == g.pw && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
+  return g.sh == g.kh && g.sw == g.kw && g.top == 0 && g.bottom == 0 && g.left == 0 && g.right == 0;
 }
 
 LAMINA_VECTOR_CLONES
@@ -237,8 +200,8 @@ void max_backward_row(const PoolGeometry& g, const float* x, const float* dy, fl
   const int64_t C = g.c;
   for (int64_t ow = 0; ow < g.ow; ++ow) {
     const float* dyp = dy + ((n * g.oh + oh) * g.ow + ow) * C;
-    for (int64_t k = 0; k < g.ph * g.pw; ++k) {
-      const float* xp = x + ((n * g.h + oh * g.ph + k / g.pw) * g.w + ow * g.pw + k % g.pw) * C;
+    for (int64_t k = 0; k < g.kh * g.kw; ++k) {
+      const float* xp = x + ((n * g.h + oh * g.kh + k / g.kw) * g.w + ow * g.kw + k % g.kw) * C;
       if (k == 0) {
         for (int64_t c = 0; c < C; ++c) best[c] = xp[c], arg[c] = 0;
       } else {
@@ -249,14 +212,14 @@ void max_backward_row(const PoolGeometry& g, const float* x, const float* dy, fl
         }
       }
     }
-    for (int64_t k = 0; k < g.ph * g.pw; ++k) {
-      float* dxp = dx + ((n * g.h + oh * g.ph + k / g.pw) * g.w + ow * g.pw + k % g.pw) * C;
+    for (int64_t k = 0; k < g.kh * g.kw; ++k) {
+      float* dxp = dx + ((n * g.h + oh * g.kh + k / g.kw) * g.w + ow * g.kw + k % g.kw) * C;
       for (int64_t c = 0; c < C; ++c) dxp[c] = arg[c] == int32_t(k) ? dyp[c] : 0.f;
     }
   }
   // columns right of the last window get no gradient
-  for (int64_t r = oh * g.ph; r < (oh + 1) * g.ph; ++r)
-    for (int64_t col = g.ow * g.pw; col < g.w; ++col)
+  for (int64_t r = oh * g.kh; r < (oh + 1) * g.kh; ++r)
+    for (int64_t col = g.ow * g.kw; col < g.w; ++col)
       std::fill_n(dx + ((n * g.h + r) * g.w + col) * C, C, 0.f);
 }
 
@@ -272,24 +235,24 @@ void max_backward_tiled(const PoolGeometry& g, const float* x, const float* dy, 
   });
   // rows below the last window get no gradient
   for (int64_t n = 0; n < g.n; ++n)
-    for (int64_t r = g.oh * g.ph; r < g.h; ++r) std::fill_n(dx + (n * g.h + r) * g.w * g.c, g.w * g.c, 0.f);
+    for (int64_t r = g.oh * g.kh; r < g.h; ++r) std::fill_n(dx + (n * g.h + r) * g.w * g.c, g.w * g.c, 0.f);
 }
 
 // max_pool2d_backward: x, dy → dx
-LAMINA_KERNEL(max_pool2d_backward_kernel) {
+ONEDNN_KERNEL(max_pool2d_backward_kernel, "max_pool2d_backward") {
   const char* op = "max_pool2d_backward";
-  expect_views(args, op, 2, 1);
+  expect_views(args, 2, 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& dy = args.inputs[1];
   const lamina_view& dx = args.outputs[0];
-  expect_same_size(op, x, dx);
-  PoolGeometry g = pool_geometry(op, args.attrs, x, dy);
+  expect_same_size(x, "x", dx, "dx");
+  PoolGeometry g{sdk::pool_geometry(args.attrs, x, dy, "x", "dy")};
   if (sdk::view_size(dx) == 0) return;
   if (sdk::view_size(dy) == 0) {
     std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
     return;
   }
-  if (has_empty_window(g)) {
+  if (g.has_empty_window()) {
     pool_backward_loop(g, /*max=*/true, in_data(x), in_data(dy), out_data(dx));
     return;
   }
@@ -297,10 +260,9 @@ LAMINA_KERNEL(max_pool2d_backward_kernel) {
     max_backward_tiled(g, in_data(x), in_data(dy), out_data(dx));
     return;
   }
-  Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(g.n * g.h * g.w * g.c < kParallelThreshold);
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<MaxBackwardEntry>(g.key(op), [&] {
       auto fwd = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max);
       auto bwd = backward_pd(g, be.engine, dnnl::algorithm::pooling_max, fwd);
@@ -333,25 +295,24 @@ struct AvgBackwardEntry {
 };
 
 // avg_pool2d_backward: dy → dx
-LAMINA_KERNEL(avg_pool2d_backward_kernel) {
+ONEDNN_KERNEL(avg_pool2d_backward_kernel, "avg_pool2d_backward") {
   const char* op = "avg_pool2d_backward";
-  expect_views(args, op, 1, 1);
+  expect_views(args, 1, 1);
   const lamina_view& dy = args.inputs[0];
   const lamina_view& dx = args.outputs[0];
-  PoolGeometry g = pool_geometry(op, args.attrs, dx, dy);
+  PoolGeometry g{sdk::pool_geometry(args.attrs, dx, dy, "dx", "dy")};
   if (sdk::view_size(dx) == 0) return;
   if (sdk::view_size(dy) == 0) {
     std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
     return;
   }
-  if (has_empty_window(g)) {
+  if (g.has_empty_window()) {
     pool_backward_loop(g, /*max=*/false, nullptr, in_data(dy), out_data(dx));
     return;
   }
-  Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(g.n * g.h * g.w * g.c < kParallelThreshold);
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<AvgBackwardEntry>(g.key(op), [&] {
       constexpr auto alg = dnnl::algorithm::pooling_avg_exclude_padding;
       auto fwd = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, alg);
@@ -370,14 +331,4 @@ LAMINA_KERNEL(avg_pool2d_backward_kernel) {
 }
 
 }  // namespace
-
-void add_pool_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"max_pool2d", max_pool2d_kernel},
-                                    {"max_pool2d_backward", max_pool2d_backward_kernel},
-                                    {"avg_pool2d", avg_pool2d_kernel},
-                                    {"avg_pool2d_backward", avg_pool2d_backward_kernel},
-                                });
-}
-
 }  // namespace lamina::onednn

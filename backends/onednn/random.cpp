@@ -4,7 +4,6 @@
 // element is independent of the others: the loop parallelises freely, and the mask is the same on
 // every backend and thread count, bit for bit.
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 
 #include "kernels.hpp"
@@ -12,15 +11,6 @@
 
 namespace lamina::onednn {
 namespace {
-
-// The 24 random bits of u(seed, i) = bits / 2^24.
-inline uint64_t uniform_bits(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return z >> 40;
-}
 
 // y[begin, end) of the mask. The hash is three 64-bit multiplies per element, which only AVX-512
 // (vpmullq) vectorises; without it the loop is about 20x slower (measured 0.8 ms vs 17 ms for
@@ -30,20 +20,15 @@ __attribute__((target_clones("arch=x86-64-v4", "default"))) void fill_mask(float
                                                                            int64_t end, uint64_t seed,
                                                                            uint64_t threshold, float keep) {
 #pragma omp simd
-  for (int64_t i = begin; i < end; ++i) y[i] = keep * float(uniform_bits(seed, uint64_t(i)) >= threshold);
+  for (int64_t i = begin; i < end; ++i)
+    y[i] = keep * float(sdk::dropout_bits(seed, uint64_t(i)) >= threshold);
 }
 
 // The shape comes from the output; an input, when the core passes one, only gave that shape.
-LAMINA_KERNEL(dropout_mask_kernel) {
-  expect_views(args, "dropout_mask", 0, 1, /*extra_inputs_ok=*/true);
-  const double rate = args.attrs.get_float("rate", 0.0);
-  if (!(rate >= 0.0 && rate <= 1.0))
-    throw sdk::Error("dropout_mask on onednn: rate must be in [0, 1], got " + std::to_string(rate));
-  const uint64_t seed = uint64_t(args.attrs.get_int("seed", 0));
-  const float keep = rate < 1.0 ? float(1.0 / (1.0 - rate)) : 0.f;  // rate 1 keeps nothing
-  // bits / 2^24 >= rate  <=>  bits >= ceil(rate · 2^24): scaling by 2^24 is exact in double, so the
-  // integer test decides exactly as the real-valued one, without a conversion per element.
-  const uint64_t threshold = uint64_t(std::ceil(rate * 16777216.0));
+ONEDNN_KERNEL(dropout_mask_kernel, "dropout_mask") {
+  const sdk::DropoutArgs d = sdk::dropout_args(args);
+  const uint64_t seed = d.seed, threshold = d.threshold;  // bits >= threshold: u >= rate, exactly
+  const float keep = d.keep;
   float* y = out_data(args.outputs[0]);
   const int64_t n = sdk::view_size(args.outputs[0]);
   constexpr int64_t kBlock = 1 << 14;
@@ -53,9 +38,4 @@ LAMINA_KERNEL(dropout_mask_kernel) {
 }
 
 }  // namespace
-
-void add_random_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.push_back({"dropout_mask", dropout_mask_kernel});
-}
-
 }  // namespace lamina::onednn

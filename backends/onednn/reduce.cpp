@@ -34,15 +34,10 @@ struct Reduction {
 };
 
 Reduction collapse(const lamina_view& vx, const lamina_view& vy) {
-  if (vx.ndim != vy.ndim)
-    throw sdk::Error("reduce_sum on onednn: output " + shape_string(vy) +
-                     " must have the rank of the input " + shape_string(vx));
+  expect_reduce_shapes(vx, vy);
   Reduction r;
   for (int32_t i = 0; i < vx.ndim; ++i) {
     int64_t dx = vx.shape[i], dy = vy.shape[i];
-    if (dy != dx && dy != 1)
-      throw sdk::Error("reduce_sum on onednn: output " + shape_string(vy) + " does not fit input " +
-                       shape_string(vx) + " (each output dim must equal the input's or be 1)");
     if (dx == 1) continue;
     bool summed = dy == 1;
     if (!r.summed.empty() && r.summed.back() == summed) {
@@ -160,8 +155,8 @@ void reduce_loop(const Reduction& r, const float* x, float* y) {
 }
 
 // reduce_sum: x → y, y of x's rank with 1 on the summed axes.
-LAMINA_KERNEL(reduce_sum_kernel) {
-  expect_views(args, "reduce_sum", 1, 1);
+ONEDNN_KERNEL(reduce_sum_kernel, "reduce_sum") {
+  expect_views(args, 1, 1);
   const lamina_view& vx = args.inputs[0];
   const lamina_view& vy = args.outputs[0];
   Reduction r = collapse(vx, vy);
@@ -182,16 +177,9 @@ LAMINA_KERNEL(reduce_sum_kernel) {
 
 // Checks x → y for softmax and log_softmax and returns (rows, classes).
 std::pair<int64_t, int64_t> softmax_rows(const sdk::KernelArgs& args, const char* op) {
-  expect_views(args, op, 1, 1);
-  const lamina_view& vx = args.inputs[0];
-  const lamina_view& vy = args.outputs[0];
-  if (vx.ndim < 1 || vx.ndim != vy.ndim || sdk::view_size(vx) != sdk::view_size(vy) ||
-      vx.shape[vx.ndim - 1] != vy.shape[vy.ndim - 1])
-    throw sdk::Error(std::string(op) + " on onednn: output " + shape_string(vy) + " must match input " +
-                     shape_string(vx) + " (rank 1 or more)");
-  int64_t classes = vx.shape[vx.ndim - 1];
-  int64_t n = sdk::view_size(vx);
-  return {classes ? n / classes : 0, classes};
+  expect_views(args, 1, 1);
+  const Rows r = last_axis_rows(args.inputs[0], args.outputs[0]);
+  return {r.rows, r.length};
 }
 
 // softmax over the last axis, seen as (rows, classes).
@@ -200,16 +188,15 @@ struct SoftmaxEntry {
   memory src, dst;
 };
 
-LAMINA_KERNEL(softmax_kernel) {
+ONEDNN_KERNEL(softmax_kernel, "softmax") {
   const char* op = "softmax";
   // Not a structured binding: clang before 16 cannot capture one in the lambdas below.
   int64_t rows = 0, classes = 0;
   std::tie(rows, classes) = softmax_rows(args, op);
   if (rows == 0) return;
-  Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
   SerialScope serial(rows * classes < kParallelThreshold);
-  with_dnnl(args, op, [&] {
+  with_dnnl(args, [&] {
     auto entry = be.cache.get<SoftmaxEntry>(CacheKey(op).add(rows).add(classes), [&] {
       memory::desc md = plain_desc({rows, classes});
       dnnl::softmax_v2_forward::desc desc(dnnl::prop_kind::forward_inference,
@@ -232,7 +219,7 @@ LAMINA_KERNEL(softmax_kernel) {
 // softmax_log, whose vectorised log is off by about 1e-6 absolute when the log-sum is near 0, the
 // confident-prediction case that decides small cross-entropy losses; here the sum is in double
 // and the log is taken once per row, exactly.
-LAMINA_KERNEL(log_softmax_kernel) {
+ONEDNN_KERNEL(log_softmax_kernel, "log_softmax") {
   // Not a structured binding: clang before 16 cannot capture one in the lambdas below.
   int64_t rows = 0, classes = 0;
   std::tie(rows, classes) = softmax_rows(args, "log_softmax");
@@ -256,17 +243,15 @@ LAMINA_KERNEL(log_softmax_kernel) {
 
 // Checks p, t [, g] → out and returns the element count.
 int64_t loss_operands(const sdk::KernelArgs& args, const char* op, bool backward) {
-  expect_views(args, op, backward ? 3 : 2, 1);
+  expect_views(args, backward ? 3 : 2, 1);
   const lamina_view& p = args.inputs[0];
-  expect_same_size(op, p, args.inputs[1]);
+  expect_same_size(p, "p", args.inputs[1], "t");
   if (backward) {
-    expect_same_size(op, p, args.outputs[0]);
+    expect_same_size(p, "p", args.outputs[0], "dp");
     if (sdk::view_size(args.inputs[2]) != 1)
-      throw sdk::Error(std::string(op) + " on onednn: the loss gradient " + shape_string(args.inputs[2]) +
-                       " must hold one value");
+      throw sdk::Error("the loss gradient " + shape_string(args.inputs[2]) + " must hold one value");
   } else if (sdk::view_size(args.outputs[0]) != 1) {
-    throw sdk::Error(std::string(op) + " on onednn: the loss " + shape_string(args.outputs[0]) +
-                     " must hold one value");
+    throw sdk::Error("the loss " + shape_string(args.outputs[0]) + " must hold one value");
   }
   return sdk::view_size(p);
 }
@@ -288,7 +273,7 @@ void scaled_difference(const float* __restrict p, const float* __restrict t, flo
   for (int64_t i = 0; i < n; ++i) d[i] = (p[i] - t[i]) * factor;
 }
 
-LAMINA_KERNEL(mean_squared_error_kernel) {
+ONEDNN_KERNEL(mean_squared_error_kernel, "mean_squared_error") {
   const int64_t n = loss_operands(args, "mean_squared_error", false);
   const float* p = in_data(args.inputs[0]);
   const float* t = in_data(args.inputs[1]);
@@ -305,7 +290,7 @@ LAMINA_KERNEL(mean_squared_error_kernel) {
   out_data(args.outputs[0])[0] = float(sum / double(std::max<int64_t>(n, 1)));
 }
 
-LAMINA_KERNEL(mean_squared_error_backward_kernel) {
+ONEDNN_KERNEL(mean_squared_error_backward_kernel, "mean_squared_error_backward") {
   const int64_t n = loss_operands(args, "mean_squared_error_backward", true);
   const float factor = float(2.0 * double(in_data(args.inputs[2])[0]) / double(std::max<int64_t>(n, 1)));
   const float* p = in_data(args.inputs[0]);
@@ -318,7 +303,7 @@ LAMINA_KERNEL(mean_squared_error_backward_kernel) {
 
 // (rows, classes) of softmax_cross_entropy's logits.
 std::pair<int64_t, int64_t> loss_rows(const char* op, const lamina_view& z) {
-  if (z.ndim < 1) throw sdk::Error(std::string(op) + " on onednn: the logits need a class axis, got a scalar");
+  if (z.ndim < 1) throw sdk::Error("the logits need a class axis, got a scalar");
   const int64_t classes = z.shape[z.ndim - 1];
   return {classes ? sdk::view_size(z) / classes : 0, classes};
 }
@@ -336,7 +321,7 @@ inline RowExp row_exp(const float* z, int64_t classes) {
   return {m, sum};
 }
 
-LAMINA_KERNEL(softmax_cross_entropy_kernel) {
+ONEDNN_KERNEL(softmax_cross_entropy_kernel, "softmax_cross_entropy") {
   loss_operands(args, "softmax_cross_entropy", false);
   int64_t rows = 0, classes = 0;
   std::tie(rows, classes) = loss_rows("softmax_cross_entropy", args.inputs[0]);
@@ -358,7 +343,7 @@ LAMINA_KERNEL(softmax_cross_entropy_kernel) {
   out_data(args.outputs[0])[0] = float(total / double(std::max<int64_t>(rows, 1)));
 }
 
-LAMINA_KERNEL(softmax_cross_entropy_backward_kernel) {
+ONEDNN_KERNEL(softmax_cross_entropy_backward_kernel, "softmax_cross_entropy_backward") {
   loss_operands(args, "softmax_cross_entropy_backward", true);
   int64_t rows = 0, classes = 0;
   std::tie(rows, classes) = loss_rows("softmax_cross_entropy_backward", args.inputs[0]);
@@ -381,17 +366,4 @@ LAMINA_KERNEL(softmax_cross_entropy_backward_kernel) {
 }
 
 }  // namespace
-
-void add_reduce_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"reduce_sum", reduce_sum_kernel},
-                                    {"softmax", softmax_kernel},
-                                    {"log_softmax", log_softmax_kernel},
-                                    {"mean_squared_error", mean_squared_error_kernel},
-                                    {"mean_squared_error_backward", mean_squared_error_backward_kernel},
-                                    {"softmax_cross_entropy", softmax_cross_entropy_kernel},
-                                    {"softmax_cross_entropy_backward", softmax_cross_entropy_backward_kernel},
-                                });
-}
-
 }  // namespace lamina::onednn

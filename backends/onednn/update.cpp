@@ -15,22 +15,6 @@
 namespace lamina::onednn {
 namespace {
 
-// Checks (param, grad, slots...) → (param, slots...), all of one size, for a slot count in
-// [fewest, most]; returns the slot count.
-int expect_update(const sdk::KernelArgs& args, const char* op, int fewest, int most) {
-  int slots = args.n_inputs - 2;
-  if (slots < fewest || slots > most || args.n_outputs != slots + 1)
-    throw sdk::Error(
-        std::string(op) + " on onednn: takes the parameter, its gradient and " + std::to_string(fewest) +
-        (most > fewest ? " or " + std::to_string(most) : std::string()) +
-        " slot(s) and returns the parameter and the slots; got " + std::to_string(args.n_inputs) +
-        " input(s) and " + std::to_string(args.n_outputs) + " output(s)");
-  expect_views(args, op, args.n_inputs, args.n_outputs);
-  for (int32_t i = 1; i < args.n_inputs; ++i) expect_same_size(op, args.inputs[0], args.inputs[i]);
-  for (int32_t i = 0; i < args.n_outputs; ++i) expect_same_size(op, args.inputs[0], args.outputs[i]);
-  return slots;
-}
-
 float attr(const sdk::KernelArgs& args, const char* name, double fallback) {
   return float(args.attrs.get_float(name, fallback));
 }
@@ -91,8 +75,8 @@ void rmsprop(float* __restrict p, const float* __restrict g, float* __restrict v
   }
 }
 
-LAMINA_KERNEL(sgd_update_kernel) {
-  const int slots = expect_update(args, "sgd_update", 0, 1);
+ONEDNN_KERNEL(sgd_update_kernel, "sgd_update") {
+  const int slots = expect_update(args, 0, 1);
   const int64_t n = sdk::view_size(args.inputs[0]);
   const float lr = attr(args, "lr", 0.01), momentum = attr(args, "momentum", 0.0);
   const bool nesterov = args.attrs.get_int("nesterov", 0) != 0;
@@ -107,8 +91,8 @@ LAMINA_KERNEL(sgd_update_kernel) {
   });
 }
 
-LAMINA_KERNEL(adadelta_update_kernel) {
-  expect_update(args, "adadelta_update", 2, 2);
+ONEDNN_KERNEL(adadelta_update_kernel, "adadelta_update") {
+  expect_update(args, 2, 2);
   const int64_t n = sdk::view_size(args.inputs[0]);
   const float lr = attr(args, "lr", 1.0), rho = attr(args, "rho", 0.95), eps = attr(args, "epsilon", 1e-7);
   const float* g = in_data(args.inputs[1]);
@@ -119,8 +103,8 @@ LAMINA_KERNEL(adadelta_update_kernel) {
                   [&](int64_t b, int64_t e) { adadelta(p + b, g + b, a + b, d + b, e - b, lr, rho, eps); });
 }
 
-LAMINA_KERNEL(adam_update_kernel) {
-  const int slots = expect_update(args, "adam_update", 2, 3);
+ONEDNN_KERNEL(adam_update_kernel, "adam_update") {
+  const int slots = expect_update(args, 2, 3);
   const int64_t n = sdk::view_size(args.inputs[0]);
   const float alpha = attr(args, "alpha", 0.001), b1 = attr(args, "beta_1", 0.9),
               b2 = attr(args, "beta_2", 0.999), eps = attr(args, "epsilon", 1e-7);
@@ -134,8 +118,8 @@ LAMINA_KERNEL(adam_update_kernel) {
   });
 }
 
-LAMINA_KERNEL(rmsprop_update_kernel) {
-  const int slots = expect_update(args, "rmsprop_update", 1, 2);
+ONEDNN_KERNEL(rmsprop_update_kernel, "rmsprop_update") {
+  const int slots = expect_update(args, 1, 2);
   const int64_t n = sdk::view_size(args.inputs[0]);
   const float lr = attr(args, "lr", 0.001), rho = attr(args, "rho", 0.9), eps = attr(args, "epsilon", 1e-7),
               momentum = attr(args, "momentum", 0.0);
@@ -149,14 +133,4 @@ LAMINA_KERNEL(rmsprop_update_kernel) {
 }
 
 }  // namespace
-
-void add_update_kernels(std::vector<lamina_kernel>& kernels) {
-  kernels.insert(kernels.end(), {
-                                    {"sgd_update", sgd_update_kernel},
-                                    {"adadelta_update", adadelta_update_kernel},
-                                    {"adam_update", adam_update_kernel},
-                                    {"rmsprop_update", rmsprop_update_kernel},
-                                });
-}
-
 }  // namespace lamina::onednn

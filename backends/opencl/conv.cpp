@@ -175,31 +175,7 @@ __kernel void conv2d_backward_filter(__global const float* x, int x_off, __globa
 }
 )CL";
 
-// Sizes of one convolution, checked against each other and against the attributes.
-struct Conv {
-  int64_t N, H, W, C;  // x is (N,H,W,C)
-  int64_t KH, KW, O;   // w is (KH,KW,C,O)
-  int64_t OH, OW;      // y is (N,OH,OW,O)
-  Window g;
-};
-
-// `x`, `w` and `y` are the views shaped like the forward op's x, w and y, whichever of them is the
-// output of the kernel at hand; the names are those the kernel's caller knows them by.
-Conv conv_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x_name, const lamina_view& w,
-                const char* w_name, const lamina_view& y, const char* y_name) {
-  expect_rank(x, x_name, 4, "(N,H,W,C)");
-  expect_rank(w, w_name, 4, "(KH,KW,C,O)");
-  expect_rank(y, y_name, 4, "(N,OH,OW,O)");
-  Conv c{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0],
-         w.shape[1], w.shape[3], y.shape[1], y.shape[2], {}};
-  if (w.shape[2] != c.C || y.shape[0] != c.N || y.shape[3] != c.O)
-    throw sdk::Error(std::string(x_name) + " " + shape_string(x) + ", " + w_name + " " + shape_string(w) +
-                     " and " + y_name + " " + shape_string(y) +
-                     " disagree: expected x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O)");
-  c.g = read_window(args.attrs, c.KH, c.KW);
-  expect_window_fits(c.g, c.H, c.W, c.OH, c.OW);
-  return c;
-}
+using Conv = sdk::ConvGeometry;
 
 // Pixels per work-item along a row of `width`: a divisor of the width (no partial tiles) large
 // enough to reuse each vector of weights several times, small enough to keep the tile in registers.
@@ -274,36 +250,35 @@ void correlate(Backend& b, const Image& in, DeviceTensor f, int64_t KH, int64_t 
 // y = activation(conv2d(x, w) + b), b optional.
 void conv_forward(const sdk::KernelArgs& args, const Conv& s, Epilogue epilogue) {
   Backend& b = backend_of(args);
-  Image x{device_tensor(args.inputs[0]), s.N, s.H, s.W, s.C};
-  if (s.g.top || s.g.bottom || s.g.left || s.g.right)
-    x = shifted(b, x, s.H + s.g.top + s.g.bottom, s.W + s.g.left + s.g.right, s.g.top, s.g.left);
-  correlate(b, x, device_tensor(args.inputs[1]), s.KH, s.KW, s.O, s.g.sh, s.g.sw, args.outputs[0], s.g.top,
-            s.g.top + s.H, epilogue);
+  Image x{device_tensor(args.inputs[0]), s.n, s.h, s.w, s.c};
+  if (s.top || s.bottom || s.left || s.right)
+    x = shifted(b, x, s.h + s.top + s.bottom, s.w + s.left + s.right, s.top, s.left);
+  correlate(b, x, device_tensor(args.inputs[1]), s.kh, s.kw, s.o, s.sh, s.sw, args.outputs[0], s.top,
+            s.top + s.h, epilogue);
 }
 
 // dw of a convolution from x and dy.
 void filter_gradient(const sdk::KernelArgs& args, const Conv& s) {
   // A tile of up to 8 input channels × 2 vectors of output channels: 16 accumulators, each value of
   // x loaded once per 2 vector multiply-adds.
-  const int vw = vector_width(s.O);
-  const int64_t nv = (s.O / vw) % 2 == 0 ? 2 : 1;
+  const int vw = vector_width(s.o);
+  const int64_t nv = (s.o / vw) % 2 == 0 ? 2 : 1;
   int64_t cb = 8;  // the widest of 8, 4, 2, 1 dividing C
-  while (s.C % cb != 0) cb /= 2;
+  while (s.c % cb != 0) cb /= 2;
   Backend& b = backend_of(args);
-  const std::string options = defines({{"KH", s.KH},
-                                       {"KW", s.KW},
-                                       {"C", s.C},
-                                       {"O", s.O},
-                                       {"SH", s.g.sh},
-                                       {"SW", s.g.sw},
+  const std::string options = defines({{"KH", s.kh},
+                                       {"KW", s.kw},
+                                       {"C", s.c},
+                                       {"O", s.o},
+                                       {"SH", s.sh},
+                                       {"SW", s.sw},
                                        {"VW", vw},
                                        {"NV", nv},
                                        {"CB", cb}});
   cl_kernel k = b.kernel("conv2d_backward_filter", kFilterSource.c_str(), options, "conv2d_backward_filter");
   set_args(k, device_tensor(args.inputs[0]), device_tensor(args.inputs[1]), device_tensor(args.outputs[0]),
-           as_int(s.N), as_int(s.H), as_int(s.W), as_int(s.OH), as_int(s.OW), as_int(s.g.top),
-           as_int(s.g.left));
-  launch(b, k, {size_t(s.KH * s.KW), size_t(s.C / cb), size_t(s.O / (nv * vw))});
+           as_int(s.n), as_int(s.h), as_int(s.w), as_int(s.oh), as_int(s.ow), as_int(s.top), as_int(s.left));
+  launch(b, k, {size_t(s.kh * s.kw), size_t(s.c / cb), size_t(s.o / (nv * vw))});
 }
 
 }  // namespace
@@ -312,68 +287,69 @@ OPENCL_KERNEL(conv2d) {
   // x is (N,H,W,C), w is (KH,KW,C,O), y is (N,OH,OW,O)
   // y[n,oh,ow,o] = Σ over (di,dj,c) of x[n, oh·sh + di − top, ow·sw + dj − left, c] · w[di,dj,c,o]
   expect_arity(args, {"x", "w"}, {"y"});
-  conv_forward(args, conv_sizes(args, args.inputs[0], "x", args.inputs[1], "w", args.outputs[0], "y"), {});
+  conv_forward(
+      args,
+      int_window(conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y")),
+      {});
 }
 
 OPENCL_KERNEL(conv2d_bias) {
   // x is (N,H,W,C), w is (KH,KW,C,O), b is (O), y is (N,OH,OW,O); y = activation(conv2d(x, w) + b)
   expect_arity(args, {"x", "w", "b"}, {"y"});
-  const Conv s = conv_sizes(args, args.inputs[0], "x", args.inputs[1], "w", args.outputs[0], "y");
-  expect_rank(args.inputs[2], "b", 1, "(O)");
-  if (args.inputs[2].shape[0] != s.O)
-    throw sdk::Error("b " + shape_string(args.inputs[2]) + " must hold one value per output channel (" +
-                     std::to_string(s.O) + ")");
+  const Conv s =
+      int_window(conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y"));
+  expect_vector(args.inputs[2], "b", s.o, "output channel");
   conv_forward(args, s, {&args.inputs[2], sdk::read_activation(args.attrs)});
 }
 
 OPENCL_KERNEL(conv2d_backward_data) {
   // dy is (N,OH,OW,O), w is (KH,KW,C,O), dx is (N,H,W,C)
   expect_arity(args, {"dy", "w"}, {"dx"});
-  const Conv s = conv_sizes(args, args.outputs[0], "dx", args.inputs[1], "w", args.inputs[0], "dy");
+  const Conv s =
+      int_window(conv_geometry(args.attrs, args.outputs[0], args.inputs[1], args.inputs[0], "dx", "w", "dy"));
   Backend& b = backend_of(args);
-  const Image dy{device_tensor(args.inputs[0]), s.N, s.OH, s.OW, s.O};
-  if (s.g.sh == 1 && s.g.sw == 1) {
+  const Image dy{device_tensor(args.inputs[0]), s.n, s.oh, s.ow, s.o};
+  if (s.sh == 1 && s.sw == 1) {
     // dx[ih,iw] = Σ over (di,dj) of dy[ih + top − di, iw + left − dj] · w[di,dj]ᵀ: with dy moved by
     // (KH−1−top, KW−1−left) into a zero border, that is a valid correlation with the taps reversed.
     cl_mem wt = transposed_filter(b, args.inputs[1], true);
-    const int64_t top = s.KH - 1 - s.g.top;
-    const Image padded = shifted(b, dy, s.H + s.KH - 1, s.W + s.KW - 1, top, s.KW - 1 - s.g.left);
-    correlate(b, padded, {wt, 0}, s.KH, s.KW, s.C, 1, 1, args.outputs[0], top, top + s.OH);
+    const int64_t top = s.kh - 1 - s.top;
+    const Image padded = shifted(b, dy, s.h + s.kh - 1, s.w + s.kw - 1, top, s.kw - 1 - s.left);
+    correlate(b, padded, {wt, 0}, s.kh, s.kw, s.c, 1, 1, args.outputs[0], top, top + s.oh);
     return;
   }
   cl_mem wt = transposed_filter(b, args.inputs[1], false);
-  const int vw = vector_width(s.C);
-  const int64_t pb = pixels_per_item(s.W, vw);
-  const std::string options = defines({{"KH", s.KH},
-                                       {"KW", s.KW},
-                                       {"C", s.C},
-                                       {"O", s.O},
-                                       {"SH", s.g.sh},
-                                       {"SW", s.g.sw},
+  const int vw = vector_width(s.c);
+  const int64_t pb = pixels_per_item(s.w, vw);
+  const std::string options = defines({{"KH", s.kh},
+                                       {"KW", s.kw},
+                                       {"C", s.c},
+                                       {"O", s.o},
+                                       {"SH", s.sh},
+                                       {"SW", s.sw},
                                        {"VW", vw},
                                        {"PB", pb}});
   cl_kernel k = b.kernel("conv2d_backward_data", kGatherSource.c_str(), options, "conv2d_backward_data");
-  set_args(k, dy.t, wt, device_tensor(args.outputs[0]), as_int(s.H), as_int(s.W), as_int(s.OH), as_int(s.OW),
-           as_int(s.g.top), as_int(s.g.left));
-  launch(b, k, {size_t((s.W + pb - 1) / pb), size_t(s.N * s.H), size_t(s.C / vw)});
+  set_args(k, dy.t, wt, device_tensor(args.outputs[0]), as_int(s.h), as_int(s.w), as_int(s.oh), as_int(s.ow),
+           as_int(s.top), as_int(s.left));
+  launch(b, k, {size_t((s.w + pb - 1) / pb), size_t(s.n * s.h), size_t(s.c / vw)});
 }
 
 OPENCL_KERNEL(conv2d_backward_filter) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O)
   expect_arity(args, {"x", "dy"}, {"dw"});
-  filter_gradient(args, conv_sizes(args, args.inputs[0], "x", args.outputs[0], "dw", args.inputs[1], "dy"));
+  filter_gradient(args, int_window(conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1],
+                                                 "x", "dw", "dy")));
 }
 
 OPENCL_KERNEL(conv2d_backward_filter_bias) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O), db is (O); db[o] = Σ over (n,oh,ow) of dy
   expect_arity(args, {"x", "dy"}, {"dw", "db"});
-  const Conv s = conv_sizes(args, args.inputs[0], "x", args.outputs[0], "dw", args.inputs[1], "dy");
-  expect_rank(args.outputs[1], "db", 1, "(O)");
-  if (args.outputs[1].shape[0] != s.O)
-    throw sdk::Error("db " + shape_string(args.outputs[1]) + " must hold one value per output channel (" +
-                     std::to_string(s.O) + ")");
+  const Conv s =
+      int_window(conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1], "x", "dw", "dy"));
+  expect_vector(args.outputs[1], "db", s.o, "output channel");
   filter_gradient(args, s);
-  sum_rows(backend_of(args), device_tensor(args.inputs[1]), s.N * s.OH * s.OW, s.O,
+  sum_rows(backend_of(args), device_tensor(args.inputs[1]), s.n * s.oh * s.ow, s.o,
            device_tensor(args.outputs[1]));
 }
 

@@ -148,9 +148,7 @@ void binary(const sdk::KernelArgs& args, const char* kernel) {
   const lamina_view& av = args.inputs[0];
   const lamina_view& bv = args.inputs[1];
   const lamina_view& yv = args.outputs[0];
-  if (av.ndim != yv.ndim || bv.ndim != yv.ndim)
-    throw sdk::Error("a " + shape_string(av) + ", b " + shape_string(bv) + " and y " + shape_string(yv) +
-                     " must have the same rank (the core expands ranks before calling)");
+  expect_broadcast_shapes(av, bv, yv);
 
   // Axes from the innermost out, with a's and b's element strides (0 where broadcast); an axis
   // merges into the one inside it when both a and b step across the pair as across one axis.
@@ -160,9 +158,6 @@ void binary(const sdk::KernelArgs& args, const char* kernel) {
   int rank = 0;  // axes kept so far, innermost first
   for (int32_t d = yv.ndim - 1; d >= 0; --d) {
     const int64_t extent = yv.shape[d];
-    if ((av.shape[d] != extent && av.shape[d] != 1) || (bv.shape[d] != extent && bv.shape[d] != 1))
-      throw sdk::Error("cannot broadcast a " + shape_string(av) + " and b " + shape_string(bv) + " to y " +
-                       shape_string(yv) + ": axis " + std::to_string(d) + " of a and b must be y's or 1");
     const int64_t sa = av.shape[d] == 1 ? 0 : step_a, sb = bv.shape[d] == 1 ? 0 : step_b;
     step_a *= av.shape[d];
     step_b *= bv.shape[d];

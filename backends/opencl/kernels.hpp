@@ -16,7 +16,7 @@
 #endif
 #include <CL/cl.h>
 
-#include <lamina/sdk/plugin.hpp>
+#include <lamina/sdk/geometry.hpp>
 
 #include <climits>
 #include <cstdint>
@@ -29,6 +29,8 @@
 #include <vector>
 
 namespace lamina::opencl {
+
+using namespace sdk;  // the SDK's checks and geometry read as this backend's own
 
 // ------------------------------------------------------------------------------------------------
 // OpenCL errors
@@ -110,7 +112,7 @@ struct DeviceTensor {
 inline DeviceTensor device_tensor(const lamina_view& v) {
   return {static_cast<cl_mem>(v.data), cl_int(v.offset / sizeof(float))};
 }
-// A size as a kernel's int argument; check_view has bounded every tensor's size.
+// A size as a kernel's int argument; Kernels::run has bounded every tensor's size.
 inline int32_t as_int(int64_t value) {
   return int32_t(value);
 }
@@ -125,143 +127,49 @@ inline Backend& backend_of(const sdk::KernelArgs& args) {
 std::string base_build_options();
 
 // ------------------------------------------------------------------------------------------------
-// Memory (memory.cpp): the table's buffer functions.
-
-void* alloc(void* self, size_t bytes, lamina_error* error);
-void release(void* self, void* buffer);
-lamina_status copy_in(void* self, void* buffer, size_t offset, const void* source, size_t bytes,
-                      lamina_error* error);
-lamina_status copy_out(void* self, const void* buffer, size_t offset, void* destination, size_t bytes,
-                       lamina_error* error);
-lamina_status synchronize(void* self, lamina_error* error);
+// Memory (memory.cpp): a backend table with `self` and the buffer functions set.
+lamina_backend memory_table(Backend& backend);
 
 // ------------------------------------------------------------------------------------------------
-// Kernels: each family's file defines its kernels; plugin.cpp lists them by op name.
+// Kernels: each family's file defines its kernels with OPENCL_KERNEL, which enters them in the table.
 
-using KernelFn = lamina_status(void* backend, const lamina_view* inputs, int32_t n_inputs,
-                               const lamina_view* outputs, int32_t n_outputs, const lamina_attrs* attrs,
-                               lamina_error* error);
-
-// elementwise.cpp
-KernelFn copy, fill, neg, exp, log, sqrt, square, relu, sigmoid, tanh, scale, clip;
-KernelFn relu_backward, sigmoid_backward, tanh_backward, clip_backward;
-KernelFn add, sub, mul, div;
-// reduce.cpp
-KernelFn reduce_sum, softmax, log_softmax;
-// y (cols) = Σ over rows of x (rows, cols): reduce_sum's common case, and bias gradients.
+// y (cols) = Σ over rows of x (rows, cols): reduce_sum's common case, and bias gradients (reduce.cpp).
 void sum_rows(Backend& b, DeviceTensor x, int64_t rows, int64_t cols, DeviceTensor y);
-// matmul.cpp
-KernelFn matmul, matmul_bias;
-void tune_clblast(const Backend& backend);  // CLBlast's parameters for devices it has none for
-// conv.cpp
-KernelFn conv2d, conv2d_backward_data, conv2d_backward_filter;
-KernelFn conv2d_bias, conv2d_backward_filter_bias;
-// pool.cpp
-KernelFn max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward;
-// random.cpp
-KernelFn dropout_mask;
-// update.cpp
-KernelFn sgd_update, adadelta_update, adam_update, rmsprop_update;
-// layout.cpp
-KernelFn concat, slice, slice_backward, pad, transpose;
-
-// Runs a kernel body under the backend's lock, turning any exception into LAMINA_ERROR with a
-// message naming the op; with LAMINA_PROFILE set, waits for the work it enqueued.
-template <class Body>
-lamina_status run_kernel(void* self, const char* op, lamina_error* error, Body&& body) noexcept {
-  return sdk::guarded(error, [&] {
-    try {
-      if (!self) throw sdk::Error("kernel called without the backend's state");
-      Backend& b = *static_cast<Backend*>(self);
-      std::lock_guard lock(b.mutex);
-      body();
-      if (b.wait_per_kernel) check_cl(clFinish(b.queue), "clFinish");
-    } catch (const std::exception& e) {
-      throw sdk::Error(std::string("opencl backend, op '") + op + "': " + e.what());
-    }
-  });
-}
-
-}  // namespace lamina::opencl
-
-// Defines kernel `name` (external linkage, for plugin.cpp's table) with a body operating on `args`.
-// Use inside namespace lamina::opencl.
-#define OPENCL_KERNEL(name)                                                                          \
-  static void name##_body(::lamina::sdk::KernelArgs& args);                                          \
-  lamina_status name(void* backend, const lamina_view* in, int32_t n_in, const lamina_view* out,     \
-                     int32_t n_out, const lamina_attrs* attrs, lamina_error* error) {                \
-    ::lamina::sdk::KernelArgs args{backend, in, n_in, out, n_out, ::lamina::sdk::AttrReader(attrs)}; \
-    return ::lamina::opencl::run_kernel(backend, #name, error, [&] { name##_body(args); });          \
-  }                                                                                                  \
-  static void name##_body(::lamina::sdk::KernelArgs& args)
-
-namespace lamina::opencl {
-
-// ------------------------------------------------------------------------------------------------
-// Argument checks. They cost O(rank) and keep a malformed call from reaching the device.
-
-inline std::string shape_string(const lamina_view& v) {
-  std::string s = "[";
-  for (int32_t i = 0; i < v.ndim; ++i) s += (i ? ", " : "") + std::to_string(v.shape[i]);
-  return s + "]";
-}
-
-inline std::string name_list(std::initializer_list<const char*> names) {
-  std::string s;
-  for (const char* n : names) s += (s.empty() ? "" : ", ") + std::string(n);
-  return "(" + s + ")";
-}
+void tune_clblast(const Backend& backend);  // CLBlast's parameters for devices it has none for (matmul.cpp)
 
 // Kernels index with 32-bit ints (cheaper on every device); a tensor must fit that, offset included.
-inline void check_view(const lamina_view& v, const char* name) {
-  if (v.ndim < 0 || v.ndim > LAMINA_MAX_DIMS)
-    throw sdk::Error(std::string(name) + " has invalid rank " + std::to_string(v.ndim));
-  if (v.dtype != LAMINA_DTYPE_FLOAT32)
-    throw sdk::Error(std::string(name) + " has dtype " + std::to_string(v.dtype) +
-                     ", only float32 is supported");
-  for (int32_t i = 0; i < v.ndim; ++i)
-    if (v.shape[i] < 0) throw sdk::Error(std::string(name) + " has a negative dimension " + shape_string(v));
-  if (!v.data && sdk::view_size(v) > 0) throw sdk::Error(std::string(name) + " has no buffer");
+inline void check_device_view(const lamina_view& v, const char* role, int32_t i) {
+  if (v.ndim < 0 || v.ndim > LAMINA_MAX_DIMS) return;  // expect_arity reports it
   if (v.offset % sizeof(float) != 0)
-    throw sdk::Error(std::string(name) + " starts at byte offset " + std::to_string(v.offset) +
-                     ", which is not a whole number of floats");
+    throw sdk::Error(std::string(role) + " " + std::to_string(i) + " starts at byte offset " +
+                     std::to_string(v.offset) + ", which is not a whole number of floats");
   if (int64_t(v.offset / sizeof(float)) + sdk::view_size(v) > INT_MAX)
-    throw sdk::Error(std::string(name) + " " + shape_string(v) +
+    throw sdk::Error(std::string(role) + " " + std::to_string(i) + " " + shape_string(v) +
                      " is too large: this backend indexes tensors with 32-bit integers");
 }
 
-// Checks the number of inputs and outputs (named for the message) and that every view is sound.
-inline void expect_arity(const sdk::KernelArgs& args, std::initializer_list<const char*> inputs,
-                         std::initializer_list<const char*> outputs) {
-  if (args.n_inputs != int32_t(inputs.size()) || args.n_outputs != int32_t(outputs.size()))
-    throw sdk::Error("takes inputs " + name_list(inputs) + " and outputs " + name_list(outputs) + ", got " +
-                     std::to_string(args.n_inputs) + " input(s) and " + std::to_string(args.n_outputs) +
-                     " output(s)");
-  const char* const* in_name = inputs.begin();
-  for (int32_t i = 0; i < args.n_inputs; ++i) check_view(args.inputs[i], in_name[i]);
-  const char* const* out_name = outputs.begin();
-  for (int32_t i = 0; i < args.n_outputs; ++i) check_view(args.outputs[i], out_name[i]);
-}
+// Runs each kernel body under the backend's lock, after checking that every view suits 32-bit
+// indexing; with LAMINA_PROFILE set, waits for the work it enqueued.
+struct Kernels : sdk::KernelPolicy {
+  static constexpr const char* name = "opencl";
+  using State = Backend;
+  template <class Body>
+  static void run(Backend& b, const sdk::KernelArgs& args, Body&& body) {
+    for (int32_t i = 0; i < args.n_inputs; ++i) check_device_view(args.inputs[i], "input", i);
+    for (int32_t i = 0; i < args.n_outputs; ++i) check_device_view(args.outputs[i], "output", i);
+    std::lock_guard lock(b.mutex);
+    body();
+    if (b.wait_per_kernel) check_cl(clFinish(b.queue), "clFinish");
+  }
+};
 
-inline void expect_rank(const lamina_view& v, const char* name, int32_t rank, const char* layout) {
-  if (v.ndim != rank)
-    throw sdk::Error(std::string(name) + " has shape " + shape_string(v) + ", expected rank " +
-                     std::to_string(rank) + " " + layout);
-}
+}  // namespace lamina::opencl
 
-inline bool same_shape(const lamina_view& a, const lamina_view& b) {
-  if (a.ndim != b.ndim) return false;
-  for (int32_t i = 0; i < a.ndim; ++i)
-    if (a.shape[i] != b.shape[i]) return false;
-  return true;
-}
+// Defines the kernel of op `name` (a function of that name) with a body operating on `args`. Use
+// inside namespace lamina::opencl.
+#define OPENCL_KERNEL(name) LAMINA_BACKEND_KERNEL(::lamina::opencl::Kernels, name, #name)
 
-inline void expect_same_shape(const lamina_view& a, const char* a_name, const lamina_view& b,
-                              const char* b_name) {
-  if (!same_shape(a, b))
-    throw sdk::Error(std::string(a_name) + " has shape " + shape_string(a) + " but " + b_name +
-                     " has shape " + shape_string(b) + "; they must match");
-}
+namespace lamina::opencl {
 
 // ------------------------------------------------------------------------------------------------
 // Kernel arguments and launches
@@ -302,49 +210,12 @@ inline std::pair<size_t, size_t> groups_of(size_t inner, size_t outer, size_t gr
   return {a, b};
 }
 
-// ------------------------------------------------------------------------------------------------
-// Sliding windows, shared by conv2d and the pools: a kh×kw window moved by (sh, sw) over an input
-// padded by (top, bottom, left, right). Output cell (i, j) covers input rows i·sh − top + [0, kh)
-// and columns j·sw − left + [0, kw).
-
-struct Window {
-  int64_t kh = 1, kw = 1;
-  int64_t sh = 1, sw = 1;
-  int64_t top = 0, bottom = 0, left = 0, right = 0;
-};
-
-// Reads `strides` and `pads` (defaults: 1 and 0) for a window of kh×kw.
-inline Window read_window(const sdk::AttrReader& attrs, int64_t kh, int64_t kw) {
-  auto strides = attrs.get_ints<2>("strides", {1, 1});
-  auto pads = attrs.get_ints<4>("pads", {0, 0, 0, 0});
-  if (strides[0] < 1 || strides[1] < 1)
-    throw sdk::Error("strides must be >= 1, got [" + std::to_string(strides[0]) + ", " +
-                     std::to_string(strides[1]) + "]");
-  for (int64_t p : pads)
-    if (p < 0 || p > INT_MAX / 4) throw sdk::Error("pads must be >= 0, got a pad of " + std::to_string(p));
-  if (kh < 1 || kw < 1)
-    throw sdk::Error("window must be at least 1x1, got " + std::to_string(kh) + "x" + std::to_string(kw));
-  if (strides[0] > INT_MAX / 4 || strides[1] > INT_MAX / 4 || kh > INT_MAX / 4 || kw > INT_MAX / 4)
-    throw sdk::Error("window or strides too large");
-  return {kh, kw, strides[0], strides[1], pads[0], pads[1], pads[2], pads[3]};
-}
-
-// The output size along one axis is fixed by the input size and the window; a mismatch means the
-// caller computed shapes with a different convention, so it is refused.
-inline void expect_extent(const char* axis, int64_t in, int64_t pad_lo, int64_t pad_hi, int64_t k, int64_t s,
-                          int64_t out) {
-  int64_t padded = in + pad_lo + pad_hi;
-  int64_t expected = padded >= k ? (padded - k) / s + 1 : 0;
-  if (out != expected || expected == 0)
-    throw sdk::Error(std::string("output ") + axis + " is " + std::to_string(out) + " but an input " + axis +
-                     " of " + std::to_string(in) + " padded by " + std::to_string(pad_lo) + "+" +
-                     std::to_string(pad_hi) + " with window " + std::to_string(k) + " and stride " +
-                     std::to_string(s) + " gives " + std::to_string(expected));
-}
-
-inline void expect_window_fits(const Window& w, int64_t h, int64_t wd, int64_t oh, int64_t ow) {
-  expect_extent("height", h, w.top, w.bottom, w.kh, w.sh, oh);
-  expect_extent("width", wd, w.left, w.right, w.kw, w.sw, ow);
+// A conv or pool geometry whose window sizes, strides and pads the kernels can take as ints.
+template <class Geometry>
+Geometry int_window(Geometry g) {
+  for (int64_t v : {g.kh, g.kw, g.sh, g.sw, g.top, g.bottom, g.left, g.right})
+    if (v > INT_MAX / 4) throw sdk::Error("window, strides or pads too large");
+  return g;
 }
 
 // "-DNAME=value" for each pair, the way kernels are specialised to a geometry.
@@ -384,6 +255,17 @@ void store_some(vec_t v, __global float* p, int count) {
 #define LOAD_SOME(p, count) ((count) == VW ? VLOAD(p) : load_some((p), (count)))
 #define STORE_SOME(v, p, count) ((count) == VW ? VSTORE((v), (p)) : store_some((v), (p), (count)))
 #endif
+)CL";
+
+// acc_t, the type sums accumulate in: double where the device has it (cl_khr_fp64), else float.
+inline constexpr const char* kAccumulatorPreamble = R"CL(
+#ifdef cl_khr_fp64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#define ACC double
+#else
+#define ACC float
+#endif
+typedef ACC acc_t;
 )CL";
 
 // ACTIVATE(z) on vec_t values for -DACT=n, n an Activation code (activation_code below).

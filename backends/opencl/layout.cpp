@@ -45,13 +45,10 @@ struct Region {
 
 constexpr size_t kGroup = 64;
 
-void run_layout(const char* op, const sdk::KernelArgs& args) {
-  if (args.n_outputs != 1) throw sdk::Error("takes one output, got " + std::to_string(args.n_outputs));
-  for (int32_t i = 0; i < args.n_inputs; ++i) check_view(args.inputs[i], "input");
-  check_view(args.outputs[0], "y");
+void run_layout(const char* op, const sdk::KernelArgs& args, Backend& b) {
+  expect_views(args, args.n_inputs, 1);
   const sdk::layout::CopyPlan plan =
       sdk::layout::plan_copy(op, args.inputs, args.n_inputs, args.outputs[0], args.attrs.raw());
-  Backend& b = backend_of(args);
   const lamina_view& yv = args.outputs[0];
   if (plan.fill && sdk::view_size(yv) > 0) {
     const cl_float value = plan.value;
@@ -78,22 +75,22 @@ void run_layout(const char* op, const sdk::KernelArgs& args) {
   }
 }
 
-}  // namespace
-
 OPENCL_KERNEL(concat) {
-  run_layout("concat", args);
+  run_layout("concat", args, be);
 }
 OPENCL_KERNEL(slice) {
-  run_layout("slice", args);
+  run_layout("slice", args, be);
 }
 OPENCL_KERNEL(slice_backward) {
-  run_layout("slice_backward", args);
+  run_layout("slice_backward", args, be);
 }
 OPENCL_KERNEL(pad) {
-  run_layout("pad", args);
+  run_layout("pad", args, be);
 }
 OPENCL_KERNEL(transpose) {
-  run_layout("transpose", args);
+  run_layout("transpose", args, be);
 }
+
+}  // namespace
 
 }  // namespace lamina::opencl

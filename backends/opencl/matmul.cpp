@@ -93,19 +93,10 @@ void matmul_forward(const sdk::KernelArgs& args, const lamina_view* bias, sdk::A
   const lamina_view& av = args.inputs[0];
   const lamina_view& bv = args.inputs[1];
   const lamina_view& yv = args.outputs[0];
-  const bool transpose_a = args.attrs.get_int("transpose_a", 0) != 0;
-  const bool transpose_b = args.attrs.get_int("transpose_b", 0) != 0;
-  expect_rank(av, "a", 2, transpose_a ? "(K,M)" : "(M,K)");
-  expect_rank(bv, "b", 2, transpose_b ? "(N,K)" : "(K,N)");
-  expect_rank(yv, "y", 2, "(M,N)");
-  const int64_t M = transpose_a ? av.shape[1] : av.shape[0];
-  const int64_t K = transpose_a ? av.shape[0] : av.shape[1];
-  const int64_t N = transpose_b ? bv.shape[0] : bv.shape[1];
-  const int64_t K_b = transpose_b ? bv.shape[1] : bv.shape[0];
-  if (K != K_b || yv.shape[0] != M || yv.shape[1] != N)
-    throw sdk::Error("a " + shape_string(av) + (transpose_a ? " (transposed)" : "") + " times b " +
-                     shape_string(bv) + (transpose_b ? " (transposed)" : "") + " does not give y " +
-                     shape_string(yv));
+  const MatmulGeometry g = matmul_geometry(args.attrs, av, bv, yv);
+  if (bias) expect_vector(*bias, "bias", g.n, "column of y");
+  const int64_t M = g.m, K = g.k, N = g.n;
+  const bool transpose_a = g.transpose_a, transpose_b = g.transpose_b;
 
   Backend& b = backend_of(args);
   const DeviceTensor a = device_tensor(av), bt = device_tensor(bv), y = device_tensor(yv);
@@ -155,12 +146,7 @@ OPENCL_KERNEL(matmul) {
 OPENCL_KERNEL(matmul_bias) {
   // as matmul, and bias is (N); y = activation(op(a)·op(b) + bias), the bias added to every row
   expect_arity(args, {"a", "b", "bias"}, {"y"});
-  const lamina_view& bias = args.inputs[2];
-  const int64_t N = args.outputs[0].ndim == 2 ? args.outputs[0].shape[1] : -1;
-  if (bias.ndim != 1 || bias.shape[0] != N)
-    throw sdk::Error("bias " + shape_string(bias) + " must hold one value per column of y " +
-                     shape_string(args.outputs[0]));
-  matmul_forward(args, &bias, sdk::read_activation(args.attrs));
+  matmul_forward(args, &args.inputs[2], sdk::read_activation(args.attrs));
 }
 
 }  // namespace lamina::opencl

@@ -13,8 +13,6 @@ std::string mib(size_t bytes) {
   return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
 }
 
-}  // namespace
-
 void* alloc(void* self, size_t bytes, lamina_error* error) {
   Backend& b = *static_cast<Backend*>(self);
   // Devices refuse single buffers above this size, some only at first use, so it is checked here
@@ -86,6 +84,12 @@ lamina_status synchronize(void* self, lamina_error* error) {
     return LAMINA_ERROR;
   }
   return LAMINA_OK;
+}
+
+}  // namespace
+
+lamina_backend memory_table(Backend& backend) {
+  return sdk::backend_table(&backend, false, alloc, release, copy_in, copy_out, synchronize);
 }
 
 }  // namespace lamina::opencl

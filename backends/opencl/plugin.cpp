@@ -381,55 +381,6 @@ void launch(Backend& b, cl_kernel kernel, std::initializer_list<size_t> global,
 
 namespace {
 
-// One entry per op in docs/ops.md, then the fused ops.
-const lamina_kernel kKernels[] = {
-    {"copy", copy},
-    {"fill", fill},
-    {"neg", neg},
-    {"exp", exp},
-    {"log", log},
-    {"sqrt", sqrt},
-    {"square", square},
-    {"relu", relu},
-    {"sigmoid", sigmoid},
-    {"tanh", tanh},
-    {"scale", scale},
-    {"clip", clip},
-    {"relu_backward", relu_backward},
-    {"sigmoid_backward", sigmoid_backward},
-    {"tanh_backward", tanh_backward},
-    {"clip_backward", clip_backward},
-    {"add", add},
-    {"sub", sub},
-    {"mul", mul},
-    {"div", div},
-    {"reduce_sum", reduce_sum},
-    {"softmax", softmax},
-    {"log_softmax", log_softmax},
-    {"matmul", matmul},
-    {"conv2d", conv2d},
-    {"conv2d_backward_data", conv2d_backward_data},
-    {"conv2d_backward_filter", conv2d_backward_filter},
-    {"max_pool2d", max_pool2d},
-    {"max_pool2d_backward", max_pool2d_backward},
-    {"avg_pool2d", avg_pool2d},
-    {"avg_pool2d_backward", avg_pool2d_backward},
-    {"dropout_mask", dropout_mask},
-    {"concat", concat},
-    {"slice", slice},
-    {"slice_backward", slice_backward},
-    {"pad", pad},
-    {"transpose", transpose},
-    // fused ops: the same results as their compositions of the ops above, in fewer passes
-    {"conv2d_bias", conv2d_bias},
-    {"conv2d_backward_filter_bias", conv2d_backward_filter_bias},
-    {"matmul_bias", matmul_bias},
-    {"sgd_update", sgd_update},
-    {"adadelta_update", adadelta_update},
-    {"adam_update", adam_update},
-    {"rmsprop_update", rmsprop_update},
-};
-
 // Usable wherever the selected OpenCL device exists. Ranked below onednn even on a GPU: which is
 // faster depends on the device, so `auto` keeps the CPU default and users ask for opencl by name.
 int32_t score(std::string& why) {
@@ -454,21 +405,9 @@ void init(const lamina_host* host) {
   }();
   tune_clblast(*backend);
 
-  static lamina_backend table{};
-  table.struct_size = sizeof(lamina_backend);
-  table.name = "opencl";
+  lamina_backend table = memory_table(*backend);
   table.device = backend->description.c_str();
-  table.self = backend;
-  table.host_memory = 0;
-  table.alloc = alloc;
-  table.release = release;
-  table.copy_in = copy_in;
-  table.copy_out = copy_out;
-  table.synchronize = synchronize;
-  table.kernel_count = int32_t(sizeof(kKernels) / sizeof(kKernels[0]));
-  table.kernels = kKernels;
-  lamina_error error{};
-  sdk::check(host->register_backend(host->self, &table, &error), error);
+  sdk::register_backend<Kernels>(host, table);
 }
 
 }  // namespace

@@ -15,15 +15,8 @@ namespace {
 // Compiled per geometry (-D PH PW SH SW C VW), so window loops have constant trip counts. A
 // work-item handles VW neighbouring channels as one vector (C/VW vectors per pixel); work-items span
 // a 3-D range (C/VW, columns, N*rows) of the tensor they write, so none divides more than once.
-const std::string kSource = std::string(kVectorPreamble) + R"CL(
 // Sums accumulate in double where the device has it, as on the reference backend.
-#ifdef cl_khr_fp64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#define ACC double
-#else
-#define ACC float
-#endif
-typedef ACC acc_t;
+const std::string kSource = std::string(kVectorPreamble) + kAccumulatorPreamble + R"CL(
 // ivec_t: per-lane conditions (comparisons give lanes of -1/0 for vectors, 1/0 for scalars);
 // avec_t: vec_t in the accumulation type, ACC_VEC and FROM_ACC converting to and from it.
 #if VW == 1
@@ -213,15 +206,7 @@ struct PoolCall {
 // `x` and `y` are the views shaped like the forward op's input and output.
 PoolCall pool_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x_name,
                     const lamina_view& y, const char* y_name) {
-  expect_rank(x, x_name, 4, "(N,H,W,C)");
-  expect_rank(y, y_name, 4, "(N,OH,OW,C)");
-  if (y.shape[0] != x.shape[0] || y.shape[3] != x.shape[3])
-    throw sdk::Error(std::string(x_name) + " " + shape_string(x) + " and " + y_name + " " + shape_string(y) +
-                     " must agree on batch and channels: expected (N,H,W,C) and (N,OH,OW,C)");
-  args.attrs.need("pool");
-  const auto pool = args.attrs.get_ints<2>("pool", {1, 1});
-  const Window g = read_window(args.attrs, pool[0], pool[1]);
-  expect_window_fits(g, x.shape[1], x.shape[2], y.shape[1], y.shape[2]);
+  const sdk::PoolGeometry g = int_window(pool_geometry(args.attrs, x, y, x_name, y_name));
   PoolCall call;
   call.p = {as_int(x.shape[0]), as_int(x.shape[1]), as_int(x.shape[2]), as_int(y.shape[1]),
             as_int(y.shape[2]), as_int(g.top),      as_int(g.left)};

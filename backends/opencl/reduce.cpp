@@ -9,14 +9,7 @@ namespace lamina::opencl {
 namespace {
 
 // Built with VW = 8 (sum_rows' vectors). Sums accumulate in ACC: double where the device has it.
-const std::string kSource = std::string(kVectorPreamble) + R"CL(
-#ifdef cl_khr_fp64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#define ACC double
-#else
-#define ACC float
-#endif
-typedef ACC acc_t;
+const std::string kSource = std::string(kVectorPreamble) + kAccumulatorPreamble + R"CL(
 
 // reduce_sum. The host merges x's axes into runs that are all kept or all summed; `kept` lists the
 // kept runs (sizes and x strides, outermost first), which are y's axes in order, and `summed` the
@@ -111,16 +104,13 @@ struct Reduction {
 void softmax_rows(const sdk::KernelArgs& args, bool take_log) {
   // x is (..., L), y is x's shape; each row of L elements is normalised on its own
   expect_arity(args, {"x"}, {"y"});
-  const lamina_view& xv = args.inputs[0];
-  expect_same_shape(xv, "x", args.outputs[0], "y");
-  if (xv.ndim < 1) throw sdk::Error("x must have rank >= 1, got a scalar");
-  const int64_t length = xv.shape[xv.ndim - 1];
-  if (length == 0) return;
-  const cl_int rows = as_int(sdk::view_size(xv) / length);
+  const Rows r = last_axis_rows(args.inputs[0], args.outputs[0]);
+  if (r.length == 0) return;
   Backend& b = backend_of(args);
   cl_kernel k = reduce_kernel(b, "softmax_kernel");
-  set_args(k, device_tensor(xv), device_tensor(args.outputs[0]), rows, as_int(length), cl_int(take_log));
-  launch(b, k, {size_t(rows)}, {b.is_cpu ? size_t(8) : size_t(64)});
+  set_args(k, device_tensor(args.inputs[0]), device_tensor(args.outputs[0]), as_int(r.rows), as_int(r.length),
+           cl_int(take_log));
+  launch(b, k, {size_t(r.rows)}, {b.is_cpu ? size_t(8) : size_t(64)});
 }
 
 }  // namespace
@@ -136,9 +126,7 @@ OPENCL_KERNEL(reduce_sum) {
   expect_arity(args, {"x"}, {"y"});
   const lamina_view& xv = args.inputs[0];
   const lamina_view& yv = args.outputs[0];
-  if (xv.ndim != yv.ndim)
-    throw sdk::Error("x " + shape_string(xv) + " and y " + shape_string(yv) +
-                     " must have the same rank (summed axes are kept as 1)");
+  expect_reduce_shapes(xv, yv);
 
   // Runs of neighbouring axes that are all summed or all kept, innermost first. Axes of size 1
   // take no part; x is contiguous, so a run's stride is that of its innermost axis.
@@ -149,9 +137,6 @@ OPENCL_KERNEL(reduce_sum) {
   std::vector<Run> runs;
   int64_t stride = 1;
   for (int32_t d = xv.ndim - 1; d >= 0; --d) {
-    if (yv.shape[d] != xv.shape[d] && yv.shape[d] != 1)
-      throw sdk::Error("cannot sum x " + shape_string(xv) + " into y " + shape_string(yv) + ": axis " +
-                       std::to_string(d) + " of y must be x's or 1");
     const int64_t extent = xv.shape[d];
     const bool summed = yv.shape[d] == 1;
     if (extent != 1) {

@@ -95,27 +95,6 @@ __kernel void rmsprop(__global float* p, int p_off, __global const float* g, int
 }
 )CL";
 
-// Checks (param, grad, slots...) → (param, slots...), all of one shape, for a slot count in
-// [fewest, most]; returns the slot count.
-int expect_update(const sdk::KernelArgs& args, int fewest, int most) {
-  const int slots = args.n_inputs - 2;
-  if (slots < fewest || slots > most || args.n_outputs != slots + 1)
-    throw sdk::Error("takes the parameter, its gradient and " + std::to_string(fewest) +
-                     (most > fewest ? " or " + std::to_string(most) : std::string()) +
-                     " slot(s), and returns the parameter and the slots; got " +
-                     std::to_string(args.n_inputs) + " input(s) and " + std::to_string(args.n_outputs) +
-                     " output(s)");
-  for (int32_t i = 0; i < args.n_inputs; ++i) {
-    check_view(args.inputs[i], i == 0 ? "param" : i == 1 ? "grad" : "slot");
-    expect_same_shape(args.inputs[i], i == 1 ? "grad" : "slot", args.inputs[0], "param");
-  }
-  for (int32_t i = 0; i < args.n_outputs; ++i) {
-    check_view(args.outputs[i], "output");
-    expect_same_shape(args.outputs[i], "output", args.inputs[0], "param");
-  }
-  return slots;
-}
-
 // Runs update kernel `name` over the parameter's n elements; `args...` follow (param, grad).
 template <class... Args>
 void run(const sdk::KernelArgs& in, const char* name, Args... args) {

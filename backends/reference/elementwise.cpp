@@ -40,18 +40,13 @@ void binary(const sdk::KernelArgs& args, F f) {
   const lamina_view& av = args.inputs[0];
   const lamina_view& bv = args.inputs[1];
   const lamina_view& yv = args.outputs[0];
-  if (av.ndim != yv.ndim || bv.ndim != yv.ndim)
-    throw sdk::Error("a " + shape_string(av) + ", b " + shape_string(bv) + " and y " + shape_string(yv) +
-                     " must have the same rank (the core expands ranks before calling)");
+  expect_broadcast_shapes(av, bv, yv);
   const int32_t rank = yv.ndim;
 
   // Element strides of a and b along y's axes, 0 on broadcast axes so one index walks all three.
   int64_t stride_a[LAMINA_MAX_DIMS], stride_b[LAMINA_MAX_DIMS];
   int64_t step_a = 1, step_b = 1;
   for (int32_t d = rank - 1; d >= 0; --d) {
-    if ((av.shape[d] != yv.shape[d] && av.shape[d] != 1) || (bv.shape[d] != yv.shape[d] && bv.shape[d] != 1))
-      throw sdk::Error("cannot broadcast a " + shape_string(av) + " and b " + shape_string(bv) + " to y " +
-                       shape_string(yv) + ": axis " + std::to_string(d) + " of a and b must be y's or 1");
     stride_a[d] = av.shape[d] == 1 ? 0 : step_a;
     stride_b[d] = bv.shape[d] == 1 ? 0 : step_b;
     step_a *= av.shape[d];

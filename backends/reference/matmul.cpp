@@ -11,25 +11,10 @@ namespace {
 // y = activation(op(a)·op(b) + bias), bias optional (null).
 void matmul_forward(const sdk::KernelArgs& args, const float* bias, sdk::Activation act) {
   // a is (M,K), or (K,M) with transpose_a; b is (K,N), or (N,K) with transpose_b; y is (M,N)
-  const lamina_view& av = args.inputs[0];
-  const lamina_view& bv = args.inputs[1];
-  const lamina_view& yv = args.outputs[0];
-  const bool transpose_a = args.attrs.get_int("transpose_a", 0) != 0;
-  const bool transpose_b = args.attrs.get_int("transpose_b", 0) != 0;
-  expect_rank(av, "a", 2, transpose_a ? "(K,M)" : "(M,K)");
-  expect_rank(bv, "b", 2, transpose_b ? "(N,K)" : "(K,N)");
-  expect_rank(yv, "y", 2, "(M,N)");
-  const int64_t M = transpose_a ? av.shape[1] : av.shape[0];
-  const int64_t K = transpose_a ? av.shape[0] : av.shape[1];
-  const int64_t N = transpose_b ? bv.shape[0] : bv.shape[1];
-  const int64_t K_b = transpose_b ? bv.shape[1] : bv.shape[0];
-  if (K != K_b || yv.shape[0] != M || yv.shape[1] != N)
-    throw sdk::Error("a " + shape_string(av) + (transpose_a ? " (transposed)" : "") + " times b " +
-                     shape_string(bv) + (transpose_b ? " (transposed)" : "") + " does not give y " +
-                     shape_string(yv));
-  if (bias && (args.inputs[2].ndim != 1 || args.inputs[2].shape[0] != N))
-    throw sdk::Error("bias " + shape_string(args.inputs[2]) + " must hold one value per column of y (" +
-                     std::to_string(N) + ")");
+  const MatmulGeometry g = matmul_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0]);
+  if (bias) expect_vector(args.inputs[2], "bias", g.n, "column of y");
+  const int64_t M = g.m, K = g.k, N = g.n;
+  const bool transpose_a = g.transpose_a, transpose_b = g.transpose_b;
 
   // Element strides of op(a) along (i, k) and of op(b) along (k, j).
   const int64_t a_i = transpose_a ? 1 : K, a_k = transpose_a ? M : 1;

@@ -11,62 +11,36 @@
 namespace lamina::reference {
 namespace {
 
-struct Pool {
-  int64_t N, H, W, C;  // x is (N,H,W,C)
-  int64_t OH, OW;      // y is (N,OH,OW,C)
-  Window g;
-  // The cells of window (oh, ow) inside the input: rows [row_begin, row_end), columns
-  // [col_begin, col_end); an empty range when the window lies in the padding.
-  int64_t row_begin(int64_t oh) const { return std::max<int64_t>(oh * g.sh - g.top, 0); }
-  int64_t row_end(int64_t oh) const { return std::min<int64_t>(oh * g.sh - g.top + g.kh, H); }
-  int64_t col_begin(int64_t ow) const { return std::max<int64_t>(ow * g.sw - g.left, 0); }
-  int64_t col_end(int64_t ow) const { return std::min<int64_t>(ow * g.sw - g.left + g.kw, W); }
-};
-
-// `x` and `y` are the views shaped like the forward op's input and output.
-Pool pool_sizes(const sdk::KernelArgs& args, const lamina_view& x, const char* x_name, const lamina_view& y,
-                const char* y_name) {
-  expect_rank(x, x_name, 4, "(N,H,W,C)");
-  expect_rank(y, y_name, 4, "(N,OH,OW,C)");
-  if (y.shape[0] != x.shape[0] || y.shape[3] != x.shape[3])
-    throw sdk::Error(std::string(x_name) + " " + shape_string(x) + " and " + y_name + " " + shape_string(y) +
-                     " must agree on batch and channels: expected (N,H,W,C) and (N,OH,OW,C)");
-  args.attrs.need("pool");
-  const auto pool = args.attrs.get_ints<2>("pool", {1, 1});
-  Pool p{x.shape[0], x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2], {}};
-  p.g = read_window(args.attrs, pool[0], pool[1]);
-  expect_window_fits(p.g, p.H, p.W, p.OH, p.OW);
-  return p;
-}
+using Pool = sdk::PoolGeometry;
 
 }  // namespace
 
 REFERENCE_KERNEL(max_pool2d) {
   // x is (N,H,W,C), y is (N,OH,OW,C); y[n,oh,ow,c] = max of x[n,ih,iw,c] over the window's cells
   expect_arity(args, {"x"}, {"y"});
-  const Pool p = pool_sizes(args, args.inputs[0], "x", args.outputs[0], "y");
+  const Pool p = pool_geometry(args.attrs, args.inputs[0], args.outputs[0], "x", "y");
   const float* x = input(args, 0);
   float* y = output(args, 0);
 
-  for (int64_t n = 0; n < p.N; ++n) {
-    for (int64_t oh = 0; oh < p.OH; ++oh) {
-      for (int64_t ow = 0; ow < p.OW; ++ow) {
+  for (int64_t n = 0; n < p.n; ++n) {
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      for (int64_t ow = 0; ow < p.ow; ++ow) {
         // y's own pixel holds the running maximum; the first cell seeds it, so padding never wins.
-        float* y_pixel = y + ((n * p.OH + oh) * p.OW + ow) * p.C;
+        float* y_pixel = y + ((n * p.oh + oh) * p.ow + ow) * p.c;
         bool seeded = false;
         for (int64_t ih = p.row_begin(oh); ih < p.row_end(oh); ++ih) {
           for (int64_t iw = p.col_begin(ow); iw < p.col_end(ow); ++iw) {
-            const float* x_pixel = x + ((n * p.H + ih) * p.W + iw) * p.C;
+            const float* x_pixel = x + ((n * p.h + ih) * p.w + iw) * p.c;
             if (!seeded) {
-              std::copy(x_pixel, x_pixel + p.C, y_pixel);
+              std::copy(x_pixel, x_pixel + p.c, y_pixel);
               seeded = true;
             } else {
-              for (int64_t c = 0; c < p.C; ++c)
+              for (int64_t c = 0; c < p.c; ++c)
                 y_pixel[c] = x_pixel[c] > y_pixel[c] ? x_pixel[c] : y_pixel[c];
             }
           }
         }
-        if (!seeded) std::fill(y_pixel, y_pixel + p.C, 0.0f);
+        if (!seeded) std::fill(y_pixel, y_pixel + p.c, 0.0f);
       }
     }
   }
@@ -77,22 +51,22 @@ REFERENCE_KERNEL(max_pool2d_backward) {
   // each dy[n,oh,ow,c] goes to the first cell of its window (row-major) holding the window's maximum
   expect_arity(args, {"x", "dy"}, {"dx"});
   expect_same_shape(args.inputs[0], "x", args.outputs[0], "dx");
-  const Pool p = pool_sizes(args, args.inputs[0], "x", args.inputs[1], "dy");
+  const Pool p = pool_geometry(args.attrs, args.inputs[0], args.inputs[1], "x", "dy");
   const float* x = input(args, 0);
   const float* dy = input(args, 1);
   float* dx = output(args, 0);
 
   std::vector<double> acc(size_t(sdk::view_size(args.outputs[0])), 0.0);  // dx; windows may overlap
-  std::vector<float> best(size_t(p.C));
-  std::vector<int64_t> best_at(size_t(p.C));  // flat index into x of each channel's winner
-  for (int64_t n = 0; n < p.N; ++n) {
-    for (int64_t oh = 0; oh < p.OH; ++oh) {
-      for (int64_t ow = 0; ow < p.OW; ++ow) {
+  std::vector<float> best(size_t(p.c));
+  std::vector<int64_t> best_at(size_t(p.c));  // flat index into x of each channel's winner
+  for (int64_t n = 0; n < p.n; ++n) {
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      for (int64_t ow = 0; ow < p.ow; ++ow) {
         bool seeded = false;
         for (int64_t ih = p.row_begin(oh); ih < p.row_end(oh); ++ih) {
           for (int64_t iw = p.col_begin(ow); iw < p.col_end(ow); ++iw) {
-            const int64_t at = ((n * p.H + ih) * p.W + iw) * p.C;
-            for (int64_t c = 0; c < p.C; ++c) {
+            const int64_t at = ((n * p.h + ih) * p.w + iw) * p.c;
+            for (int64_t c = 0; c < p.c; ++c) {
               // Strictly greater, so that ties keep the earlier cell.
               if (!seeded || x[at + c] > best[size_t(c)]) {
                 best[size_t(c)] = x[at + c];
@@ -103,8 +77,8 @@ REFERENCE_KERNEL(max_pool2d_backward) {
           }
         }
         if (!seeded) continue;
-        const float* dy_pixel = dy + ((n * p.OH + oh) * p.OW + ow) * p.C;
-        for (int64_t c = 0; c < p.C; ++c) acc[size_t(best_at[size_t(c)])] += dy_pixel[c];
+        const float* dy_pixel = dy + ((n * p.oh + oh) * p.ow + ow) * p.c;
+        for (int64_t c = 0; c < p.c; ++c) acc[size_t(best_at[size_t(c)])] += dy_pixel[c];
       }
     }
   }
@@ -115,25 +89,25 @@ REFERENCE_KERNEL(avg_pool2d) {
   // x is (N,H,W,C), y is (N,OH,OW,C); y[n,oh,ow,c] = mean of x[n,ih,iw,c] over the window's cells,
   // so padding is excluded from the count
   expect_arity(args, {"x"}, {"y"});
-  const Pool p = pool_sizes(args, args.inputs[0], "x", args.outputs[0], "y");
+  const Pool p = pool_geometry(args.attrs, args.inputs[0], args.outputs[0], "x", "y");
   const float* x = input(args, 0);
   float* y = output(args, 0);
 
-  std::vector<double> sum(size_t(p.C));
-  for (int64_t n = 0; n < p.N; ++n) {
-    for (int64_t oh = 0; oh < p.OH; ++oh) {
-      for (int64_t ow = 0; ow < p.OW; ++ow) {
+  std::vector<double> sum(size_t(p.c));
+  for (int64_t n = 0; n < p.n; ++n) {
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      for (int64_t ow = 0; ow < p.ow; ++ow) {
         std::fill(sum.begin(), sum.end(), 0.0);
         int64_t count = 0;
         for (int64_t ih = p.row_begin(oh); ih < p.row_end(oh); ++ih) {
           for (int64_t iw = p.col_begin(ow); iw < p.col_end(ow); ++iw) {
-            const float* x_pixel = x + ((n * p.H + ih) * p.W + iw) * p.C;
-            for (int64_t c = 0; c < p.C; ++c) sum[size_t(c)] += x_pixel[c];
+            const float* x_pixel = x + ((n * p.h + ih) * p.w + iw) * p.c;
+            for (int64_t c = 0; c < p.c; ++c) sum[size_t(c)] += x_pixel[c];
             ++count;
           }
         }
-        float* y_pixel = y + ((n * p.OH + oh) * p.OW + ow) * p.C;
-        for (int64_t c = 0; c < p.C; ++c) y_pixel[c] = count ? float(sum[size_t(c)] / double(count)) : 0.0f;
+        float* y_pixel = y + ((n * p.oh + oh) * p.ow + ow) * p.c;
+        for (int64_t c = 0; c < p.c; ++c) y_pixel[c] = count ? float(sum[size_t(c)] / double(count)) : 0.0f;
       }
     }
   }
@@ -142,23 +116,23 @@ REFERENCE_KERNEL(avg_pool2d) {
 REFERENCE_KERNEL(avg_pool2d_backward) {
   // dy is (N,OH,OW,C), dx is (N,H,W,C); each dy[n,oh,ow,c] / count goes to every cell of its window
   expect_arity(args, {"dy"}, {"dx"});
-  const Pool p = pool_sizes(args, args.outputs[0], "dx", args.inputs[0], "dy");
+  const Pool p = pool_geometry(args.attrs, args.outputs[0], args.inputs[0], "dx", "dy");
   const float* dy = input(args, 0);
   float* dx = output(args, 0);
 
   std::vector<double> acc(size_t(sdk::view_size(args.outputs[0])), 0.0);  // dx; windows may overlap
-  for (int64_t n = 0; n < p.N; ++n) {
-    for (int64_t oh = 0; oh < p.OH; ++oh) {
-      for (int64_t ow = 0; ow < p.OW; ++ow) {
+  for (int64_t n = 0; n < p.n; ++n) {
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      for (int64_t ow = 0; ow < p.ow; ++ow) {
         const int64_t rows = std::max<int64_t>(p.row_end(oh) - p.row_begin(oh), 0);
         const int64_t cols = std::max<int64_t>(p.col_end(ow) - p.col_begin(ow), 0);
         const int64_t count = rows * cols;
         if (count == 0) continue;
-        const float* dy_pixel = dy + ((n * p.OH + oh) * p.OW + ow) * p.C;
+        const float* dy_pixel = dy + ((n * p.oh + oh) * p.ow + ow) * p.c;
         for (int64_t ih = p.row_begin(oh); ih < p.row_end(oh); ++ih) {
           for (int64_t iw = p.col_begin(ow); iw < p.col_end(ow); ++iw) {
-            double* acc_pixel = acc.data() + ((n * p.H + ih) * p.W + iw) * p.C;
-            for (int64_t c = 0; c < p.C; ++c) acc_pixel[c] += double(dy_pixel[c]) / double(count);
+            double* acc_pixel = acc.data() + ((n * p.h + ih) * p.w + iw) * p.c;
+            for (int64_t c = 0; c < p.c; ++c) acc_pixel[c] += double(dy_pixel[c]) / double(count);
           }
         }
       }

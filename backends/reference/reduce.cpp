@@ -14,12 +14,8 @@ template <bool Log>
 void softmax_rows(const sdk::KernelArgs& args) {
   // x is (..., L), y is x's shape; each row of L elements is normalised on its own
   expect_arity(args, {"x"}, {"y"});
-  const lamina_view& xv = args.inputs[0];
-  expect_same_shape(xv, "x", args.outputs[0], "y");
-  if (xv.ndim < 1) throw sdk::Error("x must have rank >= 1, got a scalar");
-  const int64_t length = xv.shape[xv.ndim - 1];
+  const auto [rows, length] = last_axis_rows(args.inputs[0], args.outputs[0]);
   if (length == 0) return;
-  const int64_t rows = sdk::view_size(xv) / length;
   const float* x = input(args, 0);
   float* y = output(args, 0);
   for (int64_t r = 0; r < rows; ++r) {
@@ -45,18 +41,13 @@ REFERENCE_KERNEL(reduce_sum) {
   expect_arity(args, {"x"}, {"y"});
   const lamina_view& xv = args.inputs[0];
   const lamina_view& yv = args.outputs[0];
-  if (xv.ndim != yv.ndim)
-    throw sdk::Error("x " + shape_string(xv) + " and y " + shape_string(yv) +
-                     " must have the same rank (summed axes are kept as 1)");
+  expect_reduce_shapes(xv, yv);
   const int32_t rank = xv.ndim;
 
   // Element strides of y along x's axes, 0 on summed axes so that every x element finds its sum.
   int64_t stride_y[LAMINA_MAX_DIMS];
   int64_t step = 1;
   for (int32_t d = rank - 1; d >= 0; --d) {
-    if (yv.shape[d] != xv.shape[d] && yv.shape[d] != 1)
-      throw sdk::Error("cannot sum x " + shape_string(xv) + " into y " + shape_string(yv) + ": axis " +
-                       std::to_string(d) + " of y must be x's or 1");
     stride_y[d] = yv.shape[d] == 1 ? 0 : step;
     step *= yv.shape[d];
   }

@@ -7,39 +7,11 @@
 #include <cmath>
 
 namespace lamina::reference {
-namespace {
-
-// Checks (param, grad, slots...) → (param, slots...) with `slots` slots, all of one shape, and
-// returns the element count.
-int64_t expect_update(const sdk::KernelArgs& args, int slots) {
-  if (args.n_inputs != 2 + slots || args.n_outputs != 1 + slots)
-    throw sdk::Error("takes the parameter, its gradient and " + std::to_string(slots) +
-                     " slot(s), and returns the parameter and the slots; got " +
-                     std::to_string(args.n_inputs) + " input(s) and " + std::to_string(args.n_outputs) +
-                     " output(s)");
-  for (int32_t i = 0; i < args.n_inputs; ++i) {
-    check_view(args.inputs[i], i == 0 ? "param" : i == 1 ? "grad" : "slot");
-    expect_same_shape(args.inputs[i], i == 1 ? "grad" : "slot", args.inputs[0], "param");
-  }
-  for (int32_t i = 0; i < args.n_outputs; ++i) {
-    check_view(args.outputs[i], "output");
-    expect_same_shape(args.outputs[i], "output", args.inputs[0], "param");
-  }
-  return sdk::view_size(args.inputs[0]);
-}
-
-// Which slot count this call has, from the allowed ones.
-int slot_count(const sdk::KernelArgs& args, int fewest, int most) {
-  int slots = args.n_inputs - 2;
-  return slots >= fewest && slots <= most ? slots : fewest;
-}
-
-}  // namespace
 
 REFERENCE_KERNEL(sgd_update) {
   // p -= lr·g; with a velocity slot v: v = momentum·v − lr·g, p += v (nesterov: p += momentum·v − lr·g)
-  const int slots = slot_count(args, 0, 1);
-  const int64_t n = expect_update(args, slots);
+  const int slots = expect_update(args, 0, 1);
+  const int64_t n = sdk::view_size(args.inputs[0]);
   const double lr = args.attrs.get_float("lr", 0.01), momentum = args.attrs.get_float("momentum", 0.0);
   const bool nesterov = args.attrs.get_int("nesterov", 0) != 0;
   const float* g = input(args, 1);
@@ -59,7 +31,8 @@ REFERENCE_KERNEL(sgd_update) {
 
 REFERENCE_KERNEL(adadelta_update) {
   // a = rho·a + (1−rho)·g²; delta = g·sqrt(d + eps)/sqrt(a + eps); d = rho·d + (1−rho)·delta²; p −= lr·delta
-  const int64_t n = expect_update(args, 2);
+  expect_update(args, 2, 2);
+  const int64_t n = sdk::view_size(args.inputs[0]);
   const double lr = args.attrs.get_float("lr", 1.0), rho = args.attrs.get_float("rho", 0.95),
                eps = args.attrs.get_float("epsilon", 1e-7);
   const float* g = input(args, 1);
@@ -76,8 +49,8 @@ REFERENCE_KERNEL(adadelta_update) {
 
 REFERENCE_KERNEL(adam_update) {
   // m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; [v̂ = max(v̂, v)]; p −= alpha·m/(sqrt(v or v̂) + eps)
-  const int slots = slot_count(args, 2, 3);
-  const int64_t n = expect_update(args, slots);
+  const int slots = expect_update(args, 2, 3);
+  const int64_t n = sdk::view_size(args.inputs[0]);
   const double alpha = args.attrs.get_float("alpha", 0.001), b1 = args.attrs.get_float("beta_1", 0.9),
                b2 = args.attrs.get_float("beta_2", 0.999), eps = args.attrs.get_float("epsilon", 1e-7);
   const float* g = input(args, 1);
@@ -100,8 +73,8 @@ REFERENCE_KERNEL(adam_update) {
 
 REFERENCE_KERNEL(rmsprop_update) {
   // v = rho·v + (1−rho)·g²; step = lr·g/(sqrt(v) + eps); [m = momentum·m + step; step = m]; p −= step
-  const int slots = slot_count(args, 1, 2);
-  const int64_t n = expect_update(args, slots);
+  const int slots = expect_update(args, 1, 2);
+  const int64_t n = sdk::view_size(args.inputs[0]);
   const double lr = args.attrs.get_float("lr", 0.001), rho = args.attrs.get_float("rho", 0.9),
                eps = args.attrs.get_float("epsilon", 1e-7), momentum = args.attrs.get_float("momentum", 0.0);
   const float* g = input(args, 1);
