@@ -3,7 +3,7 @@
 #include "support.hpp"
 
 // The fallback cases hide a backend's kernels through the registry the core itself uses.
-#include "../core/src/internal.hpp"
+#include "../core/src/plugins.hpp"
 
 #include <algorithm>
 #include <functional>

@@ -5,7 +5,7 @@
 
 // lamina has no public accessor for a compiled optimizer's config (see the round-trip case), so
 // that case reads the plugin table the core itself uses.
-#include "../core/src/internal.hpp"
+#include "../core/src/plugins.hpp"
 
 #include <array>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Batch sources: tensors in memory, and datasets in an HDF5 file read one slab at a time.
-#include "internal.hpp"
+#include "tensor_impl.hpp"
 
 #include <lamina/batches.hpp>
 #include <lamina/error.hpp>
@@ -33,8 +33,6 @@ void fisher_yates(std::vector<int64_t>& order, std::mt19937_64& random) {
 }
 
 }  // namespace
-
-Tensor to_host(const Tensor& t) { return t.is_host() ? t : Tensor::from_vector(t.to_vector(), t.shape()); }
 
 // ------------------------------------------------------------------------------------------------
 // TensorBatches

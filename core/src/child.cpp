@@ -1,6 +1,6 @@
 // Running risky work (a third-party plugin's init, libhdf5 on an untrusted file) in a forked child
 // process first, so that a crash or a hang there is reported instead of taking the process down.
-#include "internal.hpp"
+#include "child.hpp"
 
 #include <poll.h>
 #include <signal.h>

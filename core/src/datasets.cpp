@@ -1,11 +1,10 @@
 // IDX files (MNIST, Fashion-MNIST), plain or gzip-compressed, and to_categorical.
-#include "internal.hpp"
-
 #include <lamina/datasets.hpp>
 
 #include <zlib.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 namespace lamina {

@@ -1,5 +1,7 @@
 // The job this process belongs to: a communicator plugin's rank and size, or a job of one.
-#include "internal.hpp"
+#include "distributed.hpp"
+#include "plugins.hpp"
+#include "profiler.hpp"
 
 #include <lamina/distributed.hpp>
 #include <lamina/error.hpp>

@@ -2,7 +2,7 @@
 // h5py and therefore Keras write, so every Keras and h5py version reads them.
 #include <lamina/h5.hpp>
 
-#include "internal.hpp"
+#include "child.hpp"
 
 #include <hdf5.h>
 

@@ -1,5 +1,8 @@
 // Keras weight initializers and lamina's random source.
-#include "internal.hpp"
+#include "initializers.hpp"
+#include "plugins.hpp"
+#include "tensor_impl.hpp"
+#include "text.hpp"
 
 #include <lamina/backend.hpp>
 

@@ -1,7 +1,14 @@
 // Layers and the Sequential container: building from Keras configs, weights, summary, JSON.
-#include "internal.hpp"
+#include "model.hpp"
+
+#include "initializers.hpp"
+#include "plugins.hpp"
+#include "tensor_impl.hpp"
+#include "text.hpp"
 
 #include <lamina/backend.hpp>
+#include <lamina/model.hpp>
+#include <lamina/ops.hpp>
 
 #include <cstdio>
 #include <iomanip>

@@ -1,6 +1,14 @@
 // Replay of training steps (replay.hpp).
 #include "replay.hpp"
 
+#include "attributes.hpp"
+#include "backend_entry.hpp"
+#include "op_registry.hpp"
+#include "profiler.hpp"
+#include "tensor_impl.hpp"
+
+#include <lamina/error.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -13,7 +21,6 @@ namespace lamina {
 
 namespace {
 
-thread_local StepRecording* g_recording = nullptr;
 std::atomic<int64_t> g_replayed{0};
 
 // Where a kernel's input comes from, comparable between two recordings of a step.
@@ -57,16 +64,17 @@ std::pair<const void*, size_t> location(const lamina_view& v) {
 
 }  // namespace
 
-class StepRecording {
+class StepRecording final : public LaunchRecorder {
  public:
   StepRecording(const Tensor& x, const Tensor& y) : x_shape_(x.shape()), y_shape_(y.shape()) {
     x_at_ = location(view_of(x));
     y_at_ = location(view_of(y));
   }
 
-  void add(const OpDef& op, BackendEntry& backend, const lamina_view* in, size_t n_in, const lamina_view* out,
-           size_t n_out, const Attributes& attrs, const char* extra_name, int64_t extra_value,
-           const std::vector<Tensor>& input_tensors, const std::vector<Tensor>& output_tensors) {
+  void launched(const OpDef& op, BackendEntry& backend, const lamina_view* in, size_t n_in,
+                const lamina_view* out, size_t n_out, const Attributes& attrs, const char* extra_name,
+                int64_t extra_value, const std::vector<Tensor>& input_tensors,
+                const std::vector<Tensor>& output_tensors) override {
     if (spoiled_) return;
     auto l = std::make_unique<Launch>();
     l->op = &op;
@@ -109,7 +117,7 @@ class StepRecording {
     if (bytes_ > StepReplay::kMaxBytes) spoil();  // keeping its results would cost too much memory
   }
 
-  void spoil() {
+  void spoil() override {
     if (spoiled_) return;
     spoiled_ = true;
     launches_.clear();
@@ -176,26 +184,9 @@ class StepRecording {
   bool spoiled_ = false;
 };
 
-StepRecording* active_recording() {
-  return g_recording;
-}
-
-RecordingScope::RecordingScope(StepRecording* recording) : previous_(g_recording) {
-  g_recording = recording;
-}
+RecordingScope::RecordingScope(StepRecording* recording) : previous_(set_active_recorder(recording)) {}
 RecordingScope::~RecordingScope() {
-  g_recording = previous_;
-}
-
-void record_launch(StepRecording& r, const OpDef& op, BackendEntry& backend, const lamina_view* inputs,
-                   size_t n_inputs, const lamina_view* outputs, size_t n_outputs, const Attributes& attrs,
-                   const char* extra_name, int64_t extra_value, const std::vector<Tensor>& input_tensors,
-                   const std::vector<Tensor>& output_tensors) {
-  r.add(op, backend, inputs, n_inputs, outputs, n_outputs, attrs, extra_name, extra_value, input_tensors,
-        output_tensors);
-}
-void spoil_recording(StepRecording& r) {
-  r.spoil();
+  set_active_recorder(previous_);
 }
 
 void RecordingDeleter::operator()(StepRecording* r) const {

@@ -18,7 +18,9 @@
 // tensor values, so they cannot branch on data. LAMINA_STEP_REPLAY=0 turns replay off.
 #pragma once
 
-#include "internal.hpp"
+#include "launch_recorder.hpp"
+
+#include <lamina/tensor.hpp>
 
 #include <memory>
 #include <string>
@@ -32,10 +34,8 @@ struct RecordingDeleter {
 };
 using RecordingPtr = std::unique_ptr<StepRecording, RecordingDeleter>;
 
-// The recording of this thread's kernel launches, or null (ops.cpp and tensor.cpp report to it).
-StepRecording* active_recording();
-
-// Records the launches of its scope on this thread.
+// Records the launches of its scope on this thread: the recording is the thread's LaunchRecorder
+// (launch_recorder.hpp), which dispatch.cpp and tensor.cpp report to.
 class RecordingScope {
  public:
   explicit RecordingScope(StepRecording* recording);
@@ -44,16 +44,8 @@ class RecordingScope {
   RecordingScope& operator=(const RecordingScope&) = delete;
 
  private:
-  StepRecording* previous_;
+  LaunchRecorder* previous_;
 };
-
-// Called by the core while a recording is active.
-void record_launch(StepRecording& r, const OpDef& op, BackendEntry& backend, const lamina_view* inputs,
-                   size_t n_inputs, const lamina_view* outputs, size_t n_outputs, const Attributes& attrs,
-                   const char* extra_name, int64_t extra_value, const std::vector<Tensor>& input_tensors,
-                   const std::vector<Tensor>& output_tensors);
-// Something the recording cannot repeat happened: it will not be replayed.
-void spoil_recording(StepRecording& r);
 
 // fit()'s replay state for one run of fit.
 class StepReplay {

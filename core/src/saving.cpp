@@ -2,9 +2,14 @@
 // The layout and its per-version variants are described in docs/keras_files.md. Everything here
 // goes through the generic Layer interface (weights, weight names, get_config) and the optimizer
 // state, so no layer or optimizer is special-cased.
-#include "internal.hpp"
+#include "host_table.hpp"
+#include "model.hpp"
+#include "text.hpp"
 
 #include <lamina/h5.hpp>
+#include <lamina/model.hpp>
+
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <limits>

@@ -1,5 +1,9 @@
-#include "internal.hpp"
-#include "replay.hpp"
+// Tensors (lamina/tensor.hpp) and their memory (tensor_impl.hpp): the buffer cache, allocation,
+// views for kernels, copies between backends.
+#include "tensor_impl.hpp"
+
+#include "backend_entry.hpp"
+#include "launch_recorder.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -186,7 +190,7 @@ static void check_shape(const Shape& shape) {
 Tensor make_tensor(Shape shape, BackendEntry* backend) {
   check_shape(shape);
   // A host tensor made inside a recorded training step holds values no kernel wrote (replay.hpp).
-  if (StepRecording* r = backend ? nullptr : active_recording()) spoil_recording(*r);
+  if (LaunchRecorder* r = backend ? nullptr : active_recorder()) r->spoil();
   auto* impl = new TensorImpl;
   size_t bytes = size_t(shape_size(shape)) * sizeof(float);
   impl->shape = std::move(shape);
@@ -233,6 +237,10 @@ lamina_view view_of(const Tensor& t) {
   v.dtype = LAMINA_DTYPE_FLOAT32;
   for (size_t i = 0; i < impl.shape.size(); ++i) v.shape[i] = impl.shape[i];
   return v;
+}
+
+Tensor to_host(const Tensor& t) {
+  return t.is_host() ? t : Tensor::from_vector(t.to_vector(), t.shape());
 }
 
 Tensor detached(const Tensor& t) {
@@ -319,8 +327,6 @@ float Tensor::item() const {
   return to_vector()[0];
 }
 
-Tensor Tensor::reshape(const Shape& shape) const { return ops::reshape(*this, shape); }
-
 Tensor Tensor::slice(int64_t begin, int64_t end) const {
   const TensorImpl& impl = need(impl_);
   if (impl.shape.empty()) throw Error("slice(): a scalar has no rows");
@@ -344,16 +350,6 @@ Tensor& Tensor::set_requires_grad(bool value) {
 }
 
 // ------------------------------------------------------------------------------------------------
-
-Tensor operator+(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
-Tensor operator-(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
-Tensor operator*(const Tensor& a, const Tensor& b) { return ops::mul(a, b); }
-Tensor operator/(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
-Tensor operator+(const Tensor& a, float b) { return ops::scale(a, 1.0, b); }
-Tensor operator-(const Tensor& a, float b) { return ops::scale(a, 1.0, -double(b)); }
-Tensor operator*(const Tensor& a, float b) { return ops::scale(a, b, 0.0); }
-Tensor operator/(const Tensor& a, float b) { return ops::scale(a, 1.0 / double(b), 0.0); }
-Tensor operator-(const Tensor& a) { return ops::neg(a); }
 
 static Tensor compare(const Tensor& a, float b, bool greater) {
   std::vector<float> v = a.to_vector();
@@ -397,11 +393,6 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t) {
   print_rec(s, v, t.shape(), 0, pos, 6);
   s << ", shape=" << shape_to_string(t.shape()) << ")";
   return out << s.str();
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 }  // namespace lamina

@@ -1,6 +1,14 @@
 // compile / fit / evaluate / predict: losses, metrics, the training loop and its log.
-#include "internal.hpp"
+#include "autograd.hpp"
+#include "backend_entry.hpp"
+#include "distributed.hpp"
+#include "initializers.hpp"
+#include "op_registry.hpp"
+#include "plugins.hpp"
+#include "profiler.hpp"
 #include "replay.hpp"
+#include "tensor_impl.hpp"
+#include "text.hpp"
 
 #include <lamina/callbacks.hpp>
 

@@ -4,7 +4,8 @@
 
 #include <lamina/lamina.hpp>
 
-#include "internal.hpp"
+#include "model.hpp"
+#include "plugins.hpp"
 
 #include <unistd.h>
 

@@ -1,9 +1,17 @@
 // Layout ops: concat, slice, slice_backward, pad and transpose. They move elements without
 // arithmetic; their shape rules and the copies behind the kernels are written once in
 // <lamina/sdk/layout.hpp>, shared with every backend. Each op's gradient is another layout op.
-#include <lamina/sdk/layout.hpp>
+#include "op_set.hpp"
 
-#include "../internal.hpp"
+#include "../attributes.hpp"
+#include "../autograd.hpp"
+#include "../dispatch.hpp"
+#include "../plugins.hpp"
+#include "../tensor_impl.hpp"
+
+#include <lamina/error.hpp>
+#include <lamina/ops.hpp>
+#include <lamina/sdk/layout.hpp>
 
 namespace lamina {
 
@@ -20,13 +28,6 @@ template <class Rule> auto checked(const std::string& op, const ShapeList& in, R
     for (size_t i = 0; i < in.size(); ++i) shapes += (i ? ", " : "") + shape_to_string(in[i]);
     throw Error("op '" + op + "' on " + shapes + ": " + e.what());
   }
-}
-
-void need_one_input(const std::string& op, const ShapeList& in) {
-  if (in.size() != 1) throw Error("op '" + op + "' takes 1 input, got " + std::to_string(in.size()));
-}
-bool wants(const Node& n, size_t i) {
-  return n.inputs[i].impl()->requires_grad || n.inputs[i].impl()->grad_fn;
 }
 
 std::vector<layout::AxisSlice> slices_of(const Shape& whole, const Attributes& a) {
@@ -55,9 +56,9 @@ FallbackFn on_host(const std::string& op) {
 
 }  // namespace
 
-void define_layout_ops(const std::function<OpDef&(const std::string&)>& def) {
+void define_layout_ops(OpSet& set) {
   // concat(x0, x1, ...; axis): joined along `axis`; d(x_i) is dy's slice of x_i's extent.
-  OpDef& concat = def("concat");
+  OpDef& concat = set.def("concat");
   concat.infer = [](const ShapeList& in, const Attributes& a) {
     return checked("concat", in, [&] {
       return std::vector<Shape>{layout::concat_shape(in.to_vector(), a.get_int("axis", -1))};
@@ -77,9 +78,9 @@ void define_layout_ops(const std::function<OpDef&(const std::string&)>& def) {
   concat.fallback = on_host("concat");
 
   // slice(x; axes, begin, end, step): Python's x[begin:end:step] on each named axis.
-  OpDef& slice = def("slice");
+  OpDef& slice = set.def("slice");
   slice.infer = [](const ShapeList& in, const Attributes& a) {
-    need_one_input("slice", in);
+    need_inputs("slice", in, 1);
     return checked("slice", in, [&] { return std::vector<Shape>{layout::slice_shape(slices_of(in[0], a))}; });
   };
   slice.backward = [](const Node& n, const std::vector<Tensor>& g) {
@@ -91,10 +92,10 @@ void define_layout_ops(const std::function<OpDef&(const std::string&)>& def) {
 
   // slice_backward(dy; input_shape, and slice's attributes): zeros of input_shape with dy in the
   // slice's box.
-  OpDef& slice_backward = def("slice_backward");
+  OpDef& slice_backward = set.def("slice_backward");
   slice_backward.gradient_of = "slice";
   slice_backward.infer = [](const ShapeList& in, const Attributes& a) {
-    need_one_input("slice_backward", in);
+    need_inputs("slice_backward", in, 1);
     Shape whole = a.get_ints("input_shape", {});
     Shape part = checked("slice_backward", in, [&] { return layout::slice_shape(slices_of(whole, a)); });
     if (part != in[0])
@@ -108,9 +109,9 @@ void define_layout_ops(const std::function<OpDef&(const std::string&)>& def) {
   slice_backward.fallback = on_host("slice_backward");
 
   // pad(x; pads_before, pads_after, value): x surrounded by `value`; d(x) is dy's interior.
-  OpDef& pad = def("pad");
+  OpDef& pad = set.def("pad");
   pad.infer = [](const ShapeList& in, const Attributes& a) {
-    need_one_input("pad", in);
+    need_inputs("pad", in, 1);
     return checked("pad", in, [&] {
       return std::vector<Shape>{
           layout::pad_shape(in[0], a.get_ints("pads_before", {}), a.get_ints("pads_after", {}))};
@@ -127,9 +128,9 @@ void define_layout_ops(const std::function<OpDef&(const std::string&)>& def) {
   pad.fallback = on_host("pad");
 
   // transpose(x; perm): output axis k is x's axis perm[k] (no perm: reversed axes).
-  OpDef& transpose = def("transpose");
+  OpDef& transpose = set.def("transpose");
   transpose.infer = [](const ShapeList& in, const Attributes& a) {
-    need_one_input("transpose", in);
+    need_inputs("transpose", in, 1);
     return checked("transpose", in,
                    [&] { return std::vector<Shape>{layout::transpose_shape(in[0], a.get_ints("perm", {}))}; });
   };

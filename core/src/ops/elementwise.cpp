@@ -1,0 +1,101 @@
+// Element-wise ops: copy, fill, the unary ops (and the backward ops of relu, sigmoid, tanh and
+// clip), and the broadcasting binary ops add, sub, mul, div.
+#include "op_set.hpp"
+
+#include "../autograd.hpp"
+
+#include <lamina/error.hpp>
+#include <lamina/ops.hpp>
+
+#include <string>
+
+namespace lamina {
+
+void define_elementwise_ops(OpSet& set) {
+  auto unary = [&](const std::string& name, BackwardFn backward) {
+    OpDef& d = set.def(name);
+    d.infer = [name](const ShapeList& in, const Attributes&) {
+      need_inputs(name, in, 1);
+      return one_shape(in[0]);
+    };
+    d.backward = std::move(backward);
+  };
+  // dx = f(a, dy): the gradient op of `forward`
+  auto pair_same = [&](const std::string& forward) {
+    const std::string name = forward + "_backward";
+    OpDef& d = set.def(name);
+    d.gradient_of = forward;
+    d.infer = [name](const ShapeList& in, const Attributes&) {
+      need_inputs(name, in, 2);
+      if (in[0] != in[1]) throw Error(op_context(name, in) + ": both inputs must have the same shape");
+      return one_shape(in[0]);
+    };
+  };
+
+  OpDef& copy = set.def("copy");
+  copy.infer = same_shape;
+  copy.backward = [](const Node&, const Grads& g) { return Grads{g[0]}; };
+
+  OpDef& fill = set.def("fill");
+  fill.shape_only_inputs = true;
+  fill.infer = [](const ShapeList& in, const Attributes& a) {
+    if (in.size() == 1) return one_shape(in[0]);
+    return one_shape(a.get_ints("shape", {}));
+  };
+
+  unary("neg", [](const Node&, const Grads& g) { return Grads{ops::neg(g[0])}; });
+  unary("exp", [](const Node& n, const Grads& g) { return Grads{ops::mul(g[0], n.outputs[0])}; });
+  unary("log", [](const Node& n, const Grads& g) { return Grads{ops::div(g[0], n.inputs[0])}; });
+  unary("sqrt",
+        [](const Node& n, const Grads& g) { return Grads{ops::div(ops::scale(g[0], 0.5), n.outputs[0])}; });
+  unary("square",
+        [](const Node& n, const Grads& g) { return Grads{ops::mul(ops::scale(g[0], 2.0), n.inputs[0])}; });
+  unary("relu", [](const Node& n, const Grads& g) {
+    return Grads{run_op("relu_backward", {n.inputs[0], g[0]})[0]};
+  });
+  unary("sigmoid", [](const Node& n, const Grads& g) {
+    return Grads{run_op("sigmoid_backward", {n.outputs[0], g[0]})[0]};
+  });
+  unary("tanh", [](const Node& n, const Grads& g) {
+    return Grads{run_op("tanh_backward", {n.outputs[0], g[0]})[0]};
+  });
+  unary("scale", [](const Node& n, const Grads& g) {
+    return Grads{ops::scale(g[0], n.attrs.get_float("alpha", 1.0))};
+  });
+  unary("clip", [](const Node& n, const Grads& g) {
+    return Grads{run_op("clip_backward", {n.inputs[0], g[0]}, n.attrs)[0]};
+  });
+  for (const char* forward : {"relu", "sigmoid", "tanh", "clip"}) pair_same(forward);
+
+  auto binary = [&](const std::string& name, BackwardFn backward) {
+    OpDef& d = set.def(name);
+    d.broadcasts = true;
+    d.infer = [name](const ShapeList& in, const Attributes&) {
+      need_inputs(name, in, 2);
+      return one_shape(broadcast_shapes(name, in[0], in[1]));
+    };
+    d.backward = std::move(backward);
+  };
+  binary("add", [](const Node& n, const Grads& g) {
+    return Grads{wants(n, 0) ? sum_to(g[0], n.inputs[0].shape()) : Tensor(),
+                 wants(n, 1) ? sum_to(g[0], n.inputs[1].shape()) : Tensor()};
+  });
+  binary("sub", [](const Node& n, const Grads& g) {
+    return Grads{wants(n, 0) ? sum_to(g[0], n.inputs[0].shape()) : Tensor(),
+                 wants(n, 1) ? sum_to(ops::neg(g[0]), n.inputs[1].shape()) : Tensor()};
+  });
+  binary("mul", [](const Node& n, const Grads& g) {
+    const Tensor &a = n.inputs[0], &b = n.inputs[1];
+    return Grads{wants(n, 0) ? sum_to(ops::mul(g[0], b), a.shape()) : Tensor(),
+                 wants(n, 1) ? sum_to(ops::mul(g[0], a), b.shape()) : Tensor()};
+  });
+  binary("div", [](const Node& n, const Grads& g) {
+    const Tensor &a = n.inputs[0], &b = n.inputs[1];
+    Tensor da = wants(n, 0) ? sum_to(ops::div(g[0], b), a.shape()) : Tensor();
+    Tensor db =
+        wants(n, 1) ? sum_to(ops::neg(ops::div(ops::mul(g[0], n.outputs[0]), b)), b.shape()) : Tensor();
+    return Grads{da, db};
+  });
+}
+
+}  // namespace lamina
