@@ -3,7 +3,9 @@
 // table checks every backend against the reference; these cases check the reference itself.
 #include "support.hpp"
 
-#include "../core/src/internal.hpp"
+#include "../core/src/dispatch.hpp"
+#include "../core/src/host_table.hpp"
+#include "../core/src/tensor_impl.hpp"
 
 using namespace lamina;
 using lamina::test::error_of;

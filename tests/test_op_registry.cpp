@@ -4,7 +4,9 @@
 // that misses any of these fails here.
 #include "support.hpp"
 
-#include "../core/src/internal.hpp"
+#include "../core/src/backend_entry.hpp"
+#include "../core/src/op_registry.hpp"
+#include "../core/src/plugins.hpp"
 
 #include <fstream>
 #include <regex>
