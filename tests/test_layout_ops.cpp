@@ -125,7 +125,9 @@ TEST_CASE("layout ops refuse shapes that do not fit, naming the op and the shape
   std::string m = error_of([&] { ops::concat({a, b}, 1); });
   CHECK(m.find("op 'concat' on (2, 3), (3, 3)") != std::string::npos);
   CHECK(m.find("input 1 has shape (3, 3)") != std::string::npos);
-  CHECK(error_of([&] { ops::concat({a, a}, 2); }).find("axis 2 is out of range for rank 2") != std::string::npos);
+  CHECK(error_of([&] {
+          ops::concat({a, a}, 2);
+        }).find("axis 2 is out of range for rank 2") != std::string::npos);
   CHECK(error_of([&] { ops::slice(a, {0}, {0}, {1}, {0}); }).find("step must not be 0") != std::string::npos);
   CHECK(error_of([&] { ops::transpose(a, {0, 0}); }).find("names axis 0 twice") != std::string::npos);
   CHECK(error_of([&] { ops::pad(a, {1}, {1}); }).find("one value per axis") != std::string::npos);

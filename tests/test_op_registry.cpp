@@ -57,7 +57,8 @@ TEST_CASE("docs/ops.md documents exactly the registry's ops") {
     CHECK_MESSAGE(documented.count(op->name), "op '" << op->name << "' is missing from docs/ops.md's tables");
   }
   for (const std::string& name : documented)
-    CHECK_MESSAGE(registered.count(name), "docs/ops.md documents op '" << name << "', which the core does not have");
+    CHECK_MESSAGE(registered.count(name),
+                  "docs/ops.md documents op '" << name << "', which the core does not have");
 }
 
 TEST_CASE("the SDK wraps every op but the gradient ops") {
@@ -88,7 +89,8 @@ TEST_CASE("every backend here runs every op, by its kernel or by the op's fallba
     BackendEntry& backend = Registry::get().active_backend();
     for (const OpDef* op : builtin_ops())
       if (op->has_kernel)
-        CHECK_MESSAGE((backend.supports(*op) || op->fallback),
-                      "backend '" << name << "' has no kernel for op '" << op->name << "' and the op no fallback");
+        CHECK_MESSAGE((backend.supports(*op) || op->fallback), "backend '"
+                                                                   << name << "' has no kernel for op '"
+                                                                   << op->name << "' and the op no fallback");
   }
 }

@@ -1,5 +1,6 @@
 // Keras MaxPooling2D and AveragePooling2D over NHWC inputs. They share every config key and the
-// window arithmetic; only the op differs.
+// window arithmetic; only the op differs. GlobalMaxPooling2D and GlobalAveragePooling2D pool each
+// channel over the whole image (keepdims: as (1, 1, C) rather than (C,)).
 #pragma once
 
 #include "../common/keras_layer.hpp"
@@ -39,6 +40,35 @@ class AveragePooling2D final : public Pooling2D {
  public:
   explicit AveragePooling2D(const std::string& config_json)
       : Pooling2D(config_json, "AveragePooling2D", Kind::average) {}
+};
+
+class GlobalPooling2D : public sdk::Layer {
+ public:
+  std::string get_config() const override;
+  Shape build(sdk::LayerBuilder& builder, const Shape& input_shape) override;
+  sdk::Tensor call(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
+                   const sdk::Tensor& input) override;
+
+ protected:
+  enum class Kind { max, average };
+  GlobalPooling2D(const std::string& config_json, const char* class_name, Kind kind);
+
+ private:
+  Kind kind_;
+  std::string label_;
+  bool keepdims_ = false;
+};
+
+class GlobalMaxPooling2D final : public GlobalPooling2D {
+ public:
+  explicit GlobalMaxPooling2D(const std::string& config_json)
+      : GlobalPooling2D(config_json, "GlobalMaxPooling2D", Kind::max) {}
+};
+
+class GlobalAveragePooling2D final : public GlobalPooling2D {
+ public:
+  explicit GlobalAveragePooling2D(const std::string& config_json)
+      : GlobalPooling2D(config_json, "GlobalAveragePooling2D", Kind::average) {}
 };
 
 }  // namespace lamina::layers

@@ -20,7 +20,8 @@ namespace layout = sdk::layout;
 namespace {
 
 // Runs a shape rule of layout.hpp, naming the op and its input shapes in the message.
-template <class Rule> auto checked(const std::string& op, const ShapeList& in, Rule&& rule) {
+template <class Rule>
+auto checked(const std::string& op, const ShapeList& in, Rule&& rule) {
   try {
     return rule();
   } catch (const std::invalid_argument& e) {
@@ -99,8 +100,9 @@ void define_layout_ops(OpSet& set) {
     Shape whole = a.get_ints("input_shape", {});
     Shape part = checked("slice_backward", in, [&] { return layout::slice_shape(slices_of(whole, a)); });
     if (part != in[0])
-      throw Error("op 'slice_backward': dy of shape " + shape_to_string(in[0]) + " does not match the slice of input_shape " +
-                  shape_to_string(whole) + ", which is " + shape_to_string(part));
+      throw Error("op 'slice_backward': dy of shape " + shape_to_string(in[0]) +
+                  " does not match the slice of input_shape " + shape_to_string(whole) + ", which is " +
+                  shape_to_string(part));
     return std::vector<Shape>{whole};
   };
   slice_backward.backward = [](const Node& n, const std::vector<Tensor>& g) {
@@ -131,8 +133,9 @@ void define_layout_ops(OpSet& set) {
   OpDef& transpose = set.def("transpose");
   transpose.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("transpose", in, 1);
-    return checked("transpose", in,
-                   [&] { return std::vector<Shape>{layout::transpose_shape(in[0], a.get_ints("perm", {}))}; });
+    return checked("transpose", in, [&] {
+      return std::vector<Shape>{layout::transpose_shape(in[0], a.get_ints("perm", {}))};
+    });
   };
   transpose.backward = [](const Node& n, const std::vector<Tensor>& g) {
     Shape perm = layout::resolve_perm(n.attrs.get_ints("perm", {}), n.inputs[0].shape().size()),

@@ -37,8 +37,8 @@ inline std::string dims_string(const Dims& d) {
 inline int64_t normalize_axis(int64_t axis, size_t rank, const char* what = "axis") {
   int64_t r = int64_t(rank);
   if (axis < -r || axis >= r)
-    throw std::invalid_argument(std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
-                                std::to_string(r));
+    throw std::invalid_argument(std::string(what) + " " + std::to_string(axis) +
+                                " is out of range for rank " + std::to_string(r));
   return axis < 0 ? axis + r : axis;
 }
 
@@ -102,8 +102,8 @@ inline std::vector<AxisSlice> resolve_slice(const Dims& shape, const Dims& axes,
                                 std::to_string(begin.size()) + ", " + std::to_string(end.size()) + ", " +
                                 std::to_string(step.size()) + ", " + std::to_string(axes.size()) + ")");
   if (begin.size() > shape.size())
-    throw std::invalid_argument("slice: " + std::to_string(begin.size()) + " axes given for a tensor of rank " +
-                                std::to_string(shape.size()));
+    throw std::invalid_argument("slice: " + std::to_string(begin.size()) +
+                                " axes given for a tensor of rank " + std::to_string(shape.size()));
   std::vector<AxisSlice> out(shape.size());
   for (size_t k = 0; k < shape.size(); ++k) out[k] = {0, shape[k], 1};
   std::vector<bool> seen(shape.size(), false);
@@ -124,8 +124,9 @@ inline Dims slice_shape(const std::vector<AxisSlice>& slices) {
 // pad: `before` and `after` elements on each axis (non-negative, one per axis).
 inline Dims pad_shape(const Dims& x, const Dims& before, const Dims& after) {
   if (before.size() != x.size() || after.size() != x.size())
-    throw std::invalid_argument("pad: pads_before and pads_after need one value per axis of " + dims_string(x) +
-                                ", got " + std::to_string(before.size()) + " and " + std::to_string(after.size()));
+    throw std::invalid_argument("pad: pads_before and pads_after need one value per axis of " +
+                                dims_string(x) + ", got " + std::to_string(before.size()) + " and " +
+                                std::to_string(after.size()));
   Dims out = x;
   for (size_t k = 0; k < x.size(); ++k) {
     if (before[k] < 0 || after[k] < 0)
@@ -148,8 +149,8 @@ inline Dims resolve_perm(const Dims& perm, size_t rank) {
   for (int64_t& a : p) {
     a = normalize_axis(a, rank, "transpose axis");
     if (seen[size_t(a)])
-      throw std::invalid_argument("transpose: perm " + dims_string(perm) + " names axis " + std::to_string(a) +
-                                  " twice");
+      throw std::invalid_argument("transpose: perm " + dims_string(perm) + " names axis " +
+                                  std::to_string(a) + " twice");
     seen[size_t(a)] = true;
   }
   return p;
@@ -242,7 +243,8 @@ inline Dims ints_attr(const lamina_attrs* attrs, const char* name) {
   const lamina_attr* a = find_attr(attrs, name);
   if (!a) return {};
   if (a->type == LAMINA_ATTR_INT) return {a->ints[0]};
-  if (a->type != LAMINA_ATTR_INTS) throw std::invalid_argument(std::string("attribute '") + name + "' must be integers");
+  if (a->type != LAMINA_ATTR_INTS)
+    throw std::invalid_argument(std::string("attribute '") + name + "' must be integers");
   return Dims(a->ints, a->ints + std::clamp(a->count, 0, int32_t(LAMINA_MAX_DIMS)));
 }
 inline int64_t int_attr(const lamina_attrs* attrs, const char* name, int64_t fallback) {
@@ -308,9 +310,9 @@ inline CopyPlan plan_copy(const char* op_name, const lamina_view* in, int32_t n_
     const Dims whole = backward ? y : view_dims(in[0]), part = backward ? view_dims(in[0]) : y;
     const Dims ws = row_major_strides(whole), ps = row_major_strides(part);
     std::vector<AxisSlice> s = slice_from_attrs(whole, attrs);
-    expect(slice_shape(s) == part, op + ": " + (backward ? "dy" : "the output") + " has shape " + dims_string(part) +
-                                       ", but the slice of " + dims_string(whole) + " has shape " +
-                                       dims_string(slice_shape(s)));
+    expect(slice_shape(s) == part, op + ": " + (backward ? "dy" : "the output") + " has shape " +
+                                       dims_string(part) + ", but the slice of " + dims_string(whole) +
+                                       " has shape " + dims_string(slice_shape(s)));
     CopyRegion r;
     r.rank = int32_t(whole.size());
     int64_t box_offset = 0;
@@ -401,10 +403,11 @@ inline void run_copy_plan(const CopyPlan& plan, const lamina_view* in, const lam
 // Kernels for host-memory backends: each plans its call and runs the plan; a backend lists them in
 // its kernel table as they are ({"concat", sdk::layout::host::concat}, ...).
 namespace host {
-inline lamina_status run(const char* op, const lamina_view* in, int32_t n_in, const lamina_view* out, int32_t n_out,
-                         const lamina_attrs* attrs, lamina_error* error) noexcept {
+inline lamina_status run(const char* op, const lamina_view* in, int32_t n_in, const lamina_view* out,
+                         int32_t n_out, const lamina_attrs* attrs, lamina_error* error) noexcept {
   try {
-    if (n_out != 1) throw std::invalid_argument(std::string(op) + " has one output, got " + std::to_string(n_out));
+    if (n_out != 1)
+      throw std::invalid_argument(std::string(op) + " has one output, got " + std::to_string(n_out));
     for (int32_t i = 0; i < n_in; ++i)
       if (in[i].dtype != LAMINA_DTYPE_FLOAT32 || (!in[i].data && view_elements(in[i]) > 0))
         throw std::invalid_argument("input " + std::to_string(i) + " is not a float32 host tensor");
@@ -420,10 +423,10 @@ inline lamina_status run(const char* op, const lamina_view* in, int32_t n_in, co
   }
   return LAMINA_ERROR;
 }
-#define LAMINA_LAYOUT_HOST_KERNEL(name)                                                                     \
-  inline lamina_status name(void*, const lamina_view* in, int32_t n_in, const lamina_view* out, int32_t n_out, \
-                            const lamina_attrs* attrs, lamina_error* error) {                                  \
-    return run(#name, in, n_in, out, n_out, attrs, error);                                                     \
+#define LAMINA_LAYOUT_HOST_KERNEL(name)                                                         \
+  inline lamina_status name(void*, const lamina_view* in, int32_t n_in, const lamina_view* out, \
+                            int32_t n_out, const lamina_attrs* attrs, lamina_error* error) {    \
+    return run(#name, in, n_in, out, n_out, attrs, error);                                      \
   }
 LAMINA_LAYOUT_HOST_KERNEL(concat)
 LAMINA_LAYOUT_HOST_KERNEL(slice)

@@ -1,0 +1,152 @@
+// Keras' reshaping layers (ZeroPadding2D, Cropping2D, UpSampling2D, Permute, RepeatVector) and the
+// global pooling layers, on small inputs whose outputs are written out by hand; their config keys in
+// every spelling Keras writes, their errors, and a small model with them that trains.
+#include "support.hpp"
+
+#include <map>
+
+using namespace lamina;
+using lamina::test::error_of;
+
+namespace {
+
+// A model of the one layer `class_name` with `config`, on samples of `input_shape`.
+Sequential single(const std::string& class_name, boost::json::object config, const Shape& input_shape) {
+  set_backend("reference");
+  config["input_shape"] = layers::detail::to_json_array(input_shape);
+  Sequential model;
+  model.add(LayerSpec{class_name, config});
+  return model;
+}
+
+// 1, 2, ..., n as one sample of `shape` (a batch of one).
+Tensor counting(const Shape& shape) {
+  std::vector<float> v(size_t(shape_size(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i + 1);
+  Shape batch = shape;
+  batch.insert(batch.begin(), 1);
+  return Tensor::from_vector(v, batch);
+}
+
+}  // namespace
+
+TEST_CASE("ZeroPadding2D adds zero rows and columns, in each of Keras' spellings of padding") {
+  // a 2x2 image of one channel, padded by 1 on top, 0 below, 2 left, 1 right
+  Sequential model = single("ZeroPadding2D", {{"padding", boost::json::array{{1, 0}, {2, 1}}}}, {2, 2, 1});
+  CHECK(model.output_shape() == Shape{3, 5, 1});
+  CHECK(model.predict(counting({2, 2, 1})).to_vector() ==
+        std::vector<float>{0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 3, 4, 0});
+  CHECK(single("ZeroPadding2D", {{"padding", 2}}, {2, 2, 1}).output_shape() == Shape{6, 6, 1});
+  CHECK(single("ZeroPadding2D", {{"padding", boost::json::array{1, 3}}}, {2, 2, 1}).output_shape() ==
+        Shape{4, 8, 1});
+  CHECK(single("ZeroPadding2D", {}, {2, 2, 1}).output_shape() == Shape{4, 4, 1});  // Keras' default (1, 1)
+  CHECK(boost::json::serialize(model.get_config()).find("\"padding\":[[1,0],[2,1]]") != std::string::npos);
+}
+
+TEST_CASE("Cropping2D removes rows and columns from each side") {
+  Sequential model = single("Cropping2D", {{"cropping", boost::json::array{{1, 0}, {0, 2}}}}, {3, 4, 1});
+  CHECK(model.output_shape() == Shape{2, 2, 1});
+  CHECK(model.predict(counting({3, 4, 1})).to_vector() == std::vector<float>{5, 6, 9, 10});
+  CHECK(error_of([] {
+          single("Cropping2D", {{"cropping", 2}}, {3, 4, 1});
+        }).find("leaves nothing") != std::string::npos);
+}
+
+TEST_CASE("UpSampling2D repeats each pixel size[0] times down and size[1] times across") {
+  Sequential model = single("UpSampling2D", {{"size", boost::json::array{2, 3}}}, {2, 2, 1});
+  CHECK(model.output_shape() == Shape{4, 6, 1});
+  CHECK(model.predict(counting({2, 2, 1})).to_vector() ==
+        std::vector<float>{1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4});
+  CHECK(error_of([] {
+          single("UpSampling2D", {{"interpolation", "bilinear"}}, {2, 2, 1});
+        }).find("interpolation 'bilinear' is not supported yet") != std::string::npos);
+}
+
+TEST_CASE("Permute reorders the axes after the batch axis, numbered from 1") {
+  Sequential model = single("Permute", {{"dims", boost::json::array{2, 1}}}, {2, 3});
+  CHECK(model.output_shape() == Shape{3, 2});
+  CHECK(model.predict(counting({2, 3})).to_vector() == std::vector<float>{1, 4, 2, 5, 3, 6});
+  CHECK(error_of([] {
+          single("Permute", {{"dims", boost::json::array{0, 1}}}, {2, 3});
+        }).find("axis 0 is the batch") != std::string::npos);
+}
+
+TEST_CASE("RepeatVector repeats each sample's vector n times") {
+  Sequential model = single("RepeatVector", {{"n", 3}}, {2});
+  CHECK(model.output_shape() == Shape{3, 2});
+  CHECK(model.predict(counting({2})).to_vector() == std::vector<float>{1, 2, 1, 2, 1, 2});
+  CHECK(error_of([] {
+          single("RepeatVector", {{"n", 0}}, {2});
+        }).find("'n' must be at least 1") != std::string::npos);
+}
+
+TEST_CASE("GlobalAveragePooling2D and GlobalMaxPooling2D pool each channel over the whole image") {
+  // channel 0 = 1..6, channel 1 = -(1..6) over a 2x3 image
+  std::vector<float> x;
+  for (int v = 1; v <= 6; ++v) x.insert(x.end(), {float(v), -float(v)});
+  Tensor image = Tensor::from_vector(x, {1, 2, 3, 2});
+  Sequential average = single("GlobalAveragePooling2D", {}, {2, 3, 2});
+  CHECK(average.output_shape() == Shape{2});
+  CHECK(test::max_abs_diff(average.predict(image).to_vector(), {3.5f, -3.5f}) < 1e-6f);
+  Sequential maximum = single("GlobalMaxPooling2D", {{"keepdims", true}}, {2, 3, 2});
+  CHECK(maximum.output_shape() == Shape{1, 1, 2});
+  CHECK(maximum.predict(image).to_vector() == std::vector<float>{6, -1});
+}
+
+TEST_CASE(
+    "a convolutional autoencoder with UpSampling2D and ZeroPadding2D trains alike on every backend here") {
+  // random pixels in [0, 1): an output of 0.5 everywhere scores 1/12 + 1/4 - 1/4 ≈ 0.083; learning
+  // what the pooled code keeps brings the loss well below that, to the same value on every backend
+  std::map<std::string, double> final_loss;
+  for (const std::string& backend_name : available_backends()) {
+    CAPTURE(backend_name);
+    set_backend(backend_name);
+    set_random_seed(3);
+    Sequential model;
+    model.add(LayerSpec{"ZeroPadding2D", {{"padding", 1}, {"input_shape", boost::json::array{6, 6, 1}}}});
+    model.add(layers::Conv2D(4, {3, 3}, {.activation = "relu"}));
+    model.add(layers::MaxPooling2D({2, 2}));
+    model.add(LayerSpec{"UpSampling2D", {{"size", 2}}});
+    model.add(LayerSpec{"Cropping2D", {{"cropping", 0}}});
+    model.add(layers::Conv2D(1, {3, 3}, {.padding = "same", .activation = "sigmoid"}));
+    CHECK(model.output_shape() == Shape{6, 6, 1});
+    Tensor x = test::random_tensor({32, 6, 6, 1}, 7, 0.0f, 1.0f);
+    model.compile({.loss = "mean_squared_error", .optimizer = optimizers::Adam({.learning_rate = 0.01})});
+    History h = model.fit(x, x, {.epochs = 30, .batch_size = 8, .verbose = 0});
+    CHECK(h.history.at("loss").back() < 0.7 * h.history.at("loss").front());
+    final_loss[backend_name] = h.history.at("loss").back();
+  }
+  for (const auto& [name, loss] : final_loss) {
+    CAPTURE(name);
+    CHECK(loss == doctest::Approx(final_loss.at("reference")).epsilon(1e-3));
+  }
+}
+
+TEST_CASE("a model with the reshaping and global pooling layers survives save and load_model") {
+  set_backend("reference");
+  set_random_seed(11);
+  Sequential model;
+  model.add(LayerSpec{
+      "ZeroPadding2D",
+      {{"padding", boost::json::array{{1, 2}, {0, 1}}}, {"input_shape", boost::json::array{5, 4, 2}}}});
+  model.add(LayerSpec{"Cropping2D", {{"cropping", boost::json::array{1, 0}}}});
+  model.add(LayerSpec{"UpSampling2D", {{"size", boost::json::array{1, 2}}}});
+  model.add(LayerSpec{"Permute", {{"dims", boost::json::array{2, 1, 3}}}});
+  model.add(layers::Conv2D(3, {2, 2}));
+  model.add(LayerSpec{"GlobalAveragePooling2D", {}});
+  model.add(LayerSpec{"RepeatVector", {{"n", 2}}});
+  model.add(layers::Flatten());
+  model.compile({.loss = "mean_squared_error", .optimizer = "sgd"});
+  const std::string path = test::scratch("reshaping_layers.h5");
+  model.save(path);
+  Sequential loaded = load_model(path);
+  // every layer's config comes back as written (Conv2D's initializers come back spelt out in full)
+  const boost::json::object model_config = model.get_config(), loaded_config = loaded.get_config();
+  const boost::json::array &before = model_config.at("layers").as_array(),
+                           &after = loaded_config.at("layers").as_array();
+  REQUIRE(before.size() == after.size());
+  for (size_t i = 0; i < before.size(); ++i)
+    if (before[i].at("class_name") != "Conv2D") CHECK(before[i] == after[i]);
+  Tensor x = test::random_tensor({3, 5, 4, 2}, 5);
+  CHECK(loaded.predict(x).to_vector() == model.predict(x).to_vector());
+}
