@@ -320,19 +320,25 @@ std::vector<Case> conformance_table() {
                  1.0f});
   }
   // layout ops: every input of a concat, slices with steps (backwards too), pads, permutations
-  t.push_back({"concat last axis of three", "concat", {{3, 4}, {3, 5}, {3, 1}}, Attributes().set("axis", -1)});
+  t.push_back(
+      {"concat last axis of three", "concat", {{3, 4}, {3, 5}, {3, 1}}, Attributes().set("axis", -1)});
   t.push_back({"concat axis 0", "concat", {{2, 3, 4}, {1, 3, 4}}, Attributes().set("axis", 0)});
-  t.push_back({"concat channels (NHWC)", "concat", {{2, 3, 4, 5}, {2, 3, 4, 7}}, Attributes().set("axis", 3)});
+  t.push_back(
+      {"concat channels (NHWC)", "concat", {{2, 3, 4, 5}, {2, 3, 4, 7}}, Attributes().set("axis", 3)});
   t.push_back({"concat middle axis", "concat", {{2, 3, 4, 5}, {2, 1, 4, 5}}, Attributes().set("axis", 1)});
   t.push_back({"slice two axes, step 2",
                "slice",
                {{5, 7, 6}},
-               Attributes().set("axes", {1, 2}).set("begin", {1, -5}).set("end", {6, ops::kSliceEnd}).set("step",
-                                                                                                           {2, 1})});
-  t.push_back({"slice backwards, step -3",
-               "slice",
-               {{8, 9}},
-               Attributes().set("axes", {0}).set("begin", {-1}).set("end", {ops::kSliceEnd}).set("step", {-3})});
+               Attributes()
+                   .set("axes", {1, 2})
+                   .set("begin", {1, -5})
+                   .set("end", {6, ops::kSliceEnd})
+                   .set("step", {2, 1})});
+  t.push_back(
+      {"slice backwards, step -3",
+       "slice",
+       {{8, 9}},
+       Attributes().set("axes", {0}).set("begin", {-1}).set("end", {ops::kSliceEnd}).set("step", {-3})});
   t.push_back({"slice as Cropping2D",
                "slice",
                {{2, 10, 9, 3}},
@@ -340,22 +346,35 @@ std::vector<Case> conformance_table() {
   t.push_back({"slice_backward step 2",
                "slice_backward",
                {{5, 3, 6}},
-               Attributes().set("input_shape", {5, 7, 6}).set("axes", {1}).set("begin", {1}).set("end", {6}).set(
-                   "step", {2})});
+               Attributes()
+                   .set("input_shape", {5, 7, 6})
+                   .set("axes", {1})
+                   .set("begin", {1})
+                   .set("end", {6})
+                   .set("step", {2})});
   t.push_back({"pad as ZeroPadding2D",
                "pad",
                {{2, 5, 5, 3}},
                Attributes().set("pads_before", {0, 1, 2, 0}).set("pads_after", {0, 2, 1, 0})});
-  t.push_back({"pad with 1.5", "pad", {{4, 6}}, Attributes().set("pads_before", {1, 0}).set("pads_after", {0, 3}).set("value", 1.5)});
-  t.push_back({"transpose NHWC to NCHW", "transpose", {{2, 3, 4, 5}}, Attributes().set("perm", {0, 3, 1, 2})});
-  t.push_back({"transpose reversed", "transpose", {{6, 7}}, Attributes().set("perm", std::vector<int64_t>{})});
+  t.push_back({"pad with 1.5",
+               "pad",
+               {{4, 6}},
+               Attributes().set("pads_before", {1, 0}).set("pads_after", {0, 3}).set("value", 1.5)});
+  t.push_back(
+      {"transpose NHWC to NCHW", "transpose", {{2, 3, 4, 5}}, Attributes().set("perm", {0, 3, 1, 2})});
+  t.push_back(
+      {"transpose reversed", "transpose", {{6, 7}}, Attributes().set("perm", std::vector<int64_t>{})});
   t.push_back({"transpose (2,0,1)", "transpose", {{2, 3, 4}}, Attributes().set("perm", {2, 0, 1})});
   t.push_back({"reduce_sum without keepdims",
                "reduce_sum",
                {{6, 7, 3}},
                Attributes().set("axes", {1}).set("keepdims", int64_t(0)),
                1e-5f});
-  t.push_back({"reduce_sum keepdims", "reduce_sum", {{6, 7, 3}}, Attributes().set("axes", {0, 2}).set("keepdims", int64_t(1)), 1e-5f});
+  t.push_back({"reduce_sum keepdims",
+               "reduce_sum",
+               {{6, 7, 3}},
+               Attributes().set("axes", {0, 2}).set("keepdims", int64_t(1)),
+               1e-5f});
   return t;
 }
 
@@ -474,8 +493,12 @@ std::vector<GradCase> gradient_table() {
                  Tensor target = ops::softmax(test::random_tensor({4, 5}, 77, -2.0f, 2.0f));
                  return ops::softmax_cross_entropy(x[0], target);
                }});
-  t.push_back({"reduce_sum keepdims", {{3, 4, 5}}, [](const V& x) { return ops::reduce_sum(x[0], {0, 2}, true); }});
-  t.push_back({"concat", {{3, 4}, {3, 2}, {3, 1}}, [](const V& x) { return ops::concat({x[0], x[1], x[2]}, 1); }});
+  t.push_back({"reduce_sum keepdims", {{3, 4, 5}}, [](const V& x) {
+                 return ops::reduce_sum(x[0], {0, 2}, true);
+               }});
+  t.push_back({"concat", {{3, 4}, {3, 2}, {3, 1}}, [](const V& x) {
+                 return ops::concat({x[0], x[1], x[2]}, 1);
+               }});
   t.push_back({"slice with steps", {{5, 6}}, [](const V& x) {
                  return ops::slice(x[0], {0, 1}, {4, 1}, {0, 6}, {-2, 2});
                }});

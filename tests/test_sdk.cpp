@@ -193,7 +193,8 @@ TEST_CASE("a backend with a kernel for an op the core does not have fails its in
   add_plugin_path(fixture_folder("kernel_typo"));
   PluginInfo p = plugin_with_library("fixture_kernel_typo.so");
   CHECK_FALSE(p.usable);
-  CHECK(p.reason.find("backend 'kernel_typo' has a kernel for unknown op 'concatenate' (kernel 1 of its table; "
-                      "docs/ops.md lists the op set)") != std::string::npos);
+  CHECK(
+      p.reason.find("backend 'kernel_typo' has a kernel for unknown op 'concatenate' (kernel 1 of its table; "
+                    "docs/ops.md lists the op set)") != std::string::npos);
   CHECK(error_of([] { set_backend("kernel_typo"); }).find("unknown op 'concatenate'") != std::string::npos);
 }

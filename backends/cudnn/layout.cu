@@ -18,7 +18,8 @@ struct Region {
 // Each element's index, decomposed over the region's extents (the last fastest), gives its source
 // and destination; x and y already point at the region's first elements.
 __global__ void strided_copy_kernel(const float* __restrict__ x, float* __restrict__ y, Region r, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
     int64_t s = 0, d = 0, rest = i;
     for (int32_t k = r.rank - 1; k > 0; --k) {
       const int64_t q = rest / r.extent[k], c = rest - q * r.extent[k];
@@ -47,7 +48,7 @@ void run_layout(const char* op, const sdk::KernelArgs& args, Backend& be) {
     const int64_t n = r.elements();
     const Launch l = launch_for(be, n);
     strided_copy_kernel<<<l.blocks, l.threads, 0, be.stream>>>(dev(args.inputs[r.input]) + r.src_offset,
-                                                                y + r.dst_offset, c, n);
+                                                               y + r.dst_offset, c, n);
   }
 }
 

@@ -138,10 +138,12 @@ lamina_tensor host_full(const int64_t* shape, int32_t ndim, float value, lamina_
   });
   return out;
 }
-lamina_tensor host_tensor_from_host(const int64_t* shape, int32_t ndim, const float* data, lamina_error* error) {
+lamina_tensor host_tensor_from_host(const int64_t* shape, int32_t ndim, const float* data,
+                                    lamina_error* error) {
   lamina_tensor out = nullptr;
   sdk_guard(error, [&] {
-    if (ndim < 0 || ndim > LAMINA_MAX_DIMS || (ndim > 0 && !shape)) throw Error("tensor_from_host(): bad rank");
+    if (ndim < 0 || ndim > LAMINA_MAX_DIMS || (ndim > 0 && !shape))
+      throw Error("tensor_from_host(): bad rank");
     Shape s(shape, shape + ndim);
     for (int64_t d : s)
       if (d < 0) throw Error("tensor_from_host(): negative dimension in " + shape_to_string(s));

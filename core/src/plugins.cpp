@@ -494,9 +494,12 @@ void Registry::register_backend(const lamina_backend& t) {
     const OpDef* op = k.op ? find_op(k.op) : nullptr;
     if (!op || !op->has_kernel)
       throw Error(std::string("backend '") + t.name + "' has a kernel for " +
-                  (op ? "op '" + op->name + "', which the core runs itself" : "unknown op '" + std::string(k.op ? k.op : "") + "'") +
+                  (op ? "op '" + op->name + "', which the core runs itself"
+                      : "unknown op '" + std::string(k.op ? k.op : "") + "'") +
                   " (kernel " + std::to_string(i) + " of its table; docs/ops.md lists the op set)");
-    if (!k.run) throw Error(std::string("backend '") + t.name + "' lists op '" + op->name + "' without a kernel function");
+    if (!k.run)
+      throw Error(std::string("backend '") + t.name + "' lists op '" + op->name +
+                  "' without a kernel function");
     if (entry->kernels[size_t(op->id)])
       throw Error(std::string("backend '") + t.name + "' lists two kernels for op '" + op->name + "'");
     entry->kernels[size_t(op->id)] = k.run;

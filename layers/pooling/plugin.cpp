@@ -11,5 +11,7 @@ void register_all(const lamina_host* host) {
 
 }  // namespace
 
-LAMINA_PLUGIN("pooling", "0.1.0", LAMINA_KIND_LAYER, "Keras pooling layers: MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D",
-              register_all, LAMINA_ALWAYS_USABLE)
+LAMINA_PLUGIN(
+    "pooling", "0.1.0", LAMINA_KIND_LAYER,
+    "Keras pooling layers: MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D",
+    register_all, LAMINA_ALWAYS_USABLE)

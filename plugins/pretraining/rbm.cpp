@@ -100,7 +100,8 @@ class RBM final : public sdk::Layer {
     sdk::Tensor negative = ops::matmul(v, h, true, false);
     ops::assign(kernel, ops::add(kernel, ops::scale(ops::sub(positive, negative), rate)));
     // column sums, shaped (n,) like the biases
-    ops::assign(visible_bias, ops::add(visible_bias, ops::scale(ops::reduce_sum(ops::sub(v0, v), {0}), rate)));
+    ops::assign(visible_bias,
+                ops::add(visible_bias, ops::scale(ops::reduce_sum(ops::sub(v0, v), {0}), rate)));
     ops::assign(hidden_bias, ops::add(hidden_bias, ops::scale(ops::reduce_sum(ops::sub(h0, h), {0}), rate)));
     return h0;
   }

@@ -33,7 +33,8 @@ void define_reduce_ops(OpSet& set) {
   reduce.backward = [](const Node& n, const Grads& g) {
     const Shape& x = n.inputs[0].shape();
     Shape kept = x;
-    for (int64_t axis : n.attrs.get_ints("axes", {})) kept[size_t(axis < 0 ? axis + int64_t(x.size()) : axis)] = 1;
+    for (int64_t axis : n.attrs.get_ints("axes", {}))
+      kept[size_t(axis < 0 ? axis + int64_t(x.size()) : axis)] = 1;
     return Grads{ops::mul(ops::full(x, 1.0f), ops::reshape(g[0], kept))};
   };
 

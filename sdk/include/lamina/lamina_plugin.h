@@ -260,7 +260,8 @@ typedef struct lamina_host {
 
   /* Since ABI 1.2. A tensor of `shape` holding a copy of `data` (row-major float32, as many values
    * as the shape has elements), on the active backend; outside autograd (a constant). */
-  lamina_tensor (*tensor_from_host)(const int64_t* shape, int32_t ndim, const float* data, lamina_error* error);
+  lamina_tensor (*tensor_from_host)(const int64_t* shape, int32_t ndim, const float* data,
+                                    lamina_error* error);
 } lamina_host;
 
 /* Whether a host table is long enough to hold `member` (a member added after ABI 1.0). */

@@ -282,15 +282,17 @@ inline Tensor concat(const std::vector<Tensor>& xs, int64_t axis = -1) {
   check(host().op("concat", in.data(), int32_t(in.size()), attrs.c(), &out, 1, &error), error);
   return Tensor::adopt(out);
 }
-inline Tensor slice(const Tensor& x, const Shape& axes, const Shape& begin, const Shape& end, const Shape& step = {}) {
+inline Tensor slice(const Tensor& x, const Shape& axes, const Shape& begin, const Shape& end,
+                    const Shape& step = {}) {
   Attrs attrs;
   attrs.set("axes", axes).set("begin", begin).set("end", end);
   if (!step.empty()) attrs.set("step", step);
   return run1("slice", {&x}, std::move(attrs));
 }
 inline Tensor pad(const Tensor& x, const Shape& pads_before, const Shape& pads_after, double value = 0.0) {
-  return run1("pad", {&x},
-              std::move(Attrs().set("pads_before", pads_before).set("pads_after", pads_after).set("value", value)));
+  return run1(
+      "pad", {&x},
+      std::move(Attrs().set("pads_before", pads_before).set("pads_after", pads_after).set("value", value)));
 }
 inline Tensor transpose(const Tensor& x, const Shape& perm = {}) {
   return run1("transpose", {&x}, std::move(Attrs().set("perm", perm)));
@@ -335,7 +337,9 @@ inline Tensor dropout_mask(const Tensor& like, double rate, uint64_t seed) {
 inline Tensor full(const Shape& shape, float value) {
   return run1("fill", {}, std::move(Attrs().set("shape", shape).set("value", double(value))));
 }
-inline Tensor copy(const Tensor& x) { return run1("copy", {&x}); }
+inline Tensor copy(const Tensor& x) {
+  return run1("copy", {&x});
+}
 // Fused losses (docs/ops.md), shape (): mean((pred - target)²) over every element, and
 // -Σ target · log_softmax(logits) / rows (rows: every index but the last axis).
 inline Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
