@@ -80,7 +80,14 @@ TEST_CASE("the built-in plugins are listed as usable, with their path, kind, ver
        "lamina_layer_core.so",
        {"InputLayer", "Dense", "Activation", "Flatten", "Dropout", "Reshape"}},
       {"convolutional", "layer", "lamina_layer_convolutional.so", {"Conv2D"}},
-      {"pooling", "layer", "lamina_layer_pooling.so", {"MaxPooling2D", "AveragePooling2D"}},
+      {"pooling",
+       "layer",
+       "lamina_layer_pooling.so",
+       {"MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D"}},
+      {"reshaping",
+       "layer",
+       "lamina_layer_reshaping.so",
+       {"ZeroPadding2D", "Cropping2D", "UpSampling2D", "Permute", "RepeatVector"}},
       {"builtin", "optimizer", "lamina_optimizer_builtin.so", {"SGD", "Adadelta", "Adam", "RMSprop"}},
   };
   for (const Expected& e : builtins) {
