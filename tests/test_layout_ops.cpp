@@ -133,3 +133,22 @@ TEST_CASE("layout ops refuse shapes that do not fit, naming the op and the shape
   CHECK(error_of([&] { ops::pad(a, {1}, {1}); }).find("one value per axis") != std::string::npos);
   CHECK(error_of([&] { ops::pad(a, {-1, 0}, {0, 0}); }).find("use slice to crop") != std::string::npos);
 }
+
+TEST_CASE("a plugin's op call with an attribute its op does not declare is an error listing the op's attributes") {
+  test::use_backend_or_skip("reference");
+  const lamina_host* host = host_table();
+  lamina_attr item{};
+  item.name = "keepdim";  // for keepdims
+  item.type = LAMINA_ATTR_INT;
+  item.count = 1;
+  item.ints[0] = 1;
+  lamina_attrs attrs{1, &item};
+  Tensor x = Tensor::zeros({2, 3});
+  lamina_tensor in = reinterpret_cast<lamina_tensor>(x.impl()), out = nullptr;
+  lamina_error error{};
+  CHECK(host->op("reduce_sum", &in, 1, &attrs, &out, 1, &error) == LAMINA_ERROR);
+  CHECK(std::string(error.message) == "op 'reduce_sum' has no attribute 'keepdim' (its attributes: axes, keepdims)");
+  item.name = "axis";
+  CHECK(host->op("relu", &in, 1, &attrs, &out, 1, &error) == LAMINA_ERROR);
+  CHECK(std::string(error.message) == "op 'relu' has no attribute 'axis' (it takes none)");
+}

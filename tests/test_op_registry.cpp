@@ -94,3 +94,13 @@ TEST_CASE("every backend here runs every op, by its kernel or by the op's fallba
                                                                    << op->name << "' and the op no fallback");
   }
 }
+
+TEST_CASE("every built-in op declares its attributes, and docs/ops.md names each of them") {
+  const std::string docs = source_file("docs/ops.md");
+  for (const OpDef* op : builtin_ops()) {
+    REQUIRE_MESSAGE(op->attributes.has_value(), "op '" << op->name << "' does not declare its attributes");
+    for (const std::string& a : *op->attributes)
+      CHECK_MESSAGE(docs.find('`' + a + '`') != std::string::npos,
+                    "attribute '" << a << "' of op '" << op->name << "' is not in docs/ops.md");
+  }
+}

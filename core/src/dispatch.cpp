@@ -16,6 +16,7 @@
 
 #include <lamina/error.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -194,6 +195,23 @@ std::vector<Tensor> run_op(const std::string& name, const std::vector<Tensor>& g
   return run_op(need_op(name), given, attrs);
 }
 
+namespace {
+
+// A plugin's call may pass only the attributes its op declares: a misspelt or unknown one would
+// otherwise be ignored without a word.
+void check_attributes(const OpDef& op, const Attributes& attrs) {
+  if (!op.attributes) return;
+  for (const auto& item : attrs) {
+    if (std::find(op.attributes->begin(), op.attributes->end(), item.name) != op.attributes->end()) continue;
+    std::string known;
+    for (const std::string& a : *op.attributes) known += (known.empty() ? "" : ", ") + a;
+    throw Error("op '" + op.name + "' has no attribute '" + item.name + "' (" +
+                (known.empty() ? std::string("it takes none") : "its attributes: " + known) + ")");
+  }
+}
+
+}  // namespace
+
 // Plugins name their ops with string literals, the same pointer on every call: a small per-thread
 // table from name pointers to ops skips hashing the name. A hit is confirmed by comparing the text,
 // so a buffer reused for another name is still looked up correctly.
@@ -207,6 +225,7 @@ std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& gi
   Slot& slot = slots[(reinterpret_cast<uintptr_t>(name) >> 4) % slots.size()];
   if (!(slot.name == name && slot.op && std::strcmp(name, slot.op->name.c_str()) == 0))
     slot = {name, &need_op(std::string_view(name))};
+  check_attributes(*slot.op, attrs);
   return run_op(*slot.op, given, attrs);
 }
 

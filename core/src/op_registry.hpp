@@ -28,6 +28,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -80,6 +81,9 @@ struct OpDef {
   // A gradient op (relu_backward, conv2d_backward_data, ...): the op whose gradient rule calls it.
   // Gradient ops are the core's own; the SDK wraps every other op.
   std::string gradient_of;
+  // The attributes a call may pass, by name: every built-in op declares its own (none by default), and
+  // a plugin's call with any other attribute is an error that lists these. Plugin ops: unchecked.
+  std::optional<std::vector<std::string>> attributes;
   // Fused ops: the same computation from basic ops, run where the backend has no kernel for this
   // op, so a backend written before the op existed keeps working.
   FallbackFn fallback;

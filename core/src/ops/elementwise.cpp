@@ -12,8 +12,8 @@
 namespace lamina {
 
 void define_elementwise_ops(OpSet& set) {
-  auto unary = [&](const std::string& name, BackwardFn backward) {
-    OpDef& d = set.def(name);
+  auto unary = [&](const std::string& name, BackwardFn backward, std::vector<std::string> attributes = {}) {
+    OpDef& d = set.def(name, std::move(attributes));
     d.infer = [name](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 1);
       return one_shape(in[0]);
@@ -21,9 +21,9 @@ void define_elementwise_ops(OpSet& set) {
     d.backward = std::move(backward);
   };
   // dx = f(a, dy): the gradient op of `forward`
-  auto pair_same = [&](const std::string& forward) {
+  auto pair_same = [&](const std::string& forward, std::vector<std::string> attributes = {}) {
     const std::string name = forward + "_backward";
-    OpDef& d = set.def(name);
+    OpDef& d = set.def(name, std::move(attributes));
     d.gradient_of = forward;
     d.infer = [name](const ShapeList& in, const Attributes&) {
       need_inputs(name, in, 2);
@@ -36,7 +36,7 @@ void define_elementwise_ops(OpSet& set) {
   copy.infer = same_shape;
   copy.backward = [](const Node&, const Grads& g) { return Grads{g[0]}; };
 
-  OpDef& fill = set.def("fill");
+  OpDef& fill = set.def("fill", {"shape", "value"});
   fill.shape_only_inputs = true;
   fill.infer = [](const ShapeList& in, const Attributes& a) {
     if (in.size() == 1) return one_shape(in[0]);
@@ -59,13 +59,14 @@ void define_elementwise_ops(OpSet& set) {
   unary("tanh", [](const Node& n, const Grads& g) {
     return Grads{run_op("tanh_backward", {n.outputs[0], g[0]})[0]};
   });
-  unary("scale", [](const Node& n, const Grads& g) {
-    return Grads{ops::scale(g[0], n.attrs.get_float("alpha", 1.0))};
-  });
-  unary("clip", [](const Node& n, const Grads& g) {
-    return Grads{run_op("clip_backward", {n.inputs[0], g[0]}, n.attrs)[0]};
-  });
-  for (const char* forward : {"relu", "sigmoid", "tanh", "clip"}) pair_same(forward);
+  unary(
+      "scale", [](const Node& n, const Grads& g) { return Grads{ops::scale(g[0], n.attrs.get_float("alpha", 1.0))}; },
+      {"alpha", "beta"});
+  unary(
+      "clip", [](const Node& n, const Grads& g) { return Grads{run_op("clip_backward", {n.inputs[0], g[0]}, n.attrs)[0]}; },
+      {"low", "high"});
+  for (const char* forward : {"relu", "sigmoid", "tanh"}) pair_same(forward);
+  pair_same("clip", {"low", "high"});
 
   auto binary = [&](const std::string& name, BackwardFn backward) {
     OpDef& d = set.def(name);

@@ -59,7 +59,7 @@ FallbackFn on_host(const std::string& op) {
 
 void define_layout_ops(OpSet& set) {
   // concat(x0, x1, ...; axis): joined along `axis`; d(x_i) is dy's slice of x_i's extent.
-  OpDef& concat = set.def("concat");
+  OpDef& concat = set.def("concat", {"axis"});
   concat.infer = [](const ShapeList& in, const Attributes& a) {
     return checked("concat", in, [&] {
       return std::vector<Shape>{layout::concat_shape(in.to_vector(), a.get_int("axis", -1))};
@@ -79,7 +79,7 @@ void define_layout_ops(OpSet& set) {
   concat.fallback = on_host("concat");
 
   // slice(x; axes, begin, end, step): Python's x[begin:end:step] on each named axis.
-  OpDef& slice = set.def("slice");
+  OpDef& slice = set.def("slice", {"axes", "begin", "end", "step"});
   slice.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("slice", in, 1);
     return checked("slice", in, [&] { return std::vector<Shape>{layout::slice_shape(slices_of(in[0], a))}; });
@@ -93,7 +93,7 @@ void define_layout_ops(OpSet& set) {
 
   // slice_backward(dy; input_shape, and slice's attributes): zeros of input_shape with dy in the
   // slice's box.
-  OpDef& slice_backward = set.def("slice_backward");
+  OpDef& slice_backward = set.def("slice_backward", {"input_shape", "axes", "begin", "end", "step"});
   slice_backward.gradient_of = "slice";
   slice_backward.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("slice_backward", in, 1);
@@ -111,7 +111,7 @@ void define_layout_ops(OpSet& set) {
   slice_backward.fallback = on_host("slice_backward");
 
   // pad(x; pads_before, pads_after, value): x surrounded by `value`; d(x) is dy's interior.
-  OpDef& pad = set.def("pad");
+  OpDef& pad = set.def("pad", {"pads_before", "pads_after", "value"});
   pad.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("pad", in, 1);
     return checked("pad", in, [&] {
@@ -130,7 +130,7 @@ void define_layout_ops(OpSet& set) {
   pad.fallback = on_host("pad");
 
   // transpose(x; perm): output axis k is x's axis perm[k] (no perm: reversed axes).
-  OpDef& transpose = set.def("transpose");
+  OpDef& transpose = set.def("transpose", {"perm"});
   transpose.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("transpose", in, 1);
     return checked("transpose", in, [&] {

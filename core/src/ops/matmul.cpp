@@ -33,7 +33,7 @@ void define_matmul_ops(OpSet& set) {
     return Grads{da, db};
   };
 
-  OpDef& matmul = set.def("matmul");
+  OpDef& matmul = set.def("matmul", {"transpose_a", "transpose_b"});
   matmul.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("matmul", in, 2);
     return one_shape(matmul_out("matmul", in, a));
@@ -41,7 +41,7 @@ void define_matmul_ops(OpSet& set) {
   matmul.backward = [matmul_grads](const Node& n, const Grads& g) { return matmul_grads(n, g[0]); };
 
   // matmul_bias: activation(op(a)·op(b) + bias), bias (N,) added to every row.
-  OpDef& matmul_bias = set.def("matmul_bias");
+  OpDef& matmul_bias = set.def("matmul_bias", {"transpose_a", "transpose_b", "activation"});
   matmul_bias.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("matmul_bias", in, 3);
     Shape y = matmul_out("matmul_bias", in, a);

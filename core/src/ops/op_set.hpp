@@ -44,10 +44,11 @@ namespace lamina {
 class OpSet {
  public:
   explicit OpSet(std::vector<std::unique_ptr<OpDef>>& defs) : defs_(defs) {}
-  // A new op `name` with the next id; the caller fills in its rules.
-  OpDef& def(const std::string& name) {
+  // A new op `name` with the next id, taking the attributes named; the caller fills in its rules.
+  OpDef& def(const std::string& name, std::vector<std::string> attributes = {}) {
     defs_.push_back(std::make_unique<OpDef>());
     defs_.back()->name = name;
+    defs_.back()->attributes = std::move(attributes);
     defs_.back()->id = int(defs_.size() - 1);
     return *defs_.back();
   }

@@ -9,7 +9,7 @@
 namespace lamina {
 
 void define_pool_ops(OpSet& set) {
-  OpDef& maxpool = set.def("max_pool2d");
+  OpDef& maxpool = set.def("max_pool2d", {"pool", "strides", "pads"});
   maxpool.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("max_pool2d", in, 1);
     return one_shape(pool_out("max_pool2d", in[0], a));
@@ -17,7 +17,7 @@ void define_pool_ops(OpSet& set) {
   maxpool.backward = [](const Node& n, const Grads& g) {
     return Grads{run_op("max_pool2d_backward", {n.inputs[0], g[0]}, n.attrs)[0]};
   };
-  OpDef& maxpool_b = set.def("max_pool2d_backward");
+  OpDef& maxpool_b = set.def("max_pool2d_backward", {"pool", "strides", "pads"});
   maxpool_b.gradient_of = "max_pool2d";
   maxpool_b.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("max_pool2d_backward", in, 2);
@@ -25,7 +25,7 @@ void define_pool_ops(OpSet& set) {
       throw Error(op_context("max_pool2d_backward", in) + ": dy does not match the pooled shape");
     return one_shape(in[0]);
   };
-  OpDef& avgpool = set.def("avg_pool2d");
+  OpDef& avgpool = set.def("avg_pool2d", {"pool", "strides", "pads"});
   avgpool.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("avg_pool2d", in, 1);
     return one_shape(pool_out("avg_pool2d", in[0], a));
@@ -35,7 +35,7 @@ void define_pool_ops(OpSet& set) {
     a.set("input_shape", n.inputs[0].shape());
     return Grads{run_op("avg_pool2d_backward", {g[0]}, a)[0]};
   };
-  OpDef& avgpool_b = set.def("avg_pool2d_backward");
+  OpDef& avgpool_b = set.def("avg_pool2d_backward", {"pool", "strides", "pads", "input_shape"});
   avgpool_b.gradient_of = "avg_pool2d";
   avgpool_b.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("avg_pool2d_backward", in, 1);

@@ -7,7 +7,7 @@
 namespace lamina {
 
 void define_random_ops(OpSet& set) {
-  OpDef& dropout = set.def("dropout_mask");
+  OpDef& dropout = set.def("dropout_mask", {"rate", "seed", "shape"});
   dropout.shape_only_inputs = true;
   dropout.infer = [](const ShapeList& in, const Attributes& a) {
     double rate = a.get_float("rate", 0.0);

@@ -11,7 +11,7 @@ namespace lamina {
 void define_reduce_ops(OpSet& set) {
   // reduce_sum(x; axes, keepdims): kernels always see y at x's rank (summed axes of size 1, and
   // keepdims = 1 among their attributes); without keepdims the core drops those axes from y's shape.
-  OpDef& reduce = set.def("reduce_sum");
+  OpDef& reduce = set.def("reduce_sum", {"axes", "keepdims"});
   reduce.kernel_keeps_rank = true;
   reduce.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("reduce_sum", in, 1);

@@ -9,7 +9,7 @@
 namespace lamina {
 
 void define_shape_ops(OpSet& set) {
-  OpDef& reshape = set.def("reshape");
+  OpDef& reshape = set.def("reshape", {"shape"});
   reshape.has_kernel = false;
   reshape.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("reshape", in, 1);

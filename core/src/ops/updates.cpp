@@ -12,15 +12,16 @@ namespace lamina {
 void define_update_ops(OpSet& set) {
   // Optimizer updates, one op per parameter instead of a dozen element-wise passes. The fallbacks
   // are the same rules written with basic ops, as the optimizers were before these ops existed.
-  auto update = [&](const std::string& name, size_t min_inputs, size_t max_inputs, FallbackFn fallback) {
-    OpDef& d = set.def(name);
+  auto update = [&](const std::string& name, std::vector<std::string> attributes, size_t min_inputs,
+                    size_t max_inputs, FallbackFn fallback) {
+    OpDef& d = set.def(name, std::move(attributes));
     d.in_place_update = true;
     d.infer = [name, min_inputs, max_inputs](const ShapeList& in, const Attributes&) {
       return update_shapes(name, in, min_inputs, max_inputs);
     };
     d.fallback = std::move(fallback);
   };
-  update("sgd_update", 2, 3, [](const std::vector<Tensor>& in, const Attributes& a) {
+  update("sgd_update", {"lr", "momentum", "nesterov"}, 2, 3, [](const std::vector<Tensor>& in, const Attributes& a) {
     double lr = a.get_float("lr", 0.01), momentum = a.get_float("momentum", 0.0);
     const Tensor &p = in[0], &g = in[1];
     if (in.size() == 2) {
@@ -34,7 +35,7 @@ void define_update_ops(OpSet& set) {
     assign(p, updated);
     return in;
   });
-  update("adadelta_update", 4, 4, [](const std::vector<Tensor>& in, const Attributes& a) {
+  update("adadelta_update", {"lr", "rho", "epsilon"}, 4, 4, [](const std::vector<Tensor>& in, const Attributes& a) {
     double lr = a.get_float("lr", 1.0), rho = a.get_float("rho", 0.95), eps = a.get_float("epsilon", 1e-7);
     const Tensor &p = in[0], &g = in[1], &acc = in[2], &delta_acc = in[3];
     Tensor acc2 = ops::add(ops::scale(acc, rho), ops::scale(ops::square(g), 1.0 - rho));
@@ -47,7 +48,7 @@ void define_update_ops(OpSet& set) {
     assign(p, updated);
     return in;
   });
-  update("adam_update", 4, 5, [](const std::vector<Tensor>& in, const Attributes& a) {
+  update("adam_update", {"alpha", "beta_1", "beta_2", "epsilon"}, 4, 5, [](const std::vector<Tensor>& in, const Attributes& a) {
     double alpha = a.get_float("alpha", 0.001), b1 = a.get_float("beta_1", 0.9),
            b2 = a.get_float("beta_2", 0.999), eps = a.get_float("epsilon", 1e-7);
     const Tensor &p = in[0], &g = in[1];
@@ -66,7 +67,7 @@ void define_update_ops(OpSet& set) {
     assign(p, updated);
     return in;
   });
-  update("rmsprop_update", 3, 4, [](const std::vector<Tensor>& in, const Attributes& a) {
+  update("rmsprop_update", {"lr", "rho", "momentum", "epsilon"}, 3, 4, [](const std::vector<Tensor>& in, const Attributes& a) {
     double lr = a.get_float("lr", 0.001), rho = a.get_float("rho", 0.9), eps = a.get_float("epsilon", 1e-7),
            momentum = a.get_float("momentum", 0.0);
     const Tensor &p = in[0], &g = in[1];
