@@ -27,6 +27,7 @@
 //   kernel_keeps_rank  reductions: kernels see the output at the input's rank (reduce_sum's keepdims)
 //   gives_probabilities the output is softmax(input 0): cross-entropy reads the logits instead
 //   gradient_of        a gradient op: the op whose gradient rule calls it (the SDK wraps the rest)
+//   attributes         the attribute names a call may pass: def()'s second argument
 // Backends learn of a new op only by name (lamina_backend's kernel list), so an op without a
 // fallback needs a kernel in every backend meant to run it (docs/ops.md lists the contracts).
 #pragma once
