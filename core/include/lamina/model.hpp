@@ -28,7 +28,7 @@ struct OptimizerSpec {
   OptimizerSpec(const char* name) : class_name(name) {}  // "sgd", "adadelta", ...
 };
 
-class LayerPlugin;  // the plugin class behind a layer (internal)
+struct LayerPlugin;  // the plugin class behind a layer (internal)
 
 // One layer of a built model.
 class Layer {
