@@ -116,7 +116,8 @@ TEST_CASE(
     CHECK(h.history.at("loss").back() < 0.7 * h.history.at("loss").front());
     final_loss[backend_name] = h.history.at("loss").back();
   }
-  for (const auto& entry : final_loss) {  // (clang 14: no lambda, CAPTURE's included, sees a structured binding)
+  // no structured binding: clang 14 lets no lambda (CAPTURE's included) capture one
+  for (const auto& entry : final_loss) {
     CAPTURE(entry.first);
     CHECK(entry.second == doctest::Approx(final_loss.at("reference")).epsilon(1e-3));
   }
