@@ -140,6 +140,42 @@ TEST_CASE("set_weights refuses weights of the wrong count or shape, naming the l
 // ------------------------------------------------------------------------------------------------
 // Activation, Flatten, Dropout, Reshape
 
+TEST_CASE("Activation applies elu, selu, swish/silu, softplus, softsign and exponential by name") {
+  const std::vector<double> x = {-30, -2, 0, 1, 3, 40};
+  auto each = [&](double (*f)(double)) {
+    std::vector<float> out;
+    for (double v : x) out.push_back(float(f(v)));
+    return out;
+  };
+  struct Case {
+    std::string name;
+    std::vector<float> expected;
+  };
+  std::vector<Case> cases = {
+      {"elu", each([](double v) { return v > 0 ? v : std::exp(v) - 1; })},
+      {"selu", each([](double v) {  // Keras' alpha and scale
+         return 1.0507009873554805 * (v > 0 ? v : 1.6732632423543772 * (std::exp(v) - 1));
+       })},
+      {"swish", each([](double v) { return v / (1 + std::exp(-v)); })},
+      {"silu", each([](double v) { return v / (1 + std::exp(-v)); })},
+      {"softplus", each([](double v) { return std::log1p(std::exp(-std::fabs(v))) + std::max(v, 0.0); })},
+      {"softsign", each([](double v) { return v / (1 + std::fabs(v)); })},
+      {"exponential", each([](double v) { return std::exp(std::min(v, 20.0)); })},
+  };
+  std::vector<float> input(x.begin(), x.end());
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    bool bounded = c.name != "exponential";
+    std::vector<float> in = input;
+    if (!bounded) in.back() = 20;  // e^40 does not fit a float's relative tolerance check below
+    Sequential model = single(Activation(c.name), {6});
+    std::vector<float> got = predict_one(model, in), want = c.expected;
+    for (size_t i = 0; i < got.size(); ++i)
+      CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-5).scale(1.0));
+    CHECK(model.get_config().at("layers").as_array().back().at("config").at("activation") == c.name.c_str());
+  }
+}
+
 TEST_CASE("Activation applies linear, relu, sigmoid, tanh and softmax by name") {
   std::vector<float> x = {-2, 0, 1, 3};
   float sum_exp = float(std::exp(-2.0) + std::exp(0.0) + std::exp(1.0) + std::exp(3.0));
@@ -451,7 +487,9 @@ TEST_CASE("a Dense without units is refused, naming the layer and the key") {
 }
 
 TEST_CASE("an unknown activation is refused, naming the layer, the key and the activations there are") {
-  const std::string known = "use one of linear, relu, sigmoid, tanh, softmax";
+  const std::string known =
+      "use one of linear, relu, sigmoid, tanh, softmax, elu, selu, swish, silu, softplus, softsign, "
+      "exponential";
   CHECK(error_adding(Dense(3, {.activation = "swishy"}), {3}) ==
         "Dense: config key 'activation' is 'swishy', which lamina does not provide; " + known +
             " (in Dense 'dense')");
@@ -459,8 +497,8 @@ TEST_CASE("an unknown activation is refused, naming the layer, the key and the a
         "Activation: config key 'activation' is 'gelu', which lamina does "
         "not provide; " +
             known + " (in Activation 'activation')");
-  CHECK(error_adding(Conv2D(1, {3, 3}, {.activation = "elu"}), {5, 5, 1})
-            .find("Conv2D: config key 'activation' is 'elu'") == 0);
+  CHECK(error_adding(Conv2D(1, {3, 3}, {.activation = "hard_sigmoid"}), {5, 5, 1})
+            .find("Conv2D: config key 'activation' is 'hard_sigmoid'") == 0);
   CHECK(error_adding(LayerSpec{"Activation", {}}, {3}) ==
         "Activation: config key 'activation' is missing; give an activation name such as \"relu\" (in "
         "Activation "

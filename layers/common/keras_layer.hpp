@@ -53,8 +53,8 @@ inline std::string read_activation(const Config& config, bool required) {
     config.fail("config key 'activation' is missing; give an activation name such as \"relu\"");
   std::string name = config.get_string("activation", "linear");
   if (!sdk::is_activation(name))
-    config.fail("config key 'activation' is '" + name +
-                "', which lamina does not provide; use one of linear, relu, sigmoid, tanh, softmax");
+    config.fail("config key 'activation' is '" + name + "', which lamina does not provide; use one of " +
+                sdk::activation_names());
   return name;
 }
 

@@ -390,19 +390,46 @@ inline bool is_fusable_activation(std::string_view name) {
   return name.empty() || name == "linear" || name == "relu" || name == "sigmoid" || name == "tanh";
 }
 
-// Keras activation by name, composed of ops. Throws for an unknown name.
+// The Keras activations lamina provides, by the names Keras writes.
+inline constexpr const char* kActivations[] = {"linear",   "relu",     "sigmoid", "tanh",    "softmax", "elu",
+                                               "selu",     "swish",    "silu",    "softplus", "softsign",
+                                               "exponential"};
+inline bool is_activation(const std::string& name) {
+  for (const char* known : kActivations)
+    if (name == known) return true;
+  return false;
+}
+// "linear, relu, ..." for messages.
+inline std::string activation_names() {
+  std::string s;
+  for (const char* known : kActivations) s += (s.empty() ? "" : ", ") + std::string(known);
+  return s;
+}
+
+// Keras activation by name, composed of ops (so autograd differentiates it). Throws for an unknown
+// name. With n = relu(-x) (the negative part's size) and |x| = relu(x) + n:
+//   elu(x) = relu(x) + e^(-n) - 1, selu(x) = λ(relu(x) + α(e^(-n) - 1)) with Keras' α and λ,
+//   swish(x) = silu(x) = x·sigmoid(x), softplus(x) = relu(x) + log(1 + e^(-|x|)) (no overflow),
+//   softsign(x) = x / (1 + |x|), exponential(x) = e^x.
 inline Tensor apply_activation(const std::string& name, const Tensor& x) {
   if (name.empty() || name == "linear") return x;
   if (name == "relu") return ops::relu(x);
   if (name == "sigmoid") return ops::sigmoid(x);
   if (name == "tanh") return ops::tanh(x);
   if (name == "softmax") return ops::softmax(x);
-  throw Error("unknown activation '" + name + "' (known: linear, relu, sigmoid, tanh, softmax)");
-}
-inline bool is_activation(const std::string& name) {
-  for (const char* known : {"linear", "relu", "sigmoid", "tanh", "softmax"})
-    if (name == known) return true;
-  return false;
+  if (name == "swish" || name == "silu") return ops::mul(x, ops::sigmoid(x));
+  if (name == "exponential") return ops::exp(x);
+  const Tensor positive = ops::relu(x), negative = ops::relu(ops::neg(x));
+  if (name == "elu") return ops::add(positive, ops::scale(ops::exp(ops::neg(negative)), 1.0, -1.0));
+  if (name == "selu") {
+    constexpr double alpha = 1.6732632423543772, lambda = 1.0507009873554805;
+    return ops::scale(ops::add(positive, ops::scale(ops::exp(ops::neg(negative)), alpha, -alpha)), lambda);
+  }
+  const Tensor magnitude = ops::add(positive, negative);
+  if (name == "softplus")
+    return ops::add(positive, ops::log(ops::scale(ops::exp(ops::neg(magnitude)), 1.0, 1.0)));
+  if (name == "softsign") return ops::div(x, ops::scale(magnitude, 1.0, 1.0));
+  throw Error("unknown activation '" + name + "' (known: " + activation_names() + ")");
 }
 
 // ------------------------------------------------------------------------------------------------
