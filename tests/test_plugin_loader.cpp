@@ -88,6 +88,10 @@ TEST_CASE("the built-in plugins are listed as usable, with their path, kind, ver
        "layer",
        "lamina_layer_reshaping.so",
        {"ZeroPadding2D", "Cropping2D", "UpSampling2D", "Permute", "RepeatVector"}},
+      {"activations",
+       "layer",
+       "lamina_layer_activations.so",
+       {"ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"}},
       {"builtin", "optimizer", "lamina_optimizer_builtin.so", {"SGD", "Adadelta", "Adam", "RMSprop"}},
   };
   for (const Expected& e : builtins) {
@@ -249,9 +253,9 @@ TEST_CASE("a plugin built for another ABI major is refused with both versions an
   PluginInfo p = plugin_with_library("fixture_abi_2_0.so");
   CHECK_FALSE(p.usable);
   CHECK(p.abi == "2.0");
-  CHECK(p.reason ==
-        "built for plugin ABI 2.0, but this lamina speaks ABI " + kAbi + "; rebuild the plugin against this lamina's "
-        "SDK");
+  CHECK(p.reason == "built for plugin ABI 2.0, but this lamina speaks ABI " + kAbi +
+                        "; rebuild the plugin against this lamina's "
+                        "SDK");
   std::string message = error_adding("FutureLayer");
   CHECK(contains(message, "unknown layer class 'FutureLayer'; the plugin " + p.path +
                               " provides it but cannot be used: built for plugin ABI 2.0"));
