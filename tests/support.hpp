@@ -47,6 +47,16 @@ inline void use_backend_or_skip(const std::string& name) {
   skip("backend '" + name + "' cannot run here: " + why);
 }
 
+// A model of the one layer `class_name` with its Keras `config`, on samples of `input_shape`, on
+// the reference backend.
+inline Sequential single_layer(const std::string& class_name, boost::json::object config, const Shape& input_shape) {
+  set_backend("reference");
+  config["input_shape"] = layers::detail::to_json_array(input_shape);
+  Sequential model;
+  model.add(LayerSpec{class_name, config});
+  return model;
+}
+
 // Restores the previously active backend at scope exit.
 struct BackendScope {
   std::string previous = backend();

@@ -10,15 +10,6 @@ using lamina::test::error_of;
 
 namespace {
 
-// A model of the one layer `class_name` with `config`, on samples of `input_shape`.
-Sequential single(const std::string& class_name, boost::json::object config, const Shape& input_shape) {
-  set_backend("reference");
-  config["input_shape"] = layers::detail::to_json_array(input_shape);
-  Sequential model;
-  model.add(LayerSpec{class_name, config});
-  return model;
-}
-
 // 1, 2, ..., n as one sample of `shape` (a batch of one).
 Tensor counting(const Shape& shape) {
   std::vector<float> v(size_t(shape_size(shape)));
@@ -32,51 +23,51 @@ Tensor counting(const Shape& shape) {
 
 TEST_CASE("ZeroPadding2D adds zero rows and columns, in each of Keras' spellings of padding") {
   // a 2x2 image of one channel, padded by 1 on top, 0 below, 2 left, 1 right
-  Sequential model = single("ZeroPadding2D", {{"padding", boost::json::array{{1, 0}, {2, 1}}}}, {2, 2, 1});
+  Sequential model = test::single_layer("ZeroPadding2D", {{"padding", boost::json::array{{1, 0}, {2, 1}}}}, {2, 2, 1});
   CHECK(model.output_shape() == Shape{3, 5, 1});
   CHECK(model.predict(counting({2, 2, 1})).to_vector() ==
         std::vector<float>{0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 3, 4, 0});
-  CHECK(single("ZeroPadding2D", {{"padding", 2}}, {2, 2, 1}).output_shape() == Shape{6, 6, 1});
-  CHECK(single("ZeroPadding2D", {{"padding", boost::json::array{1, 3}}}, {2, 2, 1}).output_shape() ==
+  CHECK(test::single_layer("ZeroPadding2D", {{"padding", 2}}, {2, 2, 1}).output_shape() == Shape{6, 6, 1});
+  CHECK(test::single_layer("ZeroPadding2D", {{"padding", boost::json::array{1, 3}}}, {2, 2, 1}).output_shape() ==
         Shape{4, 8, 1});
-  CHECK(single("ZeroPadding2D", {}, {2, 2, 1}).output_shape() == Shape{4, 4, 1});  // Keras' default (1, 1)
+  CHECK(test::single_layer("ZeroPadding2D", {}, {2, 2, 1}).output_shape() == Shape{4, 4, 1});  // Keras' default (1, 1)
   CHECK(boost::json::serialize(model.get_config()).find("\"padding\":[[1,0],[2,1]]") != std::string::npos);
 }
 
 TEST_CASE("Cropping2D removes rows and columns from each side") {
-  Sequential model = single("Cropping2D", {{"cropping", boost::json::array{{1, 0}, {0, 2}}}}, {3, 4, 1});
+  Sequential model = test::single_layer("Cropping2D", {{"cropping", boost::json::array{{1, 0}, {0, 2}}}}, {3, 4, 1});
   CHECK(model.output_shape() == Shape{2, 2, 1});
   CHECK(model.predict(counting({3, 4, 1})).to_vector() == std::vector<float>{5, 6, 9, 10});
   CHECK(error_of([] {
-          single("Cropping2D", {{"cropping", 2}}, {3, 4, 1});
+          test::single_layer("Cropping2D", {{"cropping", 2}}, {3, 4, 1});
         }).find("leaves nothing") != std::string::npos);
 }
 
 TEST_CASE("UpSampling2D repeats each pixel size[0] times down and size[1] times across") {
-  Sequential model = single("UpSampling2D", {{"size", boost::json::array{2, 3}}}, {2, 2, 1});
+  Sequential model = test::single_layer("UpSampling2D", {{"size", boost::json::array{2, 3}}}, {2, 2, 1});
   CHECK(model.output_shape() == Shape{4, 6, 1});
   CHECK(model.predict(counting({2, 2, 1})).to_vector() ==
         std::vector<float>{1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4});
   CHECK(error_of([] {
-          single("UpSampling2D", {{"interpolation", "bilinear"}}, {2, 2, 1});
+          test::single_layer("UpSampling2D", {{"interpolation", "bilinear"}}, {2, 2, 1});
         }).find("interpolation 'bilinear' is not supported yet") != std::string::npos);
 }
 
 TEST_CASE("Permute reorders the axes after the batch axis, numbered from 1") {
-  Sequential model = single("Permute", {{"dims", boost::json::array{2, 1}}}, {2, 3});
+  Sequential model = test::single_layer("Permute", {{"dims", boost::json::array{2, 1}}}, {2, 3});
   CHECK(model.output_shape() == Shape{3, 2});
   CHECK(model.predict(counting({2, 3})).to_vector() == std::vector<float>{1, 4, 2, 5, 3, 6});
   CHECK(error_of([] {
-          single("Permute", {{"dims", boost::json::array{0, 1}}}, {2, 3});
+          test::single_layer("Permute", {{"dims", boost::json::array{0, 1}}}, {2, 3});
         }).find("axis 0 is the batch") != std::string::npos);
 }
 
 TEST_CASE("RepeatVector repeats each sample's vector n times") {
-  Sequential model = single("RepeatVector", {{"n", 3}}, {2});
+  Sequential model = test::single_layer("RepeatVector", {{"n", 3}}, {2});
   CHECK(model.output_shape() == Shape{3, 2});
   CHECK(model.predict(counting({2})).to_vector() == std::vector<float>{1, 2, 1, 2, 1, 2});
   CHECK(error_of([] {
-          single("RepeatVector", {{"n", 0}}, {2});
+          test::single_layer("RepeatVector", {{"n", 0}}, {2});
         }).find("'n' must be at least 1") != std::string::npos);
 }
 
@@ -85,10 +76,10 @@ TEST_CASE("GlobalAveragePooling2D and GlobalMaxPooling2D pool each channel over 
   std::vector<float> x;
   for (int v = 1; v <= 6; ++v) x.insert(x.end(), {float(v), -float(v)});
   Tensor image = Tensor::from_vector(x, {1, 2, 3, 2});
-  Sequential average = single("GlobalAveragePooling2D", {}, {2, 3, 2});
+  Sequential average = test::single_layer("GlobalAveragePooling2D", {}, {2, 3, 2});
   CHECK(average.output_shape() == Shape{2});
   CHECK(test::max_abs_diff(average.predict(image).to_vector(), {3.5f, -3.5f}) < 1e-6f);
-  Sequential maximum = single("GlobalMaxPooling2D", {{"keepdims", true}}, {2, 3, 2});
+  Sequential maximum = test::single_layer("GlobalMaxPooling2D", {{"keepdims", true}}, {2, 3, 2});
   CHECK(maximum.output_shape() == Shape{1, 1, 2});
   CHECK(maximum.predict(image).to_vector() == std::vector<float>{6, -1});
 }

@@ -73,9 +73,7 @@ std::string ELU::get_config() const {
 }
 
 sdk::Tensor ELU::call(const sdk::CallContext&, const std::vector<sdk::Tensor>&, const sdk::Tensor& x) {
-  // relu(x) + alpha·(e^(−relu(−x)) − 1)
-  sdk::Tensor below = sdk::ops::exp(sdk::ops::neg(sdk::ops::relu(sdk::ops::neg(x))));
-  return sdk::ops::add(sdk::ops::relu(x), sdk::ops::scale(below, alpha_, -alpha_));
+  return sdk::elu(x, alpha_);
 }
 
 Softmax::Softmax(const std::string& config_json) {

@@ -86,7 +86,8 @@ inline json::object read_unapplied(const Config& config, const std::string& labe
   return kept;
 }
 
-// lamina's tensors are NHWC throughout, so channels_first would need transposes the op set lacks.
+// lamina's tensors are NHWC throughout; channels_first inputs would need transposes around each layer,
+// which no layer does yet.
 inline void require_channels_last(const Config& config) {
   if (config.get_choice("data_format", "channels_last", {"channels_last", "channels_first"}) !=
       "channels_last")

@@ -47,9 +47,8 @@ FallbackFn on_host(const std::string& op) {
     std::vector<Shape> shapes = find_op(op)->infer(ShapeList(in), attrs);
     Tensor out = make_tensor(shapes[0], nullptr);
     lamina_view out_view = view_of(out);
-    std::vector<lamina_attr> items(attrs.size());
-    lamina_attrs c{int32_t(to_c_attrs(attrs, nullptr, 0, items.data())), items.data()};
-    layout::run_copy_plan(layout::plan_copy(op.c_str(), views.data(), int32_t(views.size()), out_view, &c),
+    CAttrs c(attrs);
+    layout::run_copy_plan(layout::plan_copy(op.c_str(), views.data(), int32_t(views.size()), out_view, c.view()),
                           views.data(), out_view);
     return std::vector<Tensor>{on_backend(out, Registry::get().active_backend())};
   };

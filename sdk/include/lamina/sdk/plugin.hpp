@@ -406,9 +406,13 @@ inline std::string activation_names() {
   return s;
 }
 
+// elu(x) = x for x > 0, alpha·(e^x − 1) below: relu(x) + alpha·(e^(−relu(−x)) − 1).
+inline Tensor elu(const Tensor& x, double alpha = 1.0) {
+  return ops::add(ops::relu(x), ops::scale(ops::exp(ops::neg(ops::relu(ops::neg(x)))), alpha, -alpha));
+}
+
 // Keras activation by name, composed of ops (so autograd differentiates it). Throws for an unknown
-// name. With n = relu(-x) (the negative part's size) and |x| = relu(x) + n:
-//   elu(x) = relu(x) + e^(-n) - 1, selu(x) = λ(relu(x) + α(e^(-n) - 1)) with Keras' α and λ,
+// name. selu(x) = λ·elu(x, α) with Keras' α and λ; with |x| = relu(x) + relu(-x):
 //   swish(x) = silu(x) = x·sigmoid(x), softplus(x) = relu(x) + log(1 + e^(-|x|)) (no overflow),
 //   softsign(x) = x / (1 + |x|), exponential(x) = e^x.
 inline Tensor apply_activation(const std::string& name, const Tensor& x) {
@@ -419,13 +423,9 @@ inline Tensor apply_activation(const std::string& name, const Tensor& x) {
   if (name == "softmax") return ops::softmax(x);
   if (name == "swish" || name == "silu") return ops::mul(x, ops::sigmoid(x));
   if (name == "exponential") return ops::exp(x);
-  const Tensor positive = ops::relu(x), negative = ops::relu(ops::neg(x));
-  if (name == "elu") return ops::add(positive, ops::scale(ops::exp(ops::neg(negative)), 1.0, -1.0));
-  if (name == "selu") {
-    constexpr double alpha = 1.6732632423543772, lambda = 1.0507009873554805;
-    return ops::scale(ops::add(positive, ops::scale(ops::exp(ops::neg(negative)), alpha, -alpha)), lambda);
-  }
-  const Tensor magnitude = ops::add(positive, negative);
+  if (name == "elu") return elu(x);
+  if (name == "selu") return ops::scale(elu(x, 1.6732632423543772), 1.0507009873554805);  // Keras' α, λ
+  const Tensor positive = ops::relu(x), magnitude = ops::add(positive, ops::relu(ops::neg(x)));
   if (name == "softplus")
     return ops::add(positive, ops::log(ops::scale(ops::exp(ops::neg(magnitude)), 1.0, 1.0)));
   if (name == "softsign") return ops::div(x, ops::scale(magnitude, 1.0, 1.0));
