@@ -139,14 +139,14 @@ inline Sequential small_digit_cnn() {
 }
 
 // Every weight of every layer, in order, one vector per weight.
-inline std::vector<std::vector<float>> weights_of(const Sequential& model) {
+inline std::vector<std::vector<float>> weights_of(const Model& model) {
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < model.size(); ++i)
     for (const Tensor& w : model.layer(i).get_weights()) out.push_back(w.to_vector());
   return out;
 }
 // The same, end to end in one vector.
-inline std::vector<float> flat_weights_of(const Sequential& model) {
+inline std::vector<float> flat_weights_of(const Model& model) {
   std::vector<float> out;
   for (const auto& w : weights_of(model)) out.insert(out.end(), w.begin(), w.end());
   return out;

@@ -10,7 +10,7 @@ using lamina::test::error_of;
 
 namespace {
 
-std::vector<float> predict(const Sequential& model, const std::vector<float>& x, const Shape& shape) {
+std::vector<float> predict(const Model& model, const std::vector<float>& x, const Shape& shape) {
   return model.predict(Tensor::from_vector(x, shape)).to_vector();
 }
 

@@ -75,7 +75,7 @@ Sequential small_mlp(const OptimizerSpec& optimizer = OptimizerSpec("SGD", {{"le
   return m;
 }
 
-std::vector<std::vector<float>> weights_of(const Sequential& m) {
+std::vector<std::vector<float>> weights_of(const Model& m) {
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < m.size(); ++i)
     for (const Tensor& w : m.layer(i).get_weights()) out.push_back(w.to_vector());
@@ -87,7 +87,7 @@ struct Recorder : Callback {
   std::vector<std::map<std::string, double>> logs;
   std::vector<double> learning_rates;
   std::vector<std::vector<std::vector<float>>> weights;
-  void on_epoch_end(Sequential& m, int, const std::map<std::string, double>& l) override {
+  void on_epoch_end(Model& m, int, const std::map<std::string, double>& l) override {
     logs.push_back(l);
     learning_rates.push_back(m.learning_rate());
     weights.push_back(weights_of(m));

@@ -130,7 +130,7 @@ std::pair<Tensor, std::vector<float>> mnist_test() {
   return {x, read_idx(kData + "/mnist/t10k-labels-idx1-ubyte.gz").to_vector()};
 }
 
-double accuracy_of(const Sequential& model, const Tensor& images, const std::vector<float>& labels) {
+double accuracy_of(const Model& model, const Tensor& images, const std::vector<float>& labels) {
   Shape s{-1};
   s.insert(s.end(), model.input_shape().begin(), model.input_shape().end());
   std::vector<float> p = model.predict(images.reshape(s), 256).to_vector();
@@ -162,7 +162,7 @@ std::pair<Tensor, Tensor> small_data(int n, uint64_t seed) {
   return {x, to_categorical(Tensor::from_vector(labels, {n}), 3)};
 }
 
-std::vector<float> all_slots(const Sequential& m) {
+std::vector<float> all_slots(const Model& m) {
   std::vector<float> out;
   for (const auto& per_weight : m.optimizer_state().slots)
     for (const Tensor& s : per_weight) {

@@ -37,7 +37,7 @@ std::string text(const std::vector<float>& v) {
 }
 
 // The model's output for a batch of one sample `x` of the model's input shape.
-std::vector<float> predict_one(const Sequential& model, const std::vector<float>& x) {
+std::vector<float> predict_one(const Model& model, const std::vector<float>& x) {
   Shape shape = model.input_shape();
   shape.insert(shape.begin(), 1);
   return model.predict(Tensor::from_vector(x, shape)).to_vector();
@@ -52,7 +52,7 @@ void check_values(const std::vector<float>& got, const std::vector<float>& expec
 }
 
 // Keras' round trip: get_config → from_config → the same config (and the same through JSON text).
-void check_config_round_trip(const Sequential& model) {
+void check_config_round_trip(const Model& model) {
   boost::json::object config = model.get_config();
   INFO(boost::json::serialize(config));
   CHECK(Sequential::from_config(config).get_config() == config);

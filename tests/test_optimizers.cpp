@@ -52,7 +52,7 @@ Sequential tiny_model(const OptimizerSpec& optimizer) {
 }
 
 // One fit step on the fixed batch; returns (w0, w1, b).
-Params train_step(Sequential& model) {
+Params train_step(Model& model) {
   Tensor x =
       Tensor::from_vector({float(kX[0][0]), float(kX[0][1]), float(kX[1][0]), float(kX[1][1])}, {2, 2});
   Tensor y = Tensor::from_vector({float(kY[0]), float(kY[1])}, {2, 1});

@@ -70,7 +70,7 @@ std::pair<Tensor, Tensor> small_data(int64_t n) {
   return {x, to_categorical(Tensor::from_vector(labels, {n}), 3)};
 }
 
-std::vector<std::vector<float>> all_weights(const Sequential& m) {
+std::vector<std::vector<float>> all_weights(const Model& m) {
   std::vector<std::vector<float>> out;
   for (size_t i = 0; i < m.size(); ++i)
     for (const Tensor& w : m.layer(i).get_weights()) out.push_back(w.to_vector());
@@ -325,7 +325,7 @@ namespace {
 struct SaveEveryBatch : Callback {
   std::string path;
   explicit SaveEveryBatch(std::string p) : path(std::move(p)) {}
-  void on_batch_end(Sequential& m, int64_t, const std::map<std::string, double>&) override { m.save(path); }
+  void on_batch_end(Model& m, int64_t, const std::map<std::string, double>&) override { m.save(path); }
 };
 }  // namespace
 
@@ -401,7 +401,7 @@ void check_exact_resume(const std::string& backend_name) {
   CHECK(h.epoch == std::vector<int>{2, 3, 4});
   CHECK(resumed.optimizer_state().iterations == straight.optimizer_state().iterations);
   CHECK(bit_identical(all_weights(resumed), all_weights(straight)));
-  auto slots = [](const Sequential& m) {
+  auto slots = [](const Model& m) {
     std::vector<std::vector<float>> out;
     for (auto& per_weight : m.optimizer_state().slots)
       for (auto& s : per_weight) out.push_back(s.to_vector());

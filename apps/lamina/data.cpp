@@ -113,7 +113,7 @@ void add_model_options(CLI::App& command, ModelArgs& a) {
   command.add_option("--limit", a.limit, "Use only the first N samples")->check(CLI::PositiveNumber);
 }
 
-Sequential open_model(const ModelArgs& a, bool compile) {
+Model open_model(const ModelArgs& a, bool compile) {
   if (!a.backend.empty()) set_backend(a.backend);
   return load_model(a.model, compile);
 }

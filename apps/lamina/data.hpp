@@ -43,7 +43,7 @@ constexpr int64_t kChunkRows = 8192;
 // Options the model commands share: --backend, --batch-size, --scale, --limit.
 void add_model_options(CLI::App& command, ModelArgs& args);
 // Selects the backend (when given) and loads the model file.
-Sequential open_model(const ModelArgs& args, bool compile);
+Model open_model(const ModelArgs& args, bool compile);
 // Rows to use: all, or the first --limit.
 int64_t rows_to_use(const DataSource& data, const ModelArgs& args);
 

@@ -58,7 +58,7 @@ void add_evaluate(CLI::App& app, ModelArgs& a) {
 }
 
 int run_evaluate(const ModelArgs& a) {
-  Sequential model = open_model(a, true);
+  Model model = open_model(a, true);
   DataSource data(a.data, a.scale);
   if (!data.has_labels()) throw Error(a.data + ": evaluate needs labels; give them as h5:FILE:X:Y");
   if (!model.compiled()) {

@@ -20,7 +20,7 @@ void add_predict(CLI::App& app, ModelArgs& a) {
 }
 
 int run_predict(const ModelArgs& a) {
-  Sequential model = open_model(a, false);
+  Model model = open_model(a, false);
   DataSource data(a.data, a.scale);
   int64_t n = rows_to_use(data, a);
   Shape shape{n};

@@ -16,7 +16,7 @@ void add_summary(CLI::App& app, ModelArgs& a) {
 }
 
 int run_summary(const ModelArgs& a) {
-  Sequential model = open_model(a, true);
+  Model model = open_model(a, true);
   std::cout << model.summary();
   if (model.compiled()) {
     const CompileOptions& o = model.compile_options();

@@ -138,9 +138,9 @@ int run_train(const TrainArgs& args) {
     model_value = boost::json::parse(t, ec);
     if (ec) throw Error(file + " [model]: not valid JSON (" + ec.message() + ")");
   }
-  Sequential model = [&] {
+  Model model = [&] {
     try {
-      return Sequential::from_config(model_value);
+      return Model::from_config(model_value);
     } catch (const Error& e) {
       throw Error(file + " [model]: " + e.what());
     }
@@ -254,7 +254,7 @@ int run_train(const TrainArgs& args) {
     std::cout << model.summary();
     std::cout << "Train on " << (streamed ? train_batches->size() : x_train.dim(0)) << " samples";
     if (streamed) std::cout << " (" << train_batches->description() << ", read batch by batch)";
-    if (fo.validation_data) std::cout << ", validate on " << fo.validation_data->first.dim(0) << " samples";
+    if (fo.validation_data) std::cout << ", validate on " << fo.validation_data->first.list.at(0).dim(0) << " samples";
     if (fo.validation_batches) std::cout << ", validate on " << fo.validation_batches->size() << " samples";
     std::cout << "\n";
   }

@@ -47,7 +47,7 @@ void add_visualize(CLI::App& app, VisualizeArgs& a) {
 
 namespace {
 
-size_t find_layer(const Sequential& model, const std::string& spec, const std::string& file) {
+size_t find_layer(const Model& model, const std::string& spec, const std::string& file) {
   std::string names;
   for (size_t i = 0; i < model.size(); ++i) {
     if (model.layer(i).name() == spec) return i;
@@ -126,7 +126,7 @@ std::vector<Tile> activation_tiles(const Tensor& out) {
 
 int run_visualize(const VisualizeArgs& a) {
   if (!a.backend.empty()) set_backend(a.backend);
-  Sequential model = load_model(a.model, false);
+  Model model = load_model(a.model, false);
   size_t index = find_layer(model, a.layer, a.model);
   const Layer& layer = model.layer(index);
   int columns = a.columns.value_or(0);

@@ -38,12 +38,23 @@ void fisher_yates(std::vector<int64_t>& order, std::mt19937_64& random) {
 // TensorBatches
 
 TensorBatches::TensorBatches(Tensor x, Tensor y, int64_t batch_size, std::vector<int64_t>* order)
-    : x_(to_host(x)), y_(to_host(y)), batch_size_(batch_size), order_(order ? order : &own_order_) {
+    : TensorBatches(std::vector<Tensor>{std::move(x)}, std::vector<Tensor>{std::move(y)}, batch_size, order) {}
+
+TensorBatches::TensorBatches(std::vector<Tensor> x, std::vector<Tensor> y, int64_t batch_size,
+                             std::vector<int64_t>* order)
+    : batch_size_(batch_size), order_(order ? order : &own_order_) {
   if (batch_size < 1) throw Error("batch_size must be at least 1, got " + std::to_string(batch_size));
-  if (x_.ndim() == 0 || y_.ndim() == 0 || x_.dim(0) != y_.dim(0))
-    throw Error("the inputs have " + std::to_string(x_.ndim() ? x_.dim(0) : 0) + " samples but the targets have " +
-                std::to_string(y_.ndim() ? y_.dim(0) : 0) + "; they must have the same first dimension");
-  const size_t n = size_t(x_.dim(0));
+  if (x.empty()) throw Error("no inputs were given");
+  for (Tensor& t : x) x_.push_back(to_host(t));
+  for (Tensor& t : y) y_.push_back(to_host(t));
+  const int64_t rows = x_[0].ndim() ? x_[0].dim(0) : 0;
+  for (const auto* list : {&x_, &y_})
+    for (const Tensor& t : *list)
+      if (t.ndim() == 0 || t.dim(0) != rows)
+        throw Error("the inputs have " + std::to_string(rows) + " samples but " +
+                    (list == &x_ ? std::string("another input has ") : std::string("the targets have ")) +
+                    std::to_string(t.ndim() ? t.dim(0) : 0) + "; they must have the same first dimension");
+  const size_t n = size_t(rows);
   if (order_->size() != n) {
     if (order) throw Error("the sample order holds " + std::to_string(order_->size()) + " entries for " +
                            std::to_string(n) + " samples");
@@ -63,11 +74,21 @@ void TensorBatches::begin_epoch(bool shuffle, std::mt19937_64& random) {
   in_order_ = false;
 }
 
-std::pair<Tensor, Tensor> TensorBatches::batch(int64_t index) {
+std::pair<std::vector<Tensor>, std::vector<Tensor>> TensorBatches::batch_lists(int64_t index) {
   const int64_t begin = index * batch_size_, end = std::min(size(), begin + batch_size_);
   if (index < 0 || begin >= size()) throw Error("batch " + std::to_string(index) + " is out of range");
-  if (in_order_) return {x_.slice(begin, end), y_.slice(begin, end)};
-  return {gather_rows(x_, *order_, size_t(begin), size_t(end)), gather_rows(y_, *order_, size_t(begin), size_t(end))};
+  auto rows = [&](const Tensor& t) {
+    return in_order_ ? t.slice(begin, end) : gather_rows(t, *order_, size_t(begin), size_t(end));
+  };
+  std::pair<std::vector<Tensor>, std::vector<Tensor>> out;
+  for (const Tensor& t : x_) out.first.push_back(rows(t));
+  for (const Tensor& t : y_) out.second.push_back(rows(t));
+  return out;
+}
+
+std::pair<Tensor, Tensor> TensorBatches::batch(int64_t index) {
+  auto [x, y] = batch_lists(index);
+  return {x[0], y.empty() ? Tensor() : y[0]};
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-std::vector<std::vector<Tensor>> all_weights(const Sequential& model) {
+std::vector<std::vector<Tensor>> all_weights(const Model& model) {
   std::vector<std::vector<Tensor>> out;
   for (size_t i = 0; i < model.size(); ++i) out.push_back(model.layer(i).get_weights());
   return out;
@@ -154,9 +154,9 @@ ModelCheckpoint::ModelCheckpoint(std::string filepath, Options options)
   if (filepath_.empty()) throw Error("ModelCheckpoint: filepath is empty");
 }
 
-void ModelCheckpoint::on_train_begin(Sequential&) {}
+void ModelCheckpoint::on_train_begin(Model&) {}
 
-void ModelCheckpoint::on_epoch_end(Sequential& model, int epoch, const std::map<std::string, double>& logs) {
+void ModelCheckpoint::on_epoch_end(Model& model, int epoch, const std::map<std::string, double>& logs) {
   if (!distributed::is_primary()) return;  // in a data-parallel job, rank 0 writes the checkpoints
   std::string path = format_filepath(filepath_, epoch, logs);
   if (options_.save_best_only) {
@@ -192,7 +192,7 @@ EarlyStopping::EarlyStopping(Options options)
   if (options_.patience < 0) throw Error("EarlyStopping: patience must not be negative");
 }
 
-void EarlyStopping::on_train_begin(Sequential&) {
+void EarlyStopping::on_train_begin(Model&) {
   wait_ = 0;
   stopped_epoch_ = -1;
   best_epoch_ = -1;
@@ -200,7 +200,7 @@ void EarlyStopping::on_train_begin(Sequential&) {
   best_weights_.clear();
 }
 
-void EarlyStopping::on_epoch_end(Sequential& model, int epoch, const std::map<std::string, double>& logs) {
+void EarlyStopping::on_epoch_end(Model& model, int epoch, const std::map<std::string, double>& logs) {
   std::optional<double> current = monitor_.read(logs);
   if (!current || epoch < options_.start_from_epoch) return;
   if (options_.restore_best_weights && best_weights_.empty()) best_weights_ = all_weights(model);
@@ -224,7 +224,7 @@ void EarlyStopping::on_epoch_end(Sequential& model, int epoch, const std::map<st
   }
 }
 
-void EarlyStopping::on_train_end(Sequential&) {
+void EarlyStopping::on_train_end(Model&) {
   if (stopped_epoch_ >= 0 && options_.verbose)
     std::cout << "Epoch " << stopped_epoch_ + 1 << ": early stopping\n";
   best_weights_.clear();
@@ -243,7 +243,7 @@ CSVLogger::CSVLogger(std::string filename, std::string separator, bool append)
 }
 CSVLogger::~CSVLogger() = default;
 
-void CSVLogger::on_train_begin(Sequential&) {
+void CSVLogger::on_train_begin(Model&) {
   if (!distributed::is_primary()) return;  // in a data-parallel job, rank 0 writes the log
   bool had_rows = append_ && std::filesystem::exists(filename_) && std::filesystem::file_size(filename_) > 0;
   file_ = std::make_unique<File>();
@@ -265,7 +265,7 @@ void CSVLogger::on_train_begin(Sequential&) {
   }
 }
 
-void CSVLogger::on_epoch_end(Sequential&, int epoch, const std::map<std::string, double>& logs) {
+void CSVLogger::on_epoch_end(Model&, int epoch, const std::map<std::string, double>& logs) {
   if (!file_) return;
   if (keys_.empty()) {
     for (auto& [k, v] : logs) keys_.push_back(k);  // std::map: sorted, as Keras sorts them
@@ -282,14 +282,14 @@ void CSVLogger::on_epoch_end(Sequential&, int epoch, const std::map<std::string,
   if (!file_->out) throw Error("CSVLogger: writing " + filename_ + " failed (disk full?)");
 }
 
-void CSVLogger::on_train_end(Sequential&) {
+void CSVLogger::on_train_end(Model&) {
   file_.reset();
 }
 
 // ------------------------------------------------------------------------------------------------
 // TerminateOnNaN
 
-void TerminateOnNaN::on_batch_end(Sequential& model, int64_t batch,
+void TerminateOnNaN::on_batch_end(Model& model, int64_t batch,
                                   const std::map<std::string, double>& logs) {
   auto it = logs.find("loss");
   if (it == logs.end() || std::isfinite(it->second)) return;
@@ -306,7 +306,7 @@ LearningRateScheduler::LearningRateScheduler(Schedule schedule, int verbose)
   if (!schedule_) throw Error("LearningRateScheduler: the schedule is empty");
 }
 
-void LearningRateScheduler::on_epoch_begin(Sequential& model, int epoch) {
+void LearningRateScheduler::on_epoch_begin(Model& model, int epoch) {
   double lr = schedule_(epoch, model.learning_rate());
   if (!std::isfinite(lr) || lr < 0)
     throw Error("LearningRateScheduler: the schedule gave learning rate " + number_text(lr) + " for epoch " +
@@ -327,13 +327,13 @@ ReduceLROnPlateau::ReduceLROnPlateau(Options options)
     throw Error("ReduceLROnPlateau: factor must be in [0, 1), got " + number_text(options_.factor));
 }
 
-void ReduceLROnPlateau::on_train_begin(Sequential&) {
+void ReduceLROnPlateau::on_train_begin(Model&) {
   best_ = monitor_.worst();
   wait_ = 0;
   cooldown_counter_ = 0;
 }
 
-void ReduceLROnPlateau::on_epoch_end(Sequential& model, int epoch,
+void ReduceLROnPlateau::on_epoch_end(Model& model, int epoch,
                                      const std::map<std::string, double>& logs) {
   std::optional<double> current = monitor_.read(logs);
   if (!current) return;

@@ -1,144 +1,204 @@
-// Layers and the Sequential container: building from Keras configs, weights, summary, JSON.
+// Models as graphs of layer calls: the functional constructor, Sequential's chain, running the
+// graph, layers by index and name, and the summary.
 #include "model.hpp"
 
-#include "initializers.hpp"
-#include "plugins.hpp"
+#include "graph.hpp"
 #include "tensor_impl.hpp"
 #include "text.hpp"
 
-#include <lamina/backend.hpp>
 #include <lamina/model.hpp>
 #include <lamina/ops.hpp>
 
 #include <cstdio>
-#include <iomanip>
+#include <set>
 #include <sstream>
 
 namespace lamina {
-
-namespace {
-
-std::string snake_case(const std::string& class_name) {
-  // Keras' generic_utils.to_snake_case: Conv2D → conv2d, MaxPooling2D → max_pooling2d
-  std::string out;
-  for (size_t i = 0; i < class_name.size(); ++i) {
-    char c = class_name[i];
-    if (std::isupper(static_cast<unsigned char>(c)) && i > 0 &&
-        (std::islower(static_cast<unsigned char>(class_name[i - 1])) ||
-         (i + 1 < class_name.size() && std::islower(static_cast<unsigned char>(class_name[i + 1])))))
-      out += '_';
-    out += char(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
-Shape json_shape(const boost::json::value& v, const std::string& where, bool drop_batch) {
-  if (!v.is_array()) throw Error(where + " must be a list of dimensions, got " + boost::json::serialize(v));
-  Shape s;
-  const auto& a = v.as_array();
-  for (size_t i = drop_batch ? 1 : 0; i < a.size(); ++i) {
-    if (a[i].is_int64() && a[i].as_int64() > 0) s.push_back(a[i].as_int64());
-    else if (a[i].is_uint64()) s.push_back(int64_t(a[i].as_uint64()));
-    else throw Error(where + ": dimension " + boost::json::serialize(a[i]) +
-                     " is not a positive integer (only the batch dimension may be null)");
-  }
-  if (s.size() > LAMINA_MAX_DIMS - 1) throw Error(where + ": too many dimensions");
-  return s;
-}
-
-// The input shape a layer config declares, if any (Keras 2 and 3 spellings).
-std::optional<Shape> declared_input_shape(const boost::json::object& c, const std::string& where) {
-  if (auto* v = c.if_contains("batch_input_shape"); v && !v->is_null())
-    return json_shape(*v, where + ": batch_input_shape", true);
-  if (auto* v = c.if_contains("batch_shape"); v && !v->is_null()) return json_shape(*v, where + ": batch_shape", true);
-  if (auto* v = c.if_contains("input_shape"); v && !v->is_null()) return json_shape(*v, where + ": input_shape", false);
-  if (auto* v = c.if_contains("shape"); v && !v->is_null()) return json_shape(*v, where + ": shape", false);
-  if (auto* v = c.if_contains("input_dim"); v && !v->is_null()) {
-    if (!v->is_int64() || v->as_int64() < 1) throw Error(where + ": input_dim must be a positive integer");
-    return Shape{v->as_int64()};
-  }
-  return std::nullopt;
-}
-
-void check_dtype(const boost::json::object& c, const std::string& where) {
-  auto* d = c.if_contains("dtype");
-  if (!d || d->is_null()) return;
-  std::string name;
-  if (d->is_string()) name = std::string(d->as_string());
-  else if (d->is_object() && d->as_object().contains("config")) {
-    auto& cfg = d->as_object().at("config");
-    if (cfg.is_object() && cfg.as_object().contains("name") && cfg.as_object().at("name").is_string())
-      name = std::string(cfg.as_object().at("name").as_string());
-  }
-  if (!name.empty() && name != "float32")
-    throw Error(where + ": dtype '" + name + "' is not supported; lamina computes in float32");
-}
-
-}  // namespace
 
 WeightLimit& weight_limit() {
   thread_local WeightLimit limit;
   return limit;
 }
 
-// ------------------------------------------------------------------------------------------------
-// Layer
+// What runs when: every call of the graph in an order that has each input computed first, its
+// outputs as slots of one value array.
+struct Model::Plan {
+  struct Step {
+    const graph::Node* node;
+    std::vector<int> in;  // value slots
+    int out = 0;          // the first output's slot
+  };
+  std::map<const graph::Node*, int> first_slot;
+  std::vector<int> input_slots;
+  std::vector<Step> steps;
+  int n_values = 0;
+  int slot(const KerasTensor& t) const {
+    auto it = first_slot.find(t.node.get());
+    if (it == first_slot.end()) throw Error("the tensor is not part of this model's graph");
+    return it->second + t.index;
+  }
+};
 
-Layer::~Layer() {
-  if (instance_ && plugin_) plugin_->table.destroy(instance_);
+Model::Model(std::string name, bool sequential) : name_(std::move(name)), sequential_(sequential) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+Model::Model(const KerasTensor& inputs, const KerasTensor& outputs, std::string name)
+    : Model(std::vector<KerasTensor>{inputs}, std::vector<KerasTensor>{outputs}, std::move(name)) {}
+
+Model::Model(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name)
+    : name_(name.empty() ? global_unique_name("Functional") : std::move(name)) {
+  if (inputs.empty()) throw Error("Model '" + name_ + "': it needs at least one input (from Input())");
+  if (outputs.empty()) throw Error("Model '" + name_ + "': it needs at least one output");
+  std::set<const graph::Node*> input_nodes;
+  for (const KerasTensor& t : inputs) {
+    if (!t.defined()) throw Error("Model '" + name_ + "': an input is an empty KerasTensor");
+    if (!t.node->layer->is_input())
+      throw Error("Model '" + name_ + "': input '" + t.layer().name() +
+                  "' is the output of a layer, not an Input(); a model's inputs come from Input()");
+    if (!input_nodes.insert(t.node.get()).second)
+      throw Error("Model '" + name_ + "': input '" + t.layer().name() + "' is given twice");
+  }
+  for (const KerasTensor& t : outputs)
+    if (!t.defined()) throw Error("Model '" + name_ + "': an output is an empty KerasTensor");
+  inputs_ = std::move(inputs);
+  outputs_ = std::move(outputs);
+  // Depth-first from the outputs: every node after the nodes it reads.
+  std::set<const graph::Node*> done, active;
+  std::function<void(const std::shared_ptr<graph::Node>&)> visit = [&](const std::shared_ptr<graph::Node>& node) {
+    if (done.count(node.get())) return;
+    if (node->layer->is_input()) {
+      if (!input_nodes.count(node.get()))
+        throw Error("Model '" + name_ + "': the outputs depend on input '" + node->layer->name() +
+                    "', which is not one of the model's inputs; add it to the inputs");
+      done.insert(node.get());
+      return;
+    }
+    if (!active.insert(node.get()).second)
+      throw Error("Model '" + name_ + "': layer '" + node->layer->name() + "' depends on its own output (a cycle)");
+    for (const KerasTensor& in : node->inputs) visit(in.node);
+    active.erase(node.get());
+    done.insert(node.get());
+    nodes_.push_back(node);
+  };
+  for (const KerasTensor& t : outputs_) visit(t.node);
+  // Keras' model.layers: the inputs, then every other layer in the order it first runs.
+  std::set<const Layer*> seen;
+  std::map<std::string, const Layer*> names;
+  auto add_layer = [&](const std::shared_ptr<Layer>& layer) {
+    if (!seen.insert(layer.get()).second) return;
+    auto [it, fresh] = names.emplace(layer->name(), layer.get());
+    if (!fresh)
+      throw Error("Model '" + name_ + "': two different layers are named '" + layer->name() +
+                  "'; layer names must be unique within a model");
+    layers_.push_back(layer);
+  };
+  for (const KerasTensor& t : inputs_) add_layer(t.node->layer);
+  for (const auto& node : nodes_) add_layer(node->layer);
+  rebuild();
 }
 
-std::vector<Tensor> Layer::get_weights() const {
-  std::vector<Tensor> out;
-  for (const Tensor& w : weights_) out.push_back(Tensor::from_vector(w.to_vector(), w.shape()));
-  return out;
+Model::~Model() = default;
+
+void Model::rebuild() {
+  auto plan = std::make_shared<Plan>();
+  for (const KerasTensor& t : inputs_) {
+    plan->first_slot[t.node.get()] = plan->n_values;
+    plan->input_slots.push_back(plan->n_values++);
+  }
+  for (const auto& node : nodes_) {
+    Plan::Step step{node.get(), {}, plan->n_values};
+    for (const KerasTensor& in : node->inputs) step.in.push_back(plan->slot(in));
+    plan->first_slot[node.get()] = plan->n_values;
+    plan->n_values += int(node->output_shapes.size());
+    plan->steps.push_back(std::move(step));
+  }
+  plan_ = std::move(plan);
 }
 
-void Layer::set_weights(const std::vector<Tensor>& weights) {
-  if (weights.size() != weights_.size())
-    throw Error("layer '" + name_ + "' (" + class_name_ + ") has " + std::to_string(weights_.size()) +
-                " weights, set_weights got " + std::to_string(weights.size()));
-  for (size_t i = 0; i < weights.size(); ++i)
-    if (weights[i].shape() != weights_[i].shape())
-      throw Error("layer '" + name_ + "': weight '" + weight_names_[i] + "' has shape " +
-                  shape_to_string(weights_[i].shape()) + ", set_weights got " + shape_to_string(weights[i].shape()));
-  NoGradGuard no_grad;
-  for (size_t i = 0; i < weights.size(); ++i) assign(weights_[i], weights[i]);
+std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool training, uint64_t seed,
+                                   const std::vector<KerasTensor>& wanted) const {
+  const Plan& plan = *plan_;
+  if (inputs.size() != plan.input_slots.size())
+    throw Error("model '" + name_ + "' takes " + std::to_string(plan.input_slots.size()) + " inputs, not " +
+                std::to_string(inputs.size()));
+  std::vector<int> wanted_slots;
+  for (const KerasTensor& t : wanted) wanted_slots.push_back(plan.slot(t));
+  // Which steps the wanted values need, and how many needed steps read each value.
+  std::vector<char> needed(size_t(plan.n_values), 0);
+  std::vector<int> readers(size_t(plan.n_values), 0);
+  for (int s : wanted_slots) needed[size_t(s)] = 1;
+  std::vector<char> runs(plan.steps.size(), 0);
+  for (size_t k = plan.steps.size(); k-- > 0;) {
+    const Plan::Step& step = plan.steps[k];
+    for (size_t o = 0; o < step.node->output_shapes.size() && !runs[k]; ++o) runs[k] = needed[size_t(step.out) + o];
+    if (!runs[k]) continue;
+    for (int in : step.in) needed[size_t(in)] = 1, ++readers[size_t(in)];
+  }
+  for (int s : wanted_slots) ++readers[size_t(s)];  // kept to the end
+  std::vector<Tensor> values(size_t(plan.n_values));
+  for (size_t i = 0; i < inputs.size(); ++i) values[size_t(plan.input_slots[i])] = inputs[i];
+  std::vector<Tensor> step_inputs;
+  for (size_t k = 0; k < plan.steps.size(); ++k) {
+    if (!runs[k]) continue;
+    const Plan::Step& step = plan.steps[k];
+    step_inputs.clear();
+    for (int in : step.in) step_inputs.push_back(values[size_t(in)]);
+    for (int in : step.in)
+      if (--readers[size_t(in)] == 0) values[size_t(in)] = Tensor();  // its last reader has it
+    const uint64_t layer_seed = seed ^ (0x9E3779B97F4A7C15ull * (k + 1));
+    const Layer& layer = *step.node->layer;
+    if (step_inputs.size() == 1 && step.node->output_shapes.size() == 1) {
+      values[size_t(step.out)] = layer.call(step_inputs[0], training, layer_seed);
+    } else {
+      std::vector<Tensor> out = layer.call(step_inputs, training, layer_seed);
+      for (size_t o = 0; o < out.size(); ++o) values[size_t(step.out) + o] = std::move(out[o]);
+    }
+  }
+  std::vector<Tensor> result;
+  for (int s : wanted_slots) result.push_back(values[size_t(s)]);
+  return result;
 }
 
-int64_t Layer::count_params() const {
-  int64_t n = 0;
-  for (const Tensor& w : weights_) n += w.size();
-  return n;
+std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs, bool training, uint64_t seed) const {
+  return forward(inputs, training, seed, outputs_);
 }
 
-boost::json::object Layer::get_config() const {
-  boost::json::object c{{"name", name_}, {"trainable", trainable_}, {"dtype", "float32"}};
-  boost::system::error_code ec;
-  boost::json::value own = boost::json::parse(plugin_->table.get_config(instance_), ec);
-  if (!ec && own.is_object())
-    for (auto& [k, v] : own.as_object()) c[k] = v;
-  return c;
+KerasTensor Model::output_of(const Layer& layer) const {
+  for (const auto& weak : LayerAccess::nodes(layer))
+    if (auto node = weak.lock(); node && plan_->first_slot.count(node.get())) {
+      if (node->output_shapes.size() != 1)
+        throw Error("layer '" + layer.name() + "' has " + std::to_string(node->output_shapes.size()) + " outputs");
+      return KerasTensor{node, 0};
+    }
+  throw Error("layer '" + layer.name() + "' is not called in model '" + name_ + "'");
 }
 
-Tensor Layer::call(const Tensor& input, bool training, uint64_t seed) const {
-  std::vector<lamina_tensor> w;
-  for (const Tensor& t : weights_) w.push_back(reinterpret_cast<lamina_tensor>(t.impl()));
-  lamina_call_context ctx{sizeof(lamina_call_context), training ? 1 : 0, seed};
-  lamina_tensor out = nullptr;
-  lamina_error error{};
-  if (plugin_->table.call(instance_, &ctx, w.data(), int32_t(w.size()), reinterpret_cast<lamina_tensor>(input.impl()),
-                          &out, &error) != LAMINA_OK)
-    throw Error("layer '" + name_ + "' (" + class_name_ + "): " + error.message);
-  if (!out) throw Error("layer '" + name_ + "' (" + class_name_ + ") returned no output");
-  return Tensor(reinterpret_cast<TensorImpl*>(out), false);
+KerasTensor Model::operator()(const KerasTensor& input) const {
+  std::vector<KerasTensor> out = (*this)(std::vector<KerasTensor>{input});
+  if (out.size() != 1)
+    throw Error("model '" + name_ + "' has " + std::to_string(out.size()) + " outputs; call it with a list");
+  return out[0];
+}
+
+std::vector<KerasTensor> Model::operator()(const std::vector<KerasTensor>& inputs) const {
+  // A model of its own over the same graph: the layers, and so the weights, are shared.
+  auto inner = std::shared_ptr<Model>(new Model(inputs_, outputs_, name_));
+  inner->sequential_ = sequential_;
+  return LayerAccess::call(LayerAccess::of_model(std::move(inner)), inputs);
 }
 
 // ------------------------------------------------------------------------------------------------
 // Sequential
 
+Sequential::Sequential(std::string name) : Model(std::move(name), true) {}
 
-std::string Sequential::unique_name(const std::string& class_name) {
+Sequential::Sequential(Model&& model) : Model(std::move(model)) {
+  if (!sequential_)
+    throw Error("model '" + name_ + "' is a functional model, not a Sequential one; hold it as a lamina::Model");
+}
+
+std::string Model::unique_name(const std::string& class_name) {
   std::string base = snake_case(class_name);
   int& n = name_counts_[base];
   std::string name = n == 0 ? base : base + "_" + std::to_string(n);
@@ -159,85 +219,61 @@ Sequential& Sequential::add(const LayerSpec& spec) {
       if (auto* v = spec.config.if_contains(flag); v && v->is_bool() && v->as_bool())
         throw Error(where + ": " + flag + " inputs are not supported; set \"" + flag + "\": false");
     check_dtype(spec.config, where);
-    input_shape_ = *shape;
-    if (auto* n = spec.config.if_contains("name"); n && n->is_string()) input_name_ = std::string(n->as_string());
+    std::string name;
+    if (auto* n = spec.config.if_contains("name"); n && n->is_string()) name = std::string(n->as_string());
+    auto input = LayerAccess::input(name.empty() ? " " : name, *shape);  // " ": named after the first layer
+    auto node = std::make_shared<graph::Node>();
+    node->layer = input;
+    node->output_shapes = {*shape};
+    LayerAccess::add_node(*input, node);
+    inputs_ = {KerasTensor{node, 0}};
     return *this;
   }
-  check_dtype(spec.config, where);
-  const LayerPlugin& plugin = Registry::get().layer(spec.class_name);
-
-  auto layer = std::unique_ptr<Layer>(new Layer);
-  layer->class_name_ = plugin.table.class_name;
-  auto* name = spec.config.if_contains("name");
-  layer->name_ = name && name->is_string() ? std::string(name->as_string()) : unique_name(layer->class_name_);
+  auto* given = spec.config.if_contains("name");
+  std::string name = given && given->is_string() ? std::string(given->as_string()) : unique_name(spec.class_name);
   for (auto& l : layers_)
-    if (l->name_ == layer->name_)
-      throw Error(where + ": the model already has a layer named '" + layer->name_ + "'; layer names must be unique");
-  where = layer->class_name_ + " '" + layer->name_ + "'";
-  if (auto* t = spec.config.if_contains("trainable"); t && t->is_bool()) layer->trainable_ = t->as_bool();
-
+    if (l->name() == name)
+      throw Error(where + ": the model already has a layer named '" + name + "'; layer names must be unique");
+  std::shared_ptr<Layer> layer = LayerAccess::create(spec, name);
+  where = layer->class_name() + " '" + layer->name() + "'";
   if (layers_.empty()) {
-    if (auto declared = declared_input_shape(spec.config, where)) input_shape_ = *declared;
-    if (input_shape_.empty())
+    auto declared = declared_input_shape(spec.config, where);
+    if (declared) {
+      auto input = LayerAccess::input(layer->name() + "_input", *declared);
+      auto node = std::make_shared<graph::Node>();
+      node->layer = input;
+      node->output_shapes = {*declared};
+      LayerAccess::add_node(*input, node);
+      inputs_ = {KerasTensor{node, 0}};
+    }
+    if (inputs_.empty())
       throw Error(where + ": the first layer needs an input shape — give input_shape (e.g. {28, 28, 1}), input_dim, "
                           "or add an InputLayer first");
-    layer->input_shape_ = input_shape_;
-  } else {
-    layer->input_shape_ = layers_.back()->output_shape_;
+    Layer& input = const_cast<Layer&>(inputs_[0].layer());
+    if (input.name() == " ") LayerAccess::rename(input, layer->name() + "_input");
   }
-
-  lamina_error error{};
-  std::string config_text = boost::json::serialize(spec.config);
-  layer->instance_ = plugin.table.create(config_text.c_str(), &error);
-  if (!layer->instance_) throw Error(std::string(error.message[0] ? error.message : "invalid config") + " (in " + where + ")");
-  layer->plugin_ = &plugin;
-
-  lamina_layer_builder_impl builder;
-  Layer* l = layer.get();
-  builder.add = [l, &where](const std::string& wname, const Shape& shape, const std::string& init, bool trainable) {
-    int64_t elements = 1;
-    for (int64_t d : shape) {
-      if (d < 0 || (d > 0 && elements > weight_limit().elements / d)) {
-        elements = -1;
-        break;
-      }
-      elements *= d;
-    }
-    if (elements < 0 || elements > weight_limit().elements)
-      throw Error(where + ": weight '" + wname + "' of shape " + shape_to_string(shape) + " is larger than " +
-                  weight_limit().source + " (" + std::to_string(weight_limit().elements) +
-                  " values); check the layer's sizes");
-    boost::system::error_code ec;
-    boost::json::value init_json = boost::json::parse(init, ec);
-    if (ec) init_json = boost::json::string(init);  // a bare name such as glorot_uniform
-    Tensor w = initialize(init_json, shape, where + " weight '" + wname + "'");
-    bool train = trainable && l->trainable_;
-    w.set_requires_grad(train);
-    l->weights_.push_back(w);
-    l->weight_names_.push_back(wname);
-    l->weight_trainable_.push_back(train);
-  };
-  int64_t out[LAMINA_MAX_DIMS];
-  int32_t out_ndim = 0;
-  NoGradGuard no_grad;
-  if (plugin.table.build(layer->instance_, &builder, layer->input_shape_.data(), int32_t(layer->input_shape_.size()),
-                         out, &out_ndim, &error) != LAMINA_OK)
-    throw Error(std::string(error.message) + " (in " + where + ", input shape " +
-                shape_to_string(layer->input_shape_) + ")");
-  layer->output_shape_.assign(out, out + out_ndim);
-  layers_.push_back(std::move(layer));
+  std::vector<KerasTensor> out = LayerAccess::call(layer, {outputs_.empty() ? inputs_[0] : outputs_[0]});
+  if (out.size() != 1)
+    throw Error(where + " has " + std::to_string(out.size()) + " outputs; a Sequential model needs one per layer");
+  outputs_ = out;
+  nodes_.push_back(out[0].node);
+  layers_.push_back(layer);
+  rebuild();
   return *this;
 }
 
-Layer& Sequential::layer(size_t index) {
+// ------------------------------------------------------------------------------------------------
+// Layers and shapes
+
+Layer& Model::layer(size_t index) {
   if (index >= layers_.size())
     throw Error("layer index " + std::to_string(index) + " is out of range; the model has " +
                 std::to_string(layers_.size()) + " layers");
   return *layers_[index];
 }
-const Layer& Sequential::layer(size_t index) const { return const_cast<Sequential*>(this)->layer(index); }
+const Layer& Model::layer(size_t index) const { return const_cast<Model*>(this)->layer(index); }
 
-Layer& Sequential::get_layer(const std::string& name) {
+Layer& Model::get_layer(const std::string& name) {
   std::string names;
   for (auto& l : layers_) {
     if (l->name() == name) return *l;
@@ -245,31 +281,53 @@ Layer& Sequential::get_layer(const std::string& name) {
   }
   throw Error("no layer named '" + name + "'; the model's layers are: " + names);
 }
+const Layer& Model::get_layer(const std::string& name) const { return const_cast<Model*>(this)->get_layer(name); }
 
-const Shape& Sequential::output_shape() const {
-  if (layers_.empty()) throw Error("the model has no layers yet");
-  return layers_.back()->output_shape();
+KerasTensor Model::input() const {
+  if (inputs_.size() != 1)
+    throw Error("model '" + name_ + "' has " + std::to_string(inputs_.size()) + " inputs; use inputs()");
+  return inputs_[0];
+}
+KerasTensor Model::output() const {
+  if (outputs_.size() != 1)
+    throw Error("model '" + name_ + "' has " + std::to_string(outputs_.size()) + " outputs; use outputs()");
+  return outputs_[0];
 }
 
-int64_t Sequential::count_params() const {
+std::vector<std::string> Model::input_names() const {
+  std::vector<std::string> out;
+  for (const KerasTensor& t : inputs_) out.push_back(t.layer().name());
+  return out;
+}
+std::vector<std::string> Model::output_names() const {
+  std::vector<std::string> out;
+  for (const KerasTensor& t : outputs_) out.push_back(t.layer().name());
+  return out;
+}
+
+const Shape& Model::input_shape() const {
+  if (inputs_.empty()) throw Error("the model has no input yet");
+  return inputs_[0].shape();
+}
+
+const Shape& Model::output_shape() const {
+  if (outputs_.empty()) throw Error("the model has no layers yet");
+  return outputs_[0].shape();
+}
+
+int64_t Model::count_params() const {
   int64_t n = 0;
   for (auto& l : layers_) n += l->count_params();
   return n;
 }
 
-Tensor Sequential::forward(const Tensor& x, bool training, size_t until) const {
-  return forward(x, training, until, training ? rng()() : 0);
-}
+// ------------------------------------------------------------------------------------------------
+// summary
 
-Tensor Sequential::forward(const Tensor& x, bool training, size_t until, uint64_t step_seed) const {
-  Tensor h = x;
-  for (size_t i = 0; i <= until && i < layers_.size(); ++i)
-    h = layers_[i]->call(h, training, step_seed ^ (0x9E3779B97F4A7C15ull * (i + 1)));
-  return h;
-}
+namespace {
 
 // Bytes as tf.keras 2.13+ prints a weight memory size: "397.54 KB", "0.00 Byte".
-static std::string readable_memory_size(double bytes) {
+std::string readable_memory_size(double bytes) {
   const char* units[] = {"Byte", "KB", "MB", "GB", "TB", "PB"};
   char buf[48];
   for (const char* unit : units) {
@@ -283,13 +341,30 @@ static std::string readable_memory_size(double bytes) {
   return buf;
 }
 
-// tf.keras 2.13-2.15's model.summary() for a Sequential model, character for character: 65
-// columns, fields cut at 26 / 23 / 10 characters and continued on the next line, a blank line
-// between layers, and the totals with their float32 memory size.
-std::string Sequential::summary() const {
+}  // namespace
+
+// The index of `node` among `layer`'s calls that belong to this model (Keras' node index in a
+// model config and in the summary's "Connected to").
+static int node_index_in(const std::set<const graph::Node*>& model_nodes, const Layer& layer, const graph::Node* node) {
+  int index = 0;
+  for (const auto& weak : LayerAccess::nodes(layer)) {
+    auto n = weak.lock();
+    if (!n || !model_nodes.count(n.get())) continue;
+    if (n.get() == node) return index;
+    ++index;
+  }
+  return 0;
+}
+
+// tf.keras 2.13-2.15's model.summary(), character for character: for a Sequential model 65
+// columns (layer, output shape, parameters), for a graph 98 with "Connected to"; fields cut at the
+// column and continued on the next line, a blank line between layers (Sequential) or a rule (graph),
+// and the totals with their float32 memory size.
+std::string Model::summary() const {
   std::ostringstream out;
-  const size_t line_length = 65;
-  const size_t positions[] = {29, 55, 65};
+  const size_t line_length = sequential_ ? 65 : 98;
+  const std::vector<size_t> positions =
+      sequential_ ? std::vector<size_t>{29, 55, 65} : std::vector<size_t>{32, 53, 65, 98};
   auto print_row = [&](std::vector<std::string> fields) {
     auto any_left = [&] {
       for (auto& f : fields)
@@ -316,21 +391,44 @@ std::string Sequential::summary() const {
     }
   };
   out << "Model: \"" << name_ << "\"\n" << std::string(line_length, '_') << "\n";
-  print_row({"Layer (type)", "Output Shape", "Param #"});
+  if (sequential_) print_row({"Layer (type)", "Output Shape", "Param #"});
+  else print_row({"Layer (type)", "Output Shape", "Param #", "Connected to"});
   out << std::string(line_length, '=') << "\n";
+  std::set<const graph::Node*> model_nodes;
+  for (const KerasTensor& t : inputs_) model_nodes.insert(t.node.get());
+  for (const auto& n : nodes_) model_nodes.insert(n.get());
   int64_t total = 0, trainable = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = *layers_[i];
-    std::string shape = "(None";
-    for (int64_t d : l.output_shape()) shape += ", " + std::to_string(d);
-    shape += ")";
-    print_row({l.name() + " (" + l.class_name() + ")", shape, std::to_string(l.count_params())});
-    if (i + 1 < layers_.size()) out << std::string(line_length, ' ') << "\n";
+    std::string shape;
+    if (l.output_shapes().size() == 1) {
+      shape = batch_shape_text(l.output_shape());
+      if (!sequential_) shape = "[" + shape + "]";  // tf.keras prints a graph layer's shape as a list
+    } else {
+      shape = "multiple";
+    }
+    if (sequential_) {
+      print_row({l.name() + " (" + l.class_name() + ")", shape, std::to_string(l.count_params())});
+      if (i + 1 < layers_.size()) out << std::string(line_length, ' ') << "\n";
+    } else {
+      std::string connections;
+      for (const auto& weak : LayerAccess::nodes(l)) {
+        auto node = weak.lock();
+        if (!node || !model_nodes.count(node.get())) continue;
+        for (const KerasTensor& in : node->inputs)
+          connections += std::string(connections.empty() ? "" : ", ") + "'" + in.layer().name() + "[" +
+                         std::to_string(node_index_in(model_nodes, in.layer(), in.node.get())) + "][" +
+                         std::to_string(in.index) + "]'";
+      }
+      print_row({l.name() + " (" + l.class_name() + ")", shape, std::to_string(l.count_params()),
+                 "[" + connections + "]"});
+      out << std::string(line_length, i + 1 < layers_.size() ? '_' : '=') << "\n";
+    }
     total += l.count_params();
-    for (size_t k = 0; k < l.weights_.size(); ++k)
-      if (l.weight_trainable_[k]) trainable += l.weights_[k].size();
+    for (size_t k = 0; k < l.weights().size(); ++k)
+      if (l.weight_trainable(k)) trainable += l.weights()[k].size();
   }
-  out << std::string(line_length, '=') << "\n";
+  if (sequential_) out << std::string(line_length, '=') << "\n";
   out << "Total params: " << total << " (" << readable_memory_size(4.0 * double(total)) << ")\n";
   out << "Trainable params: " << trainable << " (" << readable_memory_size(4.0 * double(trainable)) << ")\n";
   out << "Non-trainable params: " << total - trainable << " ("
@@ -339,77 +437,68 @@ std::string Sequential::summary() const {
   return out.str();
 }
 
-boost::json::object Sequential::get_config() const {
-  boost::json::array layers;
-  boost::json::array batch_shape{nullptr};
-  for (int64_t d : input_shape_) batch_shape.push_back(d);
-  std::string first = !input_name_.empty() ? input_name_ : layers_.empty() ? "input" : layers_.front()->name() + "_input";
-  layers.push_back(boost::json::object{
-      {"class_name", "InputLayer"},
-      {"config",
-       {{"batch_input_shape", batch_shape}, {"dtype", "float32"}, {"sparse", false}, {"ragged", false}, {"name", first}}}});
-  for (auto& l : layers_) {
-    boost::json::object c = l->get_config();
-    layers.push_back(boost::json::object{{"class_name", l->class_name()}, {"config", c}});
+// ------------------------------------------------------------------------------------------------
+// Keras configs
+
+boost::json::object Model::get_config() const {
+  if (sequential_) {
+    boost::json::array layers;
+    if (!inputs_.empty()) {
+      const Layer& input = inputs_[0].layer();
+      boost::json::object c = input.get_config();
+      layers.push_back(boost::json::object{{"class_name", "InputLayer"}, {"config", c}});
+    }
+    for (auto& l : layers_)
+      layers.push_back(boost::json::object{{"class_name", l->class_name()}, {"config", l->get_config()}});
+    return {{"name", name_}, {"layers", layers}};
   }
-  return {{"name", name_}, {"layers", layers}};
+  // tf.keras 2's functional config, which every Keras reads: layers with their inbound nodes as
+  // [layer, node index, tensor index, kwargs] lists.
+  std::set<const graph::Node*> model_nodes;
+  for (const KerasTensor& t : inputs_) model_nodes.insert(t.node.get());
+  for (const auto& n : nodes_) model_nodes.insert(n.get());
+  auto ref = [&](const KerasTensor& t) {
+    return boost::json::array{boost::json::string(t.layer().name()),
+                              node_index_in(model_nodes, t.layer(), t.node.get()), t.index};
+  };
+  boost::json::array layers;
+  for (const auto& l : layers_) {
+    boost::json::array inbound;
+    for (const auto& weak : LayerAccess::nodes(*l)) {
+      auto node = weak.lock();
+      if (!node || !model_nodes.count(node.get()) || l->is_input()) continue;
+      boost::json::array args;
+      for (const KerasTensor& in : node->inputs) {
+        boost::json::array r = ref(in);
+        r.push_back(boost::json::object{});
+        args.push_back(r);
+      }
+      inbound.push_back(args);
+    }
+    layers.push_back(boost::json::object{{"class_name", l->class_name()},
+                                         {"config", l->get_config()},
+                                         {"name", l->name()},
+                                         {"inbound_nodes", inbound}});
+  }
+  boost::json::array in, out;
+  for (const KerasTensor& t : inputs_) in.push_back(ref(t));
+  for (const KerasTensor& t : outputs_) out.push_back(ref(t));
+  return {{"name", name_}, {"trainable", true}, {"layers", layers}, {"input_layers", in}, {"output_layers", out}};
 }
 
-std::string Sequential::to_json() const {
-  boost::json::object o{{"class_name", "Sequential"},
+std::string Model::to_json() const {
+  boost::json::object o{{"class_name", sequential_ ? "Sequential" : "Functional"},
                         {"config", get_config()},
                         {"keras_version", "2.14.0"},
                         {"backend", "tensorflow"}};
   return boost::json::serialize(o);
 }
 
-Sequential Sequential::from_config(const boost::json::value& model_config) {
-  const boost::json::value* config = &model_config;
-  if (model_config.is_object() && model_config.as_object().contains("class_name")) {
-    const auto& o = model_config.as_object();
-    if (!o.at("class_name").is_string())
-      throw Error("model JSON: class_name must be a string, not " +
-                  boost::json::serialize(o.at("class_name")).substr(0, 60));
-    std::string cls(o.at("class_name").as_string());
-    if (cls != "Sequential")
-      throw Error("model class '" + cls + "' is not supported; lamina builds Sequential models");
-    if (!o.contains("config")) throw Error("model JSON has no 'config'");
-    config = &o.at("config");
-  }
-  const boost::json::array* layers = nullptr;
-  std::string name = "sequential";
-  std::optional<Shape> build_shape;
-  if (config->is_array()) {
-    layers = &config->as_array();  // Keras <= 2.1: a bare list of layers
-  } else if (config->is_object()) {
-    const auto& c = config->as_object();
-    if (auto* n = c.if_contains("name"); n && n->is_string()) name = std::string(n->as_string());
-    if (auto* l = c.if_contains("layers"); l && l->is_array()) layers = &l->as_array();
-    if (auto* b = c.if_contains("build_input_shape"); b && b->is_array())
-      build_shape = json_shape(*b, "Sequential build_input_shape", true);
-  }
-  if (!layers) throw Error("model JSON: config has no 'layers' list");
-  Sequential model(name);
-  if (build_shape) model.input_shape_ = *build_shape;
-  size_t index = 0;
-  for (const auto& entry : *layers) {
-    ++index;
-    if (!entry.is_object() || !entry.as_object().contains("class_name") || !entry.as_object().at("class_name").is_string())
-      throw Error("model JSON: layer #" + std::to_string(index) + " has no class_name");
-    const auto& e = entry.as_object();
-    LayerSpec spec{std::string(e.at("class_name").as_string()), {}};
-    if (auto* c = e.if_contains("config"); c && c->is_object()) spec.config = c->as_object();
-    if (lower(spec.class_name) == "inputlayer" && !model.layers_.empty()) continue;
-    model.add(spec);
-  }
-  return model;
-}
-
-Sequential model_from_json(const std::string& json_text) {
+Model model_from_json(const std::string& json_text) {
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(json_text, ec);
   if (ec) throw Error("model JSON is not valid JSON: " + ec.message());
-  return Sequential::from_config(v);
+  return Model::from_config(v);
 }
 
 }  // namespace lamina

@@ -1,4 +1,4 @@
-// Keras' legacy HDF5 model files: Sequential::save / save_weights / load_weights, load_model.
+// Keras' legacy HDF5 model files: Model::save / save_weights / load_weights, load_model.
 // The layout and its per-version variants are described in docs/keras_files.md. Everything here
 // goes through the generic Layer interface (weights, weight names, get_config) and the optimizer
 // state, so no layer or optimizer is special-cased.
@@ -123,12 +123,31 @@ void plain_objects(json::value& v) {
   for (auto& [k, x] : o) plain_objects(x);
 }
 
+// A layer's config as tf.keras 2.x writes it: initializers as objects, no Keras 3 envelopes.
+void keras_layer_config(json::object& c) {
+  for (auto& [k, v] : c) {
+    if (ends_with(std::string(k), "_initializer")) v = keras_initializer(v);
+    plain_objects(v);
+  }
+}
+
 // The model config in the tf.keras 2.x form every Keras reads (docs/keras_files.md, "Writing"):
-// an InputLayer with batch_input_shape, dtype, sparse and name only; the same batch_input_shape
-// on the first layer; initializers as objects.
-json::object keras_model_config(const Sequential& model) {
+// an InputLayer with batch_input_shape, dtype, sparse and name only; for a Sequential model the
+// same batch_input_shape on the first layer; initializers as objects. A graph is written as
+// tf.keras' "Functional" config, with inbound nodes as nested lists.
+json::object keras_model_config(const Model& model) {
   json::object config = model.get_config();
   json::array& layers = config.at("layers").as_array();
+  if (!model.is_sequential()) {
+    for (json::value& entry : layers) {
+      json::object& e = entry.as_object();
+      json::object& c = e.at("config").as_object();
+      if (e.at("class_name").as_string() == "InputLayer") c.erase("ragged");
+      else if (c.contains("layers")) continue;  // a nested model, written by its own get_config
+      else keras_layer_config(c);
+    }
+    return {{"class_name", "Functional"}, {"config", config}};
+  }
   json::value batch_shape;
   for (size_t i = 0; i < layers.size(); ++i) {
     json::object& entry = layers[i].as_object();
@@ -148,15 +167,12 @@ json::object keras_model_config(const Sequential& model) {
       c = std::move(with_shape);
       batch_shape = nullptr;
     }
-    for (auto& [k, v] : c) {
-      if (ends_with(std::string(k), "_initializer")) v = keras_initializer(v);
-      plain_objects(v);
-    }
+    keras_layer_config(c);
   }
   return {{"class_name", "Sequential"}, {"config", config}};
 }
 
-json::object training_config(const Sequential& model) {
+json::object training_config(const Model& model) {
   const CompileOptions& o = model.compile_options();
   json::value loss = json::string(o.loss);
   if (o.from_logits) {
@@ -194,7 +210,7 @@ void check_name(const std::string& name, const std::string& path) {
 }
 
 // `group` ("/" for a weights-only file): layer_names, backend, keras_version, one group per layer.
-void write_weights(h5::File& f, const std::string& group, const Sequential& model, const std::string& path) {
+void write_weights(h5::File& f, const std::string& group, const Model& model, const std::string& path) {
   f.create_group(group);
   std::vector<std::string> names;
   for (size_t i = 0; i < model.size(); ++i) names.push_back(model.layer(i).name());
@@ -209,13 +225,14 @@ void write_weights(h5::File& f, const std::string& group, const Sequential& mode
     f.create_group(g);
     std::vector<std::string> weight_names;
     for (size_t k = 0; k < l.weights().size(); ++k) {
-      std::string w = weight_path(l.name(), l.weight_names()[k]);
+      // A nested model's weights are named after its own layers ("dense/kernel:0"), as Keras does.
+      std::string w = l.model() ? l.weight_names()[k] + ":0" : weight_path(l.name(), l.weight_names()[k]);
       weight_names.push_back(w);
       f.write(g + "/" + w, l.weights()[k]);
     }
     write_strings(f, g, "weight_names", weight_names);
   }
-  // tf.keras >= 2.6 and Keras 3 keep weights owned by the model itself here; a Sequential has none.
+  // tf.keras >= 2.6 and Keras 3 keep weights owned by the model itself here; lamina's have none.
   f.create_group(prefix + "top_level_model_weights");
   f.set_attribute(prefix + "top_level_model_weights", "weight_names", std::vector<std::string>{});
 }
@@ -224,7 +241,7 @@ void write_weights(h5::File& f, const std::string& group, const Sequential& mode
 // such as "Adam"): the step counter, then one slot kind for every weight, then the next kind.
 // Keras restores optimizer state by position, so the order matters more than the names, which
 // follow tf.keras' "Adam/dense/kernel/m:0" with lamina's slot names.
-void write_optimizer(h5::File& f, const Sequential& model) {
+void write_optimizer(h5::File& f, const Model& model) {
   OptimizerState s = model.optimizer_state();
   const std::string& prefix = s.optimizer.class_name;
   f.create_group("optimizer_weights");
@@ -244,7 +261,7 @@ void write_optimizer(h5::File& f, const Sequential& model) {
 // optimizer_weights) and ignores this one, so the file stays a Keras file.
 constexpr const char* kTrainingStateGroup = "lamina_training_state";
 
-void write_training_state(h5::File& f, const Sequential& model) {
+void write_training_state(h5::File& f, const Model& model) {
   TrainingState s = model.training_state();
   f.create_group(kTrainingStateGroup);
   f.set_attribute(kTrainingStateGroup, "epoch", s.epoch);
@@ -254,7 +271,7 @@ void write_training_state(h5::File& f, const Sequential& model) {
 }
 
 // Restores the training state; returns why it was not ("" when it was).
-std::string restore_training_state(const h5::File& f, Sequential& model) {
+std::string restore_training_state(const h5::File& f, Model& model) {
   const std::string g = kTrainingStateGroup;
   TrainingState s;
   if (!f.has_attribute(g, "epoch") || !f.is_dataset(g + "/data_order"))
@@ -356,7 +373,7 @@ void flip_spatial(std::vector<float>& v, const Shape& s) {
 // and checked before anything is assigned. Returns, for each model weight "layer/weight", the
 // name the file gave it (for the optimizer slots that follow those names).
 std::map<std::string, std::string> read_weights(const h5::File& f, const std::string& group,
-                                                Sequential& model) {
+                                                Model& model) {
   std::vector<FileLayer> file_layers;
   for (auto& l : read_layers(f, group))
     if (!l.weights.empty()) file_layers.push_back(std::move(l));
@@ -505,7 +522,7 @@ const std::vector<std::pair<std::string, std::string>>& slot_aliases() {
 // Restores the optimizer state when every slot is found under a naming scheme lamina knows
 // (its own, tf.keras before and after 2.11, Keras 3); otherwise, like Keras, warns and keeps the
 // fresh state. Returns the reason it was not restored ("" when it was).
-std::string restore_optimizer(const h5::File& f, Sequential& model,
+std::string restore_optimizer(const h5::File& f, Model& model,
                               const std::map<std::string, std::string>& names) {
   auto stored = read_strings(f, "optimizer_weights", "weight_names");
   if (!stored) return "optimizer_weights has no weight_names attribute";
@@ -588,7 +605,7 @@ std::string json_error_context(const std::string& text, size_t offset) {
 
 // ------------------------------------------------------------------------------------------------
 
-void Sequential::save(const std::string& path, bool include_optimizer) const {
+void Model::save(const std::string& path, bool include_optimizer) const {
   if (layers_.empty()) throw Error("cannot save " + path + ": the model has no layers");
   h5::AtomicWrite writer(path);
   h5::File& f = writer.file();
@@ -605,14 +622,14 @@ void Sequential::save(const std::string& path, bool include_optimizer) const {
   writer.commit();
 }
 
-void Sequential::save_weights(const std::string& path) const {
+void Model::save_weights(const std::string& path) const {
   if (layers_.empty()) throw Error("cannot save " + path + ": the model has no layers");
   h5::AtomicWrite writer(path);
   write_weights(writer.file(), "/", *this, path);
   writer.commit();
 }
 
-void Sequential::load_weights(const std::string& path) {
+void Model::load_weights(const std::string& path) {
   h5::File f = open_for_reading(path);
   std::string group;
   if (f.has_attribute("/", "layer_names") || f.has_attribute("/", "layer_names0"))
@@ -642,7 +659,7 @@ std::optional<CompileOptions> load_training_config(const std::string& path) {
   }
 }
 
-Sequential load_model(const std::string& path, bool compile) {
+Model load_model(const std::string& path, bool compile) {
   h5::File f = open_for_reading(path);
   if (!f.has_attribute("/", "model_config")) {
     if (f.has_attribute("/", "layer_names") || f.has_attribute("/", "layer_names0"))
@@ -675,7 +692,7 @@ Sequential load_model(const std::string& path, bool compile) {
     WeightLimitScope limit(largest_stored_weight(f, "model_weights", file_layers),
                            "the largest weight stored in " + path);
     try {
-      return Sequential::from_config(config);
+      return Model::from_config(config);
     } catch (const Error& e) {
       throw Error(path + ": model_config: " + e.what());
     }

@@ -2,6 +2,7 @@
 #include "autograd.hpp"
 #include "backend_entry.hpp"
 #include "distributed.hpp"
+#include "graph.hpp"
 #include "initializers.hpp"
 #include "op_registry.hpp"
 #include "plugins.hpp"
@@ -19,8 +20,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <numeric>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -248,20 +251,12 @@ void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& 
   loss = double(flat[at]);
 }
 
-// Sums the metric counters of every rank.
-void reduce_metrics(const lamina_communicator& c, std::vector<MetricCounter>& metrics) {
-  std::vector<float> sums;
-  for (const MetricCounter& m : metrics) sums.push_back(float(m.total)), sums.push_back(float(m.count));
-  if (sums.empty()) return;
-  distributed::allreduce(c, sums.data(), sums.size(), "the metrics");
-  for (size_t i = 0; i < metrics.size(); ++i) metrics[i].total = sums[2 * i], metrics[i].count = int64_t(sums[2 * i + 1]);
-}
-
 }  // namespace
 
-struct Sequential::Training {
+struct Model::Training {
   CompileOptions options;
-  std::string loss;
+  std::vector<std::string> losses;   // per output, canonical names
+  std::vector<double> loss_weights;  // per output
   const OptimizerPlugin* optimizer = nullptr;
   void* instance = nullptr;
   std::vector<Tensor> params;
@@ -278,22 +273,34 @@ struct Sequential::Training {
   }
 };
 
-Sequential::Sequential(std::string name) : name_(std::move(name)) {}
-Sequential::~Sequential() = default;
-Sequential::Sequential(Sequential&&) noexcept = default;
-Sequential& Sequential::operator=(Sequential&&) noexcept = default;
-
-bool Sequential::compiled() const { return training_ != nullptr; }
-const CompileOptions& Sequential::compile_options() const {
+bool Model::compiled() const { return training_ != nullptr; }
+const CompileOptions& Model::compile_options() const {
   if (!training_) throw Error("the model is not compiled; call compile() first");
   return training_->options;
 }
 
-void Sequential::compile(const CompileOptions& options) {
-  if (layers_.empty()) throw Error("compile(): the model has no layers");
+void Model::compile(const CompileOptions& options) {
+  if (layers_.empty() || outputs_.empty()) throw Error("compile(): the model has no layers");
   auto t = std::make_unique<Training>();
   t->options = options;
-  t->loss = canonical_loss(options.loss);
+  const std::vector<std::string> outputs = output_names();
+  auto known = [&](const std::string& key, const char* what) {
+    if (std::find(outputs.begin(), outputs.end(), key) == outputs.end())
+      throw Error(std::string("compile(): ") + what + " names output '" + key + "', but the model's outputs are " +
+                  [&] {
+                    std::string s;
+                    for (const auto& o : outputs) s += (s.empty() ? "" : ", ") + o;
+                    return s;
+                  }());
+  };
+  for (const auto& [key, loss] : options.losses) known(key, "losses");
+  for (const auto& [key, weight] : options.loss_weights) known(key, "loss_weights");
+  for (const std::string& out : outputs) {
+    auto it = options.losses.find(out);
+    t->losses.push_back(canonical_loss(it != options.losses.end() ? it->second : options.loss));
+    auto w = options.loss_weights.find(out);
+    t->loss_weights.push_back(w != options.loss_weights.end() ? w->second : 1.0);
+  }
   make_metrics(options.metrics);  // validates the names
   const OptimizerSpec& spec = options.optimizer;
   std::string cls = spec.class_name;
@@ -303,9 +310,10 @@ void Sequential::compile(const CompileOptions& options) {
   lamina_error error{};
   t->instance = t->optimizer->table.create(cfg.c_str(), &error);
   if (!t->instance) throw Error(error.message[0] ? error.message : "optimizer " + spec.class_name + ": invalid config");
+  std::set<const TensorImpl*> seen;  // a weight shared by two layers (a nested model) is one parameter
   for (auto& l : layers_)
-    for (size_t i = 0; i < l->weights_.size(); ++i)
-      if (l->weight_trainable_[i]) t->params.push_back(l->weights_[i]);
+    for (size_t i = 0; i < l->weights().size(); ++i)
+      if (l->weight_trainable(i) && seen.insert(l->weights()[i].impl()).second) t->params.push_back(l->weights()[i]);
   int32_t n_slots = t->optimizer->table.slot_count(t->instance);
   for (const Tensor& p : t->params) {
     std::vector<Tensor> s;
@@ -320,95 +328,217 @@ void Sequential::compile(const CompileOptions& options) {
   training_ = std::move(t);
 }
 
-double Sequential::learning_rate() const {
+double Model::learning_rate() const {
   auto& t = *training_;
   return t.optimizer->table.get_learning_rate ? t.optimizer->table.get_learning_rate(t.instance) : 0.0;
 }
-void Sequential::set_learning_rate(double value) {
+void Model::set_learning_rate(double value) {
   auto& t = *training_;
   if (t.optimizer->table.set_learning_rate) t.optimizer->table.set_learning_rate(t.instance, value);
 }
 
-static void check_data(const Sequential& model, const Tensor& x, const Tensor* y, const std::string& what,
-                       const std::string& loss) {
-  if (!x.defined()) throw Error(what + ": x is empty");
-  Shape expected = model.input_shape();
-  Shape got(x.shape().begin() + (x.ndim() ? 1 : 0), x.shape().end());
-  if (got != expected) {
-    std::string hint;
-    if (shape_size(got) == shape_size(expected))
-      hint = "; the sizes agree, so reshape it, e.g. x.reshape(" + shape_to_string([&] {
-               Shape s{-1};
-               s.insert(s.end(), expected.begin(), expected.end());
-               return s;
-             }()) + ")";
-    throw Error(what + ": x has shape " + shape_to_string(x.shape()) + " but the model expects (None" +
-                [&] {
-                  std::string s;
-                  for (int64_t d : expected) s += ", " + std::to_string(d);
-                  return s;
-                }() +
-                ")" + hint);
+namespace {
+
+std::string dims_text(const Shape& s) {
+  std::string out = "(None";
+  for (int64_t d : s) out += ", " + std::to_string(d);
+  return out + ")";
+}
+
+// Checks inputs (and targets) against the model: counts, sample counts and shapes. `losses` per
+// output, when targets are given.
+void check_data(const Model& model, const std::vector<Tensor>& xs, const std::vector<Tensor>* ys,
+                const std::string& what, const std::vector<std::string>& losses) {
+  const auto& inputs = model.inputs();
+  const std::vector<std::string> in_names = model.input_names(), out_names = model.output_names();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& x = xs[i];
+    const std::string which = inputs.size() == 1 ? "x" : "input '" + in_names[i] + "'";
+    if (!x.defined()) throw Error(what + ": " + which + " is empty");
+    const Shape& expected = inputs[i].shape();
+    Shape got(x.shape().begin() + (x.ndim() ? 1 : 0), x.shape().end());
+    if (got != expected) {
+      std::string hint;
+      if (shape_size(got) == shape_size(expected)) {
+        Shape s{-1};
+        s.insert(s.end(), expected.begin(), expected.end());
+        hint = "; the sizes agree, so reshape it, e.g. x.reshape(" + shape_to_string(s) + ")";
+      }
+      throw Error(what + ": " + which + " has shape " + shape_to_string(x.shape()) + " but the model expects " +
+                  dims_text(expected) + hint);
+    }
+    if (x.dim(0) != xs[0].dim(0))
+      throw Error(what + ": " + which + " has " + std::to_string(x.dim(0)) + " samples but the first input has " +
+                  std::to_string(xs[0].dim(0)));
   }
-  if (!y) return;
-  if (!y->defined()) throw Error(what + ": y is empty");
-  if (y->dim(0) != x.dim(0))
-    throw Error(what + ": x has " + std::to_string(x.dim(0)) + " samples but y has " + std::to_string(y->dim(0)));
-  Shape out = model.output_shape();
-  Shape ys(y->shape().begin() + 1, y->shape().end());
-  if (loss == "sparse_categorical_crossentropy") {
-    if (!(ys.empty() || (ys.size() == 1 && ys[0] == 1)))
-      throw Error(what + ": sparse_categorical_crossentropy needs class indices of shape (N,) or (N, 1), got " +
-                  shape_to_string(y->shape()));
-  } else if (ys != out) {
-    std::string hint;
-    if (loss == "categorical_crossentropy" && (ys.empty() || (ys.size() == 1 && ys[0] == 1)))
-      hint = "; these look like class indices: one-hot encode them with to_categorical(y, " +
-             std::to_string(out.empty() ? 0 : out.back()) + ") or use loss sparse_categorical_crossentropy";
-    throw Error(what + ": labels y have shape " + shape_to_string(y->shape()) +
-                " but the model's output is (None" + [&] {
-                  std::string s;
-                  for (int64_t d : out) s += ", " + std::to_string(d);
-                  return s;
-                }() + ")" + hint);
+  if (!ys) return;
+  const auto& outputs = model.outputs();
+  for (size_t j = 0; j < outputs.size(); ++j) {
+    const Tensor& y = (*ys)[j];
+    const std::string which = outputs.size() == 1 ? "y" : "the targets of output '" + out_names[j] + "'";
+    const std::string& loss = losses[j];
+    if (!y.defined()) throw Error(what + ": " + which + " is empty");
+    if (y.dim(0) != xs[0].dim(0))
+      throw Error(what + ": x has " + std::to_string(xs[0].dim(0)) + " samples but " + which + " has " +
+                  std::to_string(y.dim(0)));
+    const Shape& out = outputs[j].shape();
+    Shape shape(y.shape().begin() + 1, y.shape().end());
+    if (loss == "sparse_categorical_crossentropy") {
+      if (!(shape.empty() || (shape.size() == 1 && shape[0] == 1)))
+        throw Error(what + ": sparse_categorical_crossentropy needs class indices of shape (N,) or (N, 1), got " +
+                    shape_to_string(y.shape()) + (outputs.size() == 1 ? "" : " for output '" + out_names[j] + "'"));
+    } else if (shape != out) {
+      std::string hint;
+      if (loss == "categorical_crossentropy" && (shape.empty() || (shape.size() == 1 && shape[0] == 1)))
+        hint = "; these look like class indices: one-hot encode them with to_categorical(y, " +
+               std::to_string(out.empty() ? 0 : out.back()) + ") or use loss sparse_categorical_crossentropy";
+      throw Error(what + ": " + (outputs.size() == 1 ? "labels y" : which) + " have shape " +
+                  shape_to_string(y.shape()) + " but the model's output" +
+                  (outputs.size() == 1 ? "" : " '" + out_names[j] + "'") + " is " + dims_text(out) + hint);
+    }
   }
 }
 
-History Sequential::fit(const Tensor& x_in, const Tensor& y_in, const FitOptions& options) {
+// One tensor per name, in the order of `names`, from a list or a name → tensor map.
+std::vector<Tensor> ordered(const Tensors& given, const std::vector<std::string>& names, const std::string& what,
+                            const char* kind) {
+  auto list_names = [&] {
+    std::string s;
+    for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  };
+  if (!given.named.empty()) {
+    std::vector<Tensor> out;
+    for (const auto& [key, t] : given.named)
+      if (std::find(names.begin(), names.end(), key) == names.end())
+        throw Error(what + ": there is no " + kind + " named '" + key + "'; the model's " + kind + "s are " +
+                    list_names());
+    for (const auto& n : names) {
+      auto it = given.named.find(n);
+      if (it == given.named.end()) throw Error(what + ": no tensor was given for " + kind + " '" + n + "'");
+      out.push_back(it->second);
+    }
+    return out;
+  }
+  if (given.list.size() != names.size())
+    throw Error(what + ": the model has " + std::to_string(names.size()) + " " + kind + "s (" + list_names() +
+                ") but " + std::to_string(given.list.size()) + " tensors were given");
+  return given.list;
+}
+
+}  // namespace
+
+std::vector<Tensor> Model::inputs_of(const Tensors& x, const std::string& what) const {
+  return ordered(x, input_names(), what, "input");
+}
+std::vector<Tensor> Model::targets_of(const Tensors& y, const std::string& what) const {
+  return ordered(y, output_names(), what, "output");
+}
+
+namespace {
+
+// Per output: its loss (for the logs when there are several) and metric counters, named as Keras
+// names them ("loss", "accuracy" for one output; "probs_loss", "probs_accuracy" for several).
+struct EpochLog {
+  std::vector<std::string> loss_names;
+  std::vector<double> loss_sums;
+  std::vector<std::vector<MetricCounter>> metrics;
+  EpochLog(const std::vector<std::string>& outputs, const std::vector<std::string>& metric_names) {
+    for (const std::string& o : outputs) {
+      const std::string prefix = outputs.size() == 1 ? "" : o + "_";
+      loss_names.push_back(prefix + "loss");
+      loss_sums.push_back(0.0);
+      metrics.push_back(make_metrics(metric_names));
+      for (MetricCounter& m : metrics.back()) m.name = prefix + m.name;
+    }
+  }
+  bool several() const { return loss_names.size() > 1; }
+  void add(std::map<std::string, double>& logs, double seen) const {
+    if (several())
+      for (size_t j = 0; j < loss_names.size(); ++j) logs[loss_names[j]] = seen > 0 ? loss_sums[j] / seen : 0.0;
+    for (const auto& ms : metrics)
+      for (const MetricCounter& m : ms) logs[m.name] = m.value();
+  }
+  std::vector<std::string> keys() const {
+    std::vector<std::string> out;
+    if (several()) out = loss_names;
+    for (const auto& ms : metrics)
+      for (const MetricCounter& m : ms) out.push_back(m.name);
+    return out;
+  }
+  // The counters of every rank summed (data-parallel).
+  void reduce(const lamina_communicator& c) {
+    std::vector<float> sums;
+    for (double& l : loss_sums) sums.push_back(float(l));
+    for (auto& ms : metrics)
+      for (const MetricCounter& m : ms) sums.push_back(float(m.total)), sums.push_back(float(m.count));
+    distributed::allreduce(c, sums.data(), sums.size(), "the metrics");
+    size_t at = 0;
+    for (double& l : loss_sums) l = sums[at++];
+    for (auto& ms : metrics)
+      for (MetricCounter& m : ms) m.total = sums[at], m.count = int64_t(sums[at + 1]), at += 2;
+  }
+};
+
+// The weighted sum of the outputs' losses; `parts` gets each output's loss (several outputs only).
+Tensor total_loss(const std::vector<std::string>& losses, const std::vector<double>& weights,
+                  const std::vector<Tensor>& preds, const std::vector<Tensor>& targets, bool from_logits,
+                  std::vector<Tensor>* parts) {
+  if (preds.size() == 1) return compute_loss(losses[0], preds[0], targets[0], from_logits);
+  Tensor total;
+  for (size_t j = 0; j < preds.size(); ++j) {
+    Tensor l = compute_loss(losses[j], preds[j], targets[j], from_logits);
+    if (parts) parts->push_back(l);
+    Tensor weighted = weights[j] == 1.0 ? l : ops::scale(l, weights[j]);
+    total = total.defined() ? ops::add(total, weighted) : weighted;
+  }
+  return total;
+}
+
+}  // namespace
+
+History Model::fit(const Tensors& x_in, const Tensors& y_in, const FitOptions& options) {
   if (!training_) throw Error("fit(): the model is not compiled; call compile(loss, optimizer) first");
-  check_data(*this, x_in, &y_in, "fit", training_->loss);
+  std::vector<Tensor> xs = inputs_of(x_in, "fit"), ys = targets_of(y_in, "fit");
+  check_data(*this, xs, &ys, "fit", training_->losses);
   if (options.batch_size < 1) throw Error("fit(): batch_size must be at least 1");
-  Tensor x = to_host(x_in), y = to_host(y_in);
+  for (Tensor& t : xs) t = to_host(t);
+  for (Tensor& t : ys) t = to_host(t);
   FitOptions with_validation = options;
   if (options.validation_split > 0.0) {
     if (options.validation_split >= 1.0) throw Error("fit(): validation_split must be in [0, 1)");
-    int64_t n = x.dim(0), split = n - int64_t(double(n) * options.validation_split);
-    with_validation.validation_data = std::make_pair(x.slice(split, n), y.slice(split, n));
+    int64_t n = xs[0].dim(0), split = n - int64_t(double(n) * options.validation_split);
+    std::vector<Tensor> vx, vy;
+    for (Tensor& t : xs) vx.push_back(t.slice(split, n)), t = t.slice(0, split);
+    for (Tensor& t : ys) vy.push_back(t.slice(split, n)), t = t.slice(0, split);
+    with_validation.validation_data = std::make_pair(Tensors(vx), Tensors(vy));
     with_validation.validation_split = 0.0;
-    x = x.slice(0, split);
-    y = y.slice(0, split);
   }
   // In a job of N ranks, batch_size is per rank: the global batch holds N x batch_size rows.
   const lamina_communicator* comm = distributed::active_communicator();
   // The sample order carries over from the previous fit() (and from a saved file), as one long
   // run's would; the model keeps it.
   std::vector<int64_t>& order = training_->order;
-  if (order.size() != size_t(x.dim(0))) {
-    order.assign(size_t(x.dim(0)), 0);
+  if (order.size() != size_t(xs[0].dim(0))) {
+    order.assign(size_t(xs[0].dim(0)), 0);
     std::iota(order.begin(), order.end(), 0);
   }
-  TensorBatches data(x, y, options.batch_size * (comm ? comm->size : 1), &order);
+  TensorBatches data(xs, ys, options.batch_size * (comm ? comm->size : 1), &order);
   return fit(data, with_validation);
 }
 
-History Sequential::fit(BatchSource& data, const FitOptions& options) {
+History Model::fit(BatchSource& data, const FitOptions& options) {
   if (!training_) throw Error("fit(): the model is not compiled; call compile(loss, optimizer) first");
   Training& t = *training_;
   if (options.epochs < 0) throw Error("fit(): epochs must not be negative");
   if (options.validation_split > 0.0)
     throw Error("fit(): validation_split needs the data in memory; give validation_data or validation_batches");
-  std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
-  if (validation) check_data(*this, validation->first, &validation->second, "fit (validation_data)", t.loss);
+  std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>> validation;
+  if (options.validation_data) {
+    validation.emplace(inputs_of(options.validation_data->first, "fit (validation_data)"),
+                       targets_of(options.validation_data->second, "fit (validation_data)"));
+    check_data(*this, validation->first, &validation->second, "fit (validation_data)", t.losses);
+  }
 
   const int64_t n = data.size();
   // Data-parallel (distributed.hpp): every rank starts from rank 0's weights, trains on its share
@@ -442,52 +572,66 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
     slot_handles.emplace_back();
     for (const Tensor& s : slots) slot_handles.back().push_back(reinterpret_cast<lamina_tensor>(s.impl()));
   }
-  // Steps that repeat the same kernels run them directly (replay.hpp).
+  const std::vector<std::string> outputs = output_names();
+  // Steps that repeat the same kernels run them directly (replay.hpp); models with one input and
+  // one output.
   StepReplay replay;
+  const bool replayable = inputs_.size() == 1 && outputs_.size() == 1;
   for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
     data.begin_epoch(options.shuffle, t.rng);
     auto start = std::chrono::steady_clock::now();
     Progress progress(verbose, n);
-    std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
+    EpochLog log(outputs, t.options.metrics);
     double loss_sum = 0;
     int64_t seen = 0, batch_index = 0;
     bool diverged = false;  // the loss became NaN/inf and a callback stopped training
     for (; batch_index < data.num_batches(); ++batch_index) {
-      auto [xb, yb] = data.batch(batch_index);
-      if (epoch == options.initial_epoch && batch_index == 0) check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.loss);
-      const int64_t global_rows = xb.dim(0);
+      auto [xb, yb] = data.batch_lists(batch_index);
+      if (xb.size() != inputs_.size() || yb.size() != outputs_.size())
+        throw Error("fit (" + data.description() + "): batches hold " + std::to_string(xb.size()) + " inputs and " +
+                    std::to_string(yb.size()) + " targets, but the model has " + std::to_string(inputs_.size()) +
+                    " inputs and " + std::to_string(outputs_.size()) + " outputs");
+      if (epoch == options.initial_epoch && batch_index == 0)
+        check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.losses);
+      const int64_t global_rows = xb[0].dim(0);
       if (comm) {
         auto [begin, end] = shard(global_rows, my_rank, ranks);
-        xb = xb.slice(begin, end);
-        yb = yb.slice(begin, end);
+        for (Tensor& x : xb) x = x.slice(begin, end);
+        for (Tensor& y : yb) y = y.slice(begin, end);
       }
-      const int64_t bs = xb.dim(0);
-      Tensor pred, loss;
+      const int64_t bs = xb[0].dim(0);
+      std::vector<Tensor> preds, parts;
+      Tensor loss;
       double value = 0;
       std::vector<Tensor> grads(t.params.size());
       if (bs > 0) {  // a rank's share of a short last batch can be empty
         // Sparse labels become one-hot rows here, before the step, so that the step itself makes no
         // tensor from host values and can be replayed; the loss is then the categorical one.
-        const bool sparse = t.loss == "sparse_categorical_crossentropy";
-        const Tensor target = sparse ? one_hot(yb, output_shape().empty() ? 1 : output_shape().back()) : yb;
-        const std::string& step_loss = sparse ? std::string("categorical_crossentropy") : t.loss;
-        if (replay.ready_for(xb, target)) {
+        std::vector<Tensor> targets;
+        std::vector<std::string> step_losses;
+        for (size_t j = 0; j < yb.size(); ++j) {
+          const bool sparse = t.losses[j] == "sparse_categorical_crossentropy";
+          const Shape& out = outputs_[j].shape();
+          targets.push_back(sparse ? one_hot(yb[j], out.empty() ? 1 : out.back()) : yb[j]);
+          step_losses.push_back(sparse ? std::string("categorical_crossentropy") : t.losses[j]);
+        }
+        if (replayable && replay.ready_for(xb[0], targets[0])) {
           (void)t.rng();  // the draw a normal step makes, so that the random stream stays the same
-          replay.run(xb, target);
-          pred = replay.pred();
+          replay.run(xb[0], targets[0]);
+          preds = {replay.pred()};
           loss = replay.loss();
           grads = replay.gradients();
         } else {
-          RecordingPtr recording = replay.begin(xb, target);
+          RecordingPtr recording = replayable ? replay.begin(xb[0], targets[0]) : RecordingPtr();
           {
             RecordingScope scope(recording.get());
-            pred = forward(xb, true, layers_.size(), t.rng());
-            loss = compute_loss(step_loss, pred, target, t.options.from_logits);
+            preds = forward(xb, true, t.rng(), outputs_);
+            loss = total_loss(step_losses, t.loss_weights, preds, targets, t.options.from_logits, &parts);
             grads = gradients(loss, t.params);
           }
-          replay.finish(std::move(recording), pred, loss, grads);
+          if (replayable) replay.finish(std::move(recording), preds[0], loss, grads);
         }
         value = loss.item();
       }
@@ -520,35 +664,40 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
       seen += global_rows;
       if (bs > 0) {
         NoGradGuard no_grad;
-        update_metrics(metrics, t.loss, pred, yb);  // this rank's rows; summed over ranks per epoch
+        for (size_t j = 0; j < parts.size(); ++j) log.loss_sums[j] += double(parts[j].item()) * double(bs);
+        for (size_t j = 0; j < preds.size(); ++j)  // this rank's rows; summed over ranks per epoch
+          update_metrics(log.metrics[j], t.losses[j], preds[j], yb[j]);
       }
       // The per-batch logs only when someone reads them: a small model takes tens of microseconds
       // a step, and formatting them costs a few.
       if (!options.callbacks.empty()) {
         std::map<std::string, double> logs{{"loss", loss_sum / double(seen)}};
-        for (auto& m : metrics) logs[m.name] = m.value();
+        log.add(logs, double(seen));
         for (auto& cb : options.callbacks) cb->on_batch_end(*this, batch_index, logs);
       }
       if (stop_training) break;  // a callback asked to stop (Keras checks after every batch)
       if (progress.live()) {
+        std::map<std::string, double> logs;
+        log.add(logs, double(seen));
         std::string text = " - loss: " + format_value(loss_sum / double(seen));
-        for (auto& m : metrics) text += " - " + m.name + ": " + format_value(m.value());
+        for (const std::string& k : log.keys()) text += " - " + k + ": " + format_value(logs[k]);
         progress.update(seen, text);
       }
     }
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (comm) reduce_metrics(*comm, metrics);
+    if (comm) log.reduce(*comm);
     std::map<std::string, double> logs{{"loss", diverged ? std::nan("")
                                                 : seen   ? loss_sum / double(seen)
                                                          : 0.0}};
+    log.add(logs, double(seen));
     std::vector<std::string> keys{"loss"};
-    for (auto& m : metrics) logs[m.name] = m.value(), keys.push_back(m.name);
+    for (const std::string& k : log.keys()) keys.push_back(k);
     if (validation || options.validation_batches) {
-      auto v = validation ? evaluate(validation->first, validation->second, options.batch_size, 0)
+      auto v = validation ? evaluate(Tensors(validation->first), Tensors(validation->second), options.batch_size, 0)
                           : evaluate(*options.validation_batches, 0);
       for (auto& [k, value] : v) logs["val_" + k] = value;
       keys.push_back("val_loss");
-      for (auto& m : metrics) keys.push_back("val_" + m.name);
+      for (const std::string& k : log.keys()) keys.push_back("val_" + k);
     }
     std::string text;
     for (auto& k : keys) text += " - " + k + ": " + format_value(logs[k]);
@@ -562,48 +711,55 @@ History Sequential::fit(BatchSource& data, const FitOptions& options) {
   return history;
 }
 
-std::map<std::string, double> Sequential::evaluate(const Tensor& x_in, const Tensor& y_in, int64_t batch_size,
-                                                   int verbose) {
+std::map<std::string, double> Model::evaluate(const Tensors& x_in, const Tensors& y_in, int64_t batch_size,
+                                              int verbose) {
   if (!training_) throw Error("evaluate(): the model is not compiled; call compile(loss, optimizer) first");
-  check_data(*this, x_in, &y_in, "evaluate", training_->loss);
+  std::vector<Tensor> xs = inputs_of(x_in, "evaluate"), ys = targets_of(y_in, "evaluate");
+  check_data(*this, xs, &ys, "evaluate", training_->losses);
   if (batch_size < 1) throw Error("evaluate(): batch_size must be at least 1");
   const lamina_communicator* comm = distributed::active_communicator();
-  TensorBatches data(x_in, y_in, batch_size * (comm ? comm->size : 1));
+  TensorBatches data(xs, ys, batch_size * (comm ? comm->size : 1));
   return evaluate(data, verbose);
 }
 
-std::map<std::string, double> Sequential::evaluate(BatchSource& data, int verbose) {
+std::map<std::string, double> Model::evaluate(BatchSource& data, int verbose) {
   if (!training_) throw Error("evaluate(): the model is not compiled; call compile(loss, optimizer) first");
   Training& t = *training_;
   NoGradGuard no_grad;
   const int64_t n = data.size();
-  std::vector<MetricCounter> metrics = make_metrics(t.options.metrics);
+  EpochLog log(output_names(), t.options.metrics);
   double loss_sum = 0;
   auto start = std::chrono::steady_clock::now();
   // In a job of many, each rank evaluates its share of every batch and the sums are reduced.
   const lamina_communicator* comm = distributed::active_communicator();
   for (int64_t b = 0; b < data.num_batches(); ++b) {
-    auto [xb, yb] = data.batch(b);
-    if (b == 0) check_data(*this, xb, &yb, "evaluate (" + data.description() + ")", t.loss);
+    auto [xb, yb] = data.batch_lists(b);
+    if (xb.size() != inputs_.size() || yb.size() != outputs_.size())
+      throw Error("evaluate (" + data.description() + "): batches hold " + std::to_string(xb.size()) +
+                  " inputs and " + std::to_string(yb.size()) + " targets, but the model has " +
+                  std::to_string(inputs_.size()) + " inputs and " + std::to_string(outputs_.size()) + " outputs");
+    if (b == 0) check_data(*this, xb, &yb, "evaluate (" + data.description() + ")", t.losses);
     if (comm) {
-      auto [begin, end] = shard(xb.dim(0), comm->rank, comm->size);
-      xb = xb.slice(begin, end);
-      yb = yb.slice(begin, end);
-      if (xb.dim(0) == 0) continue;
+      auto [begin, end] = shard(xb[0].dim(0), comm->rank, comm->size);
+      for (Tensor& x : xb) x = x.slice(begin, end);
+      for (Tensor& y : yb) y = y.slice(begin, end);
+      if (xb[0].dim(0) == 0) continue;
     }
-    Tensor pred = forward(xb, false, layers_.size());
-    loss_sum += double(compute_loss(t.loss, pred, yb, t.options.from_logits).item()) * double(xb.dim(0));
-    update_metrics(metrics, t.loss, pred, yb);
+    const double rows = double(xb[0].dim(0));
+    std::vector<Tensor> preds = forward(xb, false, 0, outputs_), parts;
+    loss_sum += double(total_loss(t.losses, t.loss_weights, preds, yb, t.options.from_logits, &parts).item()) * rows;
+    for (size_t j = 0; j < parts.size(); ++j) log.loss_sums[j] += double(parts[j].item()) * rows;
+    for (size_t j = 0; j < preds.size(); ++j) update_metrics(log.metrics[j], t.losses[j], preds[j], yb[j]);
   }
   if (comm) {
     std::vector<float> sum{float(loss_sum)};
     distributed::allreduce(*comm, sum.data(), sum.size(), "the loss");
     loss_sum = sum[0];
-    reduce_metrics(*comm, metrics);
+    log.reduce(*comm);
     if (comm->rank != 0) verbose = 0;
   }
   std::map<std::string, double> out{{"loss", n ? loss_sum / double(n) : 0.0}};
-  for (auto& m : metrics) out[m.name] = m.value();
+  log.add(out, double(n));
   if (verbose) {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << n << "/" << n << " - " << format_value(s).substr(0, format_value(s).size() - 3) << "s";
@@ -613,7 +769,7 @@ std::map<std::string, double> Sequential::evaluate(BatchSource& data, int verbos
   return out;
 }
 
-OptimizerState Sequential::optimizer_state() const {
+OptimizerState Model::optimizer_state() const {
   if (!training_) throw Error("optimizer_state(): the model is not compiled; call compile() first");
   const Training& t = *training_;
   OptimizerState s;
@@ -625,14 +781,16 @@ OptimizerState Sequential::optimizer_state() const {
   int32_t n = t.optimizer->table.slot_count(t.instance);
   for (int32_t k = 0; k < n; ++k) s.slot_names.emplace_back(t.optimizer->table.slot_name(t.instance, k));
   // compile() collected the parameters in this same order.
+  std::set<const TensorImpl*> seen;
   for (const auto& l : layers_)
-    for (size_t i = 0; i < l->weights_.size(); ++i)
-      if (l->weight_trainable_[i]) s.weights.push_back(l->name() + "/" + l->weight_names_[i]);
+    for (size_t i = 0; i < l->weights().size(); ++i)
+      if (l->weight_trainable(i) && seen.insert(l->weights()[i].impl()).second)
+        s.weights.push_back(l->name() + "/" + l->weight_names()[i]);
   s.slots = t.slots;
   return s;
 }
 
-void Sequential::set_optimizer_state(int64_t iterations, const std::vector<std::vector<Tensor>>& slots) {
+void Model::set_optimizer_state(int64_t iterations, const std::vector<std::vector<Tensor>>& slots) {
   if (!training_) throw Error("set_optimizer_state(): the model is not compiled; call compile() first");
   Training& t = *training_;
   if (iterations < 0) throw Error("set_optimizer_state(): iterations must not be negative");
@@ -655,7 +813,7 @@ void Sequential::set_optimizer_state(int64_t iterations, const std::vector<std::
   t.iteration = iterations;
 }
 
-TrainingState Sequential::training_state() const {
+TrainingState Model::training_state() const {
   if (!training_) throw Error("training_state(): the model is not compiled; call compile() first");
   const Training& t = *training_;
   TrainingState s;
@@ -669,7 +827,7 @@ TrainingState Sequential::training_state() const {
   return s;
 }
 
-void Sequential::set_training_state(const TrainingState& s) {
+void Model::set_training_state(const TrainingState& s) {
   if (!training_) throw Error("set_training_state(): the model is not compiled; call compile() first");
   if (s.epoch < 0) throw Error("set_training_state(): epoch must not be negative");
   std::mt19937_64 generator;
@@ -693,28 +851,63 @@ void Sequential::set_training_state(const TrainingState& s) {
   t.order = s.data_order;
 }
 
-Tensor Sequential::predict(const Tensor& x, int64_t batch_size) const {
-  return predict_until(x, layers_.empty() ? 0 : layers_.size() - 1, batch_size);
+Tensor Model::predict(const Tensors& x, int64_t batch_size) const {
+  if (outputs_.size() != 1)
+    throw Error("predict(): model '" + name_ + "' has " + std::to_string(outputs_.size()) +
+                " outputs; predict_outputs() gives them all");
+  return predict_outputs(x, batch_size)[0];
 }
 
-Tensor Sequential::predict_until(const Tensor& x_in, size_t index, int64_t batch_size) const {
+namespace {
+
+// Runs `run` on batches of the inputs and gathers each wanted output's rows on the host.
+std::vector<Tensor> batched(const std::vector<Tensor>& xs, int64_t batch_size, const std::vector<Shape>& shapes,
+                            const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& run) {
+  NoGradGuard no_grad;
+  const int64_t n = xs[0].dim(0);
+  std::vector<Tensor> out;
+  for (Shape s : shapes) {
+    s.insert(s.begin(), n);
+    out.push_back(Tensor::empty_host(s));
+  }
+  std::vector<Tensor> slices;
+  for (int64_t b = 0; b < n; b += batch_size) {
+    int64_t e = std::min(n, b + batch_size);
+    slices.clear();
+    for (const Tensor& x : xs) slices.push_back(x.slice(b, e));
+    std::vector<Tensor> values = run(slices);
+    for (size_t j = 0; j < values.size(); ++j) {
+      std::vector<float> v = values[j].to_vector();
+      const int64_t row = shape_size(shapes[j]);
+      std::memcpy(out[j].host_data() + b * row, v.data(), v.size() * sizeof(float));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Tensor> Model::predict_outputs(const Tensors& x_in, int64_t batch_size) const {
+  if (outputs_.empty()) throw Error("predict(): the model has no layers");
+  if (batch_size < 1) throw Error("predict(): batch_size must be at least 1");
+  std::vector<Tensor> xs = inputs_of(x_in, "predict");
+  check_data(*this, xs, nullptr, "predict", {});
+  for (Tensor& x : xs) x = to_host(x);
+  std::vector<Shape> shapes;
+  for (const KerasTensor& t : outputs_) shapes.push_back(t.shape());
+  return batched(xs, batch_size, shapes, [&](const std::vector<Tensor>& b) { return forward(b, false, 0, outputs_); });
+}
+
+Tensor Model::predict_until(const Tensors& x_in, size_t index, int64_t batch_size) const {
   if (layers_.empty()) throw Error("predict(): the model has no layers");
   if (index >= layers_.size()) throw Error("predict_until(): layer index " + std::to_string(index) + " is out of range");
   if (batch_size < 1) throw Error("predict(): batch_size must be at least 1");
-  check_data(*this, x_in, nullptr, "predict", "");
-  Tensor x = to_host(x_in);
-  NoGradGuard no_grad;
-  int64_t n = x.dim(0);
-  Shape out_shape = layers_[index]->output_shape();
-  out_shape.insert(out_shape.begin(), n);
-  Tensor out = Tensor::empty_host(out_shape);
-  int64_t row = shape_size(out_shape) / std::max<int64_t>(n, 1);
-  for (int64_t b = 0; b < n; b += batch_size) {
-    int64_t e = std::min(n, b + batch_size);
-    std::vector<float> v = forward(x.slice(b, e), false, index).to_vector();
-    std::memcpy(out.host_data() + b * row, v.data(), v.size() * sizeof(float));
-  }
-  return out;
+  std::vector<Tensor> xs = inputs_of(x_in, "predict");
+  check_data(*this, xs, nullptr, "predict", {});
+  for (Tensor& x : xs) x = to_host(x);
+  const KerasTensor wanted = output_of(*layers_[index]);
+  return batched(xs, batch_size, {wanted.shape()},
+                 [&](const std::vector<Tensor>& b) { return forward(b, false, 0, {wanted}); })[0];
 }
 
 }  // namespace lamina

@@ -38,7 +38,7 @@ inline void setup() {
 }
 
 // Runs the model on zeros when that is cheap: shape bugs in layers show up as crashes here.
-inline void exercise(const Sequential& model) {
+inline void exercise(const Model& model) {
   if (model.size() == 0) return;
   int64_t per_sample = 1;
   for (int64_t d : model.input_shape()) {

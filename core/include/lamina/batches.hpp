@@ -31,6 +31,12 @@ class BatchSource {
   }
   // Batch `index` (0 ≤ index < num_batches()) of the current epoch: inputs and targets, host tensors.
   virtual std::pair<Tensor, Tensor> batch(int64_t index) = 0;
+  // The same batch for a model with several inputs or outputs: one tensor per input and per
+  // output. The default gives batch()'s pair as lists of one.
+  virtual std::pair<std::vector<Tensor>, std::vector<Tensor>> batch_lists(int64_t index) {
+    auto [x, y] = batch(index);
+    return {{std::move(x)}, {std::move(y)}};
+  }
   // What the data is, for messages: "x_train in fashion.h5".
   virtual std::string description() const = 0;
 };
@@ -38,18 +44,21 @@ class BatchSource {
 // Tensors in memory, shuffled sample by sample (what fit(x, y) uses). `order`, when given, is
 // where the sample order lives between epochs and calls (fit() passes the model's, which a saved
 // file keeps so a resumed run visits the data in the same order); it must hold a permutation of
-// 0 .. N-1.
+// 0 .. N-1. With lists, one tensor per model input and output, all with the same number of rows.
 class TensorBatches : public BatchSource {
  public:
   TensorBatches(Tensor x, Tensor y, int64_t batch_size, std::vector<int64_t>* order = nullptr);
-  int64_t size() const override { return x_.dim(0); }
+  TensorBatches(std::vector<Tensor> x, std::vector<Tensor> y, int64_t batch_size,
+                std::vector<int64_t>* order = nullptr);
+  int64_t size() const override { return x_[0].dim(0); }
   int64_t batch_size() const override { return batch_size_; }
   void begin_epoch(bool shuffle, std::mt19937_64& random) override;
-  std::pair<Tensor, Tensor> batch(int64_t index) override;
+  std::pair<Tensor, Tensor> batch(int64_t index) override;  // the first input and target
+  std::pair<std::vector<Tensor>, std::vector<Tensor>> batch_lists(int64_t index) override;
   std::string description() const override { return "the training data"; }
 
  private:
-  Tensor x_, y_;
+  std::vector<Tensor> x_, y_;
   int64_t batch_size_;
   std::vector<int64_t> own_order_;
   std::vector<int64_t>* order_;

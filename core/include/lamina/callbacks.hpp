@@ -51,15 +51,15 @@ struct ModelCheckpointOptions {
   int verbose = 0;
 };
 
-// Saves the model (Sequential::save, atomic) or its weights after each epoch, or only when the
+// Saves the model (Model::save, atomic) or its weights after each epoch, or only when the
 // monitored quantity improved (save_best_only). `filepath` may hold Keras' placeholders:
 // "ckpt-{epoch:02d}-{val_loss:.4f}.h5" (epoch counts from 1 there, as in Keras).
 class ModelCheckpoint : public Callback {
  public:
   using Options = ModelCheckpointOptions;
   explicit ModelCheckpoint(std::string filepath, Options options = {});
-  void on_train_begin(Sequential&) override;
-  void on_epoch_end(Sequential& model, int epoch, const std::map<std::string, double>& logs) override;
+  void on_train_begin(Model&) override;
+  void on_epoch_end(Model& model, int epoch, const std::map<std::string, double>& logs) override;
   double best() const { return best_; }
   int best_epoch() const { return best_epoch_; }                    // 0-based; -1 before any save
   const std::vector<std::string>& saved() const { return saved_; }  // paths written, in order
@@ -91,9 +91,9 @@ class EarlyStopping : public Callback {
  public:
   using Options = EarlyStoppingOptions;
   explicit EarlyStopping(Options options = {});
-  void on_train_begin(Sequential&) override;
-  void on_epoch_end(Sequential& model, int epoch, const std::map<std::string, double>& logs) override;
-  void on_train_end(Sequential&) override;
+  void on_train_begin(Model&) override;
+  void on_epoch_end(Model& model, int epoch, const std::map<std::string, double>& logs) override;
+  void on_train_end(Model&) override;
   int stopped_epoch() const { return stopped_epoch_; }  // 0-based; -1 when it did not stop training
   int best_epoch() const { return best_epoch_; }        // 0-based; -1 when nothing was monitored
   double best() const { return best_; }
@@ -112,9 +112,9 @@ class CSVLogger : public Callback {
  public:
   explicit CSVLogger(std::string filename, std::string separator = ",", bool append = false);
   ~CSVLogger() override;
-  void on_train_begin(Sequential&) override;
-  void on_epoch_end(Sequential& model, int epoch, const std::map<std::string, double>& logs) override;
-  void on_train_end(Sequential&) override;
+  void on_train_begin(Model&) override;
+  void on_epoch_end(Model& model, int epoch, const std::map<std::string, double>& logs) override;
+  void on_train_end(Model&) override;
 
  private:
   struct File;
@@ -128,7 +128,7 @@ class CSVLogger : public Callback {
 // raises without it); the epoch's logged loss is then NaN.
 class TerminateOnNaN : public Callback {
  public:
-  void on_batch_end(Sequential& model, int64_t batch, const std::map<std::string, double>& logs) override;
+  void on_batch_end(Model& model, int64_t batch, const std::map<std::string, double>& logs) override;
   bool terminated() const { return terminated_; }
 
  private:
@@ -140,7 +140,7 @@ class LearningRateScheduler : public Callback {
  public:
   using Schedule = std::function<double(int epoch, double learning_rate)>;
   explicit LearningRateScheduler(Schedule schedule, int verbose = 0);
-  void on_epoch_begin(Sequential& model, int epoch) override;
+  void on_epoch_begin(Model& model, int epoch) override;
 
  private:
   Schedule schedule_;
@@ -165,8 +165,8 @@ class ReduceLROnPlateau : public Callback {
  public:
   using Options = ReduceLROnPlateauOptions;
   explicit ReduceLROnPlateau(Options options = {});
-  void on_train_begin(Sequential&) override;
-  void on_epoch_end(Sequential& model, int epoch, const std::map<std::string, double>& logs) override;
+  void on_train_begin(Model&) override;
+  void on_epoch_end(Model& model, int epoch, const std::map<std::string, double>& logs) override;
 
  private:
   Options options_;

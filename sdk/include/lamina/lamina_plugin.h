@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define LAMINA_ABI_MAJOR 1
-#define LAMINA_ABI_MINOR 2
+#define LAMINA_ABI_MINOR 3
 #define LAMINA_MAX_DIMS 8
 #define LAMINA_ERROR_CAPACITY 1024
 
@@ -142,7 +142,32 @@ typedef struct lamina_layer_class {
   lamina_status (*call)(void* layer, const lamina_call_context* context, const lamina_tensor* weights,
                         int32_t n_weights, lamina_tensor input, lamina_tensor* output,
                         lamina_error* error);
+
+  /* Since ABI 1.3, optional (absent or NULL: one input and one output through build / call).
+   * Layers with several inputs or outputs, e.g. Keras' merge layers; the core calls these instead
+   * of build / call when they are set. Shapes travel as rows of LAMINA_MAX_DIMS dimensions:
+   * `input_shapes` holds n_inputs rows with `input_ndims` their ranks, and the layer writes at most
+   * LAMINA_MAX_OUTPUTS rows into `output_shapes` / `output_ndims` and their count in `n_outputs`.
+   * build_many may be called again for a later call of the same layer (a shared layer): it must
+   * then declare the same weights, which the core checks, and return that call's output shapes. */
+  lamina_status (*build_many)(void* layer, lamina_layer_builder builder, int32_t n_inputs,
+                              const int64_t* input_shapes, const int32_t* input_ndims,
+                              int64_t* output_shapes, int32_t* output_ndims, int32_t* n_outputs,
+                              lamina_error* error);
+  /* Forward pass: `n_outputs` new references into `outputs` (as many as build_many gave). */
+  lamina_status (*call_many)(void* layer, const lamina_call_context* context,
+                             const lamina_tensor* weights, int32_t n_weights,
+                             const lamina_tensor* inputs, int32_t n_inputs, lamina_tensor* outputs,
+                             int32_t n_outputs, lamina_error* error);
 } lamina_layer_class;
+
+/* The most outputs one layer call may have (build_many). */
+#define LAMINA_MAX_OUTPUTS 8
+
+/* Whether a layer class table holds `member` (one added after ABI 1.0) and sets it. */
+#define LAMINA_LAYER_HAS(table, member)                                                             \
+  ((table)->struct_size >= offsetof(lamina_layer_class, member) + sizeof((table)->member) &&      \
+   (table)->member != NULL)
 
 /* An optimizer class, e.g. Adadelta. State lives in slots: tensors shaped like each parameter. */
 typedef struct lamina_optimizer_class {

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -465,8 +466,21 @@ class Layer {
   virtual Tensor call(const CallContext& context, const std::vector<Tensor>& weights, const Tensor& input) = 0;
 };
 
+// A layer with several inputs or several outputs (Keras' merge layers: Add()([a, b])). Shapes and
+// tensors come as lists, in the order of the call; since ABI 1.3. build() may run again for a
+// later call of a shared layer and must then declare the same weights.
+class MultiLayer {
+ public:
+  virtual ~MultiLayer() = default;
+  virtual std::string get_config() const = 0;
+  virtual std::vector<Shape> build(LayerBuilder& builder, const std::vector<Shape>& input_shapes) = 0;
+  virtual std::vector<Tensor> call(const CallContext& context, const std::vector<Tensor>& weights,
+                                   const std::vector<Tensor>& inputs) = 0;
+};
+
 // Adapts a C++ layer type T (constructible from the config JSON text) to the C table.
 template <class T> struct LayerAdapter {
+  static constexpr bool kMany = std::is_base_of_v<MultiLayer, T>;
   struct Instance {
     T layer;
     std::string config;
@@ -486,14 +500,36 @@ template <class T> struct LayerAdapter {
     }
     return self->config.c_str();
   }
+  static void write_shape(const Shape& shape, int64_t* out, int32_t* ndim) {
+    if (shape.size() > LAMINA_MAX_DIMS) throw Error("output rank too large");
+    for (size_t i = 0; i < shape.size(); ++i) out[i] = shape[i];
+    *ndim = int32_t(shape.size());
+  }
+  static Shape build_one(Instance& self, LayerBuilder& builder, const Shape& input) {
+    if constexpr (kMany) {
+      std::vector<Shape> out = static_cast<MultiLayer&>(self.layer).build(builder, {input});
+      if (out.size() != 1) throw Error("this layer has " + std::to_string(out.size()) + " outputs; a core with "
+                                       "plugin ABI 1.3 or newer is needed to use it");
+      return out[0];
+    } else {
+      return static_cast<Layer&>(self.layer).build(builder, input);
+    }
+  }
+  static std::vector<Tensor> call_list(Instance& self, const CallContext& ctx, const std::vector<Tensor>& w,
+                                       const std::vector<Tensor>& inputs) {
+    if constexpr (kMany) {
+      return static_cast<MultiLayer&>(self.layer).call(ctx, w, inputs);
+    } else {
+      if (inputs.size() != 1)
+        throw Error("this layer takes one input, not " + std::to_string(inputs.size()));
+      return {static_cast<Layer&>(self.layer).call(ctx, w, inputs[0])};
+    }
+  }
   static lamina_status build(void* p, lamina_layer_builder b, const int64_t* in, int32_t in_ndim, int64_t* out,
                              int32_t* out_ndim, lamina_error* error) {
     return guarded(error, [&] {
       LayerBuilder builder(b);
-      Shape shape = static_cast<Instance*>(p)->layer.build(builder, Shape(in, in + in_ndim));
-      if (shape.size() > LAMINA_MAX_DIMS) throw Error("output rank too large");
-      for (size_t i = 0; i < shape.size(); ++i) out[i] = shape[i];
-      *out_ndim = int32_t(shape.size());
+      write_shape(build_one(*static_cast<Instance*>(p), builder, Shape(in, in + in_ndim)), out, out_ndim);
     });
   }
   static lamina_status call(void* p, const lamina_call_context* context, const lamina_tensor* weights,
@@ -502,8 +538,40 @@ template <class T> struct LayerAdapter {
       std::vector<Tensor> w;
       for (int32_t i = 0; i < n_weights; ++i) w.push_back(Tensor::borrow(weights[i]));
       CallContext ctx{context->training != 0, context->seed};
-      Tensor y = static_cast<Instance*>(p)->layer.call(ctx, w, Tensor::borrow(input));
-      *output = y.release();
+      std::vector<Tensor> y = call_list(*static_cast<Instance*>(p), ctx, w, {Tensor::borrow(input)});
+      if (y.size() != 1) throw Error("the layer gave " + std::to_string(y.size()) + " outputs, not one");
+      *output = y[0].release();
+    });
+  }
+  static lamina_status build_many(void* p, lamina_layer_builder b, int32_t n_inputs, const int64_t* shapes,
+                                  const int32_t* ndims, int64_t* out_shapes, int32_t* out_ndims,
+                                  int32_t* n_outputs, lamina_error* error) {
+    return guarded(error, [&] {
+      LayerBuilder builder(b);
+      std::vector<Shape> in;
+      for (int32_t i = 0; i < n_inputs; ++i)
+        in.emplace_back(shapes + i * LAMINA_MAX_DIMS, shapes + i * LAMINA_MAX_DIMS + ndims[i]);
+      std::vector<Shape> out = static_cast<MultiLayer&>(static_cast<Instance*>(p)->layer).build(builder, in);
+      if (out.empty() || out.size() > LAMINA_MAX_OUTPUTS)
+        throw Error("a layer has 1 to " + std::to_string(LAMINA_MAX_OUTPUTS) + " outputs, this one gave " +
+                    std::to_string(out.size()));
+      for (size_t i = 0; i < out.size(); ++i) write_shape(out[i], out_shapes + i * LAMINA_MAX_DIMS, &out_ndims[i]);
+      *n_outputs = int32_t(out.size());
+    });
+  }
+  static lamina_status call_many(void* p, const lamina_call_context* context, const lamina_tensor* weights,
+                                 int32_t n_weights, const lamina_tensor* inputs, int32_t n_inputs,
+                                 lamina_tensor* outputs, int32_t n_outputs, lamina_error* error) {
+    return guarded(error, [&] {
+      std::vector<Tensor> w, in;
+      for (int32_t i = 0; i < n_weights; ++i) w.push_back(Tensor::borrow(weights[i]));
+      for (int32_t i = 0; i < n_inputs; ++i) in.push_back(Tensor::borrow(inputs[i]));
+      CallContext ctx{context->training != 0, context->seed};
+      std::vector<Tensor> y = call_list(*static_cast<Instance*>(p), ctx, w, in);
+      if (int32_t(y.size()) != n_outputs)
+        throw Error("the layer gave " + std::to_string(y.size()) + " outputs where its build declared " +
+                    std::to_string(n_outputs));
+      for (int32_t i = 0; i < n_outputs; ++i) outputs[i] = y[size_t(i)].release();
     });
   }
   static lamina_layer_class describe(const char* class_name) {
@@ -515,6 +583,10 @@ template <class T> struct LayerAdapter {
     c.get_config = &get_config;
     c.build = &build;
     c.call = &call;
+    if constexpr (kMany) {
+      c.build_many = &build_many;
+      c.call_many = &call_many;
+    }
     return c;
   }
 };
