@@ -133,6 +133,24 @@ TEST_CASE("steps that draw random numbers (dropout) are not replayed, and train 
   replay_matches("onednn", with_dropout, x, y, false);
 }
 
+// assign through the backend's copy kernel is a recorded launch: a layer that overwrites its own
+// weights in training (the RBM's contrastive divergence, BatchNormalization's moving statistics) is
+// replayed, and its weights end as without replay.
+TEST_CASE("steps of a layer that overwrites its own weights in training are replayed, and train as before") {
+  auto [x, y] = points(200, 1);
+  auto with_rbm = [] {
+    Sequential m;
+    m.add(LayerSpec{"RBM", {{"units", 8}, {"pretrain", true}, {"input_shape", {2}}}});
+    m.add(Dense(1, {.activation = "sigmoid"}));
+    m.compile("mean_squared_error", "sgd");
+    return m;
+  };
+  for (const char* backend : {"reference", "onednn"}) {
+    CAPTURE(backend);
+    replay_matches(backend, with_rbm, x, y, true);
+  }
+}
+
 TEST_CASE("steps with sparse labels are replayed: the labels become one-hot rows before the step") {
   auto [x, y3] = points(200, 3);
   std::vector<float> onehot = y3.to_vector(), labels;

@@ -229,8 +229,12 @@ std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& gi
   return run_op(*slot.op, given, attrs);
 }
 
+// An overwrite by the backend's copy kernel is a launch like any other: a step recording keeps it,
+// so that a layer which updates its state in training (BatchNormalization's moving statistics)
+// updates it on replayed steps too. An overwrite through the host, or of a value that first had to
+// move between backends, is not repeatable.
 void assign(const Tensor& target, const Tensor& value) {
-  if (LaunchRecorder* r = active_recorder()) r->spoil();  // an overwrite: not repeatable
+  LaunchRecorder* recorder = active_recorder();
   if (target.shape() != value.shape())
     throw Error("assign: value of shape " + shape_to_string(value.shape()) +
                 " does not fit a tensor of shape " + shape_to_string(target.shape()));
@@ -238,6 +242,7 @@ void assign(const Tensor& target, const Tensor& value) {
   BackendEntry& backend = b.backend ? *b.backend : Registry::get().active_backend();
   const OpDef& copy = LAMINA_OP("copy");
   if (!backend.supports(copy) || (!b.backend && !backend.table.host_memory)) {
+    if (recorder) recorder->spoil();
     std::vector<float> v = value.to_vector();
     if (!b.backend) {
       std::memcpy(const_cast<Tensor&>(target).host_data(), v.data(), v.size() * sizeof(float));
@@ -255,6 +260,12 @@ void assign(const Tensor& target, const Tensor& value) {
   lamina_error error{};
   if (backend.kernels[size_t(copy.id)](backend.table.self, &in, 1, &out, 1, &none, &error) != LAMINA_OK)
     throw Error(std::string("assign failed on backend '") + backend.name + "': " + error.message);
+  if (!recorder) return;
+  if (src.impl() != value.impl()) {
+    recorder->spoil();
+    return;
+  }
+  recorder->launched(copy, backend, &in, 1, &out, 1, Attributes(), nullptr, 0, {src}, {target});
 }
 
 }  // namespace lamina

@@ -25,7 +25,7 @@ class LaunchRecorder {
                         const char* extra_name, int64_t extra_value, const std::vector<Tensor>& input_tensors,
                         const std::vector<Tensor>& output_tensors) = 0;
   // Something a list of kernel launches cannot repeat happened: a tensor filled from host values, a
-  // copy between backends, an in-place update or overwrite.
+  // copy between backends, an in-place update, an overwrite through the host.
   virtual void spoil() = 0;
 
  protected:

@@ -12,7 +12,9 @@
 // A step is never replayed when it does something a list of kernel calls cannot repeat: a tensor
 // created from host values inside the step (fit turns sparse labels into one-hot rows before the
 // step, so those steps are replayed), a tensor copied between
-// backends, an in-place update, an op whose attributes change from step to step (dropout's seed),
+// backends, an in-place update (an overwrite by `assign` through the backend's copy kernel, such as
+// BatchNormalization's moving statistics, is a launch and is repeated), an op whose attributes
+// change from step to step (dropout's seed),
 // or when the intermediate results it would have to keep exceed kMaxBytes (large models spend their time in
 // kernels, and keeping every intermediate would raise their peak memory). Layer plugins cannot read
 // tensor values, so they cannot branch on data. LAMINA_STEP_REPLAY=0 turns replay off.

@@ -121,4 +121,54 @@ inline LayerSpec InputLayer(const Shape& shape, const std::string& name = "") {
   return {"InputLayer", c};
 }
 
+// Keras' defaults. BatchNormalization({.momentum = 0.9}): axis counts the batch as 0, -1 is the last.
+struct BatchNormalizationOptions {
+  int64_t axis = -1;
+  double momentum = 0.99;
+  double epsilon = 1e-3;
+  bool center = true;
+  bool scale = true;
+  std::string beta_initializer = "zeros";
+  std::string gamma_initializer = "ones";
+  std::string moving_mean_initializer = "zeros";
+  std::string moving_variance_initializer = "ones";
+  Shape input_shape;
+  std::string name;
+};
+inline LayerSpec BatchNormalization(const BatchNormalizationOptions& o = {}) {
+  boost::json::object c{{"axis", o.axis},
+                        {"momentum", o.momentum},
+                        {"epsilon", o.epsilon},
+                        {"center", o.center},
+                        {"scale", o.scale},
+                        {"beta_initializer", o.beta_initializer},
+                        {"gamma_initializer", o.gamma_initializer},
+                        {"moving_mean_initializer", o.moving_mean_initializer},
+                        {"moving_variance_initializer", o.moving_variance_initializer}};
+  detail::common(c, o.name, o.input_shape);
+  return {"BatchNormalization", c};
+}
+
+// LayerNormalization({.axis = {1, 2}}): the axes normalized over, per sample.
+struct LayerNormalizationOptions {
+  Shape axis{-1};
+  double epsilon = 1e-3;
+  bool center = true;
+  bool scale = true;
+  std::string beta_initializer = "zeros";
+  std::string gamma_initializer = "ones";
+  Shape input_shape;
+  std::string name;
+};
+inline LayerSpec LayerNormalization(const LayerNormalizationOptions& o = {}) {
+  boost::json::object c{{"axis", detail::to_json_array(o.axis)},
+                        {"epsilon", o.epsilon},
+                        {"center", o.center},
+                        {"scale", o.scale},
+                        {"beta_initializer", o.beta_initializer},
+                        {"gamma_initializer", o.gamma_initializer}};
+  detail::common(c, o.name, o.input_shape);
+  return {"LayerNormalization", c};
+}
+
 }  // namespace lamina::layers
