@@ -6,6 +6,7 @@
 
 #include <lamina/model.hpp>
 
+#include <algorithm>
 #include <set>
 
 namespace lamina {
@@ -303,7 +304,19 @@ Model Model::from_config(const json::value& model_config) {
                      (cls.empty() && config->is_object() && config->as_object().contains("input_layers"));
   if (!graph) return Sequential::from_config(model_config);
   if (!config->is_object()) throw Error("model JSON: a " + cls + " config must be an object");
-  return functional_from_config(config->as_object());
+  Model model = functional_from_config(config->as_object());
+  // model.layers in the file's order, which is Keras' own: weights in an .h5 file are matched to
+  // layers in this order.
+  std::map<std::string, size_t> rank;
+  for (const json::value& entry : config->as_object().at("layers").as_array()) {
+    const json::object& e = entry.as_object();
+    const json::value* n = e.if_contains("name");
+    if (!n || !n->is_string()) n = e.at("config").as_object().if_contains("name");
+    rank.emplace(std::string(n->as_string()), rank.size());
+  }
+  std::stable_sort(model.layers_.begin(), model.layers_.end(),
+                   [&](const auto& a, const auto& b) { return rank[a->name()] < rank[b->name()]; });
+  return model;
 }
 
 }  // namespace lamina
