@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -134,6 +135,49 @@ inline Sequential small_digit_cnn() {
   model.add(MaxPooling2D({2, 2}));
   model.add(Flatten());
   model.add(Dense(10, {.activation = "softmax"}));
+  model.compile("categorical_crossentropy", "adam", {"accuracy"});
+  return model;
+}
+
+// A float32, C-order .npy file (format 1.0 to 3.0), as NumPy writes one.
+inline Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE_MESSAGE(in, "cannot open " << path);
+  char magic[8];
+  in.read(magic, 8);
+  REQUIRE(std::memcmp(magic, "\x93NUMPY", 6) == 0);
+  uint32_t header_size = 0;
+  unsigned char size_bytes[4] = {};
+  in.read(reinterpret_cast<char*>(size_bytes), magic[6] == 1 ? 2 : 4);
+  for (int i = 3; i >= 0; --i) header_size = header_size * 256 + size_bytes[i];
+  std::string header(header_size, ' ');
+  in.read(header.data(), header_size);
+  REQUIRE((header.find( "'descr': '<f4'") != std::string::npos));
+  REQUIRE((header.find( "'fortran_order': False") != std::string::npos));
+  Shape shape;
+  const size_t open = header.find('(', header.find("'shape'")), close = header.find(')', open);
+  std::stringstream dims(header.substr(open + 1, close - open - 1));
+  for (std::string d; std::getline(dims, d, ',');)
+    if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
+  std::vector<float> values(size_t(shape_size(shape)));
+  in.read(reinterpret_cast<char*>(values.data()), std::streamsize(values.size() * sizeof(float)));
+  REQUIRE(in.good());
+  return Tensor::from_vector(values, shape);
+}
+
+// A small residual network on 28x28x1 digits, written with the functional API: two 3x3
+// convolutions whose outputs are added (a skip connection), optionally with BatchNormalization on
+// the second branch, then pooling and a softmax classifier.
+inline Model small_residual_cnn(bool batch_norm = false) {
+  using namespace lamina::layers;
+  KerasTensor inputs = Input({28, 28, 1}, "image");
+  KerasTensor x = Conv2D(4, {3, 3}, {.padding = "same", .activation = "relu"})(inputs);
+  KerasTensor y = Conv2D(4, {3, 3}, {.padding = "same"})(x);
+  if (batch_norm) y = BatchNormalization()(y);
+  x = Activation("relu")(Add()({x, y}));
+  x = MaxPooling2D({2, 2})(x);
+  KerasTensor outputs = Dense(10, {.activation = "softmax"})(Flatten()(x));
+  Model model(inputs, outputs, "small_residual_cnn");
   model.compile("categorical_crossentropy", "adam", {"accuracy"});
   return model;
 }

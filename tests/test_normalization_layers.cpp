@@ -39,32 +39,6 @@ bool contains(const std::string& s, const std::string& part) {
   return false;
 }
 
-// A float32, C-order .npy file (format 1.0 to 3.0), as NumPy writes one.
-Tensor read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE_MESSAGE(in, "cannot open " << path);
-  char magic[8];
-  in.read(magic, 8);
-  REQUIRE(std::memcmp(magic, "\x93NUMPY", 6) == 0);
-  uint32_t header_size = 0;
-  unsigned char size_bytes[4] = {};
-  in.read(reinterpret_cast<char*>(size_bytes), magic[6] == 1 ? 2 : 4);
-  for (int i = 3; i >= 0; --i) header_size = header_size * 256 + size_bytes[i];
-  std::string header(header_size, ' ');
-  in.read(header.data(), header_size);
-  REQUIRE(contains(header, "'descr': '<f4'"));
-  REQUIRE(contains(header, "'fortran_order': False"));
-  Shape shape;
-  const size_t open = header.find('(', header.find("'shape'")), close = header.find(')', open);
-  std::stringstream dims(header.substr(open + 1, close - open - 1));
-  for (std::string d; std::getline(dims, d, ',');)
-    if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
-  std::vector<float> values(size_t(shape_size(shape)));
-  in.read(reinterpret_cast<char*>(values.data()), std::streamsize(values.size() * sizeof(float)));
-  REQUIRE(in.good());
-  return Tensor::from_vector(values, shape);
-}
-
 // (x − mean) / √(variance + epsilon) over a list of values, in double precision.
 std::vector<double> standardized(const std::vector<double>& x, double epsilon) {
   double mean = 0, variance = 0;
@@ -413,9 +387,9 @@ TEST_CASE(
 }
 
 TEST_CASE("real Keras 3 and tf_keras files with LayerNormalization predict as Keras did, on every backend") {
-  const Tensor input = read_npy(kKerasV2 + "/k3_dense_prelu_ln.input.npy");  // tf_keras' is the same file
+  const Tensor input = test::read_npy(kKerasV2 + "/k3_dense_prelu_ln.input.npy");  // tf_keras' is the same file
   for (const std::string name : {"k3_dense_prelu_ln", "tfk2_dense_prelu_ln"}) {
-    const std::vector<float> expected = read_npy(kKerasV2 + "/" + name + ".ref.npy").to_vector();
+    const std::vector<float> expected = test::read_npy(kKerasV2 + "/" + name + ".ref.npy").to_vector();
     for (const std::string& backend_name : available_backends()) {
       CAPTURE(name);
       CAPTURE(backend_name);

@@ -358,13 +358,13 @@ static int node_index_in(const std::set<const graph::Node*>& model_nodes, const 
 
 // tf.keras 2.13-2.15's model.summary(), character for character: for a Sequential model 65
 // columns (layer, output shape, parameters), for a graph 98 with "Connected to"; fields cut at the
-// column and continued on the next line, a blank line between layers (Sequential) or a rule (graph),
-// and the totals with their float32 memory size.
+// column and continued on the next line, a blank line between layers, and the totals with their
+// float32 memory size.
 std::string Model::summary() const {
   std::ostringstream out;
   const size_t line_length = sequential_ ? 65 : 98;
   const std::vector<size_t> positions =
-      sequential_ ? std::vector<size_t>{29, 55, 65} : std::vector<size_t>{32, 53, 65, 98};
+      sequential_ ? std::vector<size_t>{29, 55, 65} : std::vector<size_t>{29, 58, 68, 98};
   auto print_row = [&](std::vector<std::string> fields) {
     auto any_left = [&] {
       for (auto& f : fields)
@@ -400,13 +400,10 @@ std::string Model::summary() const {
   int64_t total = 0, trainable = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = *layers_[i];
+    // tf.keras prints an InputLayer's shape, and a layer's with several outputs, as a list.
     std::string shape;
-    if (l.output_shapes().size() == 1) {
-      shape = batch_shape_text(l.output_shape());
-      if (!sequential_) shape = "[" + shape + "]";  // tf.keras prints a graph layer's shape as a list
-    } else {
-      shape = "multiple";
-    }
+    for (const Shape& out : l.output_shapes()) shape += (shape.empty() ? "" : ", ") + batch_shape_text(out);
+    if (l.is_input() || l.output_shapes().size() > 1) shape = "[" + shape + "]";
     if (sequential_) {
       print_row({l.name() + " (" + l.class_name() + ")", shape, std::to_string(l.count_params())});
       if (i + 1 < layers_.size()) out << std::string(line_length, ' ') << "\n";
@@ -422,13 +419,13 @@ std::string Model::summary() const {
       }
       print_row({l.name() + " (" + l.class_name() + ")", shape, std::to_string(l.count_params()),
                  "[" + connections + "]"});
-      out << std::string(line_length, i + 1 < layers_.size() ? '_' : '=') << "\n";
+      if (i + 1 < layers_.size()) out << std::string(line_length, ' ') << "\n";
     }
     total += l.count_params();
     for (size_t k = 0; k < l.weights().size(); ++k)
       if (l.weight_trainable(k)) trainable += l.weights()[k].size();
   }
-  if (sequential_) out << std::string(line_length, '=') << "\n";
+  out << std::string(line_length, '=') << "\n";
   out << "Total params: " << total << " (" << readable_memory_size(4.0 * double(total)) << ")\n";
   out << "Trainable params: " << trainable << " (" << readable_memory_size(4.0 * double(trainable)) << ")\n";
   out << "Non-trainable params: " << total - trainable << " ("

@@ -251,6 +251,26 @@ void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& 
   loss = double(flat[at]);
 }
 
+// The non-trainable weights a training step moved on each rank (BatchNormalization's moving
+// statistics, from each rank's share of the batch), replaced by their average weighted by the
+// shares: every rank then holds the statistics of the whole global batch's update, the same values.
+void average_state(const lamina_communicator& c, std::vector<Tensor>& state, double share) {
+  size_t total = 0;
+  for (const Tensor& w : state) total += size_t(w.size());
+  std::vector<float> flat;
+  flat.reserve(total);
+  for (const Tensor& w : state)
+    for (float v : w.to_vector()) flat.push_back(float(double(v) * share));
+  distributed::allreduce(c, flat.data(), flat.size(), "the moving statistics");
+  NoGradGuard no_grad;
+  size_t at = 0;
+  for (Tensor& w : state) {
+    const size_t n = size_t(w.size());
+    assign(w, Tensor::from_vector(std::vector<float>(flat.begin() + long(at), flat.begin() + long(at + n)), w.shape()));
+    at += n;
+  }
+}
+
 }  // namespace
 
 struct Model::Training {
@@ -260,6 +280,7 @@ struct Model::Training {
   const OptimizerPlugin* optimizer = nullptr;
   void* instance = nullptr;
   std::vector<Tensor> params;
+  std::vector<Tensor> state;  // non-trainable weights (BatchNormalization's moving statistics)
   std::vector<std::vector<Tensor>> slots;
   int64_t iteration = 0;
   // Training's own randomness (data order, dropout seeds) and position, so that a run saved and
@@ -313,7 +334,8 @@ void Model::compile(const CompileOptions& options) {
   std::set<const TensorImpl*> seen;  // a weight shared by two layers (a nested model) is one parameter
   for (auto& l : layers_)
     for (size_t i = 0; i < l->weights().size(); ++i)
-      if (l->weight_trainable(i) && seen.insert(l->weights()[i].impl()).second) t->params.push_back(l->weights()[i]);
+      if (seen.insert(l->weights()[i].impl()).second)
+        (l->weight_trainable(i) ? t->params : t->state).push_back(l->weights()[i]);
   int32_t n_slots = t->optimizer->table.slot_count(t->instance);
   for (const Tensor& p : t->params) {
     std::vector<Tensor> s;
@@ -660,6 +682,7 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
             throw Error(std::string("optimizer ") + t.optimizer->table.class_name + ": " + error.message);
         }
       }
+      if (comm && !t.state.empty()) average_state(*comm, t.state, double(bs) / double(global_rows));
       loss_sum += value * double(global_rows);
       seen += global_rows;
       if (bs > 0) {

@@ -1,5 +1,6 @@
-// Keras-style constructors for the built-in layers. They only describe a layer (class name and
-// Keras config); the code lives in plugins, found by class name when the layer is added.
+// Keras-style constructors for the built-in layers. They describe a layer (class name and Keras
+// config); the code lives in plugins, found by class name when the layer is added to a Sequential
+// model or first called on a symbolic tensor (Dense(10)(x), the functional API).
 #pragma once
 
 #include <lamina/model.hpp>
@@ -169,6 +170,28 @@ inline LayerSpec LayerNormalization(const LayerNormalizationOptions& o = {}) {
                         {"gamma_initializer", o.gamma_initializer}};
   detail::common(c, o.name, o.input_shape);
   return {"LayerNormalization", c};
+}
+
+// Merge layers, called on a list of tensors: Add()({x, y}). The elementwise ones broadcast as Keras'
+// do (an input of lower rank gains size-1 axes after the batch axis).
+namespace detail {
+inline LayerSpec merge(const char* cls, const std::string& name) {
+  boost::json::object c;
+  if (!name.empty()) c["name"] = name;
+  return {cls, c};
+}
+}  // namespace detail
+inline LayerSpec Add(const std::string& name = "") { return detail::merge("Add", name); }
+inline LayerSpec Subtract(const std::string& name = "") { return detail::merge("Subtract", name); }
+inline LayerSpec Multiply(const std::string& name = "") { return detail::merge("Multiply", name); }
+inline LayerSpec Average(const std::string& name = "") { return detail::merge("Average", name); }
+inline LayerSpec Maximum(const std::string& name = "") { return detail::merge("Maximum", name); }
+inline LayerSpec Minimum(const std::string& name = "") { return detail::merge("Minimum", name); }
+// Concatenate(-1): axis counts the batch as 0; -1 is the last (channels, for images).
+inline LayerSpec Concatenate(int64_t axis = -1, const std::string& name = "") {
+  LayerSpec spec = detail::merge("Concatenate", name);
+  spec.config["axis"] = axis;
+  return spec;
 }
 
 }  // namespace lamina::layers

@@ -202,6 +202,10 @@ class Model {
   // The layers are those the outputs depend on; every path must start at one of the inputs.
   Model(const KerasTensor& inputs, const KerasTensor& outputs, std::string name = "");
   Model(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name = "");
+  Model(std::vector<KerasTensor> inputs, const KerasTensor& output, std::string name = "")
+      : Model(std::move(inputs), std::vector<KerasTensor>{output}, std::move(name)) {}
+  Model(const KerasTensor& input, std::vector<KerasTensor> outputs, std::string name = "")
+      : Model(std::vector<KerasTensor>{input}, std::move(outputs), std::move(name)) {}
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
   Model(Model&&) noexcept;
