@@ -95,7 +95,9 @@ TEST_CASE("a layer called twice shares its weights, and both calls train them") 
   Model model({a, b}, out);
   CHECK(model.size() == 4);  // a, b, shared, subtract: one Dense
   CHECK(model.count_params() == 8);
-  CHECK(contains(model.summary(), "['a[0][0]', 'b[0][0]']"));
+  // Its row lists both calls' inputs (tf.keras breaks the list after each entry).
+  CHECK(contains(model.summary(), "['a[0][0]',"));
+  CHECK(contains(model.summary(), " 'b[0][0]']"));
   const Tensor xa = test::random_tensor({16, 3}, 1), xb = test::random_tensor({16, 3}, 2);
   std::vector<float> expected;
   {

@@ -113,6 +113,17 @@ inline LayerSpec Reshape(const Shape& target_shape, const SimpleOptions& o = {})
   detail::common(c, o.name, o.input_shape);
   return {"Reshape", c};
 }
+// GlobalAveragePooling2D(): the mean (max) over height and width of each channel.
+inline LayerSpec GlobalAveragePooling2D(const SimpleOptions& o = {}) {
+  boost::json::object c;
+  detail::common(c, o.name, o.input_shape);
+  return {"GlobalAveragePooling2D", c};
+}
+inline LayerSpec GlobalMaxPooling2D(const SimpleOptions& o = {}) {
+  boost::json::object c;
+  detail::common(c, o.name, o.input_shape);
+  return {"GlobalMaxPooling2D", c};
+}
 // InputLayer({28, 28, 1}): the input shape without the batch dimension.
 inline LayerSpec InputLayer(const Shape& shape, const std::string& name = "") {
   boost::json::array batch_shape{nullptr};
