@@ -5,6 +5,9 @@
 //       the seed CNN on Fashion-MNIST: per epoch, training samples/s, then inference samples/s over
 //       the 10,000 test images in batches of 1000 and test accuracy; with --latency K, the median
 //       time of K single-image predictions.
+//   lamina_bench cnn_functional [...]
+//       the same seed CNN written with the functional API (Input, layer calls, Model): the graph
+//       path against the chain, same run.
 //   lamina_bench mlp [--epochs E] [--backend NAME]
 //       the seed 2-layer MLP (batch 16, SGD, MSE) on 20,000 2-D points, 5 epochs: training steps/s.
 //
@@ -41,7 +44,7 @@ struct Args {
 Args parse(int argc, char** argv) {
   if (argc < 2)
     throw Error(
-        "usage: lamina_bench cnn|mlp [--samples N] [--batch B] [--epochs E] [--backend NAME] [--latency K]");
+        "usage: lamina_bench cnn|cnn_functional|mlp [--samples N] [--batch B] [--epochs E] [--backend NAME] [--latency K]");
   Args a;
   a.mode = argv[1];
   for (int i = 2; i < argc; ++i) {
@@ -104,13 +107,23 @@ void run_cnn(const Args& a) {
   std::vector<float> labels = d.test.y.to_vector();
   d = Dataset{};  // the raw images: only the scaled copies above are used from here on
 
-  Sequential model;
-  model.add(Conv2D(32, {5, 5}, {.activation = "relu", .input_shape = {28, 28, 1}}));
-  model.add(Conv2D(32, {5, 5}, {.activation = "relu"}));
-  model.add(MaxPooling2D({2, 2}));
-  model.add(Flatten());
-  model.add(Dense(128, {.activation = "relu"}));
-  model.add(Dense(10, {.activation = "softmax"}));
+  Model model = [&]() -> Model {
+    if (a.mode == "cnn_functional") {
+      KerasTensor in = Input({28, 28, 1});
+      KerasTensor x = Conv2D(32, {5, 5}, {.activation = "relu"})(in);
+      x = MaxPooling2D({2, 2})(Conv2D(32, {5, 5}, {.activation = "relu"})(x));
+      x = Dense(128, {.activation = "relu"})(Flatten()(x));
+      return Model(in, Dense(10, {.activation = "softmax"})(x));
+    }
+    Sequential seq;
+    seq.add(Conv2D(32, {5, 5}, {.activation = "relu", .input_shape = {28, 28, 1}}));
+    seq.add(Conv2D(32, {5, 5}, {.activation = "relu"}));
+    seq.add(MaxPooling2D({2, 2}));
+    seq.add(Flatten());
+    seq.add(Dense(128, {.activation = "relu"}));
+    seq.add(Dense(10, {.activation = "softmax"}));
+    return seq;
+  }();
   model.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta"});
 
   reset_peak_memory();
@@ -182,12 +195,12 @@ int main(int argc, char** argv) {
     Args a = parse(argc, argv);
     if (!a.backend.empty()) set_backend(a.backend);
     std::printf("backend: %s\n", backend().c_str());
-    if (a.mode == "cnn")
+    if (a.mode == "cnn" || a.mode == "cnn_functional")
       run_cnn(a);
     else if (a.mode == "mlp")
       run_mlp(a);
     else
-      throw Error("unknown mode '" + a.mode + "' (cnn or mlp)");
+      throw Error("unknown mode '" + a.mode + "' (cnn, cnn_functional or mlp)");
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -63,6 +63,38 @@ TEST_CASE("2 ranks at batch b train as 1 process at batch 2b on onednn") {
   two_ranks_train_as_one_big_batch("onednn");
 }
 
+TEST_CASE("a functional residual network trains in a job of 2 ranks as 1 process at batch 2b") {
+  if (distributed::size() != 2) test::skip("needs a job of 2 ranks: mpiexec -n 2 lamina_distributed_tests");
+  set_backend("reference");
+  auto [x, y] = digits();
+  set_random_seed(11);
+  Model ranks = test::small_residual_cnn();
+  ranks.fit(x, y, {.epochs = 1, .batch_size = 16, .verbose = 0});
+  distributed::LocalScope alone;
+  set_random_seed(11);
+  Model one = test::small_residual_cnn();
+  one.fit(x, y, {.epochs = 1, .batch_size = 32, .verbose = 0});
+  CHECK(test::max_abs_diff(test::flat_weights_of(ranks), test::flat_weights_of(one)) < 2e-5f);
+}
+
+TEST_CASE("BatchNormalization's moving statistics are the same on every rank after data-parallel training") {
+  if (distributed::size() != 2) test::skip("needs a job of 2 ranks: mpiexec -n 2 lamina_distributed_tests");
+  set_backend("reference");
+  auto [x, y] = digits();
+  set_random_seed(12);
+  Model model = test::small_residual_cnn(true);
+  model.fit(x, y, {.epochs = 1, .batch_size = 16, .verbose = 0});
+  const Layer& bn = model.layer(3);
+  REQUIRE(bn.class_name() == "BatchNormalization");
+  std::vector<float> mine;
+  for (size_t k = 2; k < 4; ++k)  // moving_mean, moving_variance
+    for (float v : bn.get_weights()[k].to_vector()) mine.push_back(v);
+  CHECK(mine != std::vector<float>(mine.size(), 0.0f));
+  std::vector<float> from_rank0 = mine;
+  distributed::broadcast(from_rank0.data(), from_rank0.size(), 0);
+  CHECK(from_rank0 == mine);
+}
+
 TEST_CASE("evaluate in a job of 2 ranks reduces each rank's share to the whole data set's metrics") {
   if (distributed::size() != 2) test::skip("needs a job of 2 ranks: mpiexec -n 2 lamina_distributed_tests");
   set_backend("reference");

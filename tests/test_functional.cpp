@@ -177,6 +177,14 @@ TEST_CASE("two inputs and two outputs: lists or names, a loss per output, loss_w
                  "no input named 'feature'"));
   CHECK(contains(error_of([&] { model.compile({.loss = "mse", .losses = {{"class", "mse"}}}); }),
                  "names output 'class'"));
+  // Saved, the losses and loss weights per output come back with the model.
+  const std::string path = test::scratch("two_headed.h5");
+  model.save(path);
+  Model loaded = load_model(path);
+  CHECK(loaded.compile_options().losses.at("cls") == "categorical_crossentropy");
+  CHECK(loaded.compile_options().losses.at("reg") == "mse");
+  CHECK(loaded.compile_options().loss_weights.at("reg") == 0.5);
+  CHECK(loaded.evaluate({a, b}, {y_cls, y_reg}, 8).at("loss") == doctest::Approx(by_list.at("loss")).epsilon(1e-6));
 }
 
 TEST_CASE("Model(model.input(), layer.output()) cuts a feature extractor sharing the weights") {

@@ -24,6 +24,7 @@ mkdir -p "$seeds"/{h5,json,idx,manifest}
 if [[ -d $shared/interop/keras_models ]]; then
   cp "$shared"/interop/keras_models/*.h5 "$seeds/h5/" 2>/dev/null || true
 fi
+cp tests/data/keras_models_v2/*.h5 "$seeds/h5/"  # Keras 3 and tf_keras graphs
 cp examples/*.json "$seeds/json/"
 cp "$build"/lib/lamina/plugins/*.json "$seeds/manifest/"
 find "$build/tests/fixtures/plugins" -name '*.json' -exec cp {} "$seeds/manifest/" \; 2>/dev/null || true

@@ -187,6 +187,18 @@ json::object training_config(const Model& model) {
                                                                 : "categorical_crossentropy";
     loss = json::object{{"class_name", cls}, {"config", {{"name", name}, {"from_logits", true}}}};
   }
+  json::value loss_weights = nullptr;
+  if (!o.losses.empty() || model.outputs().size() > 1) {  // one loss per output, by name
+    json::object per_output, weights;
+    for (const std::string& name : model.output_names()) {
+      auto it = o.losses.find(name);
+      per_output[name] = it != o.losses.end() ? it->second : o.loss;
+      auto w = o.loss_weights.find(name);
+      weights[name] = w != o.loss_weights.end() ? w->second : 1.0;
+    }
+    loss = per_output;
+    if (!o.loss_weights.empty()) loss_weights = weights;
+  }
   json::array metrics;
   for (const auto& m : o.metrics) metrics.push_back(json::string(m));
   OptimizerState state = model.optimizer_state();
@@ -195,7 +207,7 @@ json::object training_config(const Model& model) {
       {"metrics", metrics},
       {"weighted_metrics", nullptr},
       {"sample_weight_mode", nullptr},
-      {"loss_weights", nullptr},
+      {"loss_weights", loss_weights},
       {"optimizer_config", {{"class_name", state.optimizer.class_name}, {"config", state.optimizer.config}}}};
 }
 
@@ -429,7 +441,8 @@ std::map<std::string, std::string> read_weights(const h5::File& f, const std::st
 }
 
 // training_config → compile options; throws with the key at fault.
-CompileOptions compile_options_from(const json::value& tc) {
+// `outputs`: the model's output names, for losses and loss weights given as lists (one per output).
+CompileOptions compile_options_from(const json::value& tc, const std::vector<std::string>& outputs = {}) {
   if (!tc.is_object()) throw Error("training_config is not a JSON object");
   const json::object& o = tc.as_object();
   CompileOptions co;
@@ -439,17 +452,37 @@ CompileOptions compile_options_from(const json::value& tc) {
   if (loss && loss->is_object() && !loss->as_object().contains("class_name") && loss->as_object().size() == 1)
     loss = &loss->as_object().begin()->value();
   if (!loss || loss->is_null()) throw Error("training_config has no 'loss'");
-  if (loss->is_string()) {
-    co.loss = std::string(loss->as_string());
-  } else if (loss->is_object() && loss->as_object().contains("class_name") &&
-             loss->as_object().at("class_name").is_string()) {
-    co.loss = std::string(loss->as_object().at("class_name").as_string());
-    if (auto* c = loss->as_object().if_contains("config"); c && c->is_object())
-      if (auto* fl = c->as_object().if_contains("from_logits"); fl && fl->is_bool())
-        co.from_logits = fl->as_bool();
-  } else {
-    throw Error("training_config: 'loss' " + json::serialize(*loss) + " is not a loss name or object");
-  }
+  auto loss_name = [&](const json::value& v) {
+    if (v.is_string()) return std::string(v.as_string());
+    if (v.is_object() && v.as_object().contains("class_name") && v.as_object().at("class_name").is_string()) {
+      if (auto* c = v.as_object().if_contains("config"); c && c->is_object())
+        if (auto* fl = c->as_object().if_contains("from_logits"); fl && fl->is_bool())
+          co.from_logits = co.from_logits || fl->as_bool();
+      return std::string(v.as_object().at("class_name").as_string());
+    }
+    throw Error("training_config: 'loss' " + json::serialize(v) + " is not a loss name or object");
+  };
+  // Several outputs: one loss each, by output name (a dict) or in output order (a list).
+  auto per_output = [&](const json::value& v, const char* key, const std::function<void(const std::string&,
+                                                                                       const json::value&)>& put) {
+    if (v.is_object() && !v.as_object().contains("class_name")) {
+      for (const auto& [name, x] : v.as_object()) put(std::string(name), x);
+      return true;
+    }
+    if (!v.is_array()) return false;
+    if (v.as_array().size() != outputs.size())
+      throw Error(std::string("training_config: '") + key + "' lists " + std::to_string(v.as_array().size()) +
+                  " values for a model of " + std::to_string(outputs.size()) + " outputs");
+    for (size_t i = 0; i < outputs.size(); ++i) put(outputs[i], v.as_array()[i]);
+    return true;
+  };
+  if (!per_output(*loss, "loss", [&](const std::string& name, const json::value& x) { co.losses[name] = loss_name(x); }))
+    co.loss = loss_name(*loss);
+  if (auto* w = o.if_contains("loss_weights"); w && !w->is_null())
+    per_output(*w, "loss_weights", [&](const std::string& name, const json::value& x) {
+      if (!x.is_number()) throw Error("training_config: loss_weights holds " + json::serialize(x) + ", not a number");
+      co.loss_weights[name] = x.to_number<double>();
+    });
   // Metrics: names, or Keras metric objects (possibly per output, as nested lists).
   std::function<void(const json::value&)> add_metric = [&](const json::value& m) {
     if (m.is_array()) {
@@ -704,7 +737,7 @@ Model load_model(const std::string& path, bool compile) {
   json::value tc = json::parse(training_text, ec);
   try {
     if (ec) throw Error("training_config is not valid JSON (" + ec.message() + ")");
-    model.compile(compile_options_from(tc));
+    model.compile(compile_options_from(tc, model.output_names()));
   } catch (const Error& e) {
     warn(path + ": " + e.what() +
          "; the model is loaded uncompiled — compile it before training or evaluating");

@@ -9,7 +9,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = lamina::fuzz::scratch_file(".h5");
   lamina::fuzz::write_file(path, data, size);
   try {
-    lamina::Sequential model = lamina::load_model(path, true);
+    lamina::Model model = lamina::load_model(path, true);
     lamina::fuzz::exercise(model);
     model.load_weights(path);
   } catch (const lamina::Error&) {

@@ -8,7 +8,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)ready;
   std::string text(reinterpret_cast<const char*>(data), size);
   try {
-    lamina::Sequential model = lamina::model_from_json(text);
+    lamina::Model model = lamina::model_from_json(text);
     lamina::fuzz::exercise(model);
     model.to_json();
   } catch (const lamina::Error&) {

@@ -39,16 +39,20 @@ inline void setup() {
 
 // Runs the model on zeros when that is cheap: shape bugs in layers show up as crashes here.
 inline void exercise(const Model& model) {
-  if (model.size() == 0) return;
-  int64_t per_sample = 1;
-  for (int64_t d : model.input_shape()) {
-    if (d <= 0 || d > 4096) return;
-    per_sample *= d;
-    if (per_sample > (1 << 16)) return;
+  if (model.size() == 0 || model.outputs().empty()) return;
+  std::vector<Tensor> inputs;
+  for (const KerasTensor& input : model.inputs()) {
+    int64_t per_sample = 1;
+    for (int64_t d : input.shape()) {
+      if (d <= 0 || d > 4096) return;
+      per_sample *= d;
+      if (per_sample > (1 << 16)) return;
+    }
+    Shape s = input.shape();
+    s.insert(s.begin(), 2);
+    inputs.push_back(Tensor::zeros(s));
   }
-  Shape s = model.input_shape();
-  s.insert(s.begin(), 2);
-  model.predict(Tensor::zeros(s));
+  model.predict_outputs(inputs);
 }
 
 }  // namespace lamina::fuzz

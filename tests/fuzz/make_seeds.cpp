@@ -55,6 +55,16 @@ int main(int argc, char** argv) {
   tiny.save((out / "h5" / "tiny_sgd.h5").string());
   json("tiny.json", tiny.to_json());
 
+  // A graph: two inputs, a shared layer, merges, two outputs.
+  KerasTensor a = Input({4}, "a"), b = Input({4}, "b");
+  LayerSpec shared = Dense(3, {.activation = "relu", .name = "shared"});
+  KerasTensor merged = Concatenate()({Add()({shared(a), shared(b)}), Multiply()({a, b})});
+  Model graph({a, b}, {Dense(2, {.activation = "softmax", .name = "cls"})(merged), Dense(1, {.name = "reg"})(merged)},
+              "graph");
+  graph.compile({.loss = "mse", .optimizer = "adam", .losses = {{"cls", "categorical_crossentropy"}}});
+  graph.save((out / "h5" / "graph_adam.h5").string());
+  json("graph.json", graph.to_json());
+
   json("user_config.json", R"({"backend": "reference", "device": 0, "plugin_paths": ["/opt/lamina/plugins"],
   "backends": {"onednn": {"threads": 2}}})");
   std::cout << "seeds written to " << out.string() << "\n";

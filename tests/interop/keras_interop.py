@@ -2,10 +2,11 @@
 """Model files between real Keras and lamina, both ways.
 
 For each Keras flavour found (Keras 3 as `keras`, Keras 2 as `tf_keras`):
-  Keras -> lamina: Keras builds, trains (one epoch, compiled with an optimizer) and saves an MLP and
-                   a CNN as .h5; `lamina predict` and `lamina evaluate` must match Keras' predict and
+  Keras -> lamina: Keras builds, trains (one epoch, compiled with an optimizer) and saves an MLP, a
+                   CNN and a functional residual network (BatchNormalization, Add, Concatenate) as .h5; `lamina predict` and `lamina evaluate` must match Keras' predict and
                    evaluate.
-  lamina -> Keras: `lamina train` writes an MLP and a CNN as .h5; Keras' load_model must read them,
+  lamina -> Keras: `lamina train` writes an MLP, a CNN and examples/residual_cnn.json (a functional
+                   residual network with BatchNormalization) as .h5; Keras' load_model must read them,
                    compiled, its predict must match `lamina predict`, and it must train on.
 Every comparison is on 512 real MNIST test images; outputs must agree within 1e-5.
 
@@ -85,7 +86,15 @@ def keras_models(K):
                         L.Flatten(), L.Dense(32, activation='relu'), L.Dense(10, activation='softmax')])
     cnn.compile(optimizer=K.optimizers.SGD(learning_rate=0.05, momentum=0.9), loss='categorical_crossentropy',
                 metrics=['accuracy'])
-    return {'mlp': (mlp, (784,)), 'cnn': (cnn, (28, 28, 1))}
+    # A graph: a residual block with BatchNormalization, two poolings joined by Concatenate.
+    inputs = K.Input(shape=(28, 28, 1), name='image')
+    x = L.Conv2D(8, (3, 3), padding='same', activation='relu')(inputs)
+    y = L.BatchNormalization()(L.Conv2D(8, (3, 3), padding='same')(x))
+    x = L.MaxPooling2D((2, 2))(L.Activation('relu')(L.Add()([x, y])))
+    x = L.Concatenate()([L.GlobalAveragePooling2D()(x), L.GlobalMaxPooling2D()(x)])
+    res = K.Model(inputs, L.Dense(10, activation='softmax')(x))
+    res.compile(optimizer=K.optimizers.Adam(), loss='categorical_crossentropy', metrics=['accuracy'])
+    return {'mlp': (mlp, (784,)), 'cnn': (cnn, (28, 28, 1)), 'res': (res, (28, 28, 1))}
 
 
 def lamina_configs(work):
@@ -96,6 +105,8 @@ def lamina_configs(work):
         {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}}]}}
     with open(os.path.join(ROOT, 'examples', 'mnist_cnn.json')) as f:
         cnn_model = json.load(f)['model']
+    with open(os.path.join(ROOT, 'examples', 'residual_cnn.json')) as f:
+        res_model = json.load(f)['model']
     data = {"dataset": "idx", "path": work}
     fit = {"epochs": 1, "batch_size": 32, "validation": "none", "verbose": 0}
     configs = {
@@ -103,8 +114,10 @@ def lamina_configs(work):
                                                 "metrics": ["accuracy"]}, "fit": fit, "data": data},
         'cnn': {"model": cnn_model, "compile": {"loss": "categorical_crossentropy", "optimizer": "adadelta",
                                                 "metrics": ["accuracy"]}, "fit": fit, "data": data},
+        'res': {"model": res_model, "compile": {"loss": "categorical_crossentropy", "optimizer": "adam",
+                                                "metrics": ["accuracy"]}, "fit": fit, "data": data},
     }
-    shapes = {'mlp': (784,), 'cnn': (28, 28, 1)}
+    shapes = {'mlp': (784,), 'cnn': (28, 28, 1), 'res': (28, 28, 1)}
     return configs, shapes
 
 
