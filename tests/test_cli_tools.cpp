@@ -520,3 +520,29 @@ TEST_CASE("lamina train from Keras' to_json(), with callbacks, --history and lam
   CHECK(rc == 1);
   CHECK(contains(out, "bad.json [fit] callbacks[0] EarlyStopping: unknown key 'patiense'"));
 }
+
+TEST_CASE("lamina train, summary, evaluate, predict and visualize take a functional model") {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
+    test::skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+  const std::string config = std::string(LAMINA_SOURCE_DIR) + "/examples/residual_cnn.json";
+  const std::string model = scratch("residual.h5");
+  int rc = 0;
+  std::string out = run_cli("train " + config + " --epochs 1 --limit 256 --verbose 2 --output " + model, &rc);
+  REQUIRE_MESSAGE(rc == 0, out);
+  CHECK(contains(out, "Connected to"));  // the graph's summary before training
+  out = run_cli("summary " + model, &rc);
+  CHECK(rc == 0);
+  CHECK(contains(out, "['activation[0][0]',"));  // the first block's Add reads the skip and the branch
+  CHECK(contains(out, "Compiled: loss categorical_crossentropy, optimizer Adam"));
+  out = run_cli("evaluate " + model + " --data fashion_mnist --limit 256", &rc);
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(contains(out, "accuracy:"));
+  out = run_cli("predict " + model + " --input fashion_mnist --limit 64 --output " + scratch("pred.h5"), &rc);
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(h5::File(scratch("pred.h5")).info("predictions").shape == Shape{64, 10});
+  out = run_cli("visualize activations " + model + " --layer add --input fashion_mnist --index 0 -o " +
+                    scratch("act.png"),
+                &rc);
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(contains(out, "'add' (Add)"));
+}
