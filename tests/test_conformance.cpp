@@ -34,6 +34,7 @@ std::vector<Case> conformance_table() {
   std::vector<Case> t;
   for (const char* op : {"copy", "neg", "exp", "square", "relu", "sigmoid", "tanh"})
     t.push_back({op, op, {{3, 17}}, {}, 1e-5f});
+  t.push_back({"erf", "erf", {{3, 17}}, {}, 1e-5f, -3.0f, 3.0f});
   t.push_back({"log", "log", {{3, 17}}, {}, 1e-5f, 0.1f, 3.0f});
   t.push_back({"sqrt", "sqrt", {{3, 17}}, {}, 1e-5f, 0.0f, 3.0f});
   t.push_back({"scale", "scale", {{4, 9}}, Attributes().set("alpha", 2.5).set("beta", -1.0)});
@@ -167,6 +168,28 @@ std::vector<Case> conformance_table() {
                "conv2d_backward_data",
                {{2, 4, 4, 4}, {3, 3, 3, 4}},
                conv_attrs({2, 2}, {0, 1, 0, 1}).set("input_shape", {2, 8, 8, 3}),
+               1e-4f});
+  // conv2d_transpose: Keras' Conv2DTranspose geometries (stride 2 "same" with its odd row at the
+  // bottom, "valid" with output_padding leaving a row past the last window, a 4x4 kernel)
+  t.push_back({"conv2d_transpose stride 2 same",
+               "conv2d_transpose",
+               {{2, 4, 4, 4}, {3, 3, 3, 4}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}).set("output_size", {8, 8}),
+               1e-4f});
+  t.push_back({"conv2d_transpose stride 2 valid output_padding 1",
+               "conv2d_transpose",
+               {{2, 3, 4, 5}, {3, 3, 2, 5}},
+               conv_attrs({2, 2}, {0, 0, 0, 0}).set("output_size", {8, 10}),
+               1e-4f});
+  t.push_back({"conv2d_transpose 4x4 stride 2 same",
+               "conv2d_transpose",
+               {{1, 7, 7, 8}, {4, 4, 16, 8}},
+               conv_attrs({2, 2}, {1, 1, 1, 1}).set("output_size", {14, 14}),
+               1e-4f});
+  t.push_back({"conv2d_transpose stride 1",
+               "conv2d_transpose",
+               {{2, 5, 5, 3}, {3, 3, 2, 3}},
+               conv_attrs({1, 1}, {1, 1, 1, 1}).set("output_size", {5, 5}),
                1e-4f});
   t.push_back({"conv2d_backward_filter",
                "conv2d_backward_filter",
@@ -509,6 +532,16 @@ std::vector<GradCase> gradient_table() {
                  a.set("input_shape", {6, 5}).set("axes", {0}).set("begin", {1}).set("end", {5});
                  return run_op("slice_backward", {x[0]}, a)[0];
                }});
+  // last, so that the cases above keep the random inputs they have always had
+  t.push_back({"erf", {{3, 4}}, [](const V& x) { return ops::erf(x[0]); }, -2.0f, 2.0f});
+  t.push_back({"conv2d_transpose stride 2 same", {{1, 3, 3, 2}, {3, 3, 2, 2}}, [](const V& x) {
+                 return ops::conv2d_transpose(x[0], x[1], {6, 6}, {2, 2}, {0, 1, 0, 1});
+               }});
+  t.push_back({"conv2d_transpose stride 2 valid, a row past the last window",
+               {{2, 2, 3, 2}, {2, 2, 3, 2}},
+               [](const V& x) {
+                 return ops::conv2d_transpose(x[0], x[1], {5, 7}, {2, 2}, {0, 0, 0, 0});
+               }});
   return t;
 }
 
@@ -580,6 +613,7 @@ void fallbacks_on(const std::string& backend_name) {
                                        "conv2d_bias",
                                        "matmul_bias",
                                        "conv2d_backward_filter_bias",
+                                       "conv2d_transpose",
                                        "sgd_update",
                                        "adadelta_update",
                                        "adam_update",

@@ -140,7 +140,8 @@ TEST_CASE("set_weights refuses weights of the wrong count or shape, naming the l
 // ------------------------------------------------------------------------------------------------
 // Activation, Flatten, Dropout, Reshape
 
-TEST_CASE("Activation applies elu, selu, swish/silu, softplus, softsign and exponential by name") {
+TEST_CASE(
+    "Activation applies elu, selu, swish/silu, softplus, softsign, exponential, gelu and hard_sigmoid") {
   const std::vector<double> x = {-30, -2, 0, 1, 3, 40};
   auto each = [&](double (*f)(double)) {
     std::vector<float> out;
@@ -161,6 +162,10 @@ TEST_CASE("Activation applies elu, selu, swish/silu, softplus, softsign and expo
       {"softplus", each([](double v) { return std::log1p(std::exp(-std::fabs(v))) + std::max(v, 0.0); })},
       {"softsign", each([](double v) { return v / (1 + std::fabs(v)); })},
       {"exponential", each([](double v) { return std::exp(std::min(v, 20.0)); })},
+      // Keras' default GELU is the exact one (approximate=False)
+      {"gelu", each([](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); })},
+      // Keras 3's relu6(x + 3) / 6 (tf_keras 2.x: clip(0.2x + 0.5, 0, 1), 0.7 at x = 1 where this is 2/3)
+      {"hard_sigmoid", each([](double v) { return std::min(std::max(v + 3, 0.0), 6.0) / 6; })},
   };
   std::vector<float> input(x.begin(), x.end());
   for (const Case& c : cases) {
@@ -489,16 +494,16 @@ TEST_CASE("a Dense without units is refused, naming the layer and the key") {
 TEST_CASE("an unknown activation is refused, naming the layer, the key and the activations there are") {
   const std::string known =
       "use one of linear, relu, sigmoid, tanh, softmax, elu, selu, swish, silu, softplus, softsign, "
-      "exponential";
+      "exponential, gelu, hard_sigmoid";
   CHECK(error_adding(Dense(3, {.activation = "swishy"}), {3}) ==
         "Dense: config key 'activation' is 'swishy', which lamina does not provide; " + known +
             " (in Dense 'dense')");
-  CHECK(error_adding(Activation("gelu"), {3}) ==
-        "Activation: config key 'activation' is 'gelu', which lamina does "
+  CHECK(error_adding(Activation("gelu_tanh"), {3}) ==
+        "Activation: config key 'activation' is 'gelu_tanh', which lamina does "
         "not provide; " +
             known + " (in Activation 'activation')");
-  CHECK(error_adding(Conv2D(1, {3, 3}, {.activation = "hard_sigmoid"}), {5, 5, 1})
-            .find("Conv2D: config key 'activation' is 'hard_sigmoid'") == 0);
+  CHECK(error_adding(Conv2D(1, {3, 3}, {.activation = "hard_swish"}), {5, 5, 1})
+            .find("Conv2D: config key 'activation' is 'hard_swish'") == 0);
   CHECK(error_adding(LayerSpec{"Activation", {}}, {3}) ==
         "Activation: config key 'activation' is missing; give an activation name such as \"relu\" (in "
         "Activation "

@@ -79,7 +79,7 @@ TEST_CASE("the built-in plugins are listed as usable, with their path, kind, ver
        "layer",
        "lamina_layer_core.so",
        {"InputLayer", "Dense", "Activation", "Flatten", "Dropout", "Reshape"}},
-      {"convolutional", "layer", "lamina_layer_convolutional.so", {"Conv2D"}},
+      {"convolutional", "layer", "lamina_layer_convolutional.so", {"Conv2D", "Conv2DTranspose"}},
       {"pooling",
        "layer",
        "lamina_layer_pooling.so",

@@ -49,8 +49,49 @@ TEST_CASE("UpSampling2D repeats each pixel size[0] times down and size[1] times 
   CHECK(model.predict(counting({2, 2, 1})).to_vector() ==
         std::vector<float>{1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4});
   CHECK(error_of([] {
-          test::single_layer("UpSampling2D", {{"interpolation", "bilinear"}}, {2, 2, 1});
-        }).find("interpolation 'bilinear' is not supported yet") != std::string::npos);
+          test::single_layer("UpSampling2D", {{"interpolation", "bicubic"}}, {2, 2, 1});
+        }) ==
+        "UpSampling2D: config key 'interpolation' is 'bicubic', which lamina does not provide yet; use "
+        "\"nearest\" or \"bilinear\" (in UpSampling2D 'up_sampling2d')");
+  CHECK(error_of([] {
+          test::single_layer("UpSampling2D", {{"interpolation", "linear"}}, {2, 2, 1});
+        }).find("UpSampling2D: config key 'interpolation' is 'linear'; use one of 'nearest', 'bilinear'") ==
+        0);
+}
+
+// Half-pixel centres, as tf.image.resize and jax.image.resize (Keras 3's ops.image.resize) compute:
+// output i of an axis stretched s times reads the input at (i + 1/2)/s − 1/2, edges clamped. Along
+// an axis holding [a, b]: s = 2 gives [a, ¾a + ¼b, ¼a + ¾b, b]; s = 3 gives [a, a, ⅔a + ⅓b,
+// ⅓a + ⅔b, b, b].
+TEST_CASE("UpSampling2D bilinear interpolates with half-pixel centres, on every backend") {
+  // the image [[0, 4], [8, 12]] in channel 0 and its negative in channel 1
+  const Tensor image = Tensor::from_vector({0, 0, 4, -4, 8, -8, 12, -12}, {1, 2, 2, 2});
+  const std::vector<float> want_2x2 = {0, 1, 3, 4, 2, 3, 5, 6, 6, 7, 9, 10, 8, 9, 11, 12};
+  // [[0, 4], [12, 16]], rows ×3 and columns ×2
+  const std::vector<float> want_3x2 = {0, 1, 3,  4,  0,  1,  3,  4,  4,  5,  7,  8,
+                                       8, 9, 11, 12, 12, 13, 15, 16, 12, 13, 15, 16};
+  for (const std::string& backend : available_backends()) {
+    CAPTURE(backend);
+    Sequential model = test::single_layer("UpSampling2D", {{"interpolation", "bilinear"}}, {2, 2, 2});
+    set_backend(backend);
+    CHECK(model.output_shape() == Shape{4, 4, 2});
+    std::vector<float> y = model.predict(image).to_vector();
+    REQUIRE(y.size() == 32);
+    for (size_t i = 0; i < want_2x2.size(); ++i) {
+      CHECK(y[2 * i] == doctest::Approx(want_2x2[i]).epsilon(1e-6));
+      CHECK(y[2 * i + 1] == doctest::Approx(-want_2x2[i]).epsilon(1e-6));
+    }
+    Sequential tall = test::single_layer(
+        "UpSampling2D", {{"size", boost::json::array{3, 2}}, {"interpolation", "bilinear"}}, {2, 2, 1});
+    set_backend(backend);
+    CHECK(tall.output_shape() == Shape{6, 4, 1});
+    std::vector<float> t = tall.predict(Tensor::from_vector({0, 4, 12, 16}, {1, 2, 2, 1})).to_vector();
+    REQUIRE(t.size() == want_3x2.size());
+    for (size_t i = 0; i < t.size(); ++i) CHECK(t[i] == doctest::Approx(want_3x2[i]).epsilon(1e-6));
+  }
+  CHECK(boost::json::serialize(
+            test::single_layer("UpSampling2D", {{"interpolation", "bilinear"}}, {2, 2, 1}).get_config())
+            .find("\"interpolation\":\"bilinear\"") != std::string::npos);
 }
 
 TEST_CASE("Permute reorders the axes after the batch axis, numbered from 1") {

@@ -442,6 +442,11 @@ CUDNN_KERNEL(op_conv2d_backward_data, "conv2d_backward_data") {
   run_conv(be, call);
 }
 
+// conv2d_transpose: x, w → y is conv2d_backward_data with x in dy's place (docs/ops.md).
+CUDNN_KERNEL(op_conv2d_transpose, "conv2d_transpose") {
+  op_conv2d_backward_data_body(args, be);
+}
+
 CUDNN_KERNEL(op_conv2d_backward_filter, "conv2d_backward_filter") {
   // x (N,H,W,C), dy (N,OH,OW,O) → dw (KH,KW,C,O)
   expect_views(args, 2, 1);

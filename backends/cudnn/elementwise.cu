@@ -115,6 +115,9 @@ struct Sigmoid {
 struct Tanh {
   __device__ float operator()(float x) const { return tanhf(x); }
 };
+struct Erf {
+  __device__ float operator()(float x) const { return erff(x); }
+};
 struct Scale {
   float alpha, beta;
   __device__ float operator()(float x) const { return fmaf(alpha, x, beta); }
@@ -294,6 +297,9 @@ CUDNN_KERNEL(op_sigmoid, "sigmoid") {
 }
 CUDNN_KERNEL(op_tanh, "tanh") {
   activation(args, be, CUDNN_ACTIVATION_TANH, Tanh{});
+}
+CUDNN_KERNEL(op_erf, "erf") {
+  unary(args, be, Erf{});
 }
 
 CUDNN_KERNEL(op_scale, "scale") {

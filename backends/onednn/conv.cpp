@@ -274,6 +274,11 @@ ONEDNN_KERNEL(conv2d_backward_data_kernel, "conv2d_backward_data") {
   });
 }
 
+// conv2d_transpose: x, w → y is conv2d_backward_data with x in dy's place (docs/ops.md).
+ONEDNN_KERNEL(conv2d_transpose_kernel, "conv2d_transpose") {
+  conv2d_backward_data_kernel_body(args, be);
+}
+
 struct BackwardWeightsEntry {
   dnnl::convolution_backward_weights primitive;
   Scratchpad scratchpad;

@@ -7,8 +7,8 @@
 // rate that changes every step would rebuild a primitive every call; they are OpenMP loops, which
 // are memory-bound like the primitive would be. clip_backward is a loop anyway: oneDNN's clip
 // backward excludes the lower bound, where lamina includes both. log is a loop for accuracy
-// (see log_kernel). Tensors under kParallelThreshold elements skip the primitives for plain loops
-// (see unary_small).
+// (see log_kernel), erf for want of a primitive. Tensors under kParallelThreshold elements skip
+// the primitives for plain loops (see unary_small).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -194,6 +194,11 @@ void unary_loop(const sdk::KernelArgs& args, const char* op, F f) {
 // log(x) = 0.22), which is where cross-entropy losses live; glibc's logf is within an ulp.
 ONEDNN_KERNEL(log_kernel, "log") {
   unary_loop(args, "log", [](float v) { return std::log(v); });
+}
+
+// oneDNN has erf only inside its GELU, not as an eltwise algorithm of its own.
+ONEDNN_KERNEL(erf_kernel, "erf") {
+  unary_loop(args, "erf", [](float v) { return std::erf(v); });
 }
 
 ONEDNN_KERNEL(copy_kernel, "copy") {

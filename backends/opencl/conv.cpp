@@ -335,6 +335,11 @@ OPENCL_KERNEL(conv2d_backward_data) {
   launch(b, k, {size_t((s.w + pb - 1) / pb), size_t(s.n * s.h), size_t(s.c / vw)});
 }
 
+// conv2d_transpose: x, w → y is conv2d_backward_data with x in dy's place (docs/ops.md).
+OPENCL_KERNEL(conv2d_transpose) {
+  conv2d_backward_data_body(args, be);
+}
+
 OPENCL_KERNEL(conv2d_backward_filter) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O)
   expect_arity(args, {"x", "dy"}, {"dw"});

@@ -34,6 +34,7 @@ UNARY(square_kernel, v * v)
 UNARY(relu_kernel, v > Z(0.0f) ? v : Z(0.0f))
 UNARY(sigmoid_kernel, 1.0f / (1.0f + exp(-v)))
 UNARY(tanh_kernel, tanh(v))
+UNARY(erf_kernel, erf(v))
 UNARY(scale_kernel, fma(Z(alpha), v, Z(beta)))
 // min(max(v, low), high) with std::min/std::max's rules, so that NaN passes through as it does on
 // the reference backend
@@ -266,6 +267,9 @@ OPENCL_KERNEL(sigmoid) {
 }
 OPENCL_KERNEL(tanh) {
   unary(args, "tanh_kernel");
+}
+OPENCL_KERNEL(erf) {
+  unary(args, "erf_kernel");
 }
 
 OPENCL_KERNEL(scale) {

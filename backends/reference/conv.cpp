@@ -105,6 +105,11 @@ REFERENCE_KERNEL(conv2d_backward_data) {
   }
 }
 
+// conv2d_transpose: x, w → y is conv2d_backward_data with x in dy's place (docs/ops.md).
+REFERENCE_KERNEL(conv2d_transpose) {
+  conv2d_backward_data_body(args, be);
+}
+
 namespace {
 
 // dw (and db, when given) of a convolution from x and dy.

@@ -133,6 +133,9 @@ REFERENCE_KERNEL(sigmoid) {
 REFERENCE_KERNEL(tanh) {
   unary(args, [](double x) { return std::tanh(x); });
 }
+REFERENCE_KERNEL(erf) {
+  unary(args, [](double x) { return std::erf(x); });
+}
 
 REFERENCE_KERNEL(scale) {
   const double alpha = args.attrs.get_float("alpha", 1.0);

@@ -48,6 +48,9 @@ Tensor sigmoid(const Tensor& x) {
 Tensor tanh(const Tensor& x) {
   return one(LAMINA_OP("tanh"), {x});
 }
+Tensor erf(const Tensor& x) {
+  return one(LAMINA_OP("erf"), {x});
+}
 Tensor scale(const Tensor& x, double alpha, double beta) {
   return one(LAMINA_OP("scale"), {x}, Attributes().set("alpha", alpha).set("beta", beta));
 }
@@ -113,6 +116,11 @@ Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides,
               const std::vector<int64_t>& pads) {
   return one(LAMINA_OP("conv2d"), {x, w}, Attributes().set("strides", strides).set("pads", pads));
+}
+Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const std::vector<int64_t>& output_size,
+                        const std::vector<int64_t>& strides, const std::vector<int64_t>& pads) {
+  return one(LAMINA_OP("conv2d_transpose"), {x, w},
+             Attributes().set("output_size", output_size).set("strides", strides).set("pads", pads));
 }
 Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& strides,
                    const std::vector<int64_t>& pads, const std::string& activation) {

@@ -1,12 +1,14 @@
 #include "conv2d.hpp"
+#include "conv2d_transpose.hpp"
 
 namespace {
 
 void register_all(const lamina_host* host) {
   lamina::sdk::register_layer<lamina::layers::Conv2D>(host, "Conv2D");
+  lamina::sdk::register_layer<lamina::layers::Conv2DTranspose>(host, "Conv2DTranspose");
 }
 
 }  // namespace
 
-LAMINA_PLUGIN("convolutional", "0.1.0", LAMINA_KIND_LAYER, "Keras convolution layers: Conv2D", register_all,
-              LAMINA_ALWAYS_USABLE)
+LAMINA_PLUGIN("convolutional", "0.1.0", LAMINA_KIND_LAYER,
+              "Keras convolution layers: Conv2D, Conv2DTranspose", register_all, LAMINA_ALWAYS_USABLE)

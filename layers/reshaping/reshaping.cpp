@@ -123,14 +123,19 @@ UpSampling2D::UpSampling2D(const std::string& config_json) {
   if (size_[0] < 1 || size_[1] < 1)
     config.fail("config key 'size' must be positive, got [" + std::to_string(size_[0]) + ", " +
                 std::to_string(size_[1]) + "]");
-  if (config.get_choice("interpolation", "nearest", {"nearest", "bilinear"}) != "nearest")
-    config.fail("interpolation 'bilinear' is not supported yet; use interpolation \"nearest\"");
+  // Keras 3's and tf_keras' names; lamina has the two that Keras' UpSampling2D is mostly used with.
+  interpolation_ = config.get_choice(
+      "interpolation", "nearest",
+      {"nearest", "bilinear", "bicubic", "lanczos3", "lanczos5", "area", "gaussian", "mitchellcubic"});
+  if (interpolation_ != "nearest" && interpolation_ != "bilinear")
+    config.fail("config key 'interpolation' is '" + interpolation_ +
+                "', which lamina does not provide yet; use \"nearest\" or \"bilinear\"");
   require_channels_last(config);
 }
 
 std::string UpSampling2D::get_config() const {
   return sdk::to_json(
-      {{"size", pair_json(size_)}, {"data_format", "channels_last"}, {"interpolation", "nearest"}});
+      {{"size", pair_json(size_)}, {"data_format", "channels_last"}, {"interpolation", interpolation_}});
 }
 
 Shape UpSampling2D::build(sdk::LayerBuilder&, const Shape& input_shape) {
@@ -143,10 +148,45 @@ Shape UpSampling2D::build(sdk::LayerBuilder&, const Shape& input_shape) {
 sdk::Tensor UpSampling2D::call(const sdk::CallContext&, const std::vector<sdk::Tensor>&,
                                const sdk::Tensor& x) {
   require_image(label_, x.shape(), 4);
+  if (interpolation_ == "bilinear") return linear_upsample(linear_upsample(x, 1, size_[0]), 2, size_[1]);
   const Shape s = x.shape();
   sdk::Tensor blocks = sdk::ops::mul(sdk::ops::reshape(x, {s[0], s[1], 1, s[2], 1, s[3]}),
                                      sdk::ops::full({1, 1, size_[0], 1, size_[1], 1}, 1.0f));
   return sdk::ops::reshape(blocks, {s[0], s[1] * size_[0], s[2] * size_[1], s[3]});
+}
+
+// x (N, H, W, C) stretched `factor` times along `axis` (1: rows, 2: columns) by linear
+// interpolation with half-pixel centres, as tf.image.resize and jax.image.resize (under Keras 3's
+// ops.image.resize, and tf_keras' UpSampling2D) compute it: output i reads the input at
+// p = (i + 1/2) / factor − 1/2, between its neighbours floor(p) and floor(p) + 1, clamped at the
+// edges. Output k·factor + r lies at p = k + f with f = (2r + 1 − factor) / (2·factor) in (−1/2, 1/2):
+// (1 + f)·x[k] − f·x[k − 1] below k, (1 − f)·x[k] + f·x[k + 1] above. Each phase r is such a sum of
+// x and x shifted by one (edge rows repeated); the phases are interleaved by a concat on a new axis.
+// Bilinear is this along the rows, then along the columns.
+sdk::Tensor UpSampling2D::linear_upsample(const sdk::Tensor& x, int64_t axis, int64_t factor) {
+  if (factor == 1) return x;
+  const Shape shape = x.shape();
+  const int64_t n = shape[size_t(axis)];
+  sdk::Tensor previous = x, next = x;  // x[max(k − 1, 0)] and x[min(k + 1, n − 1)]
+  if (n > 1) {
+    previous = sdk::ops::concat(
+        {sdk::ops::slice(x, {axis}, {0}, {1}), sdk::ops::slice(x, {axis}, {0}, {n - 1})}, axis);
+    next = sdk::ops::concat({sdk::ops::slice(x, {axis}, {1}, {n}), sdk::ops::slice(x, {axis}, {n - 1}, {n})},
+                            axis);
+  }
+  Shape phase_shape = shape;
+  phase_shape.insert(phase_shape.begin() + axis + 1, 1);
+  std::vector<sdk::Tensor> phases;
+  for (int64_t r = 0; r < factor; ++r) {
+    const double f = double(2 * r + 1 - factor) / double(2 * factor);
+    sdk::Tensor phase = x;
+    if (f < 0) phase = sdk::ops::add(sdk::ops::scale(x, 1.0 + f), sdk::ops::scale(previous, -f));
+    if (f > 0) phase = sdk::ops::add(sdk::ops::scale(x, 1.0 - f), sdk::ops::scale(next, f));
+    phases.push_back(sdk::ops::reshape(phase, phase_shape));
+  }
+  Shape out = shape;
+  out[size_t(axis)] = n * factor;
+  return sdk::ops::reshape(sdk::ops::concat(phases, axis + 1), out);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ class Cropping2D final : public sdk::Layer {
   Sides2D cropping_{0, 0, 0, 0};
 };
 
-// Nearest-neighbour only: each pixel repeated size[0] times down and size[1] times across.
+// interpolation "nearest" (each pixel repeated size[0] times down and size[1] times across) or
+// "bilinear" (half-pixel centres, as Keras and TensorFlow resize images).
 class UpSampling2D final : public sdk::Layer {
  public:
   explicit UpSampling2D(const std::string& config_json);
@@ -50,8 +51,11 @@ class UpSampling2D final : public sdk::Layer {
                    const sdk::Tensor& input) override;
 
  private:
+  static sdk::Tensor linear_upsample(const sdk::Tensor& x, int64_t axis, int64_t factor);
+
   std::string label_;
   std::array<int64_t, 2> size_{2, 2};
+  std::string interpolation_ = "nearest";
 };
 
 // dims: a permutation of 1..rank (the batch axis stays first), as Keras writes it.

@@ -65,6 +65,34 @@ inline LayerSpec Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, con
   return {"Conv2D", c};
 }
 
+struct Conv2DTransposeOptions {
+  std::array<int64_t, 2> strides{1, 1};
+  std::string padding = "valid";
+  // Extra rows and columns at the bottom and right, each below its stride; unset: Keras' None.
+  std::optional<std::array<int64_t, 2>> output_padding;
+  std::string activation = "linear";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  Shape input_shape;
+  std::string name;
+};
+// Conv2DTranspose(8, {3, 3}, {.strides = {2, 2}, .padding = "same", .activation = "relu"})
+inline LayerSpec Conv2DTranspose(int64_t filters, std::array<int64_t, 2> kernel_size,
+                                 const Conv2DTransposeOptions& o = {}) {
+  boost::json::object c{{"filters", filters},
+                        {"kernel_size", {kernel_size[0], kernel_size[1]}},
+                        {"strides", {o.strides[0], o.strides[1]}},
+                        {"padding", o.padding},
+                        {"activation", o.activation},
+                        {"use_bias", o.use_bias},
+                        {"kernel_initializer", o.kernel_initializer},
+                        {"bias_initializer", o.bias_initializer}};
+  if (o.output_padding) c["output_padding"] = {(*o.output_padding)[0], (*o.output_padding)[1]};
+  detail::common(c, o.name, o.input_shape);
+  return {"Conv2DTranspose", c};
+}
+
 struct Pool2DOptions {
   std::optional<std::array<int64_t, 2>> strides;  // default: pool_size
   std::string padding = "valid";

@@ -100,6 +100,7 @@ Tensor square(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
+Tensor erf(const Tensor& x);                                     // the Gauss error function
 Tensor scale(const Tensor& x, double alpha, double beta = 0.0);  // alpha * x + beta
 Tensor clip(const Tensor& x, double low, double high);
 Tensor softmax(const Tensor& x);      // over the last axis
@@ -122,6 +123,11 @@ Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm = {});
 // x (N,H,W,C), w (KH,KW,C,O); pads = {top, bottom, left, right}
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides = {1, 1},
               const std::vector<int64_t>& pads = {0, 0, 0, 0});
+// The transposed convolution: x (N,H,W,C), w (KH,KW,O,C) → (N,OH,OW,O), output_size = {OH, OW}; the
+// conv2d with these strides and pads maps an (OH, OW) image back to (H, W).
+Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const std::vector<int64_t>& output_size,
+                        const std::vector<int64_t>& strides = {1, 1},
+                        const std::vector<int64_t>& pads = {0, 0, 0, 0});
 // Fused forms (docs/ops.md): activation(conv2d(x, w) + b) and activation(matmul(a, b) + bias), with
 // b and bias of shape (O,) and activation one of "linear", "relu", "sigmoid", "tanh".
 Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b,

@@ -1,4 +1,4 @@
-// 2-D convolution (NHWC): conv2d, conv2d_bias and their backward ops.
+// 2-D convolution (NHWC): conv2d, conv2d_bias and their backward ops; conv2d_transpose.
 #include "op_set.hpp"
 
 #include "../autograd.hpp"
@@ -92,6 +92,49 @@ void define_conv_ops(OpSet& set) {
   conv_bfb.fallback = [](const std::vector<Tensor>& in, const Attributes& a) {
     Tensor dw = run_op("conv2d_backward_filter", in, a)[0];
     return std::vector<Tensor>{dw, ops::reduce_sum(in[1], {0, 1, 2}, false)};
+  };
+
+  // conv2d_transpose: x (N,H,W,C), w (KH,KW,O,C) → y (N,OH,OW,O), the convolution whose gradient
+  // w.r.t. its input is conv2d's: y = conv2d_backward_data(x, w) for a conv2d taking y's shape to
+  // x's. `output_size` [OH, OW] picks y's size among those a strided conv2d maps onto (H, W).
+  // Backends enter their conv2d_backward_data kernel under this name; the fallback runs it by name.
+  auto transpose_attrs = [](const Shape& x, const Shape& w, const Attributes& a) {
+    auto size = a.get_ints("output_size", {});
+    if (x.size() != 4 || w.size() != 4 || size.size() != 2)
+      throw Error(op_context("conv2d_transpose", {x, w}) +
+                  ": expects x (N,H,W,C), w (KH,KW,O,C) and output_size [OH, OW]");
+    Attributes full = a;
+    full.set("input_shape", Shape{x[0], size[0], size[1], w[2]});
+    full.set("filter_shape", w);
+    return full;
+  };
+  OpDef& conv_t = set.def("conv2d_transpose", {"strides", "pads", "output_size"});
+  conv_t.infer = [transpose_attrs](const ShapeList& in, const Attributes& a) {
+    need_inputs("conv2d_transpose", in, 2);
+    Shape y = transpose_attrs(in[0], in[1], a).get_ints("input_shape", {});
+    if (in[0][3] != in[1][3])
+      throw Error(op_context("conv2d_transpose", in) + ": input has " + std::to_string(in[0][3]) +
+                  " channels, the kernel (KH,KW,O,C) expects " + std::to_string(in[1][3]));
+    if (conv_out("conv2d_transpose", y, in[1], a) != in[0])
+      throw Error(op_context("conv2d_transpose", in) + ": output_size " + shape_to_string(Shape{y[1], y[2]}) +
+                  " is not one that the strides and pads map onto the input's height and width");
+    return one_shape(y);
+  };
+  // y = Aᵀx with A = conv2d(·, w): dx = A·dy = conv2d(dy, w); dw is conv2d's filter gradient with
+  // dy in the input's place and x in the output gradient's.
+  conv_t.backward = [](const Node& n, const Grads& g) {
+    Grads out(2);
+    Attributes a;
+    a.set("strides", n.attrs.get_ints("strides", {1, 1})).set("pads", n.attrs.get_ints("pads", {0, 0, 0, 0}));
+    if (wants(n, 0)) out[0] = run_op("conv2d", {g[0], n.inputs[1]}, a)[0];
+    if (wants(n, 1)) {
+      a.set("input_shape", g[0].shape()).set("filter_shape", n.inputs[1].shape());
+      out[1] = run_op("conv2d_backward_filter", {g[0], n.inputs[0]}, a)[0];
+    }
+    return out;
+  };
+  conv_t.fallback = [transpose_attrs](const std::vector<Tensor>& in, const Attributes& a) {
+    return run_op("conv2d_backward_data", in, transpose_attrs(in[0].shape(), in[1].shape(), a));
   };
 }
 

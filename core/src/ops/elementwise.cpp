@@ -1,5 +1,5 @@
 // Element-wise ops: copy, fill, the unary ops (and the backward ops of relu, sigmoid, tanh and
-// clip), and the broadcasting binary ops add, sub, mul, div.
+// clip), the broadcasting binary ops add, sub, mul, div, and erf.
 #include "op_set.hpp"
 
 #include "../autograd.hpp"
@@ -96,6 +96,11 @@ void define_elementwise_ops(OpSet& set) {
     Tensor db =
         wants(n, 1) ? sum_to(ops::neg(ops::div(ops::mul(g[0], n.outputs[0]), b)), b.shape()) : Tensor();
     return Grads{da, db};
+  });
+  // erf (for the exact GELU): d/dx erf(x) = 2/√π · e^(−x²), from basic ops.
+  unary("erf", [](const Node& n, const Grads& g) {
+    const double two_over_sqrt_pi = 1.1283791670955126;
+    return Grads{ops::mul(g[0], ops::scale(ops::exp(ops::neg(ops::square(n.inputs[0]))), two_over_sqrt_pi))};
   });
 }
 

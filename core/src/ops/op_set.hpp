@@ -63,7 +63,7 @@ void define_elementwise_ops(OpSet& set);  // copy, fill, unary ops and their bac
 void define_reduce_ops(OpSet& set);       // reduce_sum, softmax, log_softmax
 void define_loss_ops(OpSet& set);         // mean_squared_error, softmax_cross_entropy (+ _backward)
 void define_matmul_ops(OpSet& set);       // matmul, matmul_bias
-void define_conv_ops(OpSet& set);         // conv2d, conv2d_bias and their backward ops
+void define_conv_ops(OpSet& set);         // conv2d, conv2d_bias and their backward ops, conv2d_transpose
 void define_pool_ops(OpSet& set);         // max_pool2d, avg_pool2d and their backward ops
 void define_random_ops(OpSet& set);       // dropout_mask
 void define_shape_ops(OpSet& set);        // reshape

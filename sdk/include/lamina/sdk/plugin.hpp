@@ -249,6 +249,8 @@ inline Tensor square(const Tensor& x) { return run1("square", {&x}); }
 inline Tensor relu(const Tensor& x) { return run1("relu", {&x}); }
 inline Tensor sigmoid(const Tensor& x) { return run1("sigmoid", {&x}); }
 inline Tensor tanh(const Tensor& x) { return run1("tanh", {&x}); }
+// the Gauss error function
+inline Tensor erf(const Tensor& x) { return run1("erf", {&x}); }
 inline Tensor softmax(const Tensor& x) { return run1("softmax", {&x}); }
 inline Tensor log_softmax(const Tensor& x) { return run1("log_softmax", {&x}); }
 // alpha * x + beta
@@ -304,6 +306,15 @@ struct Conv2DOptions {
 };
 inline Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2DOptions& o = {}) {
   return run1("conv2d", {&x, &w}, std::move(Attrs().set("strides", o.strides).set("pads", o.pads)));
+}
+// The transposed convolution (Keras' Conv2DTranspose, the gradient of conv2d w.r.t. its input):
+// x (N,H,W,C), w (KH,KW,O,C) → (N,OH,OW,O), where conv2d with these strides and pads maps an
+// (OH, OW) image onto (H, W); output_size = {OH, OW} says which, as strides admit several.
+inline Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const Shape& output_size,
+                               const Conv2DOptions& o = {}) {
+  return run1(
+      "conv2d_transpose", {&x, &w},
+      std::move(Attrs().set("output_size", output_size).set("strides", o.strides).set("pads", o.pads)));
 }
 // activation(conv2d(x, w) + b), b of shape (O,); activation: linear, relu, sigmoid or tanh.
 inline Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2DOptions& o = {},
@@ -392,9 +403,9 @@ inline bool is_fusable_activation(std::string_view name) {
 }
 
 // The Keras activations lamina provides, by the names Keras writes.
-inline constexpr const char* kActivations[] = {"linear",   "relu",     "sigmoid", "tanh",    "softmax", "elu",
-                                               "selu",     "swish",    "silu",    "softplus", "softsign",
-                                               "exponential"};
+inline constexpr const char* kActivations[] = {
+    "linear", "relu", "sigmoid",  "tanh",     "softmax",     "elu",  "selu",
+    "swish",  "silu", "softplus", "softsign", "exponential", "gelu", "hard_sigmoid"};
 inline bool is_activation(const std::string& name) {
   for (const char* known : kActivations)
     if (name == known) return true;
@@ -415,7 +426,10 @@ inline Tensor elu(const Tensor& x, double alpha = 1.0) {
 // Keras activation by name, composed of ops (so autograd differentiates it). Throws for an unknown
 // name. selu(x) = λ·elu(x, α) with Keras' α and λ; with |x| = relu(x) + relu(-x):
 //   swish(x) = silu(x) = x·sigmoid(x), softplus(x) = relu(x) + log(1 + e^(-|x|)) (no overflow),
-//   softsign(x) = x / (1 + |x|), exponential(x) = e^x.
+//   softsign(x) = x / (1 + |x|), exponential(x) = e^x,
+//   gelu(x) = x·(1 + erf(x/√2))/2, the exact form (Keras' default, approximate=False),
+//   hard_sigmoid(x) = relu6(x + 3)/6 = clip(x/6 + 1/2, 0, 1), Keras 3's definition (tf_keras 2.x
+//   used clip(0.2x + 0.5, 0, 1): a tf_keras file naming it predicts differently, by up to 1/12).
 inline Tensor apply_activation(const std::string& name, const Tensor& x) {
   if (name.empty() || name == "linear") return x;
   if (name == "relu") return ops::relu(x);
@@ -424,6 +438,8 @@ inline Tensor apply_activation(const std::string& name, const Tensor& x) {
   if (name == "softmax") return ops::softmax(x);
   if (name == "swish" || name == "silu") return ops::mul(x, ops::sigmoid(x));
   if (name == "exponential") return ops::exp(x);
+  if (name == "gelu") return ops::mul(x, ops::scale(ops::erf(ops::scale(x, 0.7071067811865476)), 0.5, 0.5));
+  if (name == "hard_sigmoid") return ops::clip(ops::scale(x, 1.0 / 6.0, 0.5), 0.0, 1.0);
   if (name == "elu") return elu(x);
   if (name == "selu") return ops::scale(elu(x, 1.6732632423543772), 1.0507009873554805);  // Keras' α, λ
   const Tensor positive = ops::relu(x), magnitude = ops::add(positive, ops::relu(ops::neg(x)));
