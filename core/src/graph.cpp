@@ -157,19 +157,15 @@ KerasTensor Layer::input() const {
   throw Error("layer '" + name_ + "' has not been called on a symbolic input yet, so it has no input()");
 }
 
+// A shared layer's output() is its first call's, like Keras' get_output_at(0).
 KerasTensor Layer::output() const {
-  int calls = 0;
   std::shared_ptr<graph::Node> first;
   for (const auto& weak : nodes_)
-    if (auto node = weak.lock()) {
-      if (!first) first = node;
-      ++calls;
-    }
+    if ((first = weak.lock())) break;
   if (!first) throw Error("layer '" + name_ + "' has not been called on a symbolic input yet, so it has no output()");
   if (first->output_shapes.size() != 1)
     throw Error("layer '" + name_ + "' has " + std::to_string(first->output_shapes.size()) +
                 " outputs; output() is for a layer with one");
-  (void)calls;  // a shared layer: like Keras' get_output_at(0), the first call's output
   return KerasTensor{first, 0};
 }
 
@@ -244,13 +240,12 @@ std::shared_ptr<Layer> LayerAccess::create(const LayerSpec& spec, const std::str
   return layer;
 }
 
-std::shared_ptr<Layer> LayerAccess::input(const std::string& name, const Shape& shape, boost::json::object config) {
+std::shared_ptr<Layer> LayerAccess::input(const std::string& name, const Shape& shape) {
   auto layer = std::shared_ptr<Layer>(new Layer);
   layer->class_name_ = "InputLayer";
   layer->name_ = name.empty() ? global_unique_name("input_layer") : name;
   layer->input_shapes_ = {shape};
   layer->output_shapes_ = {shape};
-  layer->input_config_ = std::move(config);
   return layer;
 }
 

@@ -30,8 +30,7 @@ struct LayerAccess {
   // A layer of `spec`'s class, configured but not built; named from the config, else `fallback`.
   static std::shared_ptr<Layer> create(const LayerSpec& spec, const std::string& fallback_name);
   // An InputLayer for a model input.
-  static std::shared_ptr<Layer> input(const std::string& name, const Shape& shape,
-                                      boost::json::object config = {});
+  static std::shared_ptr<Layer> input(const std::string& name, const Shape& shape);
   // A model used as a layer of another.
   static std::shared_ptr<Layer> of_model(std::shared_ptr<Model> model);
   // Calls `layer` on symbolic inputs: builds it on its first call (declaring its weights), checks
@@ -40,7 +39,6 @@ struct LayerAccess {
   static const std::vector<std::weak_ptr<graph::Node>>& nodes(const Layer& layer) { return layer.nodes_; }
   static void add_node(Layer& layer, const std::shared_ptr<graph::Node>& node) { layer.nodes_.push_back(node); }
   static void rename(Layer& layer, const std::string& name) { layer.name_ = name; }
-  static const boost::json::object& input_config(const Layer& layer) { return layer.input_config_; }
 };
 
 // Keras' generic_utils.to_snake_case: Conv2D → conv2d, MaxPooling2D → max_pooling2d.

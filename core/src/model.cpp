@@ -221,12 +221,7 @@ Sequential& Sequential::add(const LayerSpec& spec) {
     check_dtype(spec.config, where);
     std::string name;
     if (auto* n = spec.config.if_contains("name"); n && n->is_string()) name = std::string(n->as_string());
-    auto input = LayerAccess::input(name.empty() ? " " : name, *shape);  // " ": named after the first layer
-    auto node = std::make_shared<graph::Node>();
-    node->layer = input;
-    node->output_shapes = {*shape};
-    LayerAccess::add_node(*input, node);
-    inputs_ = {KerasTensor{node, 0}};
+    inputs_ = {Input(*shape, name.empty() ? " " : name)};  // " ": named after the first layer
     return *this;
   }
   auto* given = spec.config.if_contains("name");
@@ -238,14 +233,7 @@ Sequential& Sequential::add(const LayerSpec& spec) {
   where = layer->class_name() + " '" + layer->name() + "'";
   if (layers_.empty()) {
     auto declared = declared_input_shape(spec.config, where);
-    if (declared) {
-      auto input = LayerAccess::input(layer->name() + "_input", *declared);
-      auto node = std::make_shared<graph::Node>();
-      node->layer = input;
-      node->output_shapes = {*declared};
-      LayerAccess::add_node(*input, node);
-      inputs_ = {KerasTensor{node, 0}};
-    }
+    if (declared) inputs_ = {Input(*declared, layer->name() + "_input")};
     if (inputs_.empty())
       throw Error(where + ": the first layer needs an input shape — give input_shape (e.g. {28, 28, 1}), input_dim, "
                           "or add an InputLayer first");

@@ -142,12 +142,9 @@ Model functional_from_config(const json::object& c) {
         if (auto* v = fl.config.if_contains(flag); v && v->is_bool() && v->as_bool())
           throw Error(where + ": " + flag + " inputs are not supported; set \"" + flag + "\": false");
       check_dtype(fl.config, where);
-      fl.layer = LayerAccess::input(fl.name, *shape, fl.config);
-      auto node = std::make_shared<graph::Node>();
-      node->layer = fl.layer;
-      node->output_shapes = {*shape};
-      LayerAccess::add_node(*fl.layer, node);
-      fl.outputs.push_back({KerasTensor{node, 0}});
+      KerasTensor input = Input(*shape, fl.name);
+      fl.layer = input.node->layer;
+      fl.outputs.push_back({input});
     } else if (is_model_class(fl.class_name)) {
       json::object envelope{{"class_name", fl.class_name}, {"config", fl.config}};
       auto inner = std::make_shared<Model>(Model::from_config(envelope));
@@ -165,8 +162,6 @@ Model functional_from_config(const json::object& c) {
   // Every call once the calls it reads exist, in file order as far as it allows (Keras defers a
   // node whose inputs are not there yet the same way).
   std::vector<size_t> done(layers.size(), 0);
-  for (size_t i = 0; i < layers.size(); ++i)
-    if (lower(layers[i].class_name) == "inputlayer") done[i] = 0;
   bool progress = true, left = true;
   while (progress && left) {
     progress = left = false;

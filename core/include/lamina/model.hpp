@@ -110,7 +110,6 @@ class Layer {
   const LayerPlugin* plugin_ = nullptr;
   void* instance_ = nullptr;
   std::shared_ptr<Model> model_;
-  boost::json::object input_config_;  // an InputLayer's config
   std::vector<Shape> input_shapes_, output_shapes_;
   std::vector<Tensor> weights_;
   std::vector<std::string> weight_names_;
