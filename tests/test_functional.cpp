@@ -323,19 +323,28 @@ TEST_CASE("a bad graph gives one error naming the layer and the node") {
                         {"config", {{"name", name}, {"units", 4}}},
                         {"inbound_nodes", inbound}};
   };
-  auto node = [](const char* layer, int index = 0) { return json::array{json::array{layer, index, 0, json::object{}}}; };
+  // Keras 2's inbound_nodes of a layer called once, on call `index` of `layer`: [[[layer, index, 0, {}]]],
+  // built step by step because brace initialisation of nested json::arrays differs between compilers.
+  auto reads = [](const char* layer, int index = 0) {
+    json::array tensor{json::string(layer), index, 0, json::object{}};
+    json::array node;
+    node.emplace_back(std::move(tensor));
+    json::array nodes;
+    nodes.emplace_back(std::move(node));
+    return nodes;
+  };
   // A cycle: a reads b, b reads a.
   CHECK(contains(error_of([&] {
-          Model::from_config(graph({input, dense("a", {node("b")}), dense("b", {node("a")})}, {"in", 0, 0}, {"b", 0, 0}));
+          Model::from_config(graph({input, dense("a", reads("b")), dense("b", reads("a"))}, {"in", 0, 0}, {"b", 0, 0}));
         }),
         "(a cycle in inbound_nodes)"));
   // A layer that is not there, and a call that does not exist.
   CHECK(contains(error_of([&] {
-          Model::from_config(graph({input, dense("a", {node("nowhere")})}, {"in", 0, 0}, {"a", 0, 0}));
+          Model::from_config(graph({input, dense("a", reads("nowhere"))}, {"in", 0, 0}, {"a", 0, 0}));
         }),
         "layer 'a' (Dense), inbound node 0: it reads layer 'nowhere', which the model does not have"));
   CHECK(contains(error_of([&] {
-          Model::from_config(graph({input, dense("a", {node("in", 3)})}, {"in", 0, 0}, {"a", 0, 0}));
+          Model::from_config(graph({input, dense("a", reads("in", 3))}, {"in", 0, 0}, {"a", 0, 0}));
         }),
         "it reads call 3 of layer 'in', which is called only 1 time(s)"));
   // Merge inputs whose shapes do not agree.
@@ -348,12 +357,12 @@ TEST_CASE("a bad graph gives one error naming the layer and the node") {
   CHECK(contains(error_of([&] { LayerSpec("NoSuchLayer", {})(p); }), "NoSuchLayer"));
   CHECK(contains(error_of([&] {
           Model::from_config(graph({input, json::object{{"class_name", "NoSuchLayer"}, {"name", "x"}, {"config", json::object{}},
-                                                        {"inbound_nodes", {node("in")}}}},
+                                                        {"inbound_nodes", reads("in")}}},
                                    {"in", 0, 0}, {"x", 0, 0}));
         }),
         "NoSuchLayer"));
   // Keras 3's inbound-node form reads too, and its errors name the node the same way.
-  json::object k3_dense = dense("a", {});
+  json::object k3_dense = dense("a", json::array{});
   k3_dense["inbound_nodes"] = json::array{json::object{
       {"args", json::array{json::object{{"class_name", "__keras_tensor__"},
                                         {"config", {{"shape", {nullptr, 4}}, {"keras_history", {"in", 0, 0}}}}}}},
