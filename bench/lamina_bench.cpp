@@ -8,6 +8,9 @@
 //   lamina_bench cnn_functional [...]
 //       the same seed CNN written with the functional API (Input, layer calls, Model): the graph
 //       path against the chain, same run.
+//   lamina_bench residual [--config FILE] [...]
+//       the residual network of examples/residual_cnn.json (BatchNormalization, two residual
+//       blocks, Adam), its model and optimizer read from that file; give --batch 64, its batch size.
 //   lamina_bench mlp [--epochs E] [--backend NAME]
 //       the seed 2-layer MLP (batch 16, SGD, MSE) on 20,000 2-D points, 5 epochs: training steps/s.
 //
@@ -19,6 +22,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <random>
 #include <string>
@@ -39,12 +44,14 @@ struct Args {
   int64_t samples = 60000, batch = 32;
   int epochs = 0, latency = 0;  // epochs 0: the mode's default (cnn 1, mlp 5)
   std::string backend, data = "/usr/share/datasets/fashion-mnist";
+  std::string config = LAMINA_SOURCE_DIR "/examples/residual_cnn.json";
 };
 
 Args parse(int argc, char** argv) {
   if (argc < 2)
     throw Error(
-        "usage: lamina_bench cnn|cnn_functional|mlp [--samples N] [--batch B] [--epochs E] [--backend NAME] [--latency K]");
+        "usage: lamina_bench cnn|cnn_functional|residual|mlp [--samples N] [--batch B] [--epochs E] [--backend NAME] "
+        "[--latency K] [--config FILE]");
   Args a;
   a.mode = argv[1];
   for (int i = 2; i < argc; ++i) {
@@ -63,6 +70,8 @@ Args parse(int argc, char** argv) {
       a.backend = v;
     else if (k == "--data")
       a.data = v;
+    else if (k == "--config")
+      a.config = v;
     else
       throw Error("unknown option " + k);
   }
@@ -107,7 +116,14 @@ void run_cnn(const Args& a) {
   std::vector<float> labels = d.test.y.to_vector();
   d = Dataset{};  // the raw images: only the scaled copies above are used from here on
 
+  boost::json::object residual;  // the training config of examples/residual_cnn.json
+  if (a.mode == "residual") {
+    std::ifstream in(a.config);
+    if (!in) throw Error("cannot read " + a.config + " (give the residual network's config with --config)");
+    residual = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {})).as_object();
+  }
   Model model = [&]() -> Model {
+    if (a.mode == "residual") return Model::from_config(residual.at("model"));
     if (a.mode == "cnn_functional") {
       KerasTensor in = Input({28, 28, 1});
       KerasTensor x = Conv2D(32, {5, 5}, {.activation = "relu"})(in);
@@ -124,7 +140,14 @@ void run_cnn(const Args& a) {
     seq.add(Dense(10, {.activation = "softmax"}));
     return seq;
   }();
-  model.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta"});
+  if (a.mode == "residual") {
+    const boost::json::object& optimizer = residual.at("compile").at("optimizer").as_object();
+    model.compile({.loss = "categorical_crossentropy",
+                   .optimizer = OptimizerSpec(std::string(optimizer.at("class_name").as_string()),
+                                              optimizer.at("config").as_object())});
+  } else {
+    model.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta"});
+  }
 
   reset_peak_memory();
   for (int e = 1; e <= std::max(a.epochs, 1); ++e) {
@@ -195,12 +218,12 @@ int main(int argc, char** argv) {
     Args a = parse(argc, argv);
     if (!a.backend.empty()) set_backend(a.backend);
     std::printf("backend: %s\n", backend().c_str());
-    if (a.mode == "cnn" || a.mode == "cnn_functional")
+    if (a.mode == "cnn" || a.mode == "cnn_functional" || a.mode == "residual")
       run_cnn(a);
     else if (a.mode == "mlp")
       run_mlp(a);
     else
-      throw Error("unknown mode '" + a.mode + "' (cnn, cnn_functional or mlp)");
+      throw Error("unknown mode '" + a.mode + "' (cnn, cnn_functional, residual or mlp)");
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -6,6 +6,9 @@
       softmax cross-entropy, Adadelta lr 1.0, on the first N Fashion-MNIST training images; per epoch
       training samples/s, then inference samples/s over the 10,000 test images in batches of 1000 and
       test accuracy; with --latency K, the median time of K single-image predictions.
+  torch_seed.py residual [--samples N] [--batch B] [...]
+      the same for examples/residual_cnn.json (3x3 convolutions with BatchNormalization, two residual
+      blocks, Adam lr 1e-3); run it with --batch 64, the example's batch size.
   torch_seed.py mlp [--epochs E] [--threads T]
       the seed MLP (Dense 100 sigmoid, Dense 100 sigmoid, Dense 1 sigmoid), MSE, SGD lr 0.01, batch 16,
       20,000 2-D points, 5 epochs unless told: training steps/s.
@@ -67,14 +70,42 @@ def blas():
     return 'unknown'
 
 
+class ConvBnRelu(nn.Sequential):
+    """3x3 convolution without bias, BatchNormalization (Keras' epsilon 1e-3, momentum 0.9), ReLU."""
+    def __init__(self, cin, cout):
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1),
+                         nn.ReLU())
+
+
+class ResidualBlock(nn.Module):
+    """relu(x + bn(conv(relu(bn(conv(x)))))), as examples/residual_cnn.cpp."""
+    def __init__(self, c):
+        super().__init__()
+        self.body = nn.Sequential(ConvBnRelu(c, c), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c, eps=1e-3, momentum=0.1))
+
+    def forward(self, x):
+        return F.relu(x + self.body(x))
+
+
+def residual_cnn():
+    """examples/residual_cnn.json: two residual stages (32 and 64 channels), dropout 0.3, dense 10."""
+    return nn.Sequential(ConvBnRelu(1, 32), ResidualBlock(32), nn.MaxPool2d(2), ConvBnRelu(32, 64), ResidualBlock(64),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 7 * 7, 10))
+
+
 def cnn(a):
     Xtr = torch.tensor(idx(f'{a.data}/train-images-idx3-ubyte.gz')[:a.samples, None].astype(np.float32) / 255.0)
     ytr = torch.tensor(idx(f'{a.data}/train-labels-idx1-ubyte.gz')[:a.samples].astype(np.int64))
     Xte = torch.tensor(idx(f'{a.data}/t10k-images-idx3-ubyte.gz')[:, None].astype(np.float32) / 255.0)
     yte = torch.tensor(idx(f'{a.data}/t10k-labels-idx1-ubyte.gz').astype(np.int64))
-    model = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.Conv2d(32, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(3200, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    if a.mode == 'residual':
+        model = residual_cnn()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)  # Keras' Adam epsilon
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.Conv2d(32, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(3200, 128), nn.ReLU(), nn.Linear(128, 10))
+        opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
     n = len(Xtr)
     reset_peak_memory()
     for ep in range(a.epochs):
@@ -135,7 +166,7 @@ def mlp(a):
 
 
 p = argparse.ArgumentParser()
-p.add_argument('mode', choices=['cnn', 'mlp'])
+p.add_argument('mode', choices=['cnn', 'residual', 'mlp'])
 p.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
 p.add_argument('--samples', type=int, default=60000)
 p.add_argument('--batch', type=int, default=32)
@@ -144,8 +175,8 @@ p.add_argument('--threads', type=int, default=2)
 p.add_argument('--latency', type=int, default=0)
 a = p.parse_args()
 if a.epochs is None:
-    a.epochs = 1 if a.mode == 'cnn' else 5
+    a.epochs = 5 if a.mode == 'mlp' else 1
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 print(f'torch: {torch.__version__} threads: {torch.get_num_threads()} blas: {blas()}', flush=True)
-cnn(a) if a.mode == 'cnn' else mlp(a)
+mlp(a) if a.mode == 'mlp' else cnn(a)

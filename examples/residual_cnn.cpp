@@ -35,7 +35,7 @@ Model residual_cnn() {
   x = conv_bn_relu(x, 64);      // 14x14x64
   x = residual_block(x, 64);
   x = MaxPooling2D({2, 2})(x);  // 7x7x64
-  x = GlobalAveragePooling2D()(x);
+  x = Dropout(0.3)(Flatten()(x));
   KerasTensor outputs = Dense(10, {.activation = "softmax", .name = "probs"})(x);
   return Model(inputs, outputs, "residual_cnn");
 }

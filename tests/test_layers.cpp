@@ -235,6 +235,44 @@ TEST_CASE("Dropout in training zeroes about `rate` of the inputs and scales the 
   CHECK(model.layer(0).call(x, true, 4321).to_vector() != y);
 }
 
+TEST_CASE("SpatialDropout2D drops whole feature maps: one mask value per sample and channel") {
+  Sequential model = single(SpatialDropout2D(0.5), {4, 5, 64});
+  Tensor x = Tensor::full({3, 4, 5, 64}, 1.0f);
+  std::vector<float> y = model.layer(0).call(x, true, 77).to_vector();
+  int64_t dropped_maps = 0;
+  for (int64_t n = 0; n < 3; ++n)
+    for (int64_t c = 0; c < 64; ++c) {
+      const float first = y[size_t(n * 4 * 5 * 64 + c)];
+      CHECK((first == 0.0f || first == 2.0f));
+      for (int64_t p = 1; p < 4 * 5; ++p) CHECK(y[size_t((n * 20 + p) * 64 + c)] == first);  // the whole map
+      dropped_maps += first == 0.0f;
+    }
+  CHECK(dropped_maps > 60);  // 96 of 192 expected
+  CHECK(dropped_maps < 132);
+  CHECK(predict_one(model, std::vector<float>(4 * 5 * 64, 1.0f)) == std::vector<float>(4 * 5 * 64, 1.0f));
+  CHECK(test::error_of([] { single(SpatialDropout2D(0.5), {10, 3}); }).find("expects inputs of rank 4") !=
+        std::string::npos);
+  CHECK(test::error_of([] {
+          single(LayerSpec{"SpatialDropout2D", {{"rate", 0.5}, {"data_format", "channels_first"}}}, {3, 4, 4});
+        }).find("channels_last") != std::string::npos);
+}
+
+TEST_CASE("SpatialDropout1D shares a channel's mask value along the steps; Dropout's noise_shape likewise") {
+  Tensor x = Tensor::full({2, 30, 8}, 1.0f);
+  std::vector<float> y = single(SpatialDropout1D(0.5), {30, 8}).layer(0).call(x, true, 5).to_vector();
+  boost::json::array noise{nullptr, 1, nullptr};  // Keras' noise_shape=(None, 1, None)
+  Sequential shaped = single(LayerSpec{"Dropout", {{"rate", 0.5}, {"noise_shape", noise}}}, {30, 8});
+  std::vector<float> z = shaped.layer(0).call(x, true, 5).to_vector();
+  for (const std::vector<float>* v : {&y, &z})
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t t = 1; t < 30; ++t)
+        for (int64_t c = 0; c < 8; ++c) CHECK((*v)[size_t((n * 30 + t) * 8 + c)] == (*v)[size_t(n * 30 * 8 + c)]);
+  CHECK(shaped.layer(0).get_config().at("noise_shape") == noise);  // written back as read
+  boost::json::array wrong{nullptr, 3, nullptr};
+  CHECK(test::error_of([&] { single(LayerSpec{"Dropout", {{"rate", 0.5}, {"noise_shape", wrong}}}, {30, 8}); })
+            .find("noise_shape entry 1 is 3; it must be 1, null or the input's size 30") != std::string::npos);
+}
+
 TEST_CASE("Reshape gives each sample the target shape, inferring one -1 axis") {
   Sequential model = single(Reshape({-1, 3}), {6});
   CHECK(model.output_shape() == Shape{2, 3});

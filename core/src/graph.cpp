@@ -5,6 +5,7 @@
 #include "initializers.hpp"
 #include "model.hpp"
 #include "plugins.hpp"
+#include "regularization.hpp"
 #include "tensor_impl.hpp"
 #include "text.hpp"
 
@@ -355,6 +356,10 @@ std::vector<KerasTensor> LayerAccess::call(const std::shared_ptr<Layer>& layer_p
       l->weight_trainable_.push_back(train);
     };
     outputs = run_build(layer, *layer.plugin_, layer.instance_, shapes, builder);
+    std::vector<Shape> weight_shapes;
+    for (const Tensor& w : layer.weights_) weight_shapes.push_back(w.shape());
+    LayerTerms terms = read_layer_terms(where, layer.get_config(), layer.weight_names_, weight_shapes);
+    if (!terms.empty()) layer.terms_ = std::make_shared<const LayerTerms>(std::move(terms));
     layer.input_shapes_ = shapes;
     layer.output_shapes_ = outputs;
   } else {

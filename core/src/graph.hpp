@@ -39,6 +39,8 @@ struct LayerAccess {
   static const std::vector<std::weak_ptr<graph::Node>>& nodes(const Layer& layer) { return layer.nodes_; }
   static void add_node(Layer& layer, const std::shared_ptr<graph::Node>& node) { layer.nodes_.push_back(node); }
   static void rename(Layer& layer, const std::string& name) { layer.name_ = name; }
+  // The layer's regularizers and constraints (read when it is built); null when it has none.
+  static const LayerTerms* terms(const Layer& layer) { return layer.terms_.get(); }
 };
 
 // Keras' generic_utils.to_snake_case: Conv2D → conv2d, MaxPooling2D → max_pooling2d.

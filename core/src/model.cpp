@@ -3,6 +3,7 @@
 #include "model.hpp"
 
 #include "graph.hpp"
+#include "regularization.hpp"
 #include "tensor_impl.hpp"
 #include "text.hpp"
 
@@ -154,6 +155,10 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool train
       std::vector<Tensor> out = layer.call(step_inputs, training, layer_seed);
       for (size_t o = 0; o < out.size(); ++o) values[size_t(step.out) + o] = std::move(out[o]);
     }
+    if (ActivityPenalties* activity = ActivityPenalties::current())
+      if (const LayerTerms* terms = LayerAccess::terms(layer); terms && terms->activity.active())
+        for (size_t o = 0; o < step.node->output_shapes.size(); ++o)
+          activity->add(terms->activity, values[size_t(step.out) + o]);
   }
   std::vector<Tensor> result;
   for (int s : wanted_slots) result.push_back(values[size_t(s)]);

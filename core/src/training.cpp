@@ -7,6 +7,7 @@
 #include "op_registry.hpp"
 #include "plugins.hpp"
 #include "profiler.hpp"
+#include "regularization.hpp"
 #include "replay.hpp"
 #include "tensor_impl.hpp"
 #include "text.hpp"
@@ -23,6 +24,7 @@
 #include <functional>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <unistd.h>
@@ -282,6 +284,7 @@ struct Model::Training {
   std::vector<Tensor> params;
   std::vector<Tensor> state;  // non-trainable weights (BatchNormalization's moving statistics)
   std::vector<std::vector<Tensor>> slots;
+  ModelTerms terms;  // the regularizers and constraints that apply
   int64_t iteration = 0;
   // Training's own randomness (data order, dropout seeds) and position, so that a run saved and
   // resumed continues exactly as an uninterrupted one (TrainingState).
@@ -293,6 +296,40 @@ struct Model::Training {
     if (instance) optimizer->table.destroy(instance);
   }
 };
+
+namespace {
+
+// The regularizers and constraints of the model's layers (nested models' included) that apply:
+// Keras penalizes and constrains trainable weights only.
+ModelTerms collect_terms(const Model& model, const std::vector<Tensor>& params) {
+  ModelTerms out;
+  std::set<const TensorImpl*> trainable, seen;
+  for (const Tensor& p : params) trainable.insert(p.impl());
+  std::function<void(const Model&)> visit = [&](const Model& m) {
+    for (size_t k = 0; k < m.size(); ++k) {
+      const Layer& layer = m.layer(k);
+      if (layer.model()) {
+        visit(*layer.model());
+        continue;
+      }
+      const LayerTerms* terms = LayerAccess::terms(layer);
+      if (!terms) continue;
+      out.activity = out.activity || terms->activity.active();
+      for (size_t i = 0; i < layer.weights().size(); ++i) {
+        const Tensor& w = layer.weights()[i];
+        if (!trainable.count(w.impl()) || !seen.insert(w.impl()).second) continue;
+        if (terms->weight_penalties[i].active()) out.penalties.emplace_back(w, terms->weight_penalties[i]);
+        if (terms->constraints[i].active()) out.constraints.emplace_back(w, terms->constraints[i]);
+      }
+    }
+  };
+  visit(model);
+  return out;
+}
+
+Tensor plus(const Tensor& a, const Tensor& b) { return b.defined() ? ops::add(a, b) : a; }
+
+}  // namespace
 
 bool Model::compiled() const { return training_ != nullptr; }
 const CompileOptions& Model::compile_options() const {
@@ -336,6 +373,7 @@ void Model::compile(const CompileOptions& options) {
     for (size_t i = 0; i < l->weights().size(); ++i)
       if (seen.insert(l->weights()[i].impl()).second)
         (l->weight_trainable(i) ? t->params : t->state).push_back(l->weights()[i]);
+  t->terms = collect_terms(*this, t->params);
   int32_t n_slots = t->optimizer->table.slot_count(t->instance);
   for (const Tensor& p : t->params) {
     std::vector<Tensor> s;
@@ -649,8 +687,13 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
           RecordingPtr recording = replayable ? replay.begin(xb[0], targets[0]) : RecordingPtr();
           {
             RecordingScope scope(recording.get());
+            std::optional<ActivityPenalties> activity;
+            if (t.terms.activity) activity.emplace();
             preds = forward(xb, true, t.rng(), outputs_);
             loss = total_loss(step_losses, t.loss_weights, preds, targets, t.options.from_logits, &parts);
+            // Keras' reported loss includes the regularizers' terms; each output's own loss does not.
+            if (activity) loss = plus(loss, activity->total());
+            loss = plus(loss, t.terms.weight_penalties());
             grads = gradients(loss, t.params);
           }
           if (replayable) replay.finish(std::move(recording), preds[0], loss, grads);
@@ -681,6 +724,7 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
                                        int32_t(slots.size()), t.iteration, &error) != LAMINA_OK)
             throw Error(std::string("optimizer ") + t.optimizer->table.class_name + ": " + error.message);
         }
+        t.terms.apply_constraints();
       }
       if (comm && !t.state.empty()) average_state(*comm, t.state, double(bs) / double(global_rows));
       loss_sum += value * double(global_rows);
@@ -753,6 +797,8 @@ std::map<std::string, double> Model::evaluate(BatchSource& data, int verbose) {
   EpochLog log(output_names(), t.options.metrics);
   double loss_sum = 0;
   auto start = std::chrono::steady_clock::now();
+  Tensor penalties = t.terms.weight_penalties();  // the weights do not change while evaluating
+  const double weights_penalty = penalties.defined() ? double(penalties.item()) : 0.0;
   // In a job of many, each rank evaluates its share of every batch and the sums are reduced.
   const lamina_communicator* comm = distributed::active_communicator();
   for (int64_t b = 0; b < data.num_batches(); ++b) {
@@ -769,8 +815,12 @@ std::map<std::string, double> Model::evaluate(BatchSource& data, int verbose) {
       if (xb[0].dim(0) == 0) continue;
     }
     const double rows = double(xb[0].dim(0));
+    std::optional<ActivityPenalties> activity;
+    if (t.terms.activity) activity.emplace();
     std::vector<Tensor> preds = forward(xb, false, 0, outputs_), parts;
-    loss_sum += double(total_loss(t.losses, t.loss_weights, preds, yb, t.options.from_logits, &parts).item()) * rows;
+    Tensor loss = total_loss(t.losses, t.loss_weights, preds, yb, t.options.from_logits, &parts);
+    if (activity) loss = plus(loss, activity->total());
+    loss_sum += (double(loss.item()) + weights_penalty) * rows;
     for (size_t j = 0; j < parts.size(); ++j) log.loss_sums[j] += double(parts[j].item()) * rows;
     for (size_t j = 0; j < preds.size(); ++j) update_metrics(log.metrics[j], t.losses[j], preds[j], yb[j]);
   }

@@ -123,7 +123,7 @@ PReLU::PReLU(const std::string& config_json) {
       if (a < 1)
         config.fail("config key 'shared_axes' numbers axes from 1 (0 is the batch), got " + value_text(v));
   }
-  unapplied_ = read_unapplied(config, label_, {"alpha_regularizer", "alpha_constraint"});
+  regularizers_ = keep_regularizers(config, {"alpha_regularizer", "alpha_constraint"});
 }
 
 std::string PReLU::get_config() const {
@@ -135,7 +135,7 @@ std::string PReLU::get_config() const {
     for (int64_t a : shared_axes_) axes.push_back(a);
     o["shared_axes"] = axes;
   }
-  for (const auto& kv : unapplied_) o[kv.key()] = kv.value();
+  for (const auto& kv : regularizers_) o[kv.key()] = kv.value();
   return sdk::to_json(o);
 }
 

@@ -85,7 +85,7 @@ class PReLU final : public sdk::Layer {
   std::string label_;
   json::value alpha_initializer_;
   std::vector<int64_t> shared_axes_;
-  json::object unapplied_;
+  json::object regularizers_;
 };
 
 }  // namespace lamina::layers

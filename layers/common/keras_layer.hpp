@@ -69,20 +69,12 @@ inline json::value read_initializer(const Config& config, const char* key, const
   return v;
 }
 
-// Regularizers and constraints only shape training. Dropping them silently would change what a
-// loaded model means, so they are kept for get_config and a warning says they are not applied.
-inline json::object read_unapplied(const Config& config, const std::string& label,
-                                   std::initializer_list<const char*> keys) {
+// Regularizers and constraints stay in the layer's config as they were read (null when absent):
+// the core reads them from get_config when the layer is built, checks them, and applies them in
+// training (core/src/regularization.cpp), the same way for every layer.
+inline json::object keep_regularizers(const Config& config, std::initializer_list<const char*> keys) {
   json::object kept;
-  for (const char* key : keys) {
-    if (config.has(key)) {
-      kept[key] = config.object().at(key);
-      warn(label + ": " + key + " " + value_text(config.object().at(key)) +
-           " is kept in the config but lamina does not apply it in training");
-    } else {
-      kept[key] = nullptr;
-    }
-  }
+  for (const char* key : keys) kept[key] = config.has(key) ? config.object().at(key) : json::value(nullptr);
   return kept;
 }
 

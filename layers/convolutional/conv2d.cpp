@@ -24,8 +24,7 @@ Conv2D::Conv2D(const std::string& config_json) {
   use_bias_ = config.get_bool("use_bias", true);
   kernel_initializer_ = read_initializer(config, "kernel_initializer", "glorot_uniform");
   bias_initializer_ = read_initializer(config, "bias_initializer", "zeros");
-  unapplied_ = read_unapplied(config, label_,
-                              {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
+  regularizers_ = keep_regularizers(config, {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
                                "kernel_constraint", "bias_constraint"});
 }
 
@@ -42,7 +41,7 @@ std::string Conv2D::get_config() const {
                  {"use_bias", use_bias_},
                  {"kernel_initializer", kernel_initializer_},
                  {"bias_initializer", bias_initializer_}};
-  for (const auto& kv : unapplied_) o[kv.key()] = kv.value();
+  for (const auto& kv : regularizers_) o[kv.key()] = kv.value();
   return sdk::to_json(o);
 }
 

@@ -28,7 +28,7 @@ class Conv2D final : public sdk::Layer {
   bool use_bias_ = true;
   json::value kernel_initializer_;
   json::value bias_initializer_;
-  json::object unapplied_;
+  json::object regularizers_;
 };
 
 }  // namespace lamina::layers

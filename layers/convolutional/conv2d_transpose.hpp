@@ -39,7 +39,7 @@ class Conv2DTranspose final : public sdk::Layer {
   bool use_bias_ = true;
   json::value kernel_initializer_;
   json::value bias_initializer_;
-  json::object unapplied_;
+  json::object regularizers_;
 };
 
 }  // namespace lamina::layers

@@ -34,7 +34,7 @@ class Dense final : public sdk::Layer {
   bool use_bias_ = true;
   json::value kernel_initializer_;
   json::value bias_initializer_;
-  json::object unapplied_;
+  json::object regularizers_;
 };
 
 class Activation final : public sdk::Layer {
@@ -62,17 +62,36 @@ class Flatten final : public sdk::Layer {
   std::string data_format_;
 };
 
-class Dropout final : public sdk::Layer {
+// Dropout, and SpatialDropout1D/2D/3D, which drop whole channels: one mask value per sample and
+// channel, shared by every step / pixel / voxel. Dropout's noise_shape picks the mask's shape the
+// same way (1 on an axis shares the value along it; null takes the input's size).
+class Dropout : public sdk::Layer {
  public:
-  explicit Dropout(const std::string& config_json);
+  explicit Dropout(const std::string& config_json) : Dropout(config_json, "Dropout", 0) {}
   std::string get_config() const override;
   Shape build(sdk::LayerBuilder& builder, const Shape& input_shape) override;
   sdk::Tensor call(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
                    const sdk::Tensor& input) override;
 
+ protected:
+  // spatial_rank 1, 2, 3: SpatialDropout1D/2D/3D.
+  Dropout(const std::string& config_json, const char* class_name, int spatial_rank);
+
  private:
+  std::string label_;
+  int spatial_rank_ = 0;
   double rate_ = 0.0;
   json::value seed_;
+  json::value noise_shape_;  // Dropout's, as read (null: one value per element)
+};
+
+template <int SpatialRank>
+class SpatialDropout final : public Dropout {
+ public:
+  static constexpr const char* kClassName = SpatialRank == 1   ? "SpatialDropout1D"
+                                            : SpatialRank == 2 ? "SpatialDropout2D"
+                                                               : "SpatialDropout3D";
+  explicit SpatialDropout(const std::string& config_json) : Dropout(config_json, kClassName, SpatialRank) {}
 };
 
 class Reshape final : public sdk::Layer {

@@ -2,24 +2,53 @@
 
 namespace lamina::layers {
 
-Dropout::Dropout(const std::string& config_json) {
-  Config config(config_json, "Dropout");
+Dropout::Dropout(const std::string& config_json, const char* class_name, int spatial_rank)
+    : spatial_rank_(spatial_rank) {
+  Config config(config_json, class_name);
+  label_ = layer_label(class_name, config);
   if (!config.has("rate"))
     config.fail("config key 'rate' is missing; give the fraction of inputs to drop, e.g. 0.5");
   rate_ = config.get_float("rate", 0.0);
   // rate 1 would scale the kept (no) units by 1/0.
   if (!(rate_ >= 0.0 && rate_ < 1.0))
     config.fail("config key 'rate' must be in [0, 1), got " + value_text(config.object().at("rate")));
-  if (config.has("noise_shape"))
-    config.fail("config key 'noise_shape' is not supported yet; set it to null (one mask per element)");
+  if (spatial_rank_ > 0) {
+    require_channels_last(config);
+  } else if (config.has("noise_shape")) {
+    noise_shape_ = config.object().at("noise_shape");
+    if (!noise_shape_.is_array())
+      config.fail("config key 'noise_shape' must be a list with one entry per input axis (null for the "
+                  "input's size, 1 to share the mask along that axis), got " + value_text(noise_shape_));
+    for (const json::value& d : noise_shape_.as_array())
+      if (!d.is_null() && !((d.is_int64() || d.is_uint64()) && d.to_number<int64_t>() >= 1))
+        config.fail("config key 'noise_shape' has the entry " + value_text(d) +
+                    "; each entry is null or a positive size");
+  }
   seed_ = config.has("seed") ? json::value(config.get_int("seed", 0)) : json::value(nullptr);
 }
 
 std::string Dropout::get_config() const {
-  return sdk::to_json({{"rate", rate_}, {"noise_shape", nullptr}, {"seed", seed_}});
+  if (spatial_rank_ > 0)
+    return sdk::to_json({{"rate", rate_}, {"seed", seed_}, {"data_format", "channels_last"}});
+  return sdk::to_json({{"rate", rate_}, {"noise_shape", noise_shape_}, {"seed", seed_}});
 }
 
 Shape Dropout::build(sdk::LayerBuilder&, const Shape& input_shape) {
+  if (spatial_rank_ > 0 && input_shape.size() != size_t(spatial_rank_) + 1)
+    throw sdk::Error(label_ + ": expects inputs of rank " + std::to_string(spatial_rank_ + 2) +
+                     " (batch, " + (spatial_rank_ == 1 ? "steps" : spatial_rank_ == 2 ? "rows, cols" : "dim1, dim2, dim3") +
+                     ", channels), got per-sample shape " + shape_text(input_shape));
+  if (noise_shape_.is_array()) {
+    const json::array& noise = noise_shape_.as_array();
+    if (noise.size() != input_shape.size() + 1)
+      throw sdk::Error(label_ + ": noise_shape has " + std::to_string(noise.size()) + " entries, but the input has " +
+                       std::to_string(input_shape.size() + 1) + " axes (the batch included)");
+    for (size_t a = 1; a < noise.size(); ++a)
+      if (!noise[a].is_null() && noise[a].to_number<int64_t>() != 1 &&
+          noise[a].to_number<int64_t>() != input_shape[a - 1])
+        throw sdk::Error(label_ + ": noise_shape entry " + std::to_string(a) + " is " + value_text(noise[a]) +
+                         "; it must be 1, null or the input's size " + std::to_string(input_shape[a - 1]));
+  }
   return input_shape;
 }
 
@@ -28,7 +57,18 @@ Shape Dropout::build(sdk::LayerBuilder&, const Shape& input_shape) {
 sdk::Tensor Dropout::call(const sdk::CallContext& context, const std::vector<sdk::Tensor>&,
                           const sdk::Tensor& input) {
   if (!context.training || rate_ == 0.0) return input;
-  return sdk::ops::mul(input, sdk::ops::dropout_mask(input, rate_, context.seed));
+  if (spatial_rank_ == 0 && !noise_shape_.is_array())
+    return sdk::ops::mul(input, sdk::ops::dropout_mask(input, rate_, context.seed));
+  // A mask of the noise shape, broadcast over the axes where it is 1.
+  Shape mask = input.shape();
+  if (spatial_rank_ > 0) {
+    for (size_t a = 1; a + 1 < mask.size(); ++a) mask[a] = 1;
+  } else {
+    const json::array& noise = noise_shape_.as_array();
+    for (size_t a = 0; a < mask.size(); ++a)
+      if (!noise[a].is_null()) mask[a] = noise[a].to_number<int64_t>();
+  }
+  return sdk::ops::mul(input, sdk::ops::dropout_mask(mask, rate_, context.seed));
 }
 
 }  // namespace lamina::layers

@@ -29,8 +29,7 @@ BatchNormalization::BatchNormalization(const std::string& config_json) {
   gamma_initializer_ = read_initializer(config, "gamma_initializer", "ones");
   moving_mean_initializer_ = read_initializer(config, "moving_mean_initializer", "zeros");
   moving_variance_initializer_ = read_initializer(config, "moving_variance_initializer", "ones");
-  unapplied_ = read_unapplied(
-      config, label_, {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"});
+  regularizers_ = keep_regularizers(config, {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"});
 
   if (config.get_bool("renorm", false))
     config.fail("config key 'renorm' is true: batch renormalization is not supported; set \"renorm\": false");
@@ -55,7 +54,7 @@ std::string BatchNormalization::get_config() const {
                  {"gamma_initializer", gamma_initializer_},
                  {"moving_mean_initializer", moving_mean_initializer_},
                  {"moving_variance_initializer", moving_variance_initializer_}};
-  for (const auto& kv : unapplied_) o[kv.key()] = kv.value();
+  for (const auto& kv : regularizers_) o[kv.key()] = kv.value();
   for (const auto& kv : passed_on_) o[kv.key()] = kv.value();
   return sdk::to_json(o);
 }

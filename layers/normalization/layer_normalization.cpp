@@ -11,8 +11,7 @@ LayerNormalization::LayerNormalization(const std::string& config_json) {
   scale_ = config.get_bool("scale", true);
   beta_initializer_ = read_initializer(config, "beta_initializer", "zeros");
   gamma_initializer_ = read_initializer(config, "gamma_initializer", "ones");
-  unapplied_ = read_unapplied(
-      config, label_, {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"});
+  regularizers_ = keep_regularizers(config, {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"});
   // Keras 3 only; its meaning has changed between Keras releases, so lamina does not guess one.
   if (config.get_bool("rms_scaling", false))
     config.fail(
@@ -27,7 +26,7 @@ std::string LayerNormalization::get_config() const {
                  {"scale", scale_},
                  {"beta_initializer", beta_initializer_},
                  {"gamma_initializer", gamma_initializer_}};
-  for (const auto& kv : unapplied_) o[kv.key()] = kv.value();
+  for (const auto& kv : regularizers_) o[kv.key()] = kv.value();
   for (const auto& kv : passed_on_) o[kv.key()] = kv.value();
   return sdk::to_json(o);
 }

@@ -54,7 +54,7 @@ class BatchNormalization final : public sdk::Layer {
   bool center_ = true, scale_ = true;
   bool frozen_ = false;  // "trainable": false runs in inference mode, as in Keras
   json::value beta_initializer_, gamma_initializer_, moving_mean_initializer_, moving_variance_initializer_;
-  json::object unapplied_;  // regularizers and constraints
+  json::object regularizers_;  // regularizers and constraints
   json::object passed_on_;  // optional keys of one Keras flavour, written back only when read
 };
 
@@ -75,7 +75,7 @@ class LayerNormalization final : public sdk::Layer {
   double epsilon_ = 1e-3;
   bool center_ = true, scale_ = true;
   json::value beta_initializer_, gamma_initializer_;
-  json::object unapplied_;
+  json::object regularizers_;
   json::object passed_on_;
 };
 

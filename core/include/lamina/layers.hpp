@@ -21,6 +21,58 @@ inline void common(boost::json::object& c, const std::string& name, const Shape&
   if (!name.empty()) c["name"] = name;
   if (!input_shape.empty()) c["input_shape"] = to_json_array(input_shape);
 }
+// Sets `key` when `value` is given (a regularizer or constraint; null means none).
+inline void optional(boost::json::object& c, const char* key, const boost::json::value& value) {
+  if (!value.is_null()) c[key] = value;
+}
+}  // namespace detail
+
+// Keras' regularizers, in the form Keras writes them: Dense(64, {.kernel_regularizer = L2(1e-4)})
+// adds 1e-4·Σw² of the kernel to the training loss (docs/regularization.md).
+namespace regularizers {
+inline boost::json::value L1(double l1 = 0.01) {
+  return boost::json::object{{"class_name", "L1"}, {"config", {{"l1", l1}}}};
+}
+inline boost::json::value L2(double l2 = 0.01) {
+  return boost::json::object{{"class_name", "L2"}, {"config", {{"l2", l2}}}};
+}
+inline boost::json::value L1L2(double l1 = 0.0, double l2 = 0.0) {
+  return boost::json::object{{"class_name", "L1L2"}, {"config", {{"l1", l1}, {"l2", l2}}}};
+}
+}  // namespace regularizers
+
+// Keras' weight constraints, applied after each optimizer step; `axes` are the axes the norm runs
+// over (Keras' axis: 0 for a Dense kernel's inputs, {0, 1, 2} for a Conv2D kernel's window).
+namespace constraints {
+inline boost::json::value MaxNorm(double max_value = 2.0, const Shape& axes = {0}) {
+  return boost::json::object{{"class_name", "MaxNorm"},
+                             {"config", {{"max_value", max_value}, {"axis", detail::to_json_array(axes)}}}};
+}
+inline boost::json::value MinMaxNorm(double min_value = 0.0, double max_value = 1.0, double rate = 1.0,
+                                     const Shape& axes = {0}) {
+  return boost::json::object{
+      {"class_name", "MinMaxNorm"},
+      {"config",
+       {{"min_value", min_value}, {"max_value", max_value}, {"rate", rate}, {"axis", detail::to_json_array(axes)}}}};
+}
+inline boost::json::value UnitNorm(const Shape& axes = {0}) {
+  return boost::json::object{{"class_name", "UnitNorm"}, {"config", {{"axis", detail::to_json_array(axes)}}}};
+}
+inline boost::json::value NonNeg() {
+  return boost::json::object{{"class_name", "NonNeg"}, {"config", boost::json::object{}}};
+}
+}  // namespace constraints
+
+namespace detail {
+// The regularizer and constraint keys of Dense, Conv2D and the like, from their options.
+template <class Options>
+void weight_terms(boost::json::object& c, const Options& o) {
+  optional(c, "kernel_regularizer", o.kernel_regularizer);
+  optional(c, "bias_regularizer", o.bias_regularizer);
+  optional(c, "activity_regularizer", o.activity_regularizer);
+  optional(c, "kernel_constraint", o.kernel_constraint);
+  optional(c, "bias_constraint", o.bias_constraint);
+}
 }  // namespace detail
 
 struct DenseOptions {
@@ -31,6 +83,8 @@ struct DenseOptions {
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";
   std::string name;
+  boost::json::value kernel_regularizer = nullptr, bias_regularizer = nullptr, activity_regularizer = nullptr;
+  boost::json::value kernel_constraint = nullptr, bias_constraint = nullptr;
 };
 // Dense(100, {.input_dim = 2, .activation = "sigmoid"})
 inline LayerSpec Dense(int64_t units, const DenseOptions& o = {}) {
@@ -38,6 +92,7 @@ inline LayerSpec Dense(int64_t units, const DenseOptions& o = {}) {
                         {"kernel_initializer", o.kernel_initializer}, {"bias_initializer", o.bias_initializer}};
   detail::common(c, o.name, o.input_shape);
   if (o.input_dim > 0) c["input_dim"] = o.input_dim;
+  detail::weight_terms(c, o);
   return {"Dense", c};
 }
 
@@ -50,6 +105,8 @@ struct Conv2DOptions {
   std::string bias_initializer = "zeros";
   Shape input_shape;
   std::string name;
+  boost::json::value kernel_regularizer = nullptr, bias_regularizer = nullptr, activity_regularizer = nullptr;
+  boost::json::value kernel_constraint = nullptr, bias_constraint = nullptr;
 };
 // Conv2D(32, {5, 5}, {.activation = "relu", .input_shape = {28, 28, 1}})
 inline LayerSpec Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, const Conv2DOptions& o = {}) {
@@ -62,6 +119,7 @@ inline LayerSpec Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, con
                         {"kernel_initializer", o.kernel_initializer},
                         {"bias_initializer", o.bias_initializer}};
   detail::common(c, o.name, o.input_shape);
+  detail::weight_terms(c, o);
   return {"Conv2D", c};
 }
 
@@ -135,6 +193,17 @@ inline LayerSpec Dropout(double rate, const SimpleOptions& o = {}) {
   boost::json::object c{{"rate", rate}};
   detail::common(c, o.name, o.input_shape);
   return {"Dropout", c};
+}
+// SpatialDropout2D(0.2) after a Conv2D drops whole feature maps (1D: whole channels of a sequence).
+inline LayerSpec SpatialDropout1D(double rate, const SimpleOptions& o = {}) {
+  boost::json::object c{{"rate", rate}};
+  detail::common(c, o.name, o.input_shape);
+  return {"SpatialDropout1D", c};
+}
+inline LayerSpec SpatialDropout2D(double rate, const SimpleOptions& o = {}) {
+  boost::json::object c{{"rate", rate}};
+  detail::common(c, o.name, o.input_shape);
+  return {"SpatialDropout2D", c};
 }
 inline LayerSpec Reshape(const Shape& target_shape, const SimpleOptions& o = {}) {
   boost::json::object c{{"target_shape", detail::to_json_array(target_shape)}};

@@ -66,6 +66,7 @@ struct OptimizerSpec {
 };
 
 struct LayerPlugin;  // the plugin class behind a layer (internal)
+struct LayerTerms;   // a layer's regularizers and constraints (internal)
 
 // One layer: a plugin instance with its weights, or a whole model used as a layer. A layer may be
 // called several times (a shared layer) and belong to several models; its weights are the same
@@ -114,6 +115,7 @@ class Layer {
   std::vector<Tensor> weights_;
   std::vector<std::string> weight_names_;
   std::vector<bool> weight_trainable_;
+  std::shared_ptr<const LayerTerms> terms_;  // regularizers and constraints; null when it has none
   std::vector<std::weak_ptr<graph::Node>> nodes_;  // the layer's calls, in order
 };
 

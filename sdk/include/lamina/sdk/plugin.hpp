@@ -346,6 +346,10 @@ inline Tensor avg_pool2d(const Tensor& x, const Pool2DOptions& o) {
 inline Tensor dropout_mask(const Tensor& like, double rate, uint64_t seed) {
   return run1("dropout_mask", {&like}, std::move(Attrs().set("rate", rate).set("seed", int64_t(seed))));
 }
+// The same mask of a given shape: Dropout's noise_shape, SpatialDropout's (batch, 1, ..., channels).
+inline Tensor dropout_mask(const Shape& shape, double rate, uint64_t seed) {
+  return run1("dropout_mask", {}, std::move(Attrs().set("shape", shape).set("rate", rate).set("seed", int64_t(seed))));
+}
 inline Tensor full(const Shape& shape, float value) {
   return run1("fill", {}, std::move(Attrs().set("shape", shape).set("value", double(value))));
 }
