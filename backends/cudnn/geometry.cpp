@@ -25,7 +25,7 @@ ConvGeometry cudnn_conv_geometry(const sdk::AttrReader& attrs, const lamina_view
   to_int(g.n, "the batch size");
   to_int(g.c, "the input channels");
   to_int(g.o, "the output channels");
-  to_int(g.kh * g.kw * g.c * g.o, "the kernel's element count");
+  to_int(g.kh * g.kw * g.cg * g.o, "the kernel's element count");
   to_int(g.n * g.cudnn_h() * g.cudnn_w() * g.c, "the (padded) input's element count");
   to_int(g.n * g.oh * g.ow * g.o, "the output's element count");
   return g;

@@ -22,7 +22,9 @@ using sdk::shape_string;
 int to_int(int64_t value, const char* what);
 
 // ------------------------------------------------------------------------------------------------
-// Convolution. x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O); pads [top,bottom,left,right].
+// Convolution. x (N,H,W,C), w (KH,KW,C/G,O), y (N,OH,OW,O); pads [top,bottom,left,right],
+// dilation [dh,dw] and groups G as cuDNN's convolution descriptor takes them (its dilation and
+// group count; the filter descriptor then holds C/G inputs per output).
 //
 // cuDNN's convolution descriptor has one pad per axis, applied on both sides. Keras' "same" with an
 // even kernel or a stride puts the odd row and column after (pads [0,1,0,1]), so asymmetric pads are
