@@ -276,6 +276,37 @@ TEST_CASE("cudnn host: conv geometry refuses inconsistent shapes, naming them") 
   CHECK(message({2, 2, 2, 3}, {3, 3, 3, 4}, {2, 1, 1, 4}).find("does not fit") != std::string::npos);
 }
 
+TEST_CASE(
+    "cudnn host: the SDK's plain conv_geometry refuses dilation and groups; full_conv_geometry reads them") {
+  for (const ConvCase& c : conv_cases()) {
+    CAPTURE(c.name);
+    Attrs attrs;
+    set_conv_attrs(attrs, c);
+    const AttrReader reader(attrs.c());
+    const lamina::sdk::ConvGeometry g =
+        lamina::sdk::full_conv_geometry(reader, view(c.x), view(c.w), view(c.y));
+    CHECK(g.span_h() == (c.w[0] - 1) * c.dilation[0] + 1);
+    CHECK(g.og == c.w[3] / c.groups);
+    if (g.plain()) {
+      CHECK_NOTHROW(lamina::sdk::conv_geometry(reader, view(c.x), view(c.w), view(c.y)));
+    } else {
+      CHECK_THROWS_WITH_AS(lamina::sdk::conv_geometry(reader, view(c.x), view(c.w), view(c.y)),
+                           doctest::Contains("this backend's convolution kernels take no dilation or groups"),
+                           lamina::sdk::Error);
+    }
+  }
+  // groups that do not divide the channels, and a kernel with the wrong channels per group
+  Attrs attrs;
+  attrs.set("groups", int64_t(2));
+  const AttrReader reader(attrs.c());
+  CHECK_THROWS_WITH_AS(
+      lamina::sdk::full_conv_geometry(reader, view({1, 5, 5, 3}), view({3, 3, 1, 4}), view({1, 3, 3, 4})),
+      doctest::Contains("with groups 2; expected x (N,H,W,C), w (KH,KW,C/groups,O)"), lamina::sdk::Error);
+  CHECK_THROWS_WITH_AS(
+      lamina::sdk::full_conv_geometry(reader, view({1, 5, 5, 4}), view({3, 3, 4, 4}), view({1, 3, 3, 4})),
+      doctest::Contains("shapes disagree"), lamina::sdk::Error);
+}
+
 TEST_CASE("cudnn host: cuDNN's descriptors agree with lamina on every convolution, in both layouts") {
   ConvDescriptors d;
   for (const ConvCase& c : conv_cases()) {

@@ -39,7 +39,7 @@ struct ConvGeometry : sdk::ConvGeometry {
   int64_t cudnn_pad_w() const { return explicit_padding() ? 0 : left; }
 };
 
-// sdk::conv_geometry, and that cuDNN's int sizes hold every extent. `x`, `w` and `y` are the views
+// sdk::full_conv_geometry, and that cuDNN's int sizes hold every extent. `x`, `w` and `y` are the views
 // shaped like the forward op's x, w and y, whichever of them is the kernel's output.
 ConvGeometry cudnn_conv_geometry(const sdk::AttrReader& attrs, const lamina_view& x, const lamina_view& w,
                                  const lamina_view& y);

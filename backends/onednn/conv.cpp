@@ -164,7 +164,7 @@ void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
   const lamina_view& x = args.inputs[0];
   const lamina_view& w = args.inputs[1];
   const lamina_view& y = args.outputs[0];
-  ConvGeometry g{sdk::conv_geometry(args.attrs, x, w, y)};
+  ConvGeometry g{sdk::full_conv_geometry(args.attrs, x, w, y)};
   sdk::Activation act = with_bias ? sdk::read_activation(args.attrs) : sdk::Activation::linear;
   if (with_bias) expect_vector(args.inputs[2], "b", g.o, "output channel");
   if (sdk::view_size(y) == 0) return;
@@ -242,7 +242,7 @@ ONEDNN_KERNEL(conv2d_backward_data_kernel, "conv2d_backward_data") {
   const lamina_view& dy = args.inputs[0];
   const lamina_view& w = args.inputs[1];
   const lamina_view& dx = args.outputs[0];
-  ConvGeometry g{sdk::conv_geometry(args.attrs, dx, w, dy, "dx", "w", "dy")};
+  ConvGeometry g{sdk::full_conv_geometry(args.attrs, dx, w, dy, "dx", "w", "dy")};
   if (sdk::view_size(dx) == 0) return;
   if (sdk::view_size(dy) == 0) {  // no output cells or channels: nothing flows back
     std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
@@ -302,7 +302,7 @@ void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with
   const lamina_view& x = args.inputs[0];
   const lamina_view& dy = args.inputs[1];
   const lamina_view& dw = args.outputs[0];
-  ConvGeometry g{sdk::conv_geometry(args.attrs, x, dw, dy, "x", "dw", "dy")};
+  ConvGeometry g{sdk::full_conv_geometry(args.attrs, x, dw, dy, "x", "dw", "dy")};
   if (with_bias) expect_vector(args.outputs[1], "db", g.o, "output channel");
   if (sdk::view_size(dw) == 0 && !with_bias) return;
   if (sdk::view_size(x) == 0 || sdk::view_size(dy) == 0 || sdk::view_size(dw) == 0) {

@@ -1,6 +1,6 @@
 // 2-D convolution (cross-correlation), NHWC activations and HWIO kernels, with its two gradients,
-// dilation and groups, as direct kernels: no im2col matrix is materialised, which on a CPU device would cost
-// more memory traffic than the arithmetic it feeds.
+// dilation and groups, as direct kernels: no im2col matrix is materialised, which on a CPU device
+// would cost more memory traffic than the arithmetic it feeds.
 //
 // The workhorse is one "valid" correlation kernel (no padding, every tap inside the input):
 // - conv2d runs it on x, first copied into a zero-bordered buffer when the op pads; conv2d_bias
@@ -45,7 +45,8 @@ __kernel void correlate(__global const float* in, int in_off, __global const flo
   vec_t acc[PB];
   for (int p = 0; p < PB; ++p) acc[p] = (vec_t)(0.0f);
   // the taps whose row oh·SH + di·DH lies in [row_lo, row_hi)
-  const int di_lo = max((row_lo - oh * SH + DH - 1) / DH, 0), di_hi = min((row_hi - oh * SH + DH - 1) / DH, KH);
+  const int di_lo = max((row_lo - oh * SH + DH - 1) / DH, 0);
+  const int di_hi = min((row_hi - oh * SH + DH - 1) / DH, KH);
   if (ow0 + PB <= OW) {
     for (int di = di_lo; di < di_hi; ++di)
       for (int dj = 0; dj < KW; ++dj) {
@@ -313,17 +314,17 @@ OPENCL_KERNEL(conv2d) {
   // x is (N,H,W,C), w is (KH,KW,C,O), y is (N,OH,OW,O)
   // y[n,oh,ow,o] = Σ over (di,dj,c) of x[n, oh·sh + di − top, ow·sw + dj − left, c] · w[di,dj,c,o]
   expect_arity(args, {"x", "w"}, {"y"});
-  conv_forward(
-      args,
-      int_window(conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y")),
-      {});
+  conv_forward(args,
+               int_window(full_conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x",
+                                             "w", "y")),
+               {});
 }
 
 OPENCL_KERNEL(conv2d_bias) {
   // x is (N,H,W,C), w is (KH,KW,C,O), b is (O), y is (N,OH,OW,O); y = activation(conv2d(x, w) + b)
   expect_arity(args, {"x", "w", "b"}, {"y"});
-  const Conv s =
-      int_window(conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y"));
+  const Conv s = int_window(
+      full_conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y"));
   expect_vector(args.inputs[2], "b", s.o, "output channel");
   conv_forward(args, s, {&args.inputs[2], sdk::read_activation(args.attrs)});
 }
@@ -331,8 +332,8 @@ OPENCL_KERNEL(conv2d_bias) {
 OPENCL_KERNEL(conv2d_backward_data) {
   // dy is (N,OH,OW,O), w is (KH,KW,C,O), dx is (N,H,W,C)
   expect_arity(args, {"dy", "w"}, {"dx"});
-  const Conv s =
-      int_window(conv_geometry(args.attrs, args.outputs[0], args.inputs[1], args.inputs[0], "dx", "w", "dy"));
+  const Conv s = int_window(
+      full_conv_geometry(args.attrs, args.outputs[0], args.inputs[1], args.inputs[0], "dx", "w", "dy"));
   Backend& b = backend_of(args);
   const Image dy{device_tensor(args.inputs[0]), s.n, s.oh, s.ow, s.o};
   if (s.sh == 1 && s.sw == 1 && s.plain()) {
@@ -373,15 +374,15 @@ OPENCL_KERNEL(conv2d_transpose) {
 OPENCL_KERNEL(conv2d_backward_filter) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O)
   expect_arity(args, {"x", "dy"}, {"dw"});
-  filter_gradient(args, int_window(conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1],
-                                                 "x", "dw", "dy")));
+  filter_gradient(args, int_window(full_conv_geometry(args.attrs, args.inputs[0], args.outputs[0],
+                                                      args.inputs[1], "x", "dw", "dy")));
 }
 
 OPENCL_KERNEL(conv2d_backward_filter_bias) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C,O), db is (O); db[o] = Σ over (n,oh,ow) of dy
   expect_arity(args, {"x", "dy"}, {"dw", "db"});
-  const Conv s =
-      int_window(conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1], "x", "dw", "dy"));
+  const Conv s = int_window(
+      full_conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1], "x", "dw", "dy"));
   expect_vector(args.outputs[1], "db", s.o, "output channel");
   filter_gradient(args, s);
   sum_rows(backend_of(args), device_tensor(args.inputs[1]), s.n * s.oh * s.ow, s.o,

@@ -52,14 +52,16 @@ void conv_forward(const Conv& s, const float* x, const float* w, const float* b,
 REFERENCE_KERNEL(conv2d) {
   // x is (N,H,W,C), w is (KH,KW,C/G,O), y is (N,OH,OW,O)
   expect_arity(args, {"x", "w"}, {"y"});
-  const Conv s = conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y");
+  const Conv s =
+      full_conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y");
   conv_forward(s, input(args, 0), input(args, 1), nullptr, sdk::Activation::linear, output(args, 0));
 }
 
 REFERENCE_KERNEL(conv2d_bias) {
   // x is (N,H,W,C), w is (KH,KW,C/G,O), b is (O), y is (N,OH,OW,O); y = activation(conv2d(x, w) + b)
   expect_arity(args, {"x", "w", "b"}, {"y"});
-  const Conv s = conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y");
+  const Conv s =
+      full_conv_geometry(args.attrs, args.inputs[0], args.inputs[1], args.outputs[0], "x", "w", "y");
   expect_vector(args.inputs[2], "b", s.o, "output channel");
   conv_forward(s, input(args, 0), input(args, 1), input(args, 2), sdk::read_activation(args.attrs), output(args, 0));
 }
@@ -69,7 +71,8 @@ REFERENCE_KERNEL(conv2d_backward_data) {
   // dx[n,ih,iw,g*cg+k] = sum over the (oh,ow,di,dj) with oh*sh+di*dh-top = ih and
   //                      ow*sw+dj*dw-left = iw, and over the o of group g, of dy[n,oh,ow,o] * w[di,dj,k,o]
   expect_arity(args, {"dy", "w"}, {"dx"});
-  const Conv s = conv_geometry(args.attrs, args.outputs[0], args.inputs[1], args.inputs[0], "dx", "w", "dy");
+  const Conv s =
+      full_conv_geometry(args.attrs, args.outputs[0], args.inputs[1], args.inputs[0], "dx", "w", "dy");
   const float* dy = input(args, 0);
   const float* w = input(args, 1);
   float* dx = output(args, 0);
@@ -161,14 +164,16 @@ void conv_filter_gradient(const Conv& s, const float* x, const float* dy, float*
 REFERENCE_KERNEL(conv2d_backward_filter) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C/G,O)
   expect_arity(args, {"x", "dy"}, {"dw"});
-  const Conv s = conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1], "x", "dw", "dy");
+  const Conv s =
+      full_conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1], "x", "dw", "dy");
   conv_filter_gradient(s, input(args, 0), input(args, 1), output(args, 0), nullptr);
 }
 
 REFERENCE_KERNEL(conv2d_backward_filter_bias) {
   // x is (N,H,W,C), dy is (N,OH,OW,O), dw is (KH,KW,C/G,O), db is (O)
   expect_arity(args, {"x", "dy"}, {"dw", "db"});
-  const Conv s = conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1], "x", "dw", "dy");
+  const Conv s =
+      full_conv_geometry(args.attrs, args.inputs[0], args.outputs[0], args.inputs[1], "x", "dw", "dy");
   expect_vector(args.outputs[1], "db", s.o, "output channel");
   conv_filter_gradient(s, input(args, 0), input(args, 1), output(args, 0), output(args, 1));
 }

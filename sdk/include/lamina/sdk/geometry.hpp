@@ -97,11 +97,12 @@ struct ConvGeometry : Window {
   int64_t span_w() const { return (kw - 1) * dw + 1; }
 };
 
-// `x`, `w` and `y` are the views shaped like the forward op's x, w and y, whichever of them is the
-// kernel's output; the names are those the kernel's caller knows them by (dx, dy, dw ...).
-inline ConvGeometry conv_geometry(const AttrReader& attrs, const lamina_view& x, const lamina_view& w,
-                                  const lamina_view& y, const char* x_name = "x", const char* w_name = "w",
-                                  const char* y_name = "y") {
+// The whole contract, for kernels that do dilation and groups. `x`, `w` and `y` are the views shaped
+// like the forward op's x, w and y, whichever of them is the kernel's output; the names are those
+// the kernel's caller knows them by (dx, dy, dw ...).
+inline ConvGeometry full_conv_geometry(const AttrReader& attrs, const lamina_view& x, const lamina_view& w,
+                                       const lamina_view& y, const char* x_name = "x",
+                                       const char* w_name = "w", const char* y_name = "y") {
   expect_rank(x, x_name, 4, "(N,H,W,C)");
   expect_rank(w, w_name, 4, "(KH,KW,C/groups,O)");
   expect_rank(y, y_name, 4, "(N,OH,OW,O)");
@@ -131,13 +132,19 @@ inline ConvGeometry conv_geometry(const AttrReader& attrs, const lamina_view& x,
   return g;
 }
 
-// For a backend whose kernels do only the plain convolution: refuses dilation and groups with a
-// message that says what it cannot do (instead of computing something else).
-inline void expect_plain_conv(const ConvGeometry& g, const char* backend) {
+// For kernels that do the plain convolution only (as every backend's did before dilation and
+// groups): full_conv_geometry, refusing dilation and groups with a message that says so, so that
+// such a kernel never computes something else.
+inline ConvGeometry conv_geometry(const AttrReader& attrs, const lamina_view& x, const lamina_view& w,
+                                  const lamina_view& y, const char* x_name = "x", const char* w_name = "w",
+                                  const char* y_name = "y") {
+  ConvGeometry g = full_conv_geometry(attrs, x, w, y, x_name, w_name, y_name);
   if (!g.plain())
-    throw Error(std::string("the ") + backend + " backend does not run convolutions with dilation [" +
+    throw Error("this backend's convolution kernels take no dilation or groups (got dilation [" +
                 std::to_string(g.dh) + ", " + std::to_string(g.dw) + "] and groups " +
-                std::to_string(g.groups) + " (only dilation [1, 1] and groups 1); choose another backend");
+                std::to_string(g.groups) +
+                "); run the model on a backend that does, such as reference or onednn");
+  return g;
 }
 
 // ------------------------------------------------------------------------------------------------
