@@ -1,9 +1,11 @@
 // What Conv2D, DepthwiseConv2D and SeparableConv2D read alike: `dilation_rate` (refused with
-// strides > 1, as Keras does) and the output size and pads of a dilated window.
+// strides > 1, as Keras does) and the output size and pads of a dilated window; and the depthwise
+// step DepthwiseConv2D and SeparableConv2D share (DepthwiseKeys).
 #pragma once
 
 #include "../common/keras_layer.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -31,10 +33,6 @@ inline Window2D dilated_window(const std::string& label, const Shape& input,
   const std::array<int64_t, 2> span{(kernel[0] - 1) * dilation[0] + 1, (kernel[1] - 1) * dilation[1] + 1};
   return window_2d(label, input, span, strides, same, span == kernel ? "kernel" : "dilated kernel");
 }
-
-}  // namespace lamina::layers
-
-namespace lamina::layers {
 
 // The keys of the depthwise step DepthwiseConv2D and SeparableConv2D share: kernel_size, strides,
 // padding, depth_multiplier, data_format, dilation_rate (and tf_keras' groups, which must be 1).
