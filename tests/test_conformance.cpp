@@ -26,6 +26,11 @@ struct Case {
 Attributes conv_attrs(std::vector<int64_t> strides, std::vector<int64_t> pads) {
   return Attributes().set("strides", strides).set("pads", pads);
 }
+// A dilated or grouped convolution's attributes.
+Attributes conv_attrs(std::vector<int64_t> strides, std::vector<int64_t> pads, std::vector<int64_t> dilation,
+                      int64_t groups) {
+  return conv_attrs(std::move(strides), std::move(pads)).set("dilation", dilation).set("groups", groups);
+}
 Attributes pool_attrs(std::vector<int64_t> pool, std::vector<int64_t> strides, std::vector<int64_t> pads) {
   return Attributes().set("pool", pool).set("strides", strides).set("pads", pads);
 }
@@ -200,6 +205,104 @@ std::vector<Case> conformance_table() {
                "conv2d_backward_filter",
                {{2, 8, 8, 3}, {2, 4, 4, 4}},
                conv_attrs({2, 2}, {0, 1, 0, 1}).set("filter_shape", {3, 3, 3, 4}),
+               1e-4f});
+  // dilation and groups: a dilated "same" kernel, unequal dilations, two groups with strides, a
+  // depthwise convolution (groups = input channels) with two outputs per channel, and wide groups
+  // (vector-width channel blocks inside a group)
+  t.push_back({"conv2d dilation 2 same",
+               "conv2d",
+               {{2, 9, 9, 3}, {3, 3, 3, 4}},
+               conv_attrs({1, 1}, {2, 2, 2, 2}, {2, 2}, 1),
+               1e-4f});
+  t.push_back({"conv2d dilation [2, 3] valid",
+               "conv2d",
+               {{1, 10, 11, 4}, {3, 2, 4, 5}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}, {2, 3}, 1),
+               1e-4f});
+  t.push_back({"conv2d groups 2 stride 2 same",
+               "conv2d",
+               {{2, 8, 8, 4}, {3, 3, 2, 6}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}, {1, 1}, 2),
+               1e-4f});
+  t.push_back({"conv2d depthwise multiplier 2",
+               "conv2d",
+               {{2, 7, 7, 3}, {3, 3, 1, 6}},
+               conv_attrs({1, 1}, {1, 1, 1, 1}, {1, 1}, 3),
+               1e-4f});
+  t.push_back({"conv2d depthwise 16 channels dilation 2",
+               "conv2d",
+               {{1, 8, 8, 16}, {3, 3, 1, 16}},
+               conv_attrs({1, 1}, {2, 2, 2, 2}, {2, 2}, 16),
+               1e-4f});
+  t.push_back({"conv2d groups 2 of 8 channels",
+               "conv2d",
+               {{2, 6, 6, 16}, {3, 3, 8, 16}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}, {1, 1}, 2),
+               1e-4f});
+  t.push_back({"conv2d_bias depthwise dilation 2 relu",
+               "conv2d_bias",
+               {{2, 9, 9, 4}, {3, 3, 1, 8}, {8}},
+               conv_attrs({1, 1}, {2, 2, 2, 2}, {2, 2}, 4).set("activation", std::string("relu")),
+               1e-4f});
+  t.push_back({"conv2d_bias groups 3 tanh",
+               "conv2d_bias",
+               {{2, 7, 7, 6}, {3, 3, 2, 9}, {9}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}, {1, 1}, 3).set("activation", std::string("tanh")),
+               1e-4f});
+  t.push_back({"conv2d_backward_data dilation 2 same",
+               "conv2d_backward_data",
+               {{2, 9, 9, 4}, {3, 3, 3, 4}},
+               conv_attrs({1, 1}, {2, 2, 2, 2}, {2, 2}, 1).set("input_shape", {2, 9, 9, 3}),
+               1e-4f});
+  t.push_back({"conv2d_backward_data dilation [2, 3] valid",
+               "conv2d_backward_data",
+               {{1, 6, 5, 5}, {3, 2, 4, 5}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}, {2, 3}, 1).set("input_shape", {1, 10, 8, 4}),
+               1e-4f});
+  t.push_back({"conv2d_backward_data groups 2 stride 2 same",
+               "conv2d_backward_data",
+               {{2, 4, 4, 6}, {3, 3, 2, 6}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}, {1, 1}, 2).set("input_shape", {2, 8, 8, 4}),
+               1e-4f});
+  t.push_back({"conv2d_backward_data depthwise multiplier 2",
+               "conv2d_backward_data",
+               {{2, 7, 7, 6}, {3, 3, 1, 6}},
+               conv_attrs({1, 1}, {1, 1, 1, 1}, {1, 1}, 3).set("input_shape", {2, 7, 7, 3}),
+               1e-4f});
+  t.push_back({"conv2d_backward_data groups 2 of 8 channels",
+               "conv2d_backward_data",
+               {{2, 4, 4, 16}, {3, 3, 8, 16}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}, {1, 1}, 2).set("input_shape", {2, 6, 6, 16}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter dilation 2 same",
+               "conv2d_backward_filter",
+               {{2, 9, 9, 3}, {2, 9, 9, 4}},
+               conv_attrs({1, 1}, {2, 2, 2, 2}, {2, 2}, 1).set("filter_shape", {3, 3, 3, 4}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter dilation [2, 3] valid",
+               "conv2d_backward_filter",
+               {{1, 10, 8, 4}, {1, 6, 5, 5}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}, {2, 3}, 1).set("filter_shape", {3, 2, 4, 5}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter groups 2 stride 2 same",
+               "conv2d_backward_filter",
+               {{2, 8, 8, 4}, {2, 4, 4, 6}},
+               conv_attrs({2, 2}, {0, 1, 0, 1}, {1, 1}, 2).set("filter_shape", {3, 3, 2, 6}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter depthwise multiplier 2",
+               "conv2d_backward_filter",
+               {{2, 7, 7, 3}, {2, 7, 7, 6}},
+               conv_attrs({1, 1}, {1, 1, 1, 1}, {1, 1}, 3).set("filter_shape", {3, 3, 1, 6}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter groups 2 of 8 channels",
+               "conv2d_backward_filter",
+               {{2, 6, 6, 16}, {2, 4, 4, 16}},
+               conv_attrs({1, 1}, {0, 0, 0, 0}, {1, 1}, 2).set("filter_shape", {3, 3, 8, 16}),
+               1e-4f});
+  t.push_back({"conv2d_backward_filter_bias depthwise dilation 2",
+               "conv2d_backward_filter_bias",
+               {{2, 9, 9, 4}, {2, 9, 9, 8}},
+               conv_attrs({1, 1}, {2, 2, 2, 2}, {2, 2}, 4).set("filter_shape", {3, 3, 1, 8}),
                1e-4f});
   t.push_back({"max_pool2d 2x2", "max_pool2d", {{2, 8, 8, 3}}, pool_attrs({2, 2}, {2, 2}, {0, 0, 0, 0})});
   t.push_back({"max_pool2d 3x3 stride 2 same",
@@ -542,6 +645,16 @@ std::vector<GradCase> gradient_table() {
                [](const V& x) {
                  return ops::conv2d_transpose(x[0], x[1], {5, 7}, {2, 2}, {0, 0, 0, 0});
                }});
+  t.push_back({"conv2d dilation [2, 3] same", {{1, 7, 8, 2}, {3, 3, 2, 3}}, [](const V& x) {
+                 return ops::conv2d(x[0], x[1], {1, 1}, {2, 2, 3, 3}, {2, 3});
+               }});
+  t.push_back({"conv2d groups 2 stride 2", {{2, 6, 5, 4}, {3, 3, 2, 4}}, [](const V& x) {
+                 return ops::conv2d(x[0], x[1], {2, 2}, {0, 1, 1, 1}, {1, 1}, 2);
+               }});
+  t.push_back(
+      {"conv2d_bias depthwise multiplier 2 dilation 2", {{2, 6, 6, 3}, {3, 3, 1, 6}, {6}}, [](const V& x) {
+         return ops::conv2d_bias(x[0], x[1], x[2], {1, 1}, {2, 2, 2, 2}, "tanh", {2, 2}, 3);
+       }});
   return t;
 }
 

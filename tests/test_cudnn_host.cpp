@@ -206,7 +206,13 @@ struct ConvCase {
   const char* name;
   std::vector<int64_t> x, w, y;
   std::vector<int64_t> strides, pads;
+  std::vector<int64_t> dilation = {1, 1};
+  int64_t groups = 1;
 };
+
+void set_conv_attrs(Attrs& attrs, const ConvCase& c) {
+  attrs.set("strides", c.strides).set("pads", c.pads).set("dilation", c.dilation).set("groups", c.groups);
+}
 
 // The conformance table's convolutions and the seed CNN's.
 std::vector<ConvCase> conv_cases() {
@@ -217,6 +223,10 @@ std::vector<ConvCase> conv_cases() {
       {"stride 2 same", {2, 8, 8, 3}, {3, 3, 3, 4}, {2, 4, 4, 4}, {2, 2}, {0, 1, 0, 1}},
       {"5x5 same", {1, 7, 6, 4}, {5, 5, 4, 6}, {1, 7, 6, 6}, {1, 1}, {2, 2, 2, 2}},
       {"stride 2 same, odd", {1, 6, 5, 2}, {3, 3, 2, 2}, {1, 3, 3, 2}, {2, 2}, {0, 1, 1, 1}},
+      {"dilation 2 same", {2, 9, 9, 3}, {3, 3, 3, 4}, {2, 9, 9, 4}, {1, 1}, {2, 2, 2, 2}, {2, 2}},
+      {"dilation [2, 3] valid", {1, 10, 11, 4}, {3, 2, 4, 5}, {1, 6, 8, 5}, {1, 1}, {0, 0, 0, 0}, {2, 3}},
+      {"groups 2 stride 2 same", {2, 8, 8, 4}, {3, 3, 2, 6}, {2, 4, 4, 6}, {2, 2}, {0, 1, 0, 1}, {1, 1}, 2},
+      {"depthwise multiplier 2", {2, 7, 7, 3}, {3, 3, 1, 6}, {2, 7, 7, 6}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 3},
   };
 }
 
@@ -226,9 +236,13 @@ TEST_CASE("cudnn host: conv geometry reads shapes and attributes and decides on 
   for (const ConvCase& c : conv_cases()) {
     CAPTURE(c.name);
     Attrs attrs;
-    attrs.set("strides", c.strides).set("pads", c.pads);
+    set_conv_attrs(attrs, c);
     const ConvGeometry g = cudnn_conv_geometry(AttrReader(attrs.c()), view(c.x), view(c.w), view(c.y));
     CHECK(g.n == c.x[0]);
+    CHECK(g.groups == c.groups);
+    CHECK(g.cg == c.w[2]);
+    CHECK(g.dh == c.dilation[0]);
+    CHECK(g.dw == c.dilation[1]);
     CHECK(g.o == c.w[3]);
     CHECK(g.oh == c.y[1]);
     const bool asymmetric = c.pads[0] != c.pads[1] || c.pads[2] != c.pads[3];
@@ -262,6 +276,37 @@ TEST_CASE("cudnn host: conv geometry refuses inconsistent shapes, naming them") 
   CHECK(message({2, 2, 2, 3}, {3, 3, 3, 4}, {2, 1, 1, 4}).find("does not fit") != std::string::npos);
 }
 
+TEST_CASE(
+    "cudnn host: the SDK's plain conv_geometry refuses dilation and groups; full_conv_geometry reads them") {
+  for (const ConvCase& c : conv_cases()) {
+    CAPTURE(c.name);
+    Attrs attrs;
+    set_conv_attrs(attrs, c);
+    const AttrReader reader(attrs.c());
+    const lamina::sdk::ConvGeometry g =
+        lamina::sdk::full_conv_geometry(reader, view(c.x), view(c.w), view(c.y));
+    CHECK(g.span_h() == (c.w[0] - 1) * c.dilation[0] + 1);
+    CHECK(g.og == c.w[3] / c.groups);
+    if (g.plain()) {
+      CHECK_NOTHROW(lamina::sdk::conv_geometry(reader, view(c.x), view(c.w), view(c.y)));
+    } else {
+      CHECK_THROWS_WITH_AS(lamina::sdk::conv_geometry(reader, view(c.x), view(c.w), view(c.y)),
+                           doctest::Contains("this backend's convolution kernels take no dilation or groups"),
+                           lamina::sdk::Error);
+    }
+  }
+  // groups that do not divide the channels, and a kernel with the wrong channels per group
+  Attrs attrs;
+  attrs.set("groups", int64_t(2));
+  const AttrReader reader(attrs.c());
+  CHECK_THROWS_WITH_AS(
+      lamina::sdk::full_conv_geometry(reader, view({1, 5, 5, 3}), view({3, 3, 1, 4}), view({1, 3, 3, 4})),
+      doctest::Contains("with groups 2; expected x (N,H,W,C), w (KH,KW,C/groups,O)"), lamina::sdk::Error);
+  CHECK_THROWS_WITH_AS(
+      lamina::sdk::full_conv_geometry(reader, view({1, 5, 5, 4}), view({3, 3, 4, 4}), view({1, 3, 3, 4})),
+      doctest::Contains("shapes disagree"), lamina::sdk::Error);
+}
+
 TEST_CASE("cudnn host: cuDNN's descriptors agree with lamina on every convolution, in both layouts") {
   ConvDescriptors d;
   for (const ConvCase& c : conv_cases()) {
@@ -269,7 +314,7 @@ TEST_CASE("cudnn host: cuDNN's descriptors agree with lamina on every convolutio
       CAPTURE(c.name);
       CAPTURE(layout_name(layout));
       Attrs attrs;
-      attrs.set("strides", c.strides).set("pads", c.pads);
+      set_conv_attrs(attrs, c);
       const ConvGeometry g = cudnn_conv_geometry(AttrReader(attrs.c()), view(c.x), view(c.w), view(c.y));
       REQUIRE_NOTHROW(describe_convolution(d, g, layout, Math::fma));
 
@@ -290,8 +335,18 @@ TEST_CASE("cudnn host: cuDNN's descriptors agree with lamina on every convolutio
       REQUIRE(cudnnGetFilter4dDescriptor(d.w, &type, &format, &k, &ch, &kh, &kw) == CUDNN_STATUS_SUCCESS);
       CHECK(format == (layout == Layout::nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW));
       CHECK(k == g.o);
-      CHECK(ch == g.c);
+      CHECK(ch == g.c / c.groups);  // a grouped filter holds C/G inputs per output
       CHECK(kh == g.kh);
+
+      int pad_h = 0, pad_w = 0, stride_h = 0, stride_w = 0, dilation_h = 0, dilation_w = 0, groups = 0;
+      cudnnConvolutionMode_t mode;
+      REQUIRE(cudnnGetConvolution2dDescriptor(d.conv, &pad_h, &pad_w, &stride_h, &stride_w, &dilation_h,
+                                              &dilation_w, &mode, &type) == CUDNN_STATUS_SUCCESS);
+      CHECK(dilation_h == c.dilation[0]);
+      CHECK(dilation_w == c.dilation[1]);
+      CHECK(mode == CUDNN_CROSS_CORRELATION);
+      REQUIRE(cudnnGetConvolutionGroupCount(d.conv, &groups) == CUDNN_STATUS_SUCCESS);
+      CHECK(groups == c.groups);
 
       cudnnMathType_t math;
       REQUIRE(cudnnGetConvolutionMathType(d.conv, &math) == CUDNN_STATUS_SUCCESS);
@@ -304,6 +359,7 @@ TEST_CASE("cudnn host: a descriptor cuDNN computes a different output size for i
   ConvDescriptors d;
   ConvGeometry g;
   g.n = 1, g.h = 8, g.w = 8, g.c = 2, g.kh = 3, g.kw = 3, g.o = 4, g.oh = 5, g.ow = 6;  // 6x6 is right
+  g.cg = 2, g.og = 4;
   CHECK_THROWS_WITH_AS(describe_convolution(d, g, Layout::nhwc, Math::fma),
                        doctest::Contains("where lamina expects"), lamina::sdk::Error);
 }

@@ -120,6 +120,31 @@ TEST_CASE("replayed steps train a small CNN exactly as normal steps") {
   replay_matches("onednn", cnn, x, y, true);
 }
 
+TEST_CASE(
+    "replayed steps train dilated, grouped, depthwise and separable convolutions exactly as normal steps") {
+  test::use_backend_or_skip("onednn");
+  Tensor x = test::random_tensor({64, 8, 8, 2}, 6, 0.0f, 1.0f);
+  std::vector<float> labels;
+  for (int i = 0; i < 64; ++i)
+    for (int k = 0; k < 4; ++k) labels.push_back(k == i % 4 ? 1.0f : 0.0f);
+  Tensor y = Tensor::from_vector(labels, {64, 4});
+  // each step's kernels carry the dilation and groups attributes that replay must call them with
+  auto cnn = [] {
+    Sequential m;
+    m.add(
+        Conv2D(4, {3, 3},
+               {.padding = "same", .dilation_rate = {2, 2}, .activation = "relu", .input_shape = {8, 8, 2}}));
+    m.add(Conv2D(4, {3, 3}, {.groups = 2, .activation = "relu"}));
+    m.add(DepthwiseConv2D({3, 3}, {.depth_multiplier = 2, .activation = "relu"}));
+    m.add(SeparableConv2D(4, {2, 2}, {.activation = "relu"}));
+    m.add(Flatten());
+    m.add(Dense(4, {.activation = "softmax"}));
+    m.compile({.loss = "categorical_crossentropy", .optimizer = "adam", .metrics = {"accuracy"}});
+    return m;
+  };
+  replay_matches("onednn", cnn, x, y, true);
+}
+
 TEST_CASE("steps that draw random numbers (dropout) are not replayed, and train as before") {
   auto [x, y] = points(200, 1);
   auto with_dropout = [] {

@@ -152,8 +152,8 @@ Staged stage(Backend& be, const ConvCall& call, Layout layout) {
     s.x = x;
   }
   if (call.op != ConvOp::backward_filter) {  // w: HWIO → OHWI or OIHW
-    float* t = s.scratch(be, g.kh * g.kw * g.c * g.o);
-    permute4(be, call.w, t, {g.kh, g.kw, g.c, g.o}, nchw ? kHwioToOihw : kHwioToOhwi);
+    float* t = s.scratch(be, g.kh * g.kw * g.cg * g.o);
+    permute4(be, call.w, t, {g.kh, g.kw, g.cg, g.o}, nchw ? kHwioToOihw : kHwioToOhwi);
     s.w = t;
   }
   if (call.op != ConvOp::forward) {  // dy
@@ -172,7 +172,7 @@ Staged stage(Backend& be, const ConvCall& call, Layout layout) {
       s.out = nchw || g.explicit_padding() ? s.scratch(be, g.n * hc * wc * g.c) : call.out;
       break;
     case ConvOp::backward_filter:
-      s.out = s.scratch(be, g.o * g.kh * g.kw * g.c);
+      s.out = s.scratch(be, g.o * g.kh * g.kw * g.cg);
       break;
   }
   return s;
@@ -202,9 +202,9 @@ void finish(Backend& be, const ConvCall& call, Layout layout, Staged& s) {
     }
     case ConvOp::backward_filter:
       if (nchw)
-        permute4(be, s.out, call.out, {g.o, g.c, g.kh, g.kw}, kOihwToHwio);
+        permute4(be, s.out, call.out, {g.o, g.cg, g.kh, g.kw}, kOihwToHwio);
       else
-        permute4(be, s.out, call.out, {g.o, g.kh, g.kw, g.c}, kOhwiToHwio);
+        permute4(be, s.out, call.out, {g.o, g.kh, g.kw, g.cg}, kOhwiToHwio);
       return;
   }
 }
@@ -324,16 +324,17 @@ cudnnStatus_t execute(Backend& be, ConvOp op, int algo, const Staged& s, void* w
 std::string describe(const ConvGeometry& g) {
   auto s = [](int64_t v) { return std::to_string(v); };
   return "x (" + s(g.n) + "," + s(g.h) + "," + s(g.w) + "," + s(g.c) + "), w (" + s(g.kh) + "," + s(g.kw) +
-         "," + s(g.c) + "," + s(g.o) + "), y (" + s(g.n) + "," + s(g.oh) + "," + s(g.ow) + "," + s(g.o) +
+         "," + s(g.cg) + "," + s(g.o) + "), y (" + s(g.n) + "," + s(g.oh) + "," + s(g.ow) + "," + s(g.o) +
          "), strides [" + s(g.sh) + "," + s(g.sw) + "], pads [" + s(g.top) + "," + s(g.bottom) + "," +
-         s(g.left) + "," + s(g.right) + "]";
+         s(g.left) + "," + s(g.right) + "], dilation [" + s(g.dh) + "," + s(g.dw) + "], groups " +
+         s(g.groups);
 }
 
 void run_conv(Backend& be, const ConvCall& call) {
   const ConvGeometry& g = call.g;
   const ConvKey key{
-      int64_t(call.op), g.n,    g.h,    g.w, g.c, g.kh, g.kw, g.o, g.oh, g.ow, g.sh, g.sw, g.top,
-      g.bottom,         g.left, g.right};
+      int64_t(call.op), g.n,    g.h,     g.w,  g.c,  g.kh,    g.kw, g.o, g.oh, g.ow, g.sh, g.sw, g.top,
+      g.bottom,         g.left, g.right, g.dh, g.dw, g.groups};
 
   if (auto it = be.conv_choices.find(key); it != be.conv_choices.end()) {
     const ConvChoice c = it->second;

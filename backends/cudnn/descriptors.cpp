@@ -47,8 +47,11 @@ void set_convolution(cudnnConvolutionDescriptor_t desc, const ConvGeometry& g, M
   check_cudnn(cudnnSetConvolution2dDescriptor(
                   desc, to_int(g.cudnn_pad_h(), "the vertical pad"),
                   to_int(g.cudnn_pad_w(), "the horizontal pad"), to_int(g.sh, "the vertical stride"),
-                  to_int(g.sw, "the horizontal stride"), 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                  to_int(g.sw, "the horizontal stride"), to_int(g.dh, "the vertical dilation"),
+                  to_int(g.dw, "the horizontal dilation"), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
               "describing the convolution");
+  check_cudnn(cudnnSetConvolutionGroupCount(desc, to_int(g.groups, "the group count")),
+              "setting the convolution's group count");
   check_cudnn(cudnnSetConvolutionMathType(desc, cudnnMathType_t(int(math))),
               "setting the convolution's math type");
 }
@@ -87,7 +90,7 @@ void tensor_layout(cudnnTensorDescriptor_t desc, Dims4& dims, Dims4& strides) {
 
 void describe_convolution(ConvDescriptors& d, const ConvGeometry& g, Layout layout, Math math) {
   set_tensor(d.x, layout, g.n, g.c, g.cudnn_h(), g.cudnn_w());
-  set_filter(d.w, layout, g.o, g.c, g.kh, g.kw);
+  set_filter(d.w, layout, g.o, g.cg, g.kh, g.kw);  // grouped: each output reads C/G inputs
   set_tensor(d.y, layout, g.n, g.o, g.oh, g.ow);
   set_convolution(d.conv, g, math);
   const Dims4 want{int(g.n), int(g.o), int(g.oh), int(g.ow)};

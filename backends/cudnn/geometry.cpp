@@ -20,12 +20,12 @@ int to_int(int64_t value, const char* what) {
 
 ConvGeometry cudnn_conv_geometry(const sdk::AttrReader& attrs, const lamina_view& x, const lamina_view& w,
                                  const lamina_view& y) {
-  ConvGeometry g{sdk::conv_geometry(attrs, x, w, y)};
+  ConvGeometry g{sdk::full_conv_geometry(attrs, x, w, y)};
   // Everything cuDNN is told is an int, including the element strides of each tensor.
   to_int(g.n, "the batch size");
   to_int(g.c, "the input channels");
   to_int(g.o, "the output channels");
-  to_int(g.kh * g.kw * g.c * g.o, "the kernel's element count");
+  to_int(g.kh * g.kw * g.cg * g.o, "the kernel's element count");
   to_int(g.n * g.cudnn_h() * g.cudnn_w() * g.c, "the (padded) input's element count");
   to_int(g.n * g.oh * g.ow * g.o, "the output's element count");
   return g;

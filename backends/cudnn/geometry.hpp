@@ -22,7 +22,9 @@ using sdk::shape_string;
 int to_int(int64_t value, const char* what);
 
 // ------------------------------------------------------------------------------------------------
-// Convolution. x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O); pads [top,bottom,left,right].
+// Convolution. x (N,H,W,C), w (KH,KW,C/G,O), y (N,OH,OW,O); pads [top,bottom,left,right],
+// dilation [dh,dw] and groups G as cuDNN's convolution descriptor takes them (its dilation and
+// group count; the filter descriptor then holds C/G inputs per output).
 //
 // cuDNN's convolution descriptor has one pad per axis, applied on both sides. Keras' "same" with an
 // even kernel or a stride puts the odd row and column after (pads [0,1,0,1]), so asymmetric pads are
@@ -37,7 +39,7 @@ struct ConvGeometry : sdk::ConvGeometry {
   int64_t cudnn_pad_w() const { return explicit_padding() ? 0 : left; }
 };
 
-// sdk::conv_geometry, and that cuDNN's int sizes hold every extent. `x`, `w` and `y` are the views
+// sdk::full_conv_geometry, and that cuDNN's int sizes hold every extent. `x`, `w` and `y` are the views
 // shaped like the forward op's x, w and y, whichever of them is the kernel's output.
 ConvGeometry cudnn_conv_geometry(const sdk::AttrReader& attrs, const lamina_view& x, const lamina_view& w,
                                  const lamina_view& y);

@@ -71,7 +71,7 @@ struct ConvChoice {
 };
 
 enum class ConvOp { forward = 0, backward_data = 1, backward_filter = 2 };
-using ConvKey = std::array<int64_t, 16>;
+using ConvKey = std::array<int64_t, 19>;
 
 struct Backend {
   int device = 0;

@@ -1,8 +1,10 @@
 // conv2d and its two backward passes on oneDNN convolution primitives.
 //
-// Shapes: x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O); attrs strides [sh,sw], pads
-// [top,bottom,left,right]. oneDNN names the same tensors (N,C,H,W) in nhwc, (O,C,KH,KW) in hwio
-// and (N,O,OH,OW) in nhwc, so lamina's buffers are used as they are.
+// Shapes: x (N,H,W,C), w (KH,KW,C/G,O), y (N,OH,OW,O); attrs strides [sh,sw], pads
+// [top,bottom,left,right], dilation [dh,dw], groups G. oneDNN names the same tensors (N,C,H,W) in
+// nhwc, (O,C,KH,KW) in hwio — with groups (G,O/G,C/G,KH,KW) in hwigo, which is lamina's
+// (KH,KW,C/G,O) read with O split into (G, O/G) — and (N,O,OH,OW) in nhwc, so lamina's buffers are
+// used as they are. oneDNN counts dilation from 0 (a dense kernel has dilates 0): dilation − 1.
 //
 // Layouts: fully plain descriptors make oneDNN fall back to its gemm convolution (3-9x slower), so
 // the weights are always `any` and reordered from HWIO on each call (they are small). For the
@@ -27,14 +29,20 @@ using tag = memory::format_tag;
 // The SDK's geometry, as oneDNN describes it.
 struct ConvGeometry : sdk::ConvGeometry {
   memory::dims src() const { return {n, c, h, w}; }
-  memory::dims weights() const { return {o, c, kh, kw}; }
+  memory::dims weights() const {
+    if (groups == 1) return {o, c, kh, kw};
+    return {groups, og, cg, kh, kw};
+  }
+  memory::format_tag weights_tag() const { return groups == 1 ? tag::hwio : tag::hwigo; }
   memory::dims dst() const { return {n, o, oh, ow}; }
   memory::dims strides() const { return {sh, sw}; }
+  memory::dims dilates() const { return {dh - 1, dw - 1}; }
   memory::dims pad_l() const { return {top, left}; }
   memory::dims pad_r() const { return {bottom, right}; }
   CacheKey key(const char* op) const {
     CacheKey k(op);
-    for (int64_t v : {n, h, w, c, kh, kw, o, oh, ow, sh, sw, top, bottom, left, right}) k.add(v);
+    for (int64_t v : {n, h, w, c, kh, kw, o, oh, ow, sh, sw, top, bottom, left, right, dh, dw, groups})
+      k.add(v);
     return k;
   }
 };
@@ -82,7 +90,7 @@ memory::desc plain_src(const ConvGeometry& g) {
   return {g.src(), memory::data_type::f32, tag::nhwc};
 }
 memory::desc plain_weights(const ConvGeometry& g) {
-  return {g.weights(), memory::data_type::f32, tag::hwio};
+  return {g.weights(), memory::data_type::f32, g.weights_tag()};
 }
 memory::desc plain_dst(const ConvGeometry& g) {
   return {g.dst(), memory::data_type::f32, tag::nhwc};
@@ -123,7 +131,7 @@ memory::desc bias_desc(const ConvGeometry& g) {
 
 // Multiply-adds of one pass: below kParallelMacs the pass runs on one thread.
 bool small(const ConvGeometry& g) {
-  return g.n * g.oh * g.ow * g.o * g.kh * g.kw * g.c < kParallelMacs;
+  return g.n * g.oh * g.ow * g.o * g.kh * g.kw * g.cg < kParallelMacs;
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::engine& engine,
@@ -132,9 +140,10 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, cons
   ActivationLayout a = activation_layout(g, channels_last);
   auto desc = with_bias ? dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, a.src,
                                                           any(g.weights()), bias_desc(g), a.dst, g.strides(),
-                                                          g.pad_l(), g.pad_r())
+                                                          g.dilates(), g.pad_l(), g.pad_r())
                         : dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, a.src,
-                                                          any(g.weights()), a.dst, g.strides(), g.pad_l(), g.pad_r());
+                                                          any(g.weights()), a.dst, g.strides(), g.dilates(),
+                                                          g.pad_l(), g.pad_r());
   return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(activation_attr(act)), engine);
 }
 
@@ -155,7 +164,7 @@ void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
   const lamina_view& x = args.inputs[0];
   const lamina_view& w = args.inputs[1];
   const lamina_view& y = args.outputs[0];
-  ConvGeometry g{sdk::conv_geometry(args.attrs, x, w, y)};
+  ConvGeometry g{sdk::full_conv_geometry(args.attrs, x, w, y)};
   sdk::Activation act = with_bias ? sdk::read_activation(args.attrs) : sdk::Activation::linear;
   if (with_bias) expect_vector(args.inputs[2], "b", g.o, "output channel");
   if (sdk::view_size(y) == 0) return;
@@ -233,7 +242,7 @@ ONEDNN_KERNEL(conv2d_backward_data_kernel, "conv2d_backward_data") {
   const lamina_view& dy = args.inputs[0];
   const lamina_view& w = args.inputs[1];
   const lamina_view& dx = args.outputs[0];
-  ConvGeometry g{sdk::conv_geometry(args.attrs, dx, w, dy, "dx", "w", "dy")};
+  ConvGeometry g{sdk::full_conv_geometry(args.attrs, dx, w, dy, "dx", "w", "dy")};
   if (sdk::view_size(dx) == 0) return;
   if (sdk::view_size(dy) == 0) {  // no output cells or channels: nothing flows back
     std::memset(dx.data, 0, size_t(sdk::view_size(dx)) * sizeof(float));
@@ -247,8 +256,8 @@ ONEDNN_KERNEL(conv2d_backward_data_kernel, "conv2d_backward_data") {
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
         ActivationLayout a = activation_layout(g, channels_last);
         dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, a.src,
-                                                   any(g.weights()), a.dst, g.strides(), g.pad_l(),
-                                                   g.pad_r());
+                                                   any(g.weights()), a.dst, g.strides(), g.dilates(),
+                                                   g.pad_l(), g.pad_r());
         return dnnl::convolution_backward_data::primitive_desc(desc, user_scratchpad(), be.engine, hint);
       });
       auto e = std::make_shared<BackwardDataEntry>();
@@ -293,7 +302,7 @@ void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with
   const lamina_view& x = args.inputs[0];
   const lamina_view& dy = args.inputs[1];
   const lamina_view& dw = args.outputs[0];
-  ConvGeometry g{sdk::conv_geometry(args.attrs, x, dw, dy, "x", "dw", "dy")};
+  ConvGeometry g{sdk::full_conv_geometry(args.attrs, x, dw, dy, "x", "dw", "dy")};
   if (with_bias) expect_vector(args.outputs[1], "db", g.o, "output channel");
   if (sdk::view_size(dw) == 0 && !with_bias) return;
   if (sdk::view_size(x) == 0 || sdk::view_size(dy) == 0 || sdk::view_size(dw) == 0) {
@@ -318,11 +327,11 @@ void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last, with_bias);
         ActivationLayout a = activation_layout(g, channels_last);
         auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
-                                    dnnl::algorithm::convolution_direct, a.src, any(g.weights()), bias_desc(g),
-                                    a.dst, g.strides(), g.pad_l(), g.pad_r())
-                              : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, a.src,
-                                                                         any(g.weights()), a.dst, g.strides(),
-                                                                         g.pad_l(), g.pad_r());
+                                    dnnl::algorithm::convolution_direct, a.src, any(g.weights()),
+                                    bias_desc(g), a.dst, g.strides(), g.dilates(), g.pad_l(), g.pad_r())
+                              : dnnl::convolution_backward_weights::desc(
+                                    dnnl::algorithm::convolution_direct, a.src, any(g.weights()), a.dst,
+                                    g.strides(), g.dilates(), g.pad_l(), g.pad_r());
         return dnnl::convolution_backward_weights::primitive_desc(desc, user_scratchpad(), be.engine, hint);
       });
       auto e = std::make_shared<BackwardWeightsEntry>();

@@ -215,6 +215,8 @@ template <class Geometry>
 Geometry int_window(Geometry g) {
   for (int64_t v : {g.kh, g.kw, g.sh, g.sw, g.top, g.bottom, g.left, g.right})
     if (v > INT_MAX / 4) throw sdk::Error("window, strides or pads too large");
+  if constexpr (requires { g.dh; })
+    if (g.span_h() > INT_MAX / 4 || g.span_w() > INT_MAX / 4) throw sdk::Error("dilation too large");
   return g;
 }
 

@@ -113,9 +113,22 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads_before, const std::
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
   return one(LAMINA_OP("transpose"), {x}, Attributes().set("perm", perm));
 }
+namespace {
+// strides and pads, and dilation and groups where they are not 1 (a plain convolution's attributes
+// read as they did before those existed).
+Attributes conv_attrs(const std::vector<int64_t>& strides, const std::vector<int64_t>& pads,
+                      const std::vector<int64_t>& dilation, int64_t groups) {
+  Attributes a;
+  a.set("strides", strides).set("pads", pads);
+  if (dilation != std::vector<int64_t>{1, 1}) a.set("dilation", dilation);
+  if (groups != 1) a.set("groups", groups);
+  return a;
+}
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides,
-              const std::vector<int64_t>& pads) {
-  return one(LAMINA_OP("conv2d"), {x, w}, Attributes().set("strides", strides).set("pads", pads));
+              const std::vector<int64_t>& pads, const std::vector<int64_t>& dilation, int64_t groups) {
+  return one(LAMINA_OP("conv2d"), {x, w}, conv_attrs(strides, pads, dilation, groups));
 }
 Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const std::vector<int64_t>& output_size,
                         const std::vector<int64_t>& strides, const std::vector<int64_t>& pads) {
@@ -123,9 +136,10 @@ Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const std::vector<int6
              Attributes().set("output_size", output_size).set("strides", strides).set("pads", pads));
 }
 Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const std::vector<int64_t>& strides,
-                   const std::vector<int64_t>& pads, const std::string& activation) {
+                   const std::vector<int64_t>& pads, const std::string& activation,
+                   const std::vector<int64_t>& dilation, int64_t groups) {
   return one(LAMINA_OP("conv2d_bias"), {x, w, b},
-             Attributes().set("strides", strides).set("pads", pads).set("activation", activation));
+             conv_attrs(strides, pads, dilation, groups).set("activation", activation));
 }
 Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads) {

@@ -1,4 +1,4 @@
-// Keras Conv2D over NHWC inputs with HWIO kernels.
+// Keras Conv2D over NHWC inputs with HWIO kernels, with dilation_rate and groups.
 #pragma once
 
 #include "../common/keras_layer.hpp"
@@ -23,6 +23,8 @@ class Conv2D final : public sdk::Layer {
   int64_t filters_ = 0;
   std::array<int64_t, 2> kernel_size_{};
   std::array<int64_t, 2> strides_{1, 1};
+  std::array<int64_t, 2> dilation_{1, 1};
+  int64_t groups_ = 1;
   std::string padding_;
   std::string activation_;
   bool use_bias_ = true;

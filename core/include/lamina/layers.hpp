@@ -17,6 +17,13 @@ inline boost::json::array to_json_array(const Shape& s) {
   for (int64_t d : s) a.push_back(d);
   return a;
 }
+// [a, b], built step by step (a brace-initialised nested array reads differently under clang).
+inline boost::json::array pair(const std::array<int64_t, 2>& p) {
+  boost::json::array a;
+  a.push_back(p[0]);
+  a.push_back(p[1]);
+  return a;
+}
 inline void common(boost::json::object& c, const std::string& name, const Shape& input_shape) {
   if (!name.empty()) c["name"] = name;
   if (!input_shape.empty()) c["input_shape"] = to_json_array(input_shape);
@@ -99,6 +106,8 @@ inline LayerSpec Dense(int64_t units, const DenseOptions& o = {}) {
 struct Conv2DOptions {
   std::array<int64_t, 2> strides{1, 1};
   std::string padding = "valid";
+  std::array<int64_t, 2> dilation_rate{1, 1};  // > 1 only with strides 1
+  int64_t groups = 1;                          // divides filters and the input's channels
   std::string activation = "linear";
   bool use_bias = true;
   std::string kernel_initializer = "glorot_uniform";
@@ -118,9 +127,73 @@ inline LayerSpec Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, con
                         {"use_bias", o.use_bias},
                         {"kernel_initializer", o.kernel_initializer},
                         {"bias_initializer", o.bias_initializer}};
+  c["dilation_rate"] = detail::pair(o.dilation_rate);
+  if (o.groups != 1) c["groups"] = o.groups;
   detail::common(c, o.name, o.input_shape);
   detail::weight_terms(c, o);
   return {"Conv2D", c};
+}
+
+struct DepthwiseConv2DOptions {
+  std::array<int64_t, 2> strides{1, 1};
+  std::string padding = "valid";
+  int64_t depth_multiplier = 1;                // output channels per input channel
+  std::array<int64_t, 2> dilation_rate{1, 1};  // > 1 only with strides 1
+  std::string activation = "linear";
+  bool use_bias = true;
+  std::string depthwise_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  Shape input_shape;
+  std::string name;
+};
+// DepthwiseConv2D({3, 3}, {.depth_multiplier = 2, .padding = "same"}): each input channel convolved
+// on its own with depth_multiplier kernels.
+inline LayerSpec DepthwiseConv2D(std::array<int64_t, 2> kernel_size, const DepthwiseConv2DOptions& o = {}) {
+  boost::json::object c;
+  c["kernel_size"] = detail::pair(kernel_size);
+  c["strides"] = detail::pair(o.strides);
+  c["padding"] = o.padding;
+  c["depth_multiplier"] = o.depth_multiplier;
+  c["dilation_rate"] = detail::pair(o.dilation_rate);
+  c["activation"] = o.activation;
+  c["use_bias"] = o.use_bias;
+  c["depthwise_initializer"] = o.depthwise_initializer;
+  c["bias_initializer"] = o.bias_initializer;
+  detail::common(c, o.name, o.input_shape);
+  return {"DepthwiseConv2D", c};
+}
+
+struct SeparableConv2DOptions {
+  std::array<int64_t, 2> strides{1, 1};
+  std::string padding = "valid";
+  int64_t depth_multiplier = 1;
+  std::array<int64_t, 2> dilation_rate{1, 1};
+  std::string activation = "linear";
+  bool use_bias = true;
+  std::string depthwise_initializer = "glorot_uniform";
+  std::string pointwise_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  Shape input_shape;
+  std::string name;
+};
+// SeparableConv2D(16, {3, 3}, {.activation = "relu"}): a depthwise convolution, then a 1x1
+// convolution to `filters` channels.
+inline LayerSpec SeparableConv2D(int64_t filters, std::array<int64_t, 2> kernel_size,
+                                 const SeparableConv2DOptions& o = {}) {
+  boost::json::object c;
+  c["filters"] = filters;
+  c["kernel_size"] = detail::pair(kernel_size);
+  c["strides"] = detail::pair(o.strides);
+  c["padding"] = o.padding;
+  c["depth_multiplier"] = o.depth_multiplier;
+  c["dilation_rate"] = detail::pair(o.dilation_rate);
+  c["activation"] = o.activation;
+  c["use_bias"] = o.use_bias;
+  c["depthwise_initializer"] = o.depthwise_initializer;
+  c["pointwise_initializer"] = o.pointwise_initializer;
+  c["bias_initializer"] = o.bias_initializer;
+  detail::common(c, o.name, o.input_shape);
+  return {"SeparableConv2D", c};
 }
 
 struct Conv2DTransposeOptions {

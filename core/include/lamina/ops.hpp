@@ -120,9 +120,11 @@ Tensor slice(const Tensor& x, const std::vector<int64_t>& axes, const std::vecto
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads_before, const std::vector<int64_t>& pads_after,
            double value = 0.0);
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm = {});
-// x (N,H,W,C), w (KH,KW,C,O); pads = {top, bottom, left, right}
+// x (N,H,W,C), w (KH,KW,C/groups,O); pads = {top, bottom, left, right}; dilation = {dh, dw}, the
+// distance between neighbouring taps; groups splits the channels into groups convolved separately.
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides = {1, 1},
-              const std::vector<int64_t>& pads = {0, 0, 0, 0});
+              const std::vector<int64_t>& pads = {0, 0, 0, 0}, const std::vector<int64_t>& dilation = {1, 1},
+              int64_t groups = 1);
 // The transposed convolution: x (N,H,W,C), w (KH,KW,O,C) → (N,OH,OW,O), output_size = {OH, OW}; the
 // conv2d with these strides and pads maps an (OH, OW) image back to (H, W).
 Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const std::vector<int64_t>& output_size,
@@ -132,7 +134,8 @@ Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const std::vector<int6
 // b and bias of shape (O,) and activation one of "linear", "relu", "sigmoid", "tanh".
 Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b,
                    const std::vector<int64_t>& strides = {1, 1},
-                   const std::vector<int64_t>& pads = {0, 0, 0, 0}, const std::string& activation = "linear");
+                   const std::vector<int64_t>& pads = {0, 0, 0, 0}, const std::string& activation = "linear",
+                   const std::vector<int64_t>& dilation = {1, 1}, int64_t groups = 1);
 Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, bool transpose_a = false,
                    bool transpose_b = false, const std::string& activation = "linear");
 // Fused losses (docs/ops.md), shape (): mean((pred - target)²) over every element, and

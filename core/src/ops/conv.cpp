@@ -31,7 +31,7 @@ void define_conv_ops(OpSet& set) {
     return out;
   };
 
-  OpDef& conv = set.def("conv2d", {"strides", "pads"});
+  OpDef& conv = set.def("conv2d", {"strides", "pads", "dilation", "groups"});
   conv.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d", in, 2);
     return one_shape(conv_out("conv2d", in[0], in[1], a));
@@ -39,7 +39,7 @@ void define_conv_ops(OpSet& set) {
   conv.backward = [conv_grads](const Node& n, const Grads& g) { return conv_grads(n, g[0], false); };
 
   // conv2d_bias: activation(conv2d(x, w) + b), b (O,).
-  OpDef& conv_bias = set.def("conv2d_bias", {"strides", "pads", "activation"});
+  OpDef& conv_bias = set.def("conv2d_bias", {"strides", "pads", "dilation", "groups", "activation"});
   conv_bias.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_bias", in, 3);
     Shape y = conv_out("conv2d_bias", in[0], in[1], a);
@@ -57,7 +57,8 @@ void define_conv_ops(OpSet& set) {
     return std::vector<Tensor>{apply_activation(read_activation("conv2d_bias", a), z)};
   };
 
-  OpDef& conv_bd = set.def("conv2d_backward_data", {"strides", "pads", "activation", "input_shape", "filter_shape"});
+  OpDef& conv_bd = set.def("conv2d_backward_data", {"strides", "pads", "dilation", "groups", "activation",
+                                                    "input_shape", "filter_shape"});
   conv_bd.gradient_of = "conv2d";
   conv_bd.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_data", in, 2);
@@ -67,7 +68,8 @@ void define_conv_ops(OpSet& set) {
                   shape_to_string(x));
     return one_shape(x);
   };
-  OpDef& conv_bf = set.def("conv2d_backward_filter", {"strides", "pads", "activation", "input_shape", "filter_shape"});
+  OpDef& conv_bf = set.def("conv2d_backward_filter", {"strides", "pads", "dilation", "groups", "activation",
+                                                      "input_shape", "filter_shape"});
   conv_bf.gradient_of = "conv2d";
   conv_bf.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_filter", in, 2);
@@ -79,7 +81,8 @@ void define_conv_ops(OpSet& set) {
   };
   // conv2d_backward_filter_bias: dw as conv2d_backward_filter, and db = Σ dy over (N, OH, OW),
   // in one pass over dy.
-  OpDef& conv_bfb = set.def("conv2d_backward_filter_bias", {"strides", "pads", "activation", "input_shape", "filter_shape"});
+  OpDef& conv_bfb = set.def("conv2d_backward_filter_bias", {"strides", "pads", "dilation", "groups",
+                                                            "activation", "input_shape", "filter_shape"});
   conv_bfb.gradient_of = "conv2d_bias";
   conv_bfb.infer = [](const ShapeList& in, const Attributes& a) {
     need_inputs("conv2d_backward_filter_bias", in, 2);

@@ -65,14 +65,28 @@ int64_t window_out(const std::string& op, int64_t in, int64_t k, int64_t s, int6
 
 Shape conv_out(const std::string& op, const Shape& x, const Shape& w, const Attributes& a) {
   if (x.size() != 4) throw Error(op_context(op, {x, w}) + ": input must be (N, H, W, C)");
-  if (w.size() != 4) throw Error(op_context(op, {x, w}) + ": kernel must be (KH, KW, C, O)");
-  if (x[3] != w[2])
-    throw Error(op_context(op, {x, w}) + ": input has " + std::to_string(x[3]) +
-                " channels, the kernel expects " + std::to_string(w[2]));
+  if (w.size() != 4) throw Error(op_context(op, {x, w}) + ": kernel must be (KH, KW, C / groups, O)");
+  const int64_t groups = a.get_int("groups", 1);
+  if (groups < 1)
+    throw Error(op_context(op, {x, w}) + ": groups must be >= 1, got " + std::to_string(groups));
+  if (x[3] % groups != 0 || w[3] % groups != 0)
+    throw Error(op_context(op, {x, w}) + ": groups " + std::to_string(groups) + " must divide the input's " +
+                std::to_string(x[3]) + " channels and the kernel's " + std::to_string(w[3]) +
+                " output channels");
+  if (x[3] / groups != w[2])
+    throw Error(
+        op_context(op, {x, w}) + ": input has " + std::to_string(x[3]) + " channels" +
+        (groups > 1 ? " in " + std::to_string(groups) + " groups of " + std::to_string(x[3] / groups) : "") +
+        ", the kernel expects " + std::to_string(w[2]) + (groups > 1 ? " per group" : ""));
   auto s = pair_attr(a, "strides", {1, 1}, 2);
   auto p = pair_attr(a, "pads", {0, 0, 0, 0}, 4);
-  return {x[0], window_out(op, x[1], w[0], s[0], p[0], p[1]), window_out(op, x[2], w[1], s[1], p[2], p[3]),
-          w[3]};
+  auto d = pair_attr(a, "dilation", {1, 1}, 2);
+  if (d[0] < 1 || d[1] < 1)
+    throw Error(op_context(op, {x, w}) + ": dilation must be >= 1, got [" + std::to_string(d[0]) + ", " +
+                std::to_string(d[1]) + "]");
+  // A kernel of k taps dilated by d spans (k − 1)·d + 1 input cells.
+  return {x[0], window_out(op, x[1], (w[0] - 1) * d[0] + 1, s[0], p[0], p[1]),
+          window_out(op, x[2], (w[1] - 1) * d[1] + 1, s[1], p[2], p[3]), w[3]};
 }
 
 Shape pool_out(const std::string& op, const Shape& x, const Attributes& a) {

@@ -2,6 +2,7 @@
 // kernel's views and attributes and checked against each other, with messages that name the
 // tensors, the shapes and the attributes. Layouts are docs/ops.md's: activations NHWC, conv kernels
 // HWIO; attributes `strides` [sh, sw] (default 1), `pads` [top, bottom, left, right] (default 0),
+// for convolutions `dilation` [dh, dw] and `groups` (default 1),
 // `pool` [ph, pw] (required by the pools), `transpose_a` and `transpose_b` (default 0).
 #pragma once
 
@@ -75,32 +76,74 @@ inline void expect_window_fits(const Window& g, int64_t h, int64_t w, int64_t oh
 }
 
 // ------------------------------------------------------------------------------------------------
-// Convolution: x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O).
+// Convolution: x (N,H,W,C), w (KH,KW,C/G,O), y (N,OH,OW,O), with `dilation` [dh, dw] (default 1)
+// and `groups` G (default 1). Tap (di, dj) reads input cell (i·sh + di·dh − top, j·sw + dj·dw −
+// left); output channel o reads the input channels of its group, g = o / (O/G):
+// y[n,i,j,o] = Σ over (di, dj, k < C/G) of x[n, i·sh + di·dh − top, j·sw + dj·dw − left, g·(C/G) + k]
+//                                         · w[di, dj, k, o].
 
 struct ConvGeometry : Window {
   int64_t n = 0, h = 0, w = 0, c = 0;  // x
   int64_t o = 0;                       // w's output channels
   int64_t oh = 0, ow = 0;              // y
+  int64_t dh = 1, dw = 1;              // dilation: the distance between neighbouring taps
+  int64_t groups = 1;                  // G: w holds C/G input channels per output channel
+  int64_t cg = 0, og = 0;              // C/G and O/G, the channels of one group
+
+  // Whether this is the plain convolution every backend had before dilation and groups.
+  bool plain() const { return dh == 1 && dw == 1 && groups == 1; }
+  // The input cells a dilated kernel spans: (k − 1)·d + 1.
+  int64_t span_h() const { return (kh - 1) * dh + 1; }
+  int64_t span_w() const { return (kw - 1) * dw + 1; }
 };
 
-// `x`, `w` and `y` are the views shaped like the forward op's x, w and y, whichever of them is the
-// kernel's output; the names are those the kernel's caller knows them by (dx, dy, dw ...).
-inline ConvGeometry conv_geometry(const AttrReader& attrs, const lamina_view& x, const lamina_view& w,
-                                  const lamina_view& y, const char* x_name = "x", const char* w_name = "w",
-                                  const char* y_name = "y") {
+// The whole contract, for kernels that do dilation and groups. `x`, `w` and `y` are the views shaped
+// like the forward op's x, w and y, whichever of them is the kernel's output; the names are those
+// the kernel's caller knows them by (dx, dy, dw ...).
+inline ConvGeometry full_conv_geometry(const AttrReader& attrs, const lamina_view& x, const lamina_view& w,
+                                       const lamina_view& y, const char* x_name = "x",
+                                       const char* w_name = "w", const char* y_name = "y") {
   expect_rank(x, x_name, 4, "(N,H,W,C)");
-  expect_rank(w, w_name, 4, "(KH,KW,C,O)");
+  expect_rank(w, w_name, 4, "(KH,KW,C/groups,O)");
   expect_rank(y, y_name, 4, "(N,OH,OW,O)");
-  if (w.shape[2] != x.shape[3] || y.shape[0] != x.shape[0] || y.shape[3] != w.shape[3])
+  const int64_t groups = attrs.get_int("groups", 1);
+  const auto dilation = attrs.get_ints<2>("dilation", {1, 1});
+  if (groups < 1) throw Error("groups must be >= 1, got " + std::to_string(groups));
+  if (dilation[0] < 1 || dilation[1] < 1)
+    throw Error("dilation must be >= 1, got [" + std::to_string(dilation[0]) + ", " +
+                std::to_string(dilation[1]) + "]");
+  if (x.shape[3] % groups != 0 || w.shape[3] % groups != 0 || w.shape[2] * groups != x.shape[3] ||
+      y.shape[0] != x.shape[0] || y.shape[3] != w.shape[3])
     throw Error(std::string("shapes disagree: ") + x_name + " " + shape_string(x) + ", " + w_name + " " +
-                shape_string(w) + " and " + y_name + " " + shape_string(y) +
-                "; expected x (N,H,W,C), w (KH,KW,C,O), y (N,OH,OW,O)");
+                shape_string(w) + " and " + y_name + " " + shape_string(y) + " with groups " +
+                std::to_string(groups) + "; expected x (N,H,W,C), w (KH,KW,C/groups,O), y (N,OH,OW,O)");
   ConvGeometry g;
   static_cast<Window&>(g) = read_window(attrs, w.shape[0], w.shape[1]);
   g.n = x.shape[0], g.h = x.shape[1], g.w = x.shape[2], g.c = x.shape[3];
   g.o = w.shape[3];
   g.oh = y.shape[1], g.ow = y.shape[2];
-  expect_window_fits(g, g.h, g.w, g.oh, g.ow);
+  g.dh = dilation[0], g.dw = dilation[1];
+  g.groups = groups;
+  g.cg = g.c / groups, g.og = g.o / groups;
+  // The window's extent is the dilated kernel's span.
+  Window span = g;
+  span.kh = g.span_h(), span.kw = g.span_w();
+  expect_window_fits(span, g.h, g.w, g.oh, g.ow);
+  return g;
+}
+
+// For kernels that do the plain convolution only (as every backend's did before dilation and
+// groups): full_conv_geometry, refusing dilation and groups with a message that says so, so that
+// such a kernel never computes something else.
+inline ConvGeometry conv_geometry(const AttrReader& attrs, const lamina_view& x, const lamina_view& w,
+                                  const lamina_view& y, const char* x_name = "x", const char* w_name = "w",
+                                  const char* y_name = "y") {
+  ConvGeometry g = full_conv_geometry(attrs, x, w, y, x_name, w_name, y_name);
+  if (!g.plain())
+    throw Error("this backend's convolution kernels take no dilation or groups (got dilation [" +
+                std::to_string(g.dh) + ", " + std::to_string(g.dw) + "] and groups " +
+                std::to_string(g.groups) +
+                "); run the model on a backend that does, such as reference or onednn");
   return g;
 }
 

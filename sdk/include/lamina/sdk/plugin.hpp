@@ -303,15 +303,32 @@ inline Tensor transpose(const Tensor& x, const Shape& perm = {}) {
 struct Conv2DOptions {
   Shape strides{1, 1};
   Shape pads{0, 0, 0, 0};  // top, bottom, left, right
+  Shape dilation{1, 1};    // conv2d and conv2d_bias: the distance between neighbouring taps
+  int64_t groups = 1;      // conv2d and conv2d_bias: w is (KH, KW, C/groups, O)
 };
+namespace detail {
+// strides and pads, and dilation and groups where they are not 1 (so a call without them reads as
+// it did before they existed, and a core that predates them accepts it).
+inline Attrs& conv_attrs(Attrs& a, const Conv2DOptions& o) {
+  a.set("strides", o.strides).set("pads", o.pads);
+  if (o.dilation != Shape{1, 1}) a.set("dilation", o.dilation);
+  if (o.groups != 1) a.set("groups", o.groups);
+  return a;
+}
+}  // namespace detail
 inline Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2DOptions& o = {}) {
-  return run1("conv2d", {&x, &w}, std::move(Attrs().set("strides", o.strides).set("pads", o.pads)));
+  Attrs a;
+  detail::conv_attrs(a, o);
+  return run1("conv2d", {&x, &w}, std::move(a));
 }
 // The transposed convolution (Keras' Conv2DTranspose, the gradient of conv2d w.r.t. its input):
 // x (N,H,W,C), w (KH,KW,O,C) → (N,OH,OW,O), where conv2d with these strides and pads maps an
 // (OH, OW) image onto (H, W); output_size = {OH, OW} says which, as strides admit several.
+// Without dilation or groups.
 inline Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const Shape& output_size,
                                const Conv2DOptions& o = {}) {
+  if (o.dilation != Shape{1, 1} || o.groups != 1)
+    throw Error("conv2d_transpose takes no dilation or groups; leave them at 1");
   return run1(
       "conv2d_transpose", {&x, &w},
       std::move(Attrs().set("output_size", output_size).set("strides", o.strides).set("pads", o.pads)));
@@ -319,8 +336,9 @@ inline Tensor conv2d_transpose(const Tensor& x, const Tensor& w, const Shape& ou
 // activation(conv2d(x, w) + b), b of shape (O,); activation: linear, relu, sigmoid or tanh.
 inline Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2DOptions& o = {},
                           const std::string& activation = "linear") {
-  return run1("conv2d_bias", {&x, &w, &b},
-              std::move(Attrs().set("strides", o.strides).set("pads", o.pads).set("activation", activation)));
+  Attrs a;
+  detail::conv_attrs(a, o).set("activation", activation);
+  return run1("conv2d_bias", {&x, &w, &b}, std::move(a));
 }
 // activation(op(a)·op(b) + bias), bias of shape (N,) added to every row.
 inline Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const std::string& activation = "linear",
