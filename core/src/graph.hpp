@@ -50,7 +50,8 @@ Shape json_shape(const boost::json::value& v, const std::string& where, bool dro
 // The input shape a layer config declares, if any (Keras 2 and 3 spellings).
 std::optional<Shape> declared_input_shape(const boost::json::object& c, const std::string& where);
 // Refuses a dtype other than float32.
-void check_dtype(const boost::json::object& c, const std::string& where);
+// `input`: an InputLayer's config, which may also declare integer inputs (carried as float32).
+void check_dtype(const boost::json::object& c, const std::string& where, bool input = false);
 // "(None, 28, 28, 1)"
 std::string batch_shape_text(const Shape& shape);
 

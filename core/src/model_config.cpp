@@ -141,7 +141,7 @@ Model functional_from_config(const json::object& c) {
       for (const char* flag : {"sparse", "ragged"})
         if (auto* v = fl.config.if_contains(flag); v && v->is_bool() && v->as_bool())
           throw Error(where + ": " + flag + " inputs are not supported; set \"" + flag + "\": false");
-      check_dtype(fl.config, where);
+      check_dtype(fl.config, where, true);
       KerasTensor input = Input(*shape, fl.name);
       fl.layer = input.node->layer;
       fl.outputs.push_back({input});

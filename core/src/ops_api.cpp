@@ -113,6 +113,9 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads_before, const std::
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
   return one(LAMINA_OP("transpose"), {x}, Attributes().set("perm", perm));
 }
+Tensor gather(const Tensor& table, const Tensor& indices) {
+  return one(LAMINA_OP("gather"), {table, indices}, Attributes());
+}
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides,
               const std::vector<int64_t>& pads) {
   return one(LAMINA_OP("conv2d"), {x, w}, Attributes().set("strides", strides).set("pads", pads));

@@ -1,9 +1,11 @@
+#include "conv1d.hpp"
 #include "conv2d.hpp"
 #include "conv2d_transpose.hpp"
 
 namespace {
 
 void register_all(const lamina_host* host) {
+  lamina::sdk::register_layer<lamina::layers::Conv1D>(host, "Conv1D");
   lamina::sdk::register_layer<lamina::layers::Conv2D>(host, "Conv2D");
   lamina::sdk::register_layer<lamina::layers::Conv2DTranspose>(host, "Conv2DTranspose");
 }
@@ -11,4 +13,4 @@ void register_all(const lamina_host* host) {
 }  // namespace
 
 LAMINA_PLUGIN("convolutional", "0.1.0", LAMINA_KIND_LAYER,
-              "Keras convolution layers: Conv2D, Conv2DTranspose", register_all, LAMINA_ALWAYS_USABLE)
+              "Keras convolution layers: Conv1D, Conv2D, Conv2DTranspose", register_all, LAMINA_ALWAYS_USABLE)

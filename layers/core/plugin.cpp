@@ -10,10 +10,11 @@ void register_all(const lamina_host* host) {
   lamina::sdk::register_layer<Flatten>(host, "Flatten");
   lamina::sdk::register_layer<Dropout>(host, "Dropout");
   lamina::sdk::register_layer<Reshape>(host, "Reshape");
+  lamina::sdk::register_layer<Embedding>(host, "Embedding");
 }
 
 }  // namespace
 
 LAMINA_PLUGIN("core", "0.1.0", LAMINA_KIND_LAYER,
-              "Keras core layers: InputLayer, Dense, Activation, Flatten, Dropout, Reshape", register_all,
+              "Keras core layers: InputLayer, Dense, Activation, Flatten, Dropout, Reshape, Embedding", register_all,
               LAMINA_ALWAYS_USABLE)
