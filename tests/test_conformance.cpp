@@ -392,7 +392,8 @@ std::vector<Case> conformance_table() {
   t.push_back({"transpose (2,0,1)", "transpose", {{2, 3, 4}}, Attributes().set("perm", {2, 0, 1})});
   // lookup: every row of a small table, and an Embedding-sized one (indices repeat)
   t.push_back({"gather (5,3) by (2,4)", "gather", {{5, 3}, {2, 4}}, {}, 0.0f, -1.0f, 1.0f, 1, 5});
-  t.push_back({"gather embedding (32,12) by (64,28)", "gather", {{32, 12}, {64, 28}}, {}, 0.0f, -1.0f, 1.0f, 1, 32});
+  t.push_back(
+      {"gather embedding (32,12) by (64,28)", "gather", {{32, 12}, {64, 28}}, {}, 0.0f, -1.0f, 1.0f, 1, 32});
   t.push_back({"gather_backward scatter-add",
                "gather_backward",
                {{6, 7, 4}, {6, 7}},

@@ -14,7 +14,9 @@ namespace {
 
 const std::string kKerasV2 = std::string(LAMINA_SOURCE_DIR) + "/tests/data/keras_models_v2";
 
-Tensor tensor(const std::vector<float>& v, const Shape& s) { return Tensor::from_vector(v, s); }
+Tensor tensor(const std::vector<float>& v, const Shape& s) {
+  return Tensor::from_vector(v, s);
+}
 
 Sequential one_layer(const std::string& class_name, json::object config, const Shape& input_shape) {
   config["input_shape"] = layers::detail::to_json_array(input_shape);
@@ -23,7 +25,9 @@ Sequential one_layer(const std::string& class_name, json::object config, const S
   return model;
 }
 
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double sigmoid(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 
 // The plain formulas, in double precision, on row-major vectors. x (n, steps, d); W (d, g·u),
 // U (u, g·u); the hidden state of every step, in the order of time, each (n, u).
@@ -33,7 +37,8 @@ struct Plain {
   // x_t·W + b_row (b_row: the bias offset to add, or none) for sample s, gate column j
   double xw(int64_t s, int64_t t, int64_t j, int64_t width, const double* bias) const {
     double v = bias ? bias[j] : 0.0;
-    for (int64_t k = 0; k < d; ++k) v += double(x[size_t((s * steps + t) * d + k)]) * W[size_t(k * width + j)];
+    for (int64_t k = 0; k < d; ++k)
+      v += double(x[size_t((s * steps + t) * d + k)]) * W[size_t(k * width + j)];
     return v;
   }
   double hu(const std::vector<double>& h, int64_t s, int64_t j, int64_t width) const {
@@ -107,7 +112,9 @@ std::vector<float> sequence(const std::vector<std::vector<double>>& states, cons
       for (int64_t j = 0; j < u; ++j) y.push_back(float(states[size_t(t)][size_t(s * u + j)]));
   return y;
 }
-std::vector<float> state(const std::vector<double>& h) { return std::vector<float>(h.begin(), h.end()); }
+std::vector<float> state(const std::vector<double>& h) {
+  return std::vector<float>(h.begin(), h.end());
+}
 
 std::vector<int64_t> time_order(int64_t steps, bool reversed) {
   std::vector<int64_t> order;
@@ -175,12 +182,15 @@ TEST_CASE("Embedding's Keras config: defaults, round trip, mask_zero refused, in
   Sequential again = one_layer("Embedding", c, {5});
   CHECK(json::value(again.layer(0).get_config()) == json::value(c));
 
-  std::string e = error_of([] { one_layer("Embedding", {{"name", "e"}, {"input_dim", 7}, {"output_dim", 3}, {"mask_zero", true}}, {5}); });
+  std::string e = error_of([] {
+    one_layer("Embedding", {{"name", "e"}, {"input_dim", 7}, {"output_dim", 3}, {"mask_zero", true}}, {5});
+  });
   CHECK(e.find("Embedding 'e'") != std::string::npos);
   CHECK(e.find("'mask_zero'") != std::string::npos);
   CHECK(e.find("masking is not supported") != std::string::npos);
-  CHECK(error_of([] { one_layer("Embedding", {{"input_dim", 0}, {"output_dim", 3}}, {5}); }).find("'input_dim'") !=
-        std::string::npos);
+  CHECK(error_of([] {
+          one_layer("Embedding", {{"input_dim", 0}, {"output_dim", 3}}, {5});
+        }).find("'input_dim'") != std::string::npos);
 
   // tf_keras: the first layer's input_length gives the input's length; input_dim is the vocabulary
   Sequential first;
@@ -233,8 +243,8 @@ TEST_CASE("Conv1D: valid, same and causal padding with strides, against the plai
     int64_t stride, out, before;
   };
   // TensorFlow's "same": ceil(steps / stride) outputs, the odd padding cell after; causal: k - 1 before
-  for (const Geometry& g : {Geometry{"valid", 1, 5, 0}, Geometry{"same", 2, 4, 1}, Geometry{"causal", 1, 7, 2},
-                            Geometry{"causal", 2, 4, 2}}) {
+  for (const Geometry& g : {Geometry{"valid", 1, 5, 0}, Geometry{"same", 2, 4, 1},
+                            Geometry{"causal", 1, 7, 2}, Geometry{"causal", 2, 4, 2}}) {
     CAPTURE(g.padding);
     CAPTURE(g.stride);
     std::vector<float> expected;
@@ -254,10 +264,13 @@ TEST_CASE("Conv1D: valid, same and causal padding with strides, against the plai
     for (const std::string& backend_name : available_backends()) {
       CAPTURE(backend_name);
       set_backend(backend_name);
-      Sequential model = one_layer(
-          "Conv1D",
-          {{"filters", f}, {"kernel_size", k}, {"strides", g.stride}, {"padding", g.padding}, {"activation", "tanh"}},
-          {steps, c});
+      Sequential model = one_layer("Conv1D",
+                                   {{"filters", f},
+                                    {"kernel_size", k},
+                                    {"strides", g.stride},
+                                    {"padding", g.padding},
+                                    {"activation", "tanh"}},
+                                   {steps, c});
       CHECK(model.output_shape() == Shape{g.out, f});
       CHECK(model.layer(0).weights()[0].shape() == Shape{k, c, f});
       model.layer(0).set_weights({w, b});
@@ -268,25 +281,31 @@ TEST_CASE("Conv1D: valid, same and causal padding with strides, against the plai
 
 TEST_CASE("Conv1D's config round-trips as Keras writes it; dilation and bad keys are clear errors") {
   set_backend("reference");
-  Sequential model = one_layer("Conv1D", {{"filters", 2}, {"kernel_size", json::array{3}}, {"padding", "causal"}}, {6, 1});
+  Sequential model =
+      one_layer("Conv1D", {{"filters", 2}, {"kernel_size", json::array{3}}, {"padding", "causal"}}, {6, 1});
   json::object c = model.layer(0).get_config();
   CHECK(c.at("kernel_size") == json::parse("[3]"));
   CHECK(c.at("strides") == json::parse("[1]"));
   CHECK(c.at("dilation_rate") == json::parse("[1]"));
   CHECK(c.at("padding") == "causal");
   CHECK(json::value(one_layer("Conv1D", c, {6, 1}).layer(0).get_config()) == json::value(c));
-  std::string e = error_of([] { one_layer("Conv1D", {{"name", "c"}, {"filters", 2}, {"kernel_size", 3}, {"dilation_rate", 2}}, {6, 1}); });
+  std::string e = error_of([] {
+    one_layer("Conv1D", {{"name", "c"}, {"filters", 2}, {"kernel_size", 3}, {"dilation_rate", 2}}, {6, 1});
+  });
   CHECK(e.find("Conv1D 'c'") != std::string::npos);
   CHECK(e.find("dilation_rate") != std::string::npos);
   CHECK(e.find("not supported yet") != std::string::npos);
-  CHECK(error_of([] { one_layer("Conv1D", {{"filters", 2}, {"kernel_size", 9}}, {6, 1}); }).find("fewer than the kernel") !=
-        std::string::npos);
-  CHECK(error_of([] { one_layer("Conv1D", {{"filters", 2}, {"kernel_size", 3}, {"padding", "full"}}, {6, 1}); })
-            .find("'padding'") != std::string::npos);
+  CHECK(error_of([] {
+          one_layer("Conv1D", {{"filters", 2}, {"kernel_size", 9}}, {6, 1});
+        }).find("fewer than the kernel") != std::string::npos);
+  CHECK(error_of([] {
+          one_layer("Conv1D", {{"filters", 2}, {"kernel_size", 3}, {"padding", "full"}}, {6, 1});
+        }).find("'padding'") != std::string::npos);
 }
 
 TEST_CASE("MaxPooling1D, AveragePooling1D and the global 1D poolings, on every backend") {
-  const Tensor x = tensor({1, -1, 5, 2, 3, 0, -2, 4, 7, 1}, {1, 5, 2});  // steps (1,-1) (5,2) (3,0) (-2,4) (7,1)
+  const Tensor x =
+      tensor({1, -1, 5, 2, 3, 0, -2, 4, 7, 1}, {1, 5, 2});  // steps (1,-1) (5,2) (3,0) (-2,4) (7,1)
   for (const std::string& backend_name : available_backends()) {
     CAPTURE(backend_name);
     set_backend(backend_name);
@@ -311,7 +330,9 @@ TEST_CASE("MaxPooling1D, AveragePooling1D and the global 1D poolings, on every b
   CHECK(c.at("pool_size") == json::parse("[3]"));
   CHECK(c.at("strides") == json::parse("[3]"));  // null strides: the pool size, as Keras
   CHECK(c.at("padding") == "valid");
-  CHECK(error_of([] { one_layer("GlobalMaxPooling1D", {}, {6, 2, 1}); }).find("(steps, features)") != std::string::npos);
+  CHECK(error_of([] {
+          one_layer("GlobalMaxPooling1D", {}, {6, 2, 1});
+        }).find("(steps, features)") != std::string::npos);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -327,17 +348,20 @@ TEST_CASE("LSTM steps as Keras' formula says (gates i, f, c, o), forwards and ba
       for (bool backwards : {false, true}) {
         CAPTURE(sequences);
         CAPTURE(backwards);
-        Sequential model = one_layer(
-            "LSTM", {{"units", p.u}, {"return_sequences", sequences}, {"go_backwards", backwards}}, {p.steps, p.d});
+        Sequential model =
+            one_layer("LSTM", {{"units", p.u}, {"return_sequences", sequences}, {"go_backwards", backwards}},
+                      {p.steps, p.d});
         CHECK(model.output_shape() == (sequences ? Shape{p.steps, p.u} : Shape{p.u}));
         CHECK(model.layer(0).weight_names() ==
               std::vector<std::string>{"lstm_cell/kernel", "lstm_cell/recurrent_kernel", "lstm_cell/bias"});
-        model.layer(0).set_weights({tensor(p.W, {p.d, 4 * p.u}), tensor(p.U, {p.u, 4 * p.u}), tensor(p.b, {4 * p.u})});
+        model.layer(0).set_weights(
+            {tensor(p.W, {p.d, 4 * p.u}), tensor(p.U, {p.u, 4 * p.u}), tensor(p.b, {4 * p.u})});
         const auto& states = backwards ? backward : forward;
         // Keras: the sequence in processing order; the last state processed
         std::vector<float> expected = sequences ? sequence(states, time_order(p.steps, backwards), p.n, p.u)
                                                 : state(states[backwards ? 0 : size_t(p.steps - 1)]);
-        CHECK(test::max_abs_diff(model.predict(tensor(p.x, {p.n, p.steps, p.d})).to_vector(), expected) < 1e-5f);
+        CHECK(test::max_abs_diff(model.predict(tensor(p.x, {p.n, p.steps, p.d})).to_vector(), expected) <
+              1e-5f);
       }
   }
 }
@@ -347,16 +371,21 @@ TEST_CASE("a hand-checked LSTM and GRU step: one unit, one feature, one step") {
   // LSTM: x = 2, kernel (i, f, c, o) = (0.5, 1, 0.25, -1), bias (0, 1, 0, 0.5); from h = c = 0:
   // i = σ(1), f = σ(3), g = tanh(0.5), o = σ(-1.5), c = i·g, h = o·tanh(c)
   Sequential lstm = one_layer("LSTM", {{"units", 1}}, {1, 1});
-  lstm.layer(0).set_weights({tensor({0.5f, 1, 0.25f, -1}, {1, 4}), tensor({9, 9, 9, 9}, {1, 4}), tensor({0, 1, 0, 0.5f}, {4})});
+  lstm.layer(0).set_weights(
+      {tensor({0.5f, 1, 0.25f, -1}, {1, 4}), tensor({9, 9, 9, 9}, {1, 4}), tensor({0, 1, 0, 0.5f}, {4})});
   const double c = sigmoid(1) * std::tanh(0.5);
-  CHECK(lstm.predict(tensor({2}, {1, 1, 1})).item() == doctest::Approx(sigmoid(-1.5) * std::tanh(c)).epsilon(1e-6));
+  CHECK(lstm.predict(tensor({2}, {1, 1, 1})).item() ==
+        doctest::Approx(sigmoid(-1.5) * std::tanh(c)).epsilon(1e-6));
   // GRU, reset_after: kernel (z, r, h) = (1, -1, 0.5), input bias (0, 0, 0.25), recurrent bias
-  // (0.5, 0, 1); from h = 0: z = σ(2 + 0.5), r = σ(-2), candidate = tanh(1 + 0.25 + r·1), h = (1 - z)·candidate
+  // (0.5, 0, 1); from h = 0: z = σ(2 + 0.5), r = σ(-2), candidate = tanh(1 + 0.25 + r·1), h = (1 -
+  // z)·candidate
   Sequential gru = one_layer("GRU", {{"units", 1}}, {1, 1});
   CHECK(gru.layer(0).weights()[2].shape() == Shape{2, 3});
-  gru.layer(0).set_weights({tensor({1, -1, 0.5f}, {1, 3}), tensor({9, 9, 9}, {1, 3}), tensor({0, 0, 0.25f, 0.5f, 0, 1}, {2, 3})});
+  gru.layer(0).set_weights(
+      {tensor({1, -1, 0.5f}, {1, 3}), tensor({9, 9, 9}, {1, 3}), tensor({0, 0, 0.25f, 0.5f, 0, 1}, {2, 3})});
   const double z = sigmoid(2.5), r = sigmoid(-2);
-  CHECK(gru.predict(tensor({2}, {1, 1, 1})).item() == doctest::Approx((1 - z) * std::tanh(1.25 + r)).epsilon(1e-6));
+  CHECK(gru.predict(tensor({2}, {1, 1, 1})).item() ==
+        doctest::Approx((1 - z) * std::tanh(1.25 + r)).epsilon(1e-6));
 }
 
 TEST_CASE("GRU steps as Keras' formula says (gates z, r, h), reset_after true and false, on every backend") {
@@ -369,14 +398,19 @@ TEST_CASE("GRU steps as Keras' formula says (gates z, r, h), reset_after true an
       for (bool backwards : {false, true}) {
         CAPTURE(backwards);
         Sequential model = one_layer("GRU",
-                                     {{"units", p.u}, {"return_sequences", true}, {"go_backwards", backwards},
+                                     {{"units", p.u},
+                                      {"return_sequences", true},
+                                      {"go_backwards", backwards},
                                       {"reset_after", reset_after}},
                                      {p.steps, p.d});
         const Shape bias_shape = reset_after ? Shape{2, 3 * p.u} : Shape{3 * p.u};
         CHECK(model.layer(0).weights()[2].shape() == bias_shape);
-        model.layer(0).set_weights({tensor(p.W, {p.d, 3 * p.u}), tensor(p.U, {p.u, 3 * p.u}), tensor(p.b, bias_shape)});
-        std::vector<float> expected = sequence(p.gru(reset_after, backwards), time_order(p.steps, backwards), p.n, p.u);
-        CHECK(test::max_abs_diff(model.predict(tensor(p.x, {p.n, p.steps, p.d})).to_vector(), expected) < 1e-5f);
+        model.layer(0).set_weights(
+            {tensor(p.W, {p.d, 3 * p.u}), tensor(p.U, {p.u, 3 * p.u}), tensor(p.b, bias_shape)});
+        std::vector<float> expected =
+            sequence(p.gru(reset_after, backwards), time_order(p.steps, backwards), p.n, p.u);
+        CHECK(test::max_abs_diff(model.predict(tensor(p.x, {p.n, p.steps, p.d})).to_vector(), expected) <
+              1e-5f);
       }
     }
   }
@@ -397,16 +431,19 @@ TEST_CASE("Bidirectional merges the forward and the time-ordered backward states
         CAPTURE(sequences);
         json::object inner{{"units", p.u}, {"return_sequences", sequences}};
         json::object wrapped{{"class_name", "LSTM"}, {"config", inner}};
-        Sequential model = one_layer("Bidirectional", {{"layer", wrapped}, {"merge_mode", mode}}, {p.steps, p.d});
+        Sequential model =
+            one_layer("Bidirectional", {{"layer", wrapped}, {"merge_mode", mode}}, {p.steps, p.d});
         const bool concat = std::string(mode) == "concat";
         const int64_t width = concat ? 2 * p.u : p.u;
         CHECK(model.output_shape() == (sequences ? Shape{p.steps, width} : Shape{width}));
         CHECK(model.layer(0).weight_names() ==
-              std::vector<std::string>{"forward_lstm/lstm_cell/kernel", "forward_lstm/lstm_cell/recurrent_kernel",
-                                       "forward_lstm/lstm_cell/bias", "backward_lstm/lstm_cell/kernel",
-                                       "backward_lstm/lstm_cell/recurrent_kernel", "backward_lstm/lstm_cell/bias"});
-        model.layer(0).set_weights({tensor(p.W, {p.d, 4 * p.u}), tensor(p.U, {p.u, 4 * p.u}), tensor(p.b, {4 * p.u}),
-                                    tensor(q.W, {p.d, 4 * p.u}), tensor(q.U, {p.u, 4 * p.u}), tensor(q.b, {4 * p.u})});
+              std::vector<std::string>{
+                  "forward_lstm/lstm_cell/kernel", "forward_lstm/lstm_cell/recurrent_kernel",
+                  "forward_lstm/lstm_cell/bias", "backward_lstm/lstm_cell/kernel",
+                  "backward_lstm/lstm_cell/recurrent_kernel", "backward_lstm/lstm_cell/bias"});
+        model.layer(0).set_weights({tensor(p.W, {p.d, 4 * p.u}), tensor(p.U, {p.u, 4 * p.u}),
+                                    tensor(p.b, {4 * p.u}), tensor(q.W, {p.d, 4 * p.u}),
+                                    tensor(q.U, {p.u, 4 * p.u}), tensor(q.b, {4 * p.u})});
         // per time step (or the last state each direction processed): forward then backward
         std::vector<float> a, b;
         if (sequences) {
@@ -421,14 +458,17 @@ TEST_CASE("Bidirectional merges the forward and the time-ordered backward states
           for (int64_t j = 0; j < p.u; ++j) {
             const float x = a[i + size_t(j)], y = b[i + size_t(j)];
             if (!concat)
-              expected.push_back(mode == std::string("sum") ? x + y : mode == std::string("mul") ? x * y : (x + y) / 2);
+              expected.push_back(mode == std::string("sum")   ? x + y
+                                 : mode == std::string("mul") ? x * y
+                                                              : (x + y) / 2);
             else
               expected.push_back(x);
           }
           if (concat)
             for (int64_t j = 0; j < p.u; ++j) expected.push_back(b[i + size_t(j)]);
         }
-        CHECK(test::max_abs_diff(model.predict(tensor(p.x, {p.n, p.steps, p.d})).to_vector(), expected) < 1e-5f);
+        CHECK(test::max_abs_diff(model.predict(tensor(p.x, {p.n, p.steps, p.d})).to_vector(), expected) <
+              1e-5f);
       }
   }
 }
@@ -485,11 +525,16 @@ TEST_CASE("bad recurrent configs give one clear error naming the layer and the k
   const std::vector<Bad> table{
       {"LSTM", {{"name", "l"}, {"units", -3}}, {"LSTM 'l'", "'units'", "positive"}},
       {"GRU", {{"name", "g"}}, {"GRU 'g'", "'units' is missing"}},
-      {"Bidirectional", {{"name", "b"}, {"layer", lstm}, {"merge_mode", "max"}}, {"Bidirectional 'b'", "'merge_mode'", "concat"}},
-      {"Bidirectional", {{"name", "b"}, {"layer", lstm}, {"merge_mode", nullptr}}, {"Bidirectional 'b'", "'merge_mode'"}},
+      {"Bidirectional",
+       {{"name", "b"}, {"layer", lstm}, {"merge_mode", "max"}},
+       {"Bidirectional 'b'", "'merge_mode'", "concat"}},
+      {"Bidirectional",
+       {{"name", "b"}, {"layer", lstm}, {"merge_mode", nullptr}},
+       {"Bidirectional 'b'", "'merge_mode'"}},
       {"Bidirectional", {{"name", "b"}}, {"Bidirectional 'b'", "'layer' is missing"}},
       {"Bidirectional",
-       {{"name", "b"}, {"layer", json::object{{"class_name", "Dense"}, {"config", json::object{{"units", 2}}}}}},
+       {{"name", "b"},
+        {"layer", json::object{{"class_name", "Dense"}, {"config", json::object{{"units", 2}}}}}},
        {"Bidirectional 'b'", "'layer'", "LSTM and GRU"}},
       {"LSTM", {{"name", "l"}, {"units", 2}, {"dropout", 0.5}}, {"LSTM 'l'", "'dropout'", "not supported"}},
       {"GRU", {{"name", "g"}, {"units", 2}, {"return_state", true}}, {"GRU 'g'", "'return_state'"}},
@@ -503,7 +548,9 @@ TEST_CASE("bad recurrent configs give one clear error naming the layer and the k
   }
   // a key of the wrapped layer is named through the wrapper
   json::object bad_inner{{"class_name", "LSTM"}, {"config", json::object{{"name", "inner"}, {"units", 0}}}};
-  const std::string e = error_of([&] { one_layer("Bidirectional", {{"name", "b"}, {"layer", bad_inner}}, {4, 3}); });
+  const std::string e = error_of([&] {
+    one_layer("Bidirectional", {{"name", "b"}, {"layer", bad_inner}}, {4, 3});
+  });
   CHECK(e.find("Bidirectional 'b'") != std::string::npos);
   CHECK(e.find("'units'") != std::string::npos);
 }
@@ -513,7 +560,8 @@ TEST_CASE("gradients through LSTM, GRU and Bidirectional match finite difference
     CAPTURE(backend_name);
     set_backend(backend_name);
     json::object gru_no_reset{{"units", 2}, {"return_sequences", true}, {"reset_after", false}};
-    json::object wrapped{{"class_name", "LSTM"}, {"config", json::object{{"units", 2}, {"return_sequences", true}}}};
+    json::object wrapped{{"class_name", "LSTM"},
+                         {"config", json::object{{"units", 2}, {"return_sequences", true}}}};
     const std::vector<std::pair<std::string, json::object>> cases{
         {"LSTM", {{"units", 2}, {"return_sequences", true}}},
         {"GRU", {{"units", 2}, {"return_sequences", true}}},
@@ -588,21 +636,24 @@ TEST_CASE("training a small sequence model lowers its loss: Embedding, Conv1D, p
     test::use_backend_or_skip(backend_name);
     set_random_seed(12);
     Sequential model;
-    model.add(LayerSpec{"InputLayer", {{"batch_input_shape", json::array{nullptr, steps}}, {"dtype", "int32"}}});
+    model.add(
+        LayerSpec{"InputLayer", {{"batch_input_shape", json::array{nullptr, steps}}, {"dtype", "int32"}}});
     model.add(LayerSpec{"Embedding", {{"input_dim", 8}, {"output_dim", 6}}});
-    model.add(LayerSpec{"Conv1D", {{"filters", 8}, {"kernel_size", 3}, {"padding", "causal"}, {"activation", "relu"}}});
+    model.add(LayerSpec{"Conv1D",
+                        {{"filters", 8}, {"kernel_size", 3}, {"padding", "causal"}, {"activation", "relu"}}});
     model.add(LayerSpec{"MaxPooling1D", {{"pool_size", 2}}});
     json::object inner{{"units", 6}, {"return_sequences", true}};
-    model.add(LayerSpec{"Bidirectional", {{"layer", json::object{{"class_name", "LSTM"}, {"config", inner}}}}});
+    model.add(
+        LayerSpec{"Bidirectional", {{"layer", json::object{{"class_name", "LSTM"}, {"config", inner}}}}});
     model.add(LayerSpec{"GRU", {{"units", 6}}});
     model.add(LayerSpec{"Dense", {{"units", 1}, {"activation", "sigmoid"}}});
-    model.compile("mean_squared_error", "adam");
+    model.compile("mean_squared_error", OptimizerSpec("Adam", {{"learning_rate", 0.01}}));
     const double before = model.evaluate({x}, {y}, 32).at("loss");
-    History h = model.fit({x}, {y}, {.epochs = 12, .batch_size = 16, .verbose = 0});
+    History h = model.fit({x}, {y}, {.epochs = 15, .batch_size = 16, .verbose = 0});
     const double after = model.evaluate({x}, {y}, 32).at("loss");
     CAPTURE(before);
     CAPTURE(after);
-    CHECK(after < 0.6 * before);
+    CHECK(after < 0.1);  // a constant guess (about 2/3 of the sequences hold a 5) scores 0.23
     CHECK(h.history.at("loss").back() < h.history.at("loss").front());
   }
 }
@@ -610,7 +661,8 @@ TEST_CASE("training a small sequence model lowers its loss: Embedding, Conv1D, p
 // ------------------------------------------------------------------------------------------------
 // Real Keras files
 
-TEST_CASE("real Keras files: conv1d_embed (Embedding, causal Conv1D, pooling) and bilstm_gru predict as Keras") {
+TEST_CASE(
+    "real Keras files: conv1d_embed (Embedding, causal Conv1D, pooling) and bilstm_gru predict as Keras") {
   const Tensor tokens = test::read_npy(kKerasV2 + "/tokens.input.npy");
   const Tensor images = test::read_npy(kKerasV2 + "/images.input.npy");
   const Tensor rows = images.reshape({256, 28, 28});
@@ -625,7 +677,8 @@ TEST_CASE("real Keras files: conv1d_embed (Embedding, causal Conv1D, pooling) an
       CHECK(embed.get_layer("conv_causal").output_shape() == Shape{28, 16});
       CHECK(embed.get_layer("pool").output_shape() == Shape{14, 16});
       CHECK(embed.get_layer("conv_valid").output_shape() == Shape{12, 16});
-      const std::vector<float> want_embed = test::read_npy(kKerasV2 + "/" + prefix + "conv1d_embed.ref.npy").to_vector();
+      const std::vector<float> want_embed =
+          test::read_npy(kKerasV2 + "/" + prefix + "conv1d_embed.ref.npy").to_vector();
       const float embed_diff = test::max_abs_diff(embed.predict(tokens, 64).to_vector(), want_embed);
       CAPTURE(embed_diff);
       CHECK(embed_diff < 1e-4f);
@@ -636,7 +689,8 @@ TEST_CASE("real Keras files: conv1d_embed (Embedding, causal Conv1D, pooling) an
       CHECK(bilstm.output_shape() == Shape{28, 32});
       CHECK(bilstm.weight_names()[3] == "backward_lstm/lstm_cell/kernel");
       CHECK(rnn.get_layer("gru").weights()[2].shape() == Shape{2, 48});
-      const std::vector<float> want_rnn = test::read_npy(kKerasV2 + "/" + prefix + "bilstm_gru.ref.npy").to_vector();
+      const std::vector<float> want_rnn =
+          test::read_npy(kKerasV2 + "/" + prefix + "bilstm_gru.ref.npy").to_vector();
       const float rnn_diff = test::max_abs_diff(rnn.predict(rows, 64).to_vector(), want_rnn);
       CAPTURE(rnn_diff);
       CHECK(rnn_diff < 1e-4f);
@@ -661,15 +715,17 @@ TEST_CASE("a loaded sequence model saves with Keras' weight names and loads back
     if (rnn) {
       // tf_keras' names and order: forward then backward, kernel, recurrent_kernel, bias
       CHECK(stored_weight_names(path, "bilstm") ==
-            std::vector<std::string>{"bilstm/forward_lstm/lstm_cell/kernel:0",
-                                     "bilstm/forward_lstm/lstm_cell/recurrent_kernel:0",
-                                     "bilstm/forward_lstm/lstm_cell/bias:0", "bilstm/backward_lstm/lstm_cell/kernel:0",
-                                     "bilstm/backward_lstm/lstm_cell/recurrent_kernel:0",
-                                     "bilstm/backward_lstm/lstm_cell/bias:0"});
-      CHECK(stored_weight_names(path, "gru") ==
-            std::vector<std::string>{"gru/gru_cell/kernel:0", "gru/gru_cell/recurrent_kernel:0", "gru/gru_cell/bias:0"});
+            std::vector<std::string>{
+                "bilstm/forward_lstm/lstm_cell/kernel:0", "bilstm/forward_lstm/lstm_cell/recurrent_kernel:0",
+                "bilstm/forward_lstm/lstm_cell/bias:0", "bilstm/backward_lstm/lstm_cell/kernel:0",
+                "bilstm/backward_lstm/lstm_cell/recurrent_kernel:0",
+                "bilstm/backward_lstm/lstm_cell/bias:0"});
+      CHECK(stored_weight_names(path, "gru") == std::vector<std::string>{"gru/gru_cell/kernel:0",
+                                                                         "gru/gru_cell/recurrent_kernel:0",
+                                                                         "gru/gru_cell/bias:0"});
       h5::File f(path);
-      CHECK(f.info("model_weights/bilstm/bilstm/backward_lstm/lstm_cell/recurrent_kernel:0").shape == Shape{16, 64});
+      CHECK(f.info("model_weights/bilstm/bilstm/backward_lstm/lstm_cell/recurrent_kernel:0").shape ==
+            Shape{16, 64});
     } else {
       CHECK(stored_weight_names(path, "embed") == std::vector<std::string>{"embed/embeddings:0"});
       CHECK(stored_weight_names(path, "conv_causal") ==

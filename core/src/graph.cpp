@@ -80,7 +80,8 @@ void check_dtype(const boost::json::object& c, const std::string& where, bool in
   if (name.empty() || name == "float32") return;
   // Integer inputs (Embedding's token ids) travel as float32, which holds every integer up to 2^24
   // exactly.
-  static const char* const integers[] = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"};
+  static const char* const integers[] = {"int8",  "int16",  "int32",  "int64",
+                                         "uint8", "uint16", "uint32", "uint64"};
   if (input && std::find(std::begin(integers), std::end(integers), name) != std::end(integers)) return;
   throw Error(where + ": dtype '" + name + "' is not supported; lamina computes in float32" +
               (input ? " (inputs may also be integers, which it carries as float32)" : ""));

@@ -61,7 +61,8 @@ double truncated(std::mt19937_64& g) {
 // positive; modified Gram-Schmidt gives that Q directly.
 std::vector<float> orthogonal(std::mt19937_64& g, const Shape& shape, double gain, const std::string& where) {
   if (shape.size() < 2)
-    throw Error(where + ": the Orthogonal initializer needs a weight of rank 2 or more, got " + shape_to_string(shape));
+    throw Error(where + ": the Orthogonal initializer needs a weight of rank 2 or more, got " +
+                shape_to_string(shape));
   int64_t rows = 1;
   for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
   const int64_t cols = shape.back(), m = std::max(rows, cols), n = std::min(rows, cols);
@@ -198,9 +199,11 @@ Tensor initialize(const boost::json::value& init, const Shape& shape, const std:
     double lo = number(config, "minval", -0.05), hi = number(config, "maxval", 0.05);
     for (float& x : v) x = float(lo + (hi - lo) * uniform01(g));
   } else {
-    throw Error(where + ": unknown initializer '" + name +
-                "' (known: glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
-                "zeros, ones, constant, random_normal, random_uniform, truncated_normal, orthogonal, VarianceScaling)");
+    throw Error(
+        where + ": unknown initializer '" + name +
+        "' (known: glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
+        "zeros, ones, constant, random_normal, random_uniform, truncated_normal, orthogonal, "
+        "VarianceScaling)");
   }
   Tensor t = make_tensor(shape, &Registry::get().active_backend());
   assign(t, Tensor::from_vector(v, shape));

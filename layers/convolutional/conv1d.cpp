@@ -55,17 +55,19 @@ WindowAxis Conv1D::window(int64_t steps) const {
     a = window_axis(steps, kernel_size_, strides_, padding_ == "same");
   }
   if (a.out < 1)
-    throw sdk::Error(label_ + ": the input's " + std::to_string(steps) + " steps are fewer than the kernel's " +
-                     std::to_string(kernel_size_) +
-                     " under padding \"valid\"; use padding \"same\" or \"causal\", a smaller kernel_size or a "
-                     "longer input");
+    throw sdk::Error(
+        label_ + ": the input's " + std::to_string(steps) + " steps are fewer than the kernel's " +
+        std::to_string(kernel_size_) +
+        " under padding \"valid\"; use padding \"same\" or \"causal\", a smaller kernel_size or a "
+        "longer input");
   return a;
 }
 
 Shape Conv1D::build(sdk::LayerBuilder& builder, const Shape& input_shape) {
   require_sequence_input(label_, input_shape);
   WindowAxis a = window(input_shape[0]);
-  builder.add_weight("kernel", {kernel_size_, input_shape[1], filters_}, json::serialize(kernel_initializer_));
+  builder.add_weight("kernel", {kernel_size_, input_shape[1], filters_},
+                     json::serialize(kernel_initializer_));
   if (use_bias_) builder.add_weight("bias", {filters_}, json::serialize(bias_initializer_));
   return {a.out, filters_};
 }
@@ -76,7 +78,8 @@ sdk::Tensor Conv1D::call(const sdk::CallContext&, const std::vector<sdk::Tensor>
     throw sdk::Error(label_ + ": expected " + std::to_string(use_bias_ ? 2 : 1) + " weights, got " +
                      std::to_string(weights.size()));
   Shape s = input.shape();
-  if (s.size() != 3) throw sdk::Error(label_ + ": expects a batch of sequences (N, steps, channels), got " + shape_text(s));
+  if (s.size() != 3)
+    throw sdk::Error(label_ + ": expects a batch of sequences (N, steps, channels), got " + shape_text(s));
   WindowAxis a = window(s[1]);
   // (N, 1, steps, C) images and a (1, k, C, F) kernel: the convolution runs along the width.
   sdk::Tensor x = sdk::ops::reshape(input, {s[0], 1, s[1], s[2]});

@@ -33,7 +33,8 @@ Shape Pooling1D::build(sdk::LayerBuilder&, const Shape& input_shape) {
   return {window(input_shape[0]).out, input_shape[1]};
 }
 
-sdk::Tensor Pooling1D::call(const sdk::CallContext&, const std::vector<sdk::Tensor>&, const sdk::Tensor& input) {
+sdk::Tensor Pooling1D::call(const sdk::CallContext&, const std::vector<sdk::Tensor>&,
+                            const sdk::Tensor& input) {
   Shape s = input.shape();
   if (s.size() != 3)
     throw sdk::Error(label_ + ": expects a batch of sequences (N, steps, channels), got " + shape_text(s));

@@ -18,15 +18,18 @@ std::unique_ptr<RecurrentCore> wrapped(const Config& config, const char* key, co
                                        const json::object* override_config = nullptr) {
   if (!v.is_object() || !v.as_object().contains("class_name") || !v.as_object().at("class_name").is_string())
     config.fail("config key '" + std::string(key) +
-                "' must be a layer: {\"class_name\": \"LSTM\" or \"GRU\", \"config\": {...}}, got " + value_text(v));
+                "' must be a layer: {\"class_name\": \"LSTM\" or \"GRU\", \"config\": {...}}, got " +
+                value_text(v));
   const std::string cls(v.as_object().at("class_name").as_string());
   json::object inner;
   if (auto* c = v.as_object().if_contains("config"); c && c->is_object()) inner = c->as_object();
   if (override_config)
     for (const auto& kv : *override_config) inner[kv.key()] = kv.value();
   RecurrentCore::Kind kind;
-  if (cls == "LSTM") kind = RecurrentCore::Kind::lstm;
-  else if (cls == "GRU") kind = RecurrentCore::Kind::gru;
+  if (cls == "LSTM")
+    kind = RecurrentCore::Kind::lstm;
+  else if (cls == "GRU")
+    kind = RecurrentCore::Kind::gru;
   else
     config.fail("config key '" + std::string(key) + "' is a " + cls +
                 "; lamina's Bidirectional wraps LSTM and GRU layers only");
@@ -43,21 +46,24 @@ Bidirectional::Bidirectional(const std::string& config_json) {
   Config config(config_json, "Bidirectional");
   label_ = layer_label("Bidirectional", config);
   if (!config.has("layer"))
-    config.fail("config key 'layer' is missing; give the recurrent layer to run both ways, e.g. "
-                "{\"class_name\": \"LSTM\", \"config\": {\"units\": 16}}");
-  merge_mode_ = config.get_string("merge_mode", "concat");
-  if (!config.has("merge_mode"))
-    config.fail("config key 'merge_mode' is null, but a Bidirectional that returns both directions as two outputs "
-                "is not supported; use \"concat\", \"sum\", \"mul\" or \"ave\"");
+    config.fail(
+        "config key 'layer' is missing; give the recurrent layer to run both ways, e.g. "
+        "{\"class_name\": \"LSTM\", \"config\": {\"units\": 16}}");
+  if (auto* m = config.object().if_contains("merge_mode"); m && m->is_null())
+    config.fail(
+        "config key 'merge_mode' is null, but a Bidirectional that returns both directions as two outputs "
+        "is not supported; use \"concat\", \"sum\", \"mul\" or \"ave\"");
   merge_mode_ = config.get_choice("merge_mode", "concat", {"concat", "sum", "mul", "ave"});
   layer_json_ = config.object().at("layer");
   forward_ = wrapped(config, "layer", layer_json_);
-  const std::string base = without_prefix(forward_->name().empty() ? std::string("lstm") : forward_->name(), "forward_");
+  const std::string base =
+      without_prefix(forward_->name().empty() ? std::string("lstm") : forward_->name(), "forward_");
   forward_name_ = "forward_" + base;
   if (config.has("backward_layer")) {
     backward_layer_json_ = config.object().at("backward_layer");
     backward_ = wrapped(config, "backward_layer", backward_layer_json_);
-    backward_name_ = "backward_" + without_prefix(backward_->name().empty() ? base : backward_->name(), "backward_");
+    backward_name_ =
+        "backward_" + without_prefix(backward_->name().empty() ? base : backward_->name(), "backward_");
     if (backward_->go_backwards() == forward_->go_backwards())
       config.fail("config key 'backward_layer' must run the other way from 'layer' (go_backwards " +
                   std::string(forward_->go_backwards() ? "false" : "true") + ")");
@@ -82,7 +88,8 @@ Shape Bidirectional::build(sdk::LayerBuilder& builder, const Shape& input_shape)
   Shape out = forward_->output_shape(input_shape);
   backward_->output_shape(input_shape);
   if (forward_->units() != backward_->units() && merge_mode_ != "concat")
-    throw sdk::Error(label_ + ": merge_mode '" + merge_mode_ + "' needs both directions to have the same units, got " +
+    throw sdk::Error(label_ + ": merge_mode '" + merge_mode_ +
+                     "' needs both directions to have the same units, got " +
                      std::to_string(forward_->units()) + " and " + std::to_string(backward_->units()));
   forward_->declare(builder, forward_name_ + "/", input_shape[1]);
   backward_->declare(builder, backward_name_ + "/", input_shape[1]);

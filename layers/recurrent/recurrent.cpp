@@ -16,8 +16,8 @@ void refuse_true(const Config& config, const char* key, const std::string& why) 
 std::string read_named_activation(const Config& config, const char* key, const char* fallback) {
   std::string name = config.get_string(key, fallback);
   if (!sdk::is_activation(name))
-    config.fail("config key '" + std::string(key) + "' is '" + name + "', which lamina does not provide; use one of " +
-                sdk::activation_names());
+    config.fail("config key '" + std::string(key) + "' is '" + name +
+                "', which lamina does not provide; use one of " + sdk::activation_names());
   return name;
 }
 
@@ -41,15 +41,18 @@ RecurrentCore::RecurrentCore(const std::string& config_json, Kind kind) : kind_(
   use_bias_ = config.get_bool("use_bias", true);
   return_sequences_ = config.get_bool("return_sequences", false);
   go_backwards_ = config.get_bool("go_backwards", false);
-  refuse_true(config, "return_state", "lamina's recurrent layers return one tensor; use \"return_state\": false");
+  refuse_true(config, "return_state",
+              "lamina's recurrent layers return one tensor; use \"return_state\": false");
   refuse_true(config, "stateful", "lamina keeps no state between batches; use \"stateful\": false");
-  refuse_true(config, "time_major", "lamina's sequences are (batch, steps, features); use \"time_major\": false");
+  refuse_true(config, "time_major",
+              "lamina's sequences are (batch, steps, features); use \"time_major\": false");
   for (const char* key : {"dropout", "recurrent_dropout"}) {
     double rate = config.get_float(key, 0.0);
     if (rate != 0.0)
-      config.fail("config key '" + std::string(key) + "' is " + value_text(json::value(rate)) +
-                  ", but dropout inside recurrent layers is not supported yet; use 0 (a Dropout layer before or "
-                  "after the recurrent layer works)");
+      config.fail(
+          "config key '" + std::string(key) + "' is " + value_text(json::value(rate)) +
+          ", but dropout inside recurrent layers is not supported yet; use 0 (a Dropout layer before or "
+          "after the recurrent layer works)");
   }
   // unroll and implementation only choose how Keras computes the same result.
   if (kind_ == Kind::lstm) unit_forget_bias_ = config.get_bool("unit_forget_bias", true);
@@ -57,10 +60,10 @@ RecurrentCore::RecurrentCore(const std::string& config_json, Kind kind) : kind_(
   kernel_initializer_ = read_initializer(config, "kernel_initializer", "glorot_uniform");
   recurrent_initializer_ = read_initializer(config, "recurrent_initializer", "orthogonal");
   bias_initializer_ = read_initializer(config, "bias_initializer", "zeros");
-  unapplied_ = read_unapplied(config, label_,
-                              {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                               "activity_regularizer", "kernel_constraint", "recurrent_constraint",
-                               "bias_constraint"});
+  unapplied_ = read_unapplied(
+      config, label_,
+      {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
+       "kernel_constraint", "recurrent_constraint", "bias_constraint"});
 }
 
 json::object RecurrentCore::config() const {
@@ -88,7 +91,8 @@ void RecurrentCore::declare(sdk::LayerBuilder& builder, const std::string& prefi
   const std::string cell = prefix + (kind_ == Kind::lstm ? "lstm_cell/" : "gru_cell/");
   const int64_t width = (kind_ == Kind::lstm ? 4 : 3) * units_;
   builder.add_weight((cell + "kernel").c_str(), {features, width}, json::serialize(kernel_initializer_));
-  builder.add_weight((cell + "recurrent_kernel").c_str(), {units_, width}, json::serialize(recurrent_initializer_));
+  builder.add_weight((cell + "recurrent_kernel").c_str(), {units_, width},
+                     json::serialize(recurrent_initializer_));
   if (!use_bias_) return;
   if (kind_ == Kind::gru) {
     builder.add_weight((cell + "bias").c_str(), reset_after_ ? Shape{2, width} : Shape{width},
@@ -212,7 +216,8 @@ Shape LSTM::build(sdk::LayerBuilder& builder, const Shape& input_shape) {
   return out;
 }
 
-sdk::Tensor LSTM::call(const sdk::CallContext&, const std::vector<sdk::Tensor>& weights, const sdk::Tensor& input) {
+sdk::Tensor LSTM::call(const sdk::CallContext&, const std::vector<sdk::Tensor>& weights,
+                       const sdk::Tensor& input) {
   return core_.output(core_.run(weights, 0, input));
 }
 
@@ -222,7 +227,8 @@ Shape GRU::build(sdk::LayerBuilder& builder, const Shape& input_shape) {
   return out;
 }
 
-sdk::Tensor GRU::call(const sdk::CallContext&, const std::vector<sdk::Tensor>& weights, const sdk::Tensor& input) {
+sdk::Tensor GRU::call(const sdk::CallContext&, const std::vector<sdk::Tensor>& weights,
+                      const sdk::Tensor& input) {
   return core_.output(core_.run(weights, 0, input));
 }
 

@@ -37,7 +37,8 @@ class RecurrentCore {
   Shape output_shape(const Shape& input) const;
   // The hidden states of every step, in the order of time (x's order, whichever way the layer
   // runs); `weights` from `first` on are this layer's.
-  std::vector<sdk::Tensor> run(const std::vector<sdk::Tensor>& weights, size_t first, const sdk::Tensor& x) const;
+  std::vector<sdk::Tensor> run(const std::vector<sdk::Tensor>& weights, size_t first,
+                               const sdk::Tensor& x) const;
   // The layer's output from run()'s states: (N, steps, units) in processing order (reversed under
   // go_backwards, as Keras returns it; `flip`: the other way round) with return_sequences, else the
   // last state processed.

@@ -35,7 +35,8 @@ inline Dims gather_shape(const Dims& table, const Dims& indices) {
   if (table.size() != 2)
     throw std::invalid_argument("the table must have rank 2 (rows, width), got " + dims_string(table));
   if (indices.size() + 1 > LAMINA_MAX_DIMS)
-    throw std::invalid_argument("indices of rank " + std::to_string(indices.size()) + " leave no room for the row axis");
+    throw std::invalid_argument("indices of rank " + std::to_string(indices.size()) +
+                                " leave no room for the row axis");
   Dims out = indices;
   out.push_back(table[1]);
   return out;
@@ -109,7 +110,8 @@ inline bool host_float(const lamina_view& v) {
 inline lamina_status gather(void*, const lamina_view* in, int32_t n_in, const lamina_view* out, int32_t n_out,
                             const lamina_attrs*, lamina_error* error) {
   try {
-    if (n_in != 2 || n_out != 1) throw std::invalid_argument("takes a table and indices and gives one output");
+    if (n_in != 2 || n_out != 1)
+      throw std::invalid_argument("takes a table and indices and gives one output");
     if (!host_float(in[0]) || !host_float(in[1]) || !host_float(out[0]))
       throw std::invalid_argument("expects float32 host tensors");
     if (in[0].ndim != 2) throw std::invalid_argument("the table must have rank 2");
