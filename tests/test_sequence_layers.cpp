@@ -198,6 +198,12 @@ TEST_CASE("Embedding's Keras config: defaults, round trip, mask_zero refused, in
   CHECK(first.input_shape() == Shape{6});
   CHECK(first.output_shape() == Shape{6, 4});
   CHECK(first.layer(0).get_config().at("input_length") == 6);
+  // Keras 3: a Sequential without an InputLayer gives the input in build_input_shape
+  Model k3 = Model::from_config(json::parse(R"({"class_name": "Sequential", "config": {"name": "s",
+      "build_input_shape": [null, 5],
+      "layers": [{"class_name": "Embedding", "config": {"name": "e", "input_dim": 10, "output_dim": 2}}]}})"));
+  CHECK(k3.input_shape() == Shape{5});
+  CHECK(k3.output_shape() == Shape{5, 2});
 }
 
 TEST_CASE("the gather op's gradient is the scatter-add of the output gradient, as finite differences say") {

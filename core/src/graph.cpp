@@ -67,6 +67,19 @@ std::optional<Shape> declared_input_shape(const boost::json::object& c, const st
   return std::nullopt;
 }
 
+std::optional<Shape> first_layer_input_shape(const std::string& class_name, const boost::json::object& c,
+                                             const std::string& where) {
+  if (lower(class_name) != "embedding") return declared_input_shape(c, where);
+  boost::json::object declaring = c;
+  declaring.erase("input_dim");
+  if (auto* n = declaring.if_contains("input_length"); n && !n->is_null()) {
+    declaring["input_shape"] = boost::json::array{*n};
+    declaring.erase("batch_input_shape");
+    declaring.erase("batch_shape");
+  }
+  return declared_input_shape(declaring, where);
+}
+
 void check_dtype(const boost::json::object& c, const std::string& where, bool input) {
   auto* d = c.if_contains("dtype");
   if (!d || d->is_null()) return;

@@ -233,18 +233,7 @@ Sequential& Sequential::add(const LayerSpec& spec) {
   where = layer->class_name() + " '" + layer->name() + "'";
   if (layers_.empty()) {
     if (inputs_.empty()) {
-      // An Embedding's input_dim is its vocabulary, not its input's size; tf_keras gives the
-      // sequence length as input_length.
-      boost::json::object declaring = spec.config;
-      if (lower(spec.class_name) == "embedding") {
-        declaring.erase("input_dim");
-        if (auto* n = declaring.if_contains("input_length"); n && !n->is_null()) {
-          declaring["input_shape"] = boost::json::array{*n};
-          declaring.erase("batch_input_shape");
-          declaring.erase("batch_shape");
-        }
-      }
-      auto declared = declared_input_shape(declaring, where);
+      auto declared = first_layer_input_shape(spec.class_name, spec.config, where);
       if (declared) inputs_ = {Input(*declared, layer->name() + "_input")};
     }
     if (inputs_.empty())

@@ -271,7 +271,7 @@ Sequential Sequential::from_config(const json::value& model_config) {
       if (model.size() > 0) continue;
       has_input_layer = true;
     } else if (model.size() == 0 && !has_input_layer && build_shape &&
-               !declared_input_shape(spec.config, spec.class_name)) {
+               !first_layer_input_shape(spec.class_name, spec.config, spec.class_name)) {
       json::array batch{nullptr};
       for (int64_t d : *build_shape) batch.push_back(d);
       model.add(LayerSpec("InputLayer", {{"batch_input_shape", batch}}));

@@ -56,8 +56,10 @@ Bidirectional::Bidirectional(const std::string& config_json) {
   merge_mode_ = config.get_choice("merge_mode", "concat", {"concat", "sum", "mul", "ave"});
   layer_json_ = config.object().at("layer");
   forward_ = wrapped(config, "layer", layer_json_);
-  const std::string base =
-      without_prefix(forward_->name().empty() ? std::string("lstm") : forward_->name(), "forward_");
+  // Keras names the sublayers forward_<name> and backward_<name> (unnamed: the class's name).
+  std::string inner = forward_->name();
+  if (inner.empty()) inner = std::string(forward_->class_name()) == "LSTM" ? "lstm" : "gru";
+  const std::string base = without_prefix(inner, "forward_");
   forward_name_ = "forward_" + base;
   if (config.has("backward_layer")) {
     backward_layer_json_ = config.object().at("backward_layer");
