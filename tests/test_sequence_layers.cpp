@@ -4,7 +4,11 @@
 // real Keras 3 and tf_keras files with Keras' own predictions (tests/data/keras_models_v2).
 #include "support.hpp"
 
+#include "../core/src/replay.hpp"
+
 #include <algorithm>
+#include <cstdlib>
+#include <map>
 
 using namespace lamina;
 using lamina::test::error_of;
@@ -661,6 +665,42 @@ TEST_CASE("training a small sequence model lowers its loss: Embedding, Conv1D, p
     CAPTURE(after);
     CHECK(after < 0.1);  // a constant guess (about 2/3 of the sequences hold a 5) scores 0.23
     CHECK(h.history.at("loss").back() < h.history.at("loss").front());
+  }
+}
+
+TEST_CASE("fit's step replay repeats the lookups and the recurrent steps: the same training, bit for bit") {
+  const Tensor x = tensor({1, 2, 3, 0, 3, 3, 2, 1, 0, 0, 1, 2, 3, 2, 1, 0}, {4, 4});
+  const Tensor y = tensor({1, 0, 0, 1}, {4, 1});
+  struct Run {
+    std::vector<std::vector<float>> weights;
+    std::map<std::string, std::vector<double>> history;
+    int64_t replayed = 0;
+  };
+  auto train = [&](bool replay) {
+    if (replay)
+      unsetenv("LAMINA_STEP_REPLAY");
+    else
+      setenv("LAMINA_STEP_REPLAY", "0", 1);
+    set_random_seed(6);
+    Sequential model;
+    model.add(LayerSpec{"Embedding", {{"input_dim", 4}, {"output_dim", 3}, {"input_length", 4}}});
+    model.add(LayerSpec{"GRU", {{"units", 3}, {"return_sequences", true}}});
+    model.add(LayerSpec{"LSTM", {{"units", 2}}});
+    model.add(LayerSpec{"Dense", {{"units", 1}}});
+    model.compile("mean_squared_error", "sgd");
+    const int64_t before = replayed_steps();
+    History h = model.fit({x}, {y}, {.epochs = 3, .batch_size = 2, .verbose = 0, .shuffle = false});
+    unsetenv("LAMINA_STEP_REPLAY");
+    return Run{test::weights_of(model), h.history, replayed_steps() - before};
+  };
+  for (const std::string backend_name : {"reference", "onednn"}) {
+    CAPTURE(backend_name);
+    test::use_backend_or_skip(backend_name);
+    const Run normal = train(false), replayed = train(true);
+    CHECK(normal.replayed == 0);
+    CHECK(replayed.replayed > 0);
+    CHECK(replayed.weights == normal.weights);
+    CHECK(replayed.history == normal.history);
   }
 }
 
