@@ -156,7 +156,9 @@ std::vector<sdk::Tensor> RecurrentCore::run(const std::vector<sdk::Tensor>& weig
   auto gate = [&](const sdk::Tensor& t) { return sdk::apply_activation(recurrent_activation_, t); };
 
   std::vector<sdk::Tensor> states(static_cast<size_t>(steps));
-  sdk::Tensor h = ops::full({n, u}, 0.0f), c = ops::full({n, u}, 0.0f);
+  // Zero initial states: the LSTM's first step needs none (h·U and f·c vanish), the GRU's reads h.
+  sdk::Tensor h, c;
+  if (kind_ == Kind::gru) h = ops::full({n, u}, 0.0f);
   for (int64_t k = 0; k < steps; ++k) {
     const int64_t t = go_backwards_ ? steps - 1 - k : k;
     sdk::Tensor xt = ops::reshape(ops::slice(projected, {1}, {t}, {t + 1}), {n, width});
