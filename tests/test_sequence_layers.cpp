@@ -577,7 +577,9 @@ TEST_CASE("gradients through LSTM, GRU and Bidirectional match finite difference
         {"GRU", {{"units", 2}, {"return_sequences", true}}},
         {"GRU", gru_no_reset},
         {"Bidirectional", {{"layer", wrapped}, {"merge_mode", "mul"}}}};
-    for (const auto& [class_name, config] : cases) {
+    for (const auto& item : cases) {
+      const std::string& class_name = item.first;
+      const json::object& config = item.second;
       CAPTURE(class_name);
       CAPTURE(json::serialize(config));
       set_random_seed(9);
