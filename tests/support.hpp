@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -139,7 +140,7 @@ inline Sequential small_digit_cnn() {
   return model;
 }
 
-// A float32, C-order .npy file (format 1.0 to 3.0), as NumPy writes one.
+// A float32 (or int32), C-order .npy file (format 1.0 to 3.0), as NumPy writes one.
 inline Tensor read_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   REQUIRE_MESSAGE(in, "cannot open " << path);
@@ -152,7 +153,9 @@ inline Tensor read_npy(const std::string& path) {
   for (int i = 3; i >= 0; --i) header_size = header_size * 256 + size_bytes[i];
   std::string header(header_size, ' ');
   in.read(header.data(), header_size);
-  REQUIRE((header.find( "'descr': '<f4'") != std::string::npos));
+  // float32, or int32 (token ids) read as float32, as lamina carries them
+  const bool int32 = header.find("'descr': '<i4'") != std::string::npos;
+  REQUIRE((int32 || header.find("'descr': '<f4'") != std::string::npos));
   REQUIRE((header.find( "'fortran_order': False") != std::string::npos));
   Shape shape;
   const size_t open = header.find('(', header.find("'shape'")), close = header.find(')', open);
@@ -160,7 +163,13 @@ inline Tensor read_npy(const std::string& path) {
   for (std::string d; std::getline(dims, d, ',');)
     if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
   std::vector<float> values(size_t(shape_size(shape)));
-  in.read(reinterpret_cast<char*>(values.data()), std::streamsize(values.size() * sizeof(float)));
+  if (int32) {
+    std::vector<int32_t> ints(values.size());
+    in.read(reinterpret_cast<char*>(ints.data()), std::streamsize(ints.size() * sizeof(int32_t)));
+    std::copy(ints.begin(), ints.end(), values.begin());
+  } else {
+    in.read(reinterpret_cast<char*>(values.data()), std::streamsize(values.size() * sizeof(float)));
+  }
   REQUIRE(in.good());
   return Tensor::from_vector(values, shape);
 }

@@ -21,6 +21,8 @@ struct Case {
   Attributes attrs;
   float tolerance = 1e-5f;
   float lo = -1.0f, hi = 1.0f;  // input range (log and sqrt need positive inputs)
+  int index_input = -1;         // gather: this input holds row indices, whole numbers in [0, index_rows)
+  int64_t index_rows = 0;
 };
 
 Attributes conv_attrs(std::vector<int64_t> strides, std::vector<int64_t> pads) {
@@ -491,6 +493,19 @@ std::vector<Case> conformance_table() {
   t.push_back(
       {"transpose reversed", "transpose", {{6, 7}}, Attributes().set("perm", std::vector<int64_t>{})});
   t.push_back({"transpose (2,0,1)", "transpose", {{2, 3, 4}}, Attributes().set("perm", {2, 0, 1})});
+  // lookup: every row of a small table, and an Embedding-sized one (indices repeat)
+  t.push_back({"gather (5,3) by (2,4)", "gather", {{5, 3}, {2, 4}}, {}, 0.0f, -1.0f, 1.0f, 1, 5});
+  t.push_back(
+      {"gather embedding (32,12) by (64,28)", "gather", {{32, 12}, {64, 28}}, {}, 0.0f, -1.0f, 1.0f, 1, 32});
+  t.push_back({"gather_backward scatter-add",
+               "gather_backward",
+               {{6, 7, 4}, {6, 7}},
+               Attributes().set("input_dim", 5),
+               1e-5f,
+               -1.0f,
+               1.0f,
+               1,
+               5});
   t.push_back({"reduce_sum without keepdims",
                "reduce_sum",
                {{6, 7, 3}},
@@ -521,7 +536,15 @@ std::vector<std::vector<float>> run_all(const std::string& op, const std::vector
 
 std::vector<Tensor> make_inputs(const Case& c, uint64_t seed) {
   std::vector<Tensor> in;
-  for (size_t i = 0; i < c.inputs.size(); ++i) in.push_back(random_tensor(c.inputs[i], seed + i, c.lo, c.hi));
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (int(i) != c.index_input) {
+      in.push_back(random_tensor(c.inputs[i], seed + i, c.lo, c.hi));
+      continue;
+    }
+    std::vector<float> rows = random_tensor(c.inputs[i], seed + i, 0.0f, float(c.index_rows)).to_vector();
+    for (float& r : rows) r = std::min(std::floor(r), float(c.index_rows - 1));
+    in.push_back(Tensor::from_vector(rows, c.inputs[i]));
+  }
   return in;
 }
 
@@ -618,6 +641,9 @@ std::vector<GradCase> gradient_table() {
   t.push_back({"softmax_cross_entropy", {{4, 5}}, [](const V& x) {
                  Tensor target = ops::softmax(test::random_tensor({4, 5}, 77, -2.0f, 2.0f));
                  return ops::softmax_cross_entropy(x[0], target);
+               }});
+  t.push_back({"gather (indices repeat; row 3 unused)", {{4, 3}}, [](const V& x) {
+                 return ops::gather(x[0], Tensor::from_vector({0, 2, 1, 2, 0, 0}, {3, 2}));
                }});
   t.push_back({"reduce_sum keepdims", {{3, 4, 5}}, [](const V& x) {
                  return ops::reduce_sum(x[0], {0, 2}, true);
@@ -734,7 +760,9 @@ void fallbacks_on(const std::string& backend_name) {
                                        "mean_squared_error",
                                        "mean_squared_error_backward",
                                        "softmax_cross_entropy",
-                                       "softmax_cross_entropy_backward"};
+                                       "softmax_cross_entropy_backward",
+                                       "gather",
+                                       "gather_backward"};
   uint64_t seed = 500;
   for (const Case& c : conformance_table()) {
     if (std::find(fused.begin(), fused.end(), c.op) == fused.end()) continue;

@@ -11,6 +11,8 @@
 
 #include <lamina/ops.hpp>
 
+#include <algorithm>
+#include <iterator>
 #include <mutex>
 
 namespace lamina {
@@ -66,7 +68,20 @@ std::optional<Shape> declared_input_shape(const boost::json::object& c, const st
   return std::nullopt;
 }
 
-void check_dtype(const boost::json::object& c, const std::string& where) {
+std::optional<Shape> first_layer_input_shape(const std::string& class_name, const boost::json::object& c,
+                                             const std::string& where) {
+  if (lower(class_name) != "embedding") return declared_input_shape(c, where);
+  boost::json::object declaring = c;
+  declaring.erase("input_dim");
+  if (auto* n = declaring.if_contains("input_length"); n && !n->is_null()) {
+    declaring["input_shape"] = boost::json::array{*n};
+    declaring.erase("batch_input_shape");
+    declaring.erase("batch_shape");
+  }
+  return declared_input_shape(declaring, where);
+}
+
+void check_dtype(const boost::json::object& c, const std::string& where, bool input) {
   auto* d = c.if_contains("dtype");
   if (!d || d->is_null()) return;
   std::string name;
@@ -76,8 +91,14 @@ void check_dtype(const boost::json::object& c, const std::string& where) {
     if (cfg.is_object() && cfg.as_object().contains("name") && cfg.as_object().at("name").is_string())
       name = std::string(cfg.as_object().at("name").as_string());
   }
-  if (!name.empty() && name != "float32")
-    throw Error(where + ": dtype '" + name + "' is not supported; lamina computes in float32");
+  if (name.empty() || name == "float32") return;
+  // Integer inputs (Embedding's token ids) travel as float32, which holds every integer up to 2^24
+  // exactly.
+  static const char* const integers[] = {"int8",  "int16",  "int32",  "int64",
+                                         "uint8", "uint16", "uint32", "uint64"};
+  if (input && std::find(std::begin(integers), std::end(integers), name) != std::end(integers)) return;
+  throw Error(where + ": dtype '" + name + "' is not supported; lamina computes in float32" +
+              (input ? " (inputs may also be integers, which it carries as float32)" : ""));
 }
 
 std::string batch_shape_text(const Shape& shape) {

@@ -51,8 +51,14 @@ std::string global_unique_name(const std::string& class_name);
 Shape json_shape(const boost::json::value& v, const std::string& where, bool drop_batch);
 // The input shape a layer config declares, if any (Keras 2 and 3 spellings).
 std::optional<Shape> declared_input_shape(const boost::json::object& c, const std::string& where);
+// The input shape a model's first layer of class `class_name` declares, if any. An Embedding's
+// input_dim is its vocabulary, not its input's size; tf_keras gives its input's length as
+// input_length.
+std::optional<Shape> first_layer_input_shape(const std::string& class_name, const boost::json::object& c,
+                                             const std::string& where);
 // Refuses a dtype other than float32.
-void check_dtype(const boost::json::object& c, const std::string& where);
+// `input`: an InputLayer's config, which may also declare integer inputs (carried as float32).
+void check_dtype(const boost::json::object& c, const std::string& where, bool input = false);
 // "(None, 28, 28, 1)"
 std::string batch_shape_text(const Shape& shape);
 

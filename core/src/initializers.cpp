@@ -6,6 +6,7 @@
 
 #include <lamina/backend.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace lamina {
@@ -53,6 +54,39 @@ double truncated(std::mt19937_64& g) {
     double x = normal01(g);
     if (std::fabs(x) <= 2.0) return x;
   }
+}
+
+// Keras' Orthogonal: a (rows, cols) matrix with orthonormal rows or columns (rows = the product of
+// every axis but the last), from the QR decomposition of a normal draw with R's diagonal made
+// positive; modified Gram-Schmidt gives that Q directly.
+std::vector<float> orthogonal(std::mt19937_64& g, const Shape& shape, double gain, const std::string& where) {
+  if (shape.size() < 2)
+    throw Error(where + ": the Orthogonal initializer needs a weight of rank 2 or more, got " +
+                shape_to_string(shape));
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+  const int64_t cols = shape.back(), m = std::max(rows, cols), n = std::min(rows, cols);
+  std::vector<double> a(size_t(m * n));  // column j is a[j*m .. j*m + m)
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) a[size_t(j * m + i)] = normal01(g);
+  for (int64_t j = 0; j < n; ++j) {
+    double* q = a.data() + j * m;
+    for (int64_t k = 0; k < j; ++k) {
+      const double* p = a.data() + k * m;
+      double dot = 0;
+      for (int64_t i = 0; i < m; ++i) dot += p[i] * q[i];
+      for (int64_t i = 0; i < m; ++i) q[i] -= dot * p[i];
+    }
+    double norm = 0;
+    for (int64_t i = 0; i < m; ++i) norm += q[i] * q[i];
+    norm = std::sqrt(norm);
+    for (int64_t i = 0; i < m; ++i) q[i] /= norm > 0 ? norm : 1.0;
+  }
+  std::vector<float> v(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)  // rows >= cols: Q itself; otherwise its transpose
+      v[size_t(r * cols + c)] = float(gain * (rows >= cols ? a[size_t(c * m + r)] : a[size_t(r * m + c)]));
+  return v;
 }
 
 }  // namespace
@@ -140,13 +174,36 @@ Tensor initialize(const boost::json::value& init, const Shape& shape, const std:
   } else if (key == "truncatednormal") {
     double mean = number(config, "mean", 0.0), stddev = number(config, "stddev", 0.05);
     for (float& x : v) x = float(mean + stddev * truncated(g));
+  } else if (key == "orthogonal") {
+    v = orthogonal(g, shape, number(config, "gain", 1.0), where);
+  } else if (key == "laminablocks") {
+    // lamina's own, for layers whose Keras initialisation differs by part (LSTM's unit_forget_bias):
+    // {"class_name": "lamina_blocks", "config": {"blocks": [{"size": n, "initializer": ...}, ...]}},
+    // consecutive parts of a rank-1 weight. Never written to a file: layers save their Keras keys.
+    auto* blocks = config.if_contains("blocks");
+    if (shape.size() != 1 || !blocks || !blocks->is_array())
+      throw Error(where + ": lamina_blocks needs a rank-1 weight and a 'blocks' list");
+    v.clear();
+    for (const auto& b : blocks->as_array()) {
+      if (!b.is_object() || !b.as_object().contains("size") || !b.as_object().at("size").is_int64() ||
+          !b.as_object().contains("initializer"))
+        throw Error(where + ": each lamina_blocks entry needs an integer 'size' and an 'initializer'");
+      Shape part{b.as_object().at("size").as_int64()};
+      std::vector<float> pv = initialize(b.as_object().at("initializer"), part, where).to_vector();
+      v.insert(v.end(), pv.begin(), pv.end());
+    }
+    if (int64_t(v.size()) != shape[0])
+      throw Error(where + ": lamina_blocks sizes add up to " + std::to_string(v.size()) + ", not " +
+                  std::to_string(shape[0]));
   } else if (key == "randomuniform" || key == "uniform") {
     double lo = number(config, "minval", -0.05), hi = number(config, "maxval", 0.05);
     for (float& x : v) x = float(lo + (hi - lo) * uniform01(g));
   } else {
-    throw Error(where + ": unknown initializer '" + name +
-                "' (known: glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
-                "zeros, ones, constant, random_normal, random_uniform, truncated_normal, VarianceScaling)");
+    throw Error(
+        where + ": unknown initializer '" + name +
+        "' (known: glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
+        "zeros, ones, constant, random_normal, random_uniform, truncated_normal, orthogonal, "
+        "VarianceScaling)");
   }
   Tensor t = make_tensor(shape, &Registry::get().active_backend());
   assign(t, Tensor::from_vector(v, shape));

@@ -223,7 +223,7 @@ Sequential& Sequential::add(const LayerSpec& spec) {
     for (const char* flag : {"sparse", "ragged"})
       if (auto* v = spec.config.if_contains(flag); v && v->is_bool() && v->as_bool())
         throw Error(where + ": " + flag + " inputs are not supported; set \"" + flag + "\": false");
-    check_dtype(spec.config, where);
+    check_dtype(spec.config, where, true);
     std::string name;
     if (auto* n = spec.config.if_contains("name"); n && n->is_string()) name = std::string(n->as_string());
     inputs_ = {Input(*shape, name.empty() ? " " : name)};  // " ": named after the first layer
@@ -237,8 +237,10 @@ Sequential& Sequential::add(const LayerSpec& spec) {
   std::shared_ptr<Layer> layer = LayerAccess::create(spec, name);
   where = layer->class_name() + " '" + layer->name() + "'";
   if (layers_.empty()) {
-    auto declared = declared_input_shape(spec.config, where);
-    if (declared) inputs_ = {Input(*declared, layer->name() + "_input")};
+    if (inputs_.empty()) {
+      auto declared = first_layer_input_shape(spec.class_name, spec.config, where);
+      if (declared) inputs_ = {Input(*declared, layer->name() + "_input")};
+    }
     if (inputs_.empty())
       throw Error(where + ": the first layer needs an input shape — give input_shape (e.g. {28, 28, 1}), input_dim, "
                           "or add an InputLayer first");

@@ -141,7 +141,7 @@ Model functional_from_config(const json::object& c) {
       for (const char* flag : {"sparse", "ragged"})
         if (auto* v = fl.config.if_contains(flag); v && v->is_bool() && v->as_bool())
           throw Error(where + ": " + flag + " inputs are not supported; set \"" + flag + "\": false");
-      check_dtype(fl.config, where);
+      check_dtype(fl.config, where, true);
       KerasTensor input = Input(*shape, fl.name);
       fl.layer = input.node->layer;
       fl.outputs.push_back({input});
@@ -271,7 +271,7 @@ Sequential Sequential::from_config(const json::value& model_config) {
       if (model.size() > 0) continue;
       has_input_layer = true;
     } else if (model.size() == 0 && !has_input_layer && build_shape &&
-               !declared_input_shape(spec.config, spec.class_name)) {
+               !first_layer_input_shape(spec.class_name, spec.config, spec.class_name)) {
       json::array batch{nullptr};
       for (int64_t d : *build_shape) batch.push_back(d);
       model.add(LayerSpec("InputLayer", {{"batch_input_shape", batch}}));

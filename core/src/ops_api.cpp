@@ -113,6 +113,10 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads_before, const std::
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
   return one(LAMINA_OP("transpose"), {x}, Attributes().set("perm", perm));
 }
+Tensor gather(const Tensor& table, const Tensor& indices) {
+  return one(LAMINA_OP("gather"), {table, indices}, Attributes());
+}
+
 namespace {
 // strides and pads, and dilation and groups where they are not 1 (a plain convolution's attributes
 // read as they did before those existed).

@@ -92,6 +92,40 @@ inline json::array pair_json(const std::array<int64_t, 2>& p) {
   return json::array{p[0], p[1]};
 }
 
+// A 1D layer's window key (kernel_size, strides, pool_size, dilation_rate): an integer or a list of one,
+// as Keras writes them; positive.
+inline int64_t get_single(const Config& config, const char* key, int64_t fallback) {
+  if (!config.has(key)) return fallback;
+  const json::value& v = config.object().at(key);
+  const json::value* item = &v;
+  if (v.is_array()) {
+    if (v.as_array().size() != 1)
+      config.fail(std::string("config key '") + key + "' must be an integer or a list of one, got " +
+                  value_text(v));
+    item = &v.as_array()[0];
+  }
+  int64_t n = 0;
+  if (item->is_int64())
+    n = item->as_int64();
+  else if (item->is_uint64() && item->as_uint64() < (uint64_t(1) << 62))
+    n = int64_t(item->as_uint64());
+  else
+    config.fail(std::string("config key '") + key + "' must be an integer or a list of one, got " +
+                value_text(v));
+  if (n < 1) config.fail(std::string("config key '") + key + "' must be positive, got " + value_text(v));
+  return n;
+}
+
+// Sequence layers take (steps, features) per sample.
+inline void require_sequence_input(const std::string& label, const Shape& input) {
+  if (input.size() != 2)
+    throw sdk::Error(label + ": expects inputs of shape (steps, features) per sample, got " +
+                     shape_text(input) + "; add a Reshape layer before it (e.g. target_shape [28, 28])");
+  for (int64_t d : input)
+    if (d < 1)
+      throw sdk::Error(label + ": input shape " + shape_text(input) + " must be fully known and positive");
+}
+
 // One spatial axis of a convolution or pooling window, by TensorFlow's rule that Keras follows:
 // "same" gives ceil(in / stride) outputs and puts the odd padding cell after (bottom/right).
 struct WindowAxis {

@@ -109,4 +109,23 @@ class Reshape final : public sdk::Layer {
   Shape target_;
 };
 
+// Keras Embedding: each index of the input (a whole number in [0, input_dim), held as a float)
+// becomes its row of the (input_dim, output_dim) table `embeddings`; the gather op.
+class Embedding final : public sdk::Layer {
+ public:
+  explicit Embedding(const std::string& config_json);
+  std::string get_config() const override;
+  Shape build(sdk::LayerBuilder& builder, const Shape& input_shape) override;
+  sdk::Tensor call(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
+                   const sdk::Tensor& input) override;
+
+ private:
+  std::string label_;
+  int64_t input_dim_ = 0;
+  int64_t output_dim_ = 0;
+  int64_t input_length_ = 0;  // tf_keras; 0: not given
+  json::value embeddings_initializer_;
+  json::object regularizers_;
+};
+
 }  // namespace lamina::layers

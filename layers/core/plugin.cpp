@@ -13,10 +13,13 @@ void register_all(const lamina_host* host) {
   lamina::sdk::register_layer<SpatialDropout<2>>(host, "SpatialDropout2D");
   lamina::sdk::register_layer<SpatialDropout<3>>(host, "SpatialDropout3D");
   lamina::sdk::register_layer<Reshape>(host, "Reshape");
+  lamina::sdk::register_layer<Embedding>(host, "Embedding");
 }
 
 }  // namespace
 
 LAMINA_PLUGIN("core", "0.1.0", LAMINA_KIND_LAYER,
-              "Keras core layers: InputLayer, Dense, Activation, Flatten, Dropout, SpatialDropout1D/2D/3D, Reshape", register_all,
+              "Keras core layers: InputLayer, Dense, Activation, Flatten, Dropout, SpatialDropout1D/2D/3D, Reshape, "
+              "Embedding",
+              register_all,
               LAMINA_ALWAYS_USABLE)

@@ -120,6 +120,9 @@ Tensor slice(const Tensor& x, const std::vector<int64_t>& axes, const std::vecto
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads_before, const std::vector<int64_t>& pads_after,
            double value = 0.0);
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm = {});
+// Rows of `table` (rows, width) picked by `indices` (whole numbers in [0, rows) held as floats):
+// indices' shape + (width,). The gradient reaches the table only (a scatter-add).
+Tensor gather(const Tensor& table, const Tensor& indices);
 // x (N,H,W,C), w (KH,KW,C/groups,O); pads = {top, bottom, left, right}; dilation = {dh, dw}, the
 // distance between neighbouring taps; groups splits the channels into groups convolved separately.
 Tensor conv2d(const Tensor& x, const Tensor& w, const std::vector<int64_t>& strides = {1, 1},

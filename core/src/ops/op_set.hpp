@@ -69,5 +69,6 @@ void define_random_ops(OpSet& set);       // dropout_mask
 void define_shape_ops(OpSet& set);        // reshape
 void define_update_ops(OpSet& set);       // sgd, adadelta, adam, rmsprop updates
 void define_layout_ops(OpSet& set);       // concat, slice, slice_backward, pad, transpose
+void define_gather_ops(OpSet& set);       // gather, gather_backward
 
 }  // namespace lamina

@@ -300,6 +300,11 @@ inline Tensor pad(const Tensor& x, const Shape& pads_before, const Shape& pads_a
 inline Tensor transpose(const Tensor& x, const Shape& perm = {}) {
   return run1("transpose", {&x}, std::move(Attrs().set("perm", perm)));
 }
+// Rows of `table` (rows, width) picked by `indices` (whole numbers in [0, rows) held as floats):
+// indices' shape + (width,), as Embedding looks tokens up. An index outside the table is an error.
+inline Tensor gather(const Tensor& table, const Tensor& indices) {
+  return run1("gather", {&table, &indices});
+}
 struct Conv2DOptions {
   Shape strides{1, 1};
   Shape pads{0, 0, 0, 0};  // top, bottom, left, right
