@@ -11,6 +11,7 @@
 #include "text.hpp"
 
 #include <lamina/backend.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
@@ -235,7 +236,7 @@ bool Registry::Impl::configure(PluginRecord& r, const std::string& name) {
         host_log(2, (where + ": the " + name + " plugin takes no settings; they are ignored").c_str());
     return true;
   }
-  const std::string text = boost::json::serialize(settings);
+  const std::string text = sdk::json_text(settings);
   lamina_error error{};
   lamina_status status = r.library->get<lamina_status(const char*, lamina_error*)>("lamina_plugin_configure")(
       text.c_str(), &error);
