@@ -650,7 +650,8 @@ static const Entry* resolve(Registry::Impl& impl, std::map<std::string, std::uni
   std::string key = lower(class_name);
   if (auto it = map.find(key); it != map.end()) return it->second.get();
   impl.discover();
-  std::string failure;
+  // What the user reads first: the class is unknown, or a plugin has it but cannot give it.
+  std::string lead = std::string("unknown ") + kind + " class '" + class_name + "'";
   for (auto& r : impl.plugins) {
     bool provides = false;
     for (auto& p : r->provides) provides |= lower(p) == key;
@@ -658,11 +659,12 @@ static const Entry* resolve(Registry::Impl& impl, std::map<std::string, std::uni
     impl.load(*r);
     if (auto it = map.find(key); it != map.end()) return it->second.get();
     if (provides && !r->reason.empty())
-      failure = "; the plugin " + r->path +
-                (r->usable ? " lists it but " : " provides it but cannot be used: ") + r->reason;
+      lead = std::string(kind) + " class '" + class_name + "' " +
+             (r->usable ? "is not available from the plugin " + r->path + ": "
+                        : "is provided by the plugin " + r->path + ", which cannot be used: ") +
+             r->reason;
   }
-  throw Error(std::string("unknown ") + kind + " class '" + class_name + "'" + failure + ". Known " + kind +
-              " classes: " + known_names(map, impl.plugins, kind) +
+  throw Error(lead + ". Known " + kind + " classes: " + known_names(map, impl.plugins, kind) +
               ". Plugin folders searched: " + folders(impl.searched) +
               " (add one with LAMINA_PLUGIN_PATH or plugin_paths in the configuration)");
 }
@@ -763,6 +765,14 @@ std::vector<PluginInfo> Registry::list() {
     p.path = r->path;
     p.abi = r->abi;
     p.provides = r->provides;
+    if (p.provides.empty() && r->usable) {  // no manifest: what the plugin registered, in name order
+      for (auto& [key, layer] : impl_->layers)
+        if (layer->plugin == r.get()) p.provides.push_back(layer->table.class_name);
+      for (auto& [key, optimizer] : impl_->optimizers)
+        if (optimizer->plugin == r.get()) p.provides.push_back(optimizer->table.class_name);
+      for (auto& b : impl_->backends)
+        if (b->plugin == r.get()) p.provides.push_back(b->name);
+    }
     p.usable = r->usable;
     p.score = r->score;
     p.reason = r->reason;
