@@ -40,6 +40,7 @@ struct PluginRecord {
   std::string path;  // the shared library
   std::string name, kind, version, abi = "?";
   std::vector<std::string> provides;
+  bool has_manifest = true;  // false: found as a bare library, its classes learnt by loading it
   enum class State { found, loaded, failed } state = State::found;
   bool usable = false;
   std::string reason;
@@ -214,6 +215,7 @@ void Registry::Impl::discover() {
       rec->name = f.stem().string();
       rec->path = f.string();
       rec->kind = "?";
+      rec->has_manifest = false;
       plugins.push_back(std::move(rec));
     }
   }
@@ -765,7 +767,7 @@ std::vector<PluginInfo> Registry::list() {
     p.path = r->path;
     p.abi = r->abi;
     p.provides = r->provides;
-    if (p.provides.empty() && r->usable) {  // no manifest: what the plugin registered, in name order
+    if (!r->has_manifest && r->usable) {  // what the plugin registered, in name order
       for (auto& [key, layer] : impl_->layers)
         if (layer->plugin == r.get()) p.provides.push_back(layer->table.class_name);
       for (auto& [key, optimizer] : impl_->optimizers)
