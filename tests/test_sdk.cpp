@@ -293,3 +293,26 @@ TEST_CASE(
   add_plugin_path(fixture_folder("lenient_optimizer"));
   CHECK(error_of([&] { problem.model({0, 0, 0}, OptimizerSpec("Lenient", {{"anything", 1}})); }).empty());
 }
+
+TEST_CASE("a layer plugin's scalar weight (shape {}) broadcasts, trains, and is saved and loaded") {
+  set_backend("reference");
+  add_plugin_path(fixture_folder("trainable_swish"));
+  Sequential model;
+  model.add(layers::Dense(2, {.input_dim = 3}));
+  model.add(LayerSpec{"TrainableSwish", {}});
+  model.compile("mean_squared_error", optimizers::SGD({.learning_rate = 0.5}));
+  std::vector<Tensor> w = model.layer(1).get_weights();
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].shape() == Shape{});
+  CHECK(w[0].to_vector() == std::vector<float>{1.0f});
+  Tensor x = test::random_tensor({8, 3}, 5), y = test::random_tensor({8, 2}, 6);
+  model.fit(x, y, {.epochs = 2, .batch_size = 8, .verbose = 0});
+  const float beta = model.layer(1).get_weights()[0].to_vector()[0];
+  CHECK(beta != 1.0f);  // the gradient, summed over every element β multiplied, reached it
+  const std::string path = test::scratch("trainable_swish.h5");
+  model.save(path);
+  Model loaded = load_model(path);
+  CHECK(loaded.layer(1).get_weights()[0].shape() == Shape{});
+  CHECK(loaded.layer(1).get_weights()[0].to_vector()[0] == beta);
+  CHECK(test::max_abs_diff(loaded.predict(x).to_vector(), model.predict(x).to_vector()) == 0.0f);
+}
