@@ -546,3 +546,51 @@ TEST_CASE("lamina train, summary, evaluate, predict and visualize take a functio
   CHECK_MESSAGE(rc == 0, out);
   CHECK(contains(out, "'add' (Add)"));
 }
+
+TEST_CASE(
+    "lamina train: relative plugin_paths are folders beside the config file, as \"model\": \"file\" is") {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist"))
+    test::skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+  // a project folder holding the config, the model and a plugin folder; the CLI runs elsewhere
+  const fs::path project = scratch("relative_plugins"), plugins = project / "my_plugins";
+  fs::create_directories(plugins);
+  for (const char* f : {"fixture_lion.so", "fixture_lion.json"})
+    fs::copy_file(fs::path(LAMINA_FIXTURE_DIR) / "lion" / f, plugins / f,
+                  fs::copy_options::overwrite_existing);
+  std::ofstream(project / "model.json") << h5::File(kK3).string_attribute("/", "model_config");
+  boost::json::object config{{"model", "model.json"},
+                             {"plugin_paths", boost::json::array{"my_plugins"}},
+                             {"fit", {{"epochs", 1}}},
+                             {"data", {{"dataset", "fashion_mnist"}}}};
+  boost::json::object compile{{"loss", "categorical_crossentropy"}};
+  compile["optimizer"] = boost::json::object{{"class_name", "Lion"}, {"config", {{"learning_rate", 1e-4}}}};
+  config["compile"] = compile;
+  std::ofstream(project / "train.json") << boost::json::serialize(config);
+  int rc = 0;
+  std::string out =
+      run_cli("train " + (project / "train.json").string() + " --limit 64 --epochs 1 --verbose 0", &rc);
+  CHECK_MESSAGE(rc == 0, out);
+  // a plugin_paths entry that is not a folder name is an error naming the file
+  config["plugin_paths"] = boost::json::array{1};
+  std::ofstream(project / "bad.json") << boost::json::serialize(config);
+  out = run_cli("train " + (project / "bad.json").string() + " --limit 64 --epochs 1", &rc);
+  CHECK(rc == 1);
+  CHECK(contains(out, "bad.json: 'plugin_paths' must hold folder names, got 1"));
+}
+
+TEST_CASE("lamina plugins: a plugin found without a manifest shows the classes it registered") {
+  const fs::path folder = scratch("no_manifest_plugins");
+  fs::create_directories(folder);
+  fs::copy_file(fs::path(LAMINA_FIXTURE_DIR) / "lion" / "fixture_lion.so", folder / "fixture_lion.so",
+                fs::copy_options::overwrite_existing);
+  ::setenv("LAMINA_PLUGIN_PATH", folder.c_str(), 1);
+  int rc = 0;
+  const std::string out = run_cli("plugins", &rc);
+  ::unsetenv("LAMINA_PLUGIN_PATH");
+  CHECK(rc == 0);
+  std::smatch line;
+  REQUIRE_MESSAGE(
+      std::regex_search(out, line, std::regex("\\nlion +optimizer +1\\.0\\.0 +1\\.\\d+ +yes +([^\\n]*)\\n")),
+      out);
+  CHECK(line[1].str() == "Lion");
+}

@@ -23,6 +23,7 @@ struct Case {
   float lo = -1.0f, hi = 1.0f;  // input range (log and sqrt need positive inputs)
   int index_input = -1;         // gather: this input holds row indices, whole numbers in [0, index_rows)
   int64_t index_rows = 0;
+  float step = 0.0f;  // nonzero: inputs snapped to multiples of it (ties, halves, zeros)
 };
 
 Attributes conv_attrs(std::vector<int64_t> strides, std::vector<int64_t> pads) {
@@ -516,6 +517,47 @@ std::vector<Case> conformance_table() {
                {{6, 7, 3}},
                Attributes().set("axes", {0, 2}).set("keepdims", int64_t(1)),
                1e-5f});
+  // Keras' ops for masks and piecewise functions. Inputs on a grid of quarters hold zeros, exact
+  // halves (round goes to the even neighbour: 0.5 → 0, 1.5 → 2, -2.5 → -2) and ties between a and b.
+  for (const char* op : {"sign", "abs", "floor", "round"})
+    t.push_back({op, op, {{5, 12}}, {}, 0.0f, -3.0f, 3.0f, -1, 0, 0.25f});
+  t.push_back({"floor off the grid", "floor", {{4, 9}}, {}, 0.0f, -3.0f, 3.0f});
+  t.push_back({"abs off the grid", "abs", {{4, 9}}, {}, 0.0f, -3.0f, 3.0f});
+  for (const char* op : {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}) {
+    t.push_back({std::string(op) + " same shape", op, {{6, 5}, {6, 5}}, {}, 0.0f, -1.0f, 1.0f, -1, 0, 0.5f});
+    t.push_back({std::string(op) + " (4,1,3) with (1,5,3)",
+                 op,
+                 {{4, 1, 3}, {1, 5, 3}},
+                 {},
+                 0.0f,
+                 -1.0f,
+                 1.0f,
+                 -1,
+                 0,
+                 0.5f});
+    t.push_back({std::string(op) + " with a rank-0 b", op, {{3, 7}, {}}, {}, 0.0f, -1.0f, 1.0f, -1, 0, 0.5f});
+  }
+  for (const char* op : {"maximum", "minimum"}) {
+    t.push_back({std::string(op) + " same shape", op, {{6, 5}, {6, 5}}, {}, 0.0f, -1.0f, 1.0f, -1, 0, 0.25f});
+    t.push_back({std::string(op) + " (2,5,5,8) with (1,1,1,8)", op, {{2, 5, 5, 8}, {1, 1, 1, 8}}});
+    t.push_back({std::string(op) + " (4,1) with (1,6)", op, {{4, 1}, {1, 6}}});
+  }
+  // cond on a grid of whole numbers in [-1, 1]: zeros (b) and nonzeros of both signs (a)
+  t.push_back({"where same shape", "where", {{6, 5}, {6, 5}, {6, 5}}, {}, 0.0f, -1.0f, 1.0f, -1, 0, 1.0f});
+  t.push_back({"where (4,1,3) cond, (1,5,3) a, (3) b",
+               "where",
+               {{4, 1, 3}, {1, 5, 3}, {1, 1, 3}},
+               {},
+               0.0f,
+               -1.0f,
+               1.0f,
+               -1,
+               0,
+               1.0f});
+  t.push_back({"where with a rank-0 b", "where", {{3, 7}, {3, 7}, {}}, {}, 0.0f, -1.0f, 1.0f, -1, 0, 1.0f});
+  t.push_back({"pow same shape", "pow", {{6, 5}, {6, 5}}, {}, 1e-5f, 0.25f, 2.0f});
+  t.push_back({"pow (4,6) to the (1,6)", "pow", {{4, 6}, {1, 6}}, {}, 1e-5f, 0.25f, 2.0f});
+  t.push_back({"pow to a rank-0 power", "pow", {{3, 7}, {}}, {}, 1e-5f, 0.5f, 1.5f});
   return t;
 }
 
@@ -537,13 +579,18 @@ std::vector<std::vector<float>> run_all(const std::string& op, const std::vector
 std::vector<Tensor> make_inputs(const Case& c, uint64_t seed) {
   std::vector<Tensor> in;
   for (size_t i = 0; i < c.inputs.size(); ++i) {
-    if (int(i) != c.index_input) {
-      in.push_back(random_tensor(c.inputs[i], seed + i, c.lo, c.hi));
+    if (int(i) == c.index_input) {
+      std::vector<float> rows = random_tensor(c.inputs[i], seed + i, 0.0f, float(c.index_rows)).to_vector();
+      for (float& r : rows) r = std::min(std::floor(r), float(c.index_rows - 1));
+      in.push_back(Tensor::from_vector(rows, c.inputs[i]));
       continue;
     }
-    std::vector<float> rows = random_tensor(c.inputs[i], seed + i, 0.0f, float(c.index_rows)).to_vector();
-    for (float& r : rows) r = std::min(std::floor(r), float(c.index_rows - 1));
-    in.push_back(Tensor::from_vector(rows, c.inputs[i]));
+    in.push_back(random_tensor(c.inputs[i], seed + i, c.lo, c.hi));
+    if (c.step > 0.0f) {
+      std::vector<float> v = in.back().to_vector();
+      for (float& x : v) x = std::round(x / c.step) * c.step;
+      in.back() = Tensor::from_vector(v, c.inputs[i]);
+    }
   }
   return in;
 }
@@ -681,6 +728,31 @@ std::vector<GradCase> gradient_table() {
       {"conv2d_bias depthwise multiplier 2 dilation 2", {{2, 6, 6, 3}, {3, 3, 1, 6}, {6}}, [](const V& x) {
          return ops::conv2d_bias(x[0], x[1], x[2], {1, 1}, {2, 2, 2, 2}, "tanh", {2, 2}, 3);
        }});
+  // abs on both sides of 0, away from the kink: x in [0.2, 1] and -x
+  t.push_back({"abs",
+               {{3, 4}},
+               [](const V& x) {
+                 return ops::concat({ops::abs(x[0]), ops::abs(ops::neg(x[0]))}, 0);
+               },
+               0.2f,
+               1.0f});
+  // a in [-0.2, 0.2], b in ±[0.3, 0.7] by column: each input wins somewhere, no pair within h
+  auto apart = [](const Tensor& b) {
+    return ops::add(ops::scale(b, 0.2), Tensor::from_vector({0.5f, -0.5f, 0.5f, -0.5f}, {1, 4}));
+  };
+  t.push_back({"maximum with broadcasting", {{3, 4}, {1, 4}}, [apart](const V& x) {
+                 return ops::maximum(ops::scale(x[0], 0.2), apart(x[1]));
+               }});
+  t.push_back({"minimum with broadcasting", {{3, 4}, {1, 4}}, [apart](const V& x) {
+                 return ops::minimum(ops::scale(x[0], 0.2), apart(x[1]));
+               }});
+  t.push_back({"where with broadcasting (a and b get the gradient)", {{3, 4}, {1, 4}}, [](const V& x) {
+                 Tensor cond = ops::greater(test::random_tensor({3, 4}, 78), ops::full({}, 0.0f));
+                 return ops::where(cond, x[0], x[1]);
+               }});
+  t.push_back(
+      {"pow with broadcasting", {{3, 4}, {4}}, [](const V& x) { return ops::pow(x[0], x[1]); }, 0.5f, 2.0f});
+  t.push_back({"pow to a number", {{3, 4}}, [](const V& x) { return ops::pow(x[0], 2.5); }, 0.5f, 2.0f});
   return t;
 }
 

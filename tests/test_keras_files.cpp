@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 
 using namespace lamina;
 using lamina::test::scratch;
@@ -842,4 +843,29 @@ TEST_CASE("the lamina command exits non-zero with a message on a bad model file 
   CHECK(rc != 0);
   CHECK(contains(out, "unknown data spec 'imagenet:/data'"));
   CHECK(!fs::exists(scratch("never.h5")));
+}
+
+TEST_CASE("a lamina file writes its configs' numbers as Keras does (Python's json): 0.9, 1e-07, 0.0") {
+  set_backend("reference");
+  Sequential m;
+  m.add(layers::Dense(3, {.input_dim = 4}));
+  m.add(layers::Dropout(0.0));
+  m.add(layers::Dense(2, {.activation = "softmax"}));
+  m.compile("categorical_crossentropy", OptimizerSpec("Adam", {{"beta_1", 0.9}, {"epsilon", 1e-7}}));
+  const std::string path = scratch("numbers.h5");
+  m.save(path);
+  h5::File f(path);
+  const std::string model_config = f.string_attribute("/", "model_config");
+  const std::string training_config = f.string_attribute("/", "training_config");
+  CHECK(contains(model_config, "\"rate\":0.0"));
+  CHECK(contains(training_config, "\"beta_1\":0.9"));
+  CHECK(contains(training_config, "\"epsilon\":1e-07"));
+  CHECK(contains(training_config, "\"learning_rate\":0.001"));
+  for (const std::string& text : {model_config, training_config, m.to_json()}) {
+    CAPTURE(text);
+    // Boost.JSON's own spelling of doubles (9E-1, 0E0) appears nowhere
+    CHECK_FALSE(std::regex_search(text, std::regex("[0-9]E[-+]?[0-9]")));
+  }
+  // and the numbers read back as the same doubles
+  CHECK(json::parse(training_config).at("optimizer_config").at("config").at("epsilon").as_double() == 1e-7);
 }

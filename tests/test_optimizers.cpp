@@ -7,6 +7,7 @@
 // that case reads the plugin table the core itself uses.
 #include "../core/src/plugins.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <functional>
@@ -351,4 +352,98 @@ TEST_CASE("bad optimizer configs are refused, naming the optimizer and the key")
     CAPTURE(boost::json::serialize(c.spec.config));
     CHECK(error_of([&] { tiny_model(c.spec); }) == c.message);
   }
+}
+
+TEST_CASE(
+    "a misspelt key in a built-in optimizer's config is refused, naming the class, the key and the keys") {
+  struct Case {
+    OptimizerSpec spec;
+    std::string message;
+  };
+  const std::string keras =
+      "and Keras' optimizer keys 'name', 'clipnorm', 'clipvalue', 'global_clipnorm', 'use_ema', "
+      "'ema_momentum', 'ema_overwrite_frequency', 'loss_scale_factor', 'gradient_accumulation_steps', "
+      "'weight_decay', 'jit_compile', 'is_legacy_optimizer', 'decay'";
+  std::vector<Case> cases = {
+      {{"Adam", {{"betta_1", 0.9}}},
+       "Adam: unknown config key 'betta_1' (did you mean 'beta_1'?); known: 'learning_rate', 'lr', 'beta_1', "
+       "'beta_2', 'epsilon', 'amsgrad', " +
+           keras},
+      {{"SGD", {{"momentun", 0.9}}},
+       "SGD: unknown config key 'momentun' (did you mean 'momentum'?); known: 'learning_rate', 'lr', "
+       "'momentum', "
+       "'nesterov', " +
+           keras},
+      {{"RMSprop", {{"learningrate", 0.1}}},
+       "RMSprop: unknown config key 'learningrate' (did you mean 'learning_rate'?); known: 'learning_rate', "
+       "'lr', "
+       "'rho', 'momentum', 'epsilon', 'centered', " +
+           keras},
+      {{"Adadelta", {{"warmup", 10}}},
+       "Adadelta: unknown config key 'warmup'; known: 'learning_rate', 'lr', 'rho', 'epsilon', " + keras},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(boost::json::serialize(c.spec.config));
+    CHECK(error_of([&] { tiny_model(c.spec); }) == c.message);
+  }
+}
+
+TEST_CASE("the optimizer configs Keras 3 and tf_keras write are read whole") {
+  // model.optimizer.get_config() of Keras 3.15's Adam, with tf_keras 2.x's two extra keys
+  boost::json::object adam{{"name", "adam"},
+                           {"learning_rate", 0.001},
+                           {"weight_decay", nullptr},
+                           {"clipnorm", nullptr},
+                           {"global_clipnorm", nullptr},
+                           {"clipvalue", nullptr},
+                           {"use_ema", false},
+                           {"ema_momentum", 0.99},
+                           {"ema_overwrite_frequency", nullptr},
+                           {"loss_scale_factor", nullptr},
+                           {"gradient_accumulation_steps", nullptr},
+                           {"beta_1", 0.9},
+                           {"beta_2", 0.999},
+                           {"epsilon", 1e-07},
+                           {"amsgrad", false},
+                           {"jit_compile", true},
+                           {"is_legacy_optimizer", false}};
+  CHECK(error_of([&] { tiny_model({"Adam", adam}); }).empty());
+  // Keras refuses two ways of clipping at once, and so does lamina
+  CHECK(error_of([] {
+          tiny_model({"SGD", {{"clipnorm", 1.0}, {"clipvalue", 0.5}}});
+        }) == "SGD: only one of 'clipnorm', 'clipvalue' and 'global_clipnorm' can be set, as in Keras");
+}
+
+TEST_CASE("clipvalue clips each gradient element to [-clipvalue, clipvalue] before the update, as Keras 3") {
+  OptimizerSpec spec("SGD", {{"learning_rate", 0.05}, {"clipvalue", 1.0}});
+  check_steps(spec, [](Params& p, const Params& g, int) {
+    for (int i = 0; i < 3; ++i) p[i] -= 0.05 * std::clamp(g[i], -1.0, 1.0);
+  });
+  CHECK(number(plugin_config(spec), "clipvalue") == 1.0);
+}
+
+TEST_CASE("clipnorm scales each parameter's gradient to norm clipnorm at most, as Keras 3's clip_by_norm") {
+  OptimizerSpec spec("SGD", {{"learning_rate", 0.05}, {"clipnorm", 2.0}});
+  check_steps(spec, [](Params& p, const Params& g, int) {
+    // the kernel (w0, w1) and the bias are separate parameters, each clipped by its own norm
+    const double kernel_norm = std::hypot(g[0], g[1]), bias_norm = std::fabs(g[2]);
+    for (int i = 0; i < 2; ++i) p[i] -= 0.05 * g[i] * 2.0 / std::max(kernel_norm, 2.0);
+    p[2] -= 0.05 * g[2] * 2.0 / std::max(bias_norm, 2.0);
+  });
+  CHECK(number(plugin_config(spec), "clipnorm") == 2.0);
+}
+
+TEST_CASE("weight_decay shrinks each parameter by weight_decay * lr before the update, as Keras 3") {
+  OptimizerSpec spec("Adam", {{"learning_rate", 0.01}, {"weight_decay", 0.1}});
+  Params m{}, v{};
+  check_steps(spec, [&](Params& p, const Params& g, int t) {
+    const double alpha = 0.01 * std::sqrt(1 - std::pow(0.999, t)) / (1 - std::pow(0.9, t));
+    for (int i = 0; i < 3; ++i) {
+      p[i] -= p[i] * 0.1 * 0.01;
+      m[i] = 0.9 * m[i] + 0.1 * g[i];
+      v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+      p[i] -= alpha * m[i] / (std::sqrt(v[i]) + 1e-7);
+    }
+  });
+  CHECK(number(plugin_config(spec), "weight_decay") == 0.1);
 }

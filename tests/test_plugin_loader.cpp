@@ -248,8 +248,8 @@ TEST_CASE("a library without lamina_plugin_query is refused as not a lamina plug
   CHECK_FALSE(p.usable);
   CHECK(p.reason ==
         "not a lamina plugin: the library has no lamina_plugin_query/lamina_plugin_init entry point");
-  CHECK(contains(error_adding("NoEntryPoint"), "unknown layer class 'NoEntryPoint'; the plugin " + p.path +
-                                                   " provides it but cannot be used: " + p.reason +
+  CHECK(contains(error_adding("NoEntryPoint"), "layer class 'NoEntryPoint' is provided by the plugin " +
+                                                   p.path + ", which cannot be used: " + p.reason +
                                                    ". Known layer classes: "));
   expect_dense_model_still_trains();
 }
@@ -263,8 +263,8 @@ TEST_CASE("a plugin built for another ABI major is refused with both versions an
                         "; rebuild the plugin against this lamina's "
                         "SDK");
   std::string message = error_adding("FutureLayer");
-  CHECK(contains(message, "unknown layer class 'FutureLayer'; the plugin " + p.path +
-                              " provides it but cannot be used: built for plugin ABI 2.0"));
+  CHECK(contains(message, "layer class 'FutureLayer' is provided by the plugin " + p.path +
+                              ", which cannot be used: built for plugin ABI 2.0"));
   expect_dense_model_still_trains();
 }
 
@@ -284,8 +284,8 @@ TEST_CASE("a plugin whose init throws is reported with the exception's message")
   CHECK(p.reason ==
         "initialisation failed: Fragile needs the license file /etc/fragile.lic, which is missing");
   std::string message = error_adding("Fragile");
-  CHECK(contains(message, "unknown layer class 'Fragile'; the plugin " + p.path +
-                              " provides it but cannot be used: " + p.reason + ". Known layer classes: "));
+  CHECK(contains(message, "layer class 'Fragile' is provided by the plugin " + p.path +
+                              ", which cannot be used: " + p.reason + ". Known layer classes: "));
   expect_dense_model_still_trains();
 }
 
@@ -312,8 +312,8 @@ TEST_CASE("a plugin whose shared-library dependency is missing names the library
   CHECK(p.reason.rfind("cannot load the library: ", 0) == 0);
   CHECK(contains(p.reason, "libfixture_vendor_runtime.so: cannot open shared object file"));
   std::string message = error_adding("Accelerated");
-  CHECK(contains(message,
-                 "the plugin " + p.path + " provides it but cannot be used: cannot load the library: "));
+  CHECK(contains(message, "layer class 'Accelerated' is provided by the plugin " + p.path +
+                              ", which cannot be used: cannot load the library: "));
   CHECK(contains(message, "libfixture_vendor_runtime.so: cannot open shared object file"));
   expect_dense_model_still_trains();
 }
@@ -331,9 +331,9 @@ TEST_CASE("of two plugins with one name, the first found is used and the second 
                              first.path + "; this one is ignored");
   Sequential model;
   CHECK_NOTHROW(model.add(LayerSpec{"DupFirst", {{"input_shape", {3}}}}));
-  CHECK(contains(error_adding("DupSecond"),
-                 "unknown layer class 'DupSecond'; the plugin " + second.path +
-                     " provides it but cannot be used: duplicate: a plugin named 'dup'"));
+  CHECK(contains(error_adding("DupSecond"), "layer class 'DupSecond' is provided by the plugin " +
+                                                second.path +
+                                                ", which cannot be used: duplicate: a plugin named 'dup'"));
   expect_dense_model_still_trains();
 }
 
@@ -362,7 +362,10 @@ TEST_CASE("a manifest that lists a class its plugin does not register is flagged
   CHECK(p.reason == "the manifest lists 'Ghost' but the plugin did not register it");
   Sequential model;
   CHECK_NOTHROW(model.add(LayerSpec{"Echo", {{"input_shape", {3}}}}));
-  CHECK(contains(error_adding("Ghost"), "unknown layer class 'Ghost'"));
+  CHECK(contains(error_adding("Ghost"), "layer class 'Ghost' is not available from the plugin " + p.path +
+                                            ": the manifest lists 'Ghost' but the plugin did not register "
+                                            "it. Known layer classes: "));
+  CHECK_FALSE(contains(error_adding("Ghost"), "unknown"));
 }
 
 TEST_CASE("unreadable manifests and manifests naming a missing library are reported, not fatal") {
@@ -380,8 +383,9 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
       CHECK_FALSE(p.usable);
       std::string library = (fs::path(folder) / "lamina_layer_vanished.so").string();
       CHECK(p.reason == "manifest names " + library + ", which does not exist");
-      CHECK(contains(error_adding("Vanished"),
-                     "the plugin " + library + " provides it but cannot be used: manifest names"));
+      CHECK(contains(error_adding("Vanished"), "layer class 'Vanished' is provided by the plugin " + library +
+                                                   ", which cannot be used: manifest names " + library +
+                                                   ", which does not exist. Known layer classes: "));
     }
   }
   CHECK(saw_garbled);

@@ -3,6 +3,7 @@
 // ops for every other, differentiated by the core.
 #include "support.hpp"
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 
@@ -182,7 +183,10 @@ TEST_CASE("a plugin op named like an existing op fails the plugin's init with th
   CHECK(error_of([] {
           Sequential model;
           model.add(LayerSpec{"OpClash", {{"input_shape", {2}}}});
-        }).find("unknown layer class 'OpClash'") != std::string::npos);  // its layer went with it
+        })
+            .find("layer class 'OpClash' is provided by the plugin " + p.path +
+                  ", which cannot be used: initialisation failed: an op named 'add'") !=
+        std::string::npos);  // its layer went with it
   // and "add" is still the core's
   Tensor y = ops::add(Tensor::from_vector({1, 2}, {2}), Tensor::from_vector({3, 4}, {2}));
   CHECK(test::max_abs_diff(y.to_vector(), {4, 6}) < 1e-6f);
@@ -197,4 +201,118 @@ TEST_CASE("a backend with a kernel for an op the core does not have fails its in
       p.reason.find("backend 'kernel_typo' has a kernel for unknown op 'concatenate' (kernel 1 of its table; "
                     "docs/ops.md lists the op set)") != std::string::npos);
   CHECK(error_of([] { set_backend("kernel_typo"); }).find("unknown op 'concatenate'") != std::string::npos);
+}
+
+namespace {
+
+// Dense(1) on two inputs, one fixed batch of two rows, mean squared error: the gradient by hand is
+// dL/dw = (2/N) xᵀe, dL/db = (2/N) Σ e, with e = x·w + b − y.
+struct TinyProblem {
+  double x[2][2] = {{1, 2}, {3, -1}};
+  double y[2] = {1, 0};
+  std::array<double, 3> gradient(const std::array<double, 3>& p) const {
+    std::array<double, 3> g{};
+    for (int n = 0; n < 2; ++n) {
+      const double e = x[n][0] * p[0] + x[n][1] * p[1] + p[2] - y[n];
+      g[0] += x[n][0] * e, g[1] += x[n][1] * e, g[2] += e;
+    }
+    return g;
+  }
+  Sequential model(const std::array<double, 3>& p, const OptimizerSpec& optimizer) const {
+    Sequential m;
+    m.add(layers::Dense(1, {.input_dim = 2}));
+    m.layer(0).set_weights(
+        {Tensor::from_vector({float(p[0]), float(p[1])}, {2, 1}), Tensor::from_vector({float(p[2])}, {1})});
+    m.compile("mean_squared_error", optimizer);
+    return m;
+  }
+  std::array<double, 3> step(Model& m) const {
+    Tensor xs = Tensor::from_vector({float(x[0][0]), float(x[0][1]), float(x[1][0]), float(x[1][1])}, {2, 2});
+    m.fit(xs, Tensor::from_vector({float(y[0]), float(y[1])}, {2, 1}),
+          {.epochs = 1, .batch_size = 2, .verbose = 0, .shuffle = false});
+    std::vector<float> w = m.layer(0).get_weights()[0].to_vector(),
+                       b = m.layer(0).get_weights()[1].to_vector();
+    return {w[0], w[1], b[0]};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an optimizer plugin (examples/lion) defines an op and steps p -= lr * sign(b1*m + (1-b1)*g)") {
+  add_plugin_path(fixture_folder("lion"));
+  const TinyProblem problem;
+  const double lr = 0.05, beta_1 = 0.9, beta_2 = 0.99;
+  // onednn runs the plugin's kernel for lion.direction, reference its composition of sign, scale, add
+  for (const char* backend : {"reference", "onednn"}) {
+    CAPTURE(backend);
+    test::BackendScope scope(backend);
+    std::array<double, 3> p = {0.5, -0.25, 0.1}, m = {0, 0, 0};
+    Sequential model = problem.model(
+        p, OptimizerSpec("Lion", {{"learning_rate", lr}, {"beta_1", beta_1}, {"beta_2", beta_2}}));
+    for (int t = 1; t <= 3; ++t) {
+      const std::array<double, 3> g = problem.gradient(p);
+      for (int i = 0; i < 3; ++i) {
+        const double v = beta_1 * m[i] + (1 - beta_1) * g[i];
+        p[i] -= lr * double((v > 0) - (v < 0));
+        m[i] = beta_2 * m[i] + (1 - beta_2) * g[i];
+      }
+      const std::array<double, 3> got = problem.step(model);
+      for (int i = 0; i < 3; ++i) CHECK(got[i] == doctest::Approx(p[i]).epsilon(1e-6));
+    }
+    CHECK(model.optimizer_state().slot_names == std::vector<std::string>{"momentum"});
+  }
+}
+
+TEST_CASE(
+    "a third-party optimizer refuses a config key it does not take, naming the key and the known ones") {
+  add_plugin_path(fixture_folder("lion"));
+  set_backend("reference");
+  const TinyProblem problem;
+  const std::string message = error_of([&] {
+    problem.model({0, 0, 0}, OptimizerSpec("Lion", {{"betta_1", 0.95}}));
+  });
+  CHECK(message.rfind("Lion: unknown config key 'betta_1' (did you mean 'beta_1'?); known: 'learning_rate', "
+                      "'beta_1', 'beta_2', and Keras' optimizer keys 'name', 'clipnorm', 'clipvalue'",
+                      0) == 0);
+  // the keys every Keras optimizer config holds pass
+  boost::json::object keras3{{"name", "lion"},
+                             {"learning_rate", 0.001},
+                             {"weight_decay", nullptr},
+                             {"clipnorm", nullptr},
+                             {"global_clipnorm", nullptr},
+                             {"clipvalue", nullptr},
+                             {"use_ema", false},
+                             {"ema_momentum", 0.99},
+                             {"ema_overwrite_frequency", nullptr},
+                             {"loss_scale_factor", nullptr},
+                             {"gradient_accumulation_steps", nullptr},
+                             {"beta_1", 0.9},
+                             {"beta_2", 0.99}};
+  CHECK(error_of([&] { problem.model({0, 0, 0}, OptimizerSpec("Lion", keras3)); }).empty());
+  // a plugin that opts out (config_keys() returns std::nullopt) takes anything
+  add_plugin_path(fixture_folder("lenient_optimizer"));
+  CHECK(error_of([&] { problem.model({0, 0, 0}, OptimizerSpec("Lenient", {{"anything", 1}})); }).empty());
+}
+
+TEST_CASE("a layer plugin's scalar weight (shape {}) broadcasts, trains, and is saved and loaded") {
+  set_backend("reference");
+  add_plugin_path(fixture_folder("trainable_swish"));
+  Sequential model;
+  model.add(layers::Dense(2, {.input_dim = 3}));
+  model.add(LayerSpec{"TrainableSwish", {}});
+  model.compile("mean_squared_error", optimizers::SGD({.learning_rate = 0.5}));
+  std::vector<Tensor> w = model.layer(1).get_weights();
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].shape() == Shape{});
+  CHECK(w[0].to_vector() == std::vector<float>{1.0f});
+  Tensor x = test::random_tensor({8, 3}, 5), y = test::random_tensor({8, 2}, 6);
+  model.fit(x, y, {.epochs = 2, .batch_size = 8, .verbose = 0});
+  const float beta = model.layer(1).get_weights()[0].to_vector()[0];
+  CHECK(beta != 1.0f);  // the gradient, summed over every element β multiplied, reached it
+  const std::string path = test::scratch("trainable_swish.h5");
+  model.save(path);
+  Model loaded = load_model(path);
+  CHECK(loaded.layer(1).get_weights()[0].shape() == Shape{});
+  CHECK(loaded.layer(1).get_weights()[0].to_vector()[0] == beta);
+  CHECK(test::max_abs_diff(loaded.predict(x).to_vector(), model.predict(x).to_vector()) == 0.0f);
 }

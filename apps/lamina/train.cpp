@@ -5,6 +5,7 @@
 #include <lamina/distributed.hpp>
 
 #include <lamina/lamina.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <boost/json.hpp>
 
@@ -92,8 +93,17 @@ int run_train(const TrainArgs& args) {
   const object& root = root_value.as_object();
   only_keys(root, file, {"model", "compile", "fit", "data", "backend", "seed", "plugin_paths"});
 
-  if (auto* paths = root.if_contains("plugin_paths"); paths && paths->is_array())
-    for (auto& p : paths->as_array()) add_plugin_path(std::string(p.as_string()));
+  // Plugin folders, a relative one taken from the config's folder (as "model": "file" is).
+  if (auto* paths = root.if_contains("plugin_paths")) {
+    if (!paths->is_array()) throw Error(file + ": 'plugin_paths' must be a list of folders");
+    for (auto& p : paths->as_array()) {
+      if (!p.is_string())
+        throw Error(file + ": 'plugin_paths' must hold folder names, got " + lamina::sdk::json_text(p));
+      std::filesystem::path folder(std::string(p.as_string()));
+      if (folder.is_relative()) folder = std::filesystem::path(file).parent_path() / folder;
+      add_plugin_path(folder.string());
+    }
+  }
   // --backend > LAMINA_BACKEND > the config's "backend" > the user file > auto
   if (!args.backend.empty())
     set_backend(args.backend);

@@ -1,4 +1,5 @@
-// Element-wise kernels: copy, fill, unary maps, their backward rules and broadcasting binaries.
+// Element-wise kernels: copy, fill, unary maps, their backward rules, broadcasting binaries
+// (arithmetic, comparisons, maximum, minimum, pow) and where.
 // relu / sigmoid / tanh run on cuDNN's activation forward; everything else is a grid-stride CUDA
 // kernel over the flat, contiguous buffers.
 //
@@ -61,6 +62,31 @@ __global__ void map_broadcast(const float* __restrict__ a, const float* __restri
   }
 }
 
+// y[i] = cond[offset_c(i)] != 0 ? a[offset_a(i)] : b[offset_b(i)], offsets as in map_broadcast.
+struct SelectStrides {
+  int rank;
+  int64_t dims[LAMINA_MAX_DIMS];
+  int64_t c[LAMINA_MAX_DIMS];
+  int64_t a[LAMINA_MAX_DIMS];
+  int64_t b[LAMINA_MAX_DIMS];
+};
+
+__global__ void select_kernel(const float* __restrict__ c, const float* __restrict__ a,
+                              const float* __restrict__ b, float* __restrict__ y, int64_t n,
+                              SelectStrides s) {
+  GRID_STRIDE_LOOP(i, n) {
+    int64_t rest = i, offset_c = 0, offset_a = 0, offset_b = 0;
+    for (int d = s.rank - 1; d >= 0; --d) {
+      const int64_t coordinate = rest % s.dims[d];
+      rest /= s.dims[d];
+      offset_c += coordinate * s.c[d];
+      offset_a += coordinate * s.a[d];
+      offset_b += coordinate * s.b[d];
+    }
+    y[i] = c[offset_c] != 0.0f ? a[offset_a] : b[offset_b];
+  }
+}
+
 __global__ void fill_kernel(float* __restrict__ y, int64_t n, float value) {
   GRID_STRIDE_LOOP(i, n) y[i] = value;
 }
@@ -118,6 +144,22 @@ struct Tanh {
 struct Erf {
   __device__ float operator()(float x) const { return erff(x); }
 };
+// sign(NaN) is NaN, as on the reference backend
+struct Sign {
+  __device__ float operator()(float x) const {
+    return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == 0.0f ? 0.0f : x;
+  }
+};
+struct Abs {
+  __device__ float operator()(float x) const { return fabsf(x); }
+};
+struct Floor {
+  __device__ float operator()(float x) const { return floorf(x); }
+};
+// rintf rounds to nearest, halves to even, as Keras rounds
+struct Round {
+  __device__ float operator()(float x) const { return rintf(x); }
+};
 struct Scale {
   float alpha, beta;
   __device__ float operator()(float x) const { return fmaf(alpha, x, beta); }
@@ -152,6 +194,34 @@ struct Mul {
 };
 struct Div {
   __device__ float operator()(float a, float b) const { return a / b; }
+};
+struct Greater {
+  __device__ float operator()(float a, float b) const { return a > b ? 1.0f : 0.0f; }
+};
+struct GreaterEqual {
+  __device__ float operator()(float a, float b) const { return a >= b ? 1.0f : 0.0f; }
+};
+struct Less {
+  __device__ float operator()(float a, float b) const { return a < b ? 1.0f : 0.0f; }
+};
+struct LessEqual {
+  __device__ float operator()(float a, float b) const { return a <= b ? 1.0f : 0.0f; }
+};
+struct Equal {
+  __device__ float operator()(float a, float b) const { return a == b ? 1.0f : 0.0f; }
+};
+struct NotEqual {
+  __device__ float operator()(float a, float b) const { return a != b ? 1.0f : 0.0f; }
+};
+// a on a tie; NaN in either gives NaN (a + b), as on the reference backend
+struct Maximum {
+  __device__ float operator()(float a, float b) const { return a >= b ? a : b > a ? b : a + b; }
+};
+struct Minimum {
+  __device__ float operator()(float a, float b) const { return a <= b ? a : b < a ? b : a + b; }
+};
+struct Pow {
+  __device__ float operator()(float a, float b) const { return powf(a, b); }
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -233,6 +303,36 @@ void binary(const sdk::KernelArgs& args, Backend& be, F f) {
       break;
     }
   }
+}
+
+// cond, a, b → y, each input at y's rank with every dim y's or 1
+void where_launch(const sdk::KernelArgs& args, Backend& be) {
+  expect_views(args, 3, 1);
+  const lamina_view& yv = args.outputs[0];
+  const char* names[3] = {"cond", "a", "b"};
+  SelectStrides s{};
+  s.rank = yv.ndim;
+  int64_t* strides[3] = {s.c, s.a, s.b};
+  for (int k = 0; k < 3; ++k) {
+    const lamina_view& v = args.inputs[k];
+    if (v.ndim != yv.ndim)
+      throw sdk::Error(std::string(names[k]) + " " + shape_string(v) + " is not at y " + shape_string(yv) +
+                       "'s rank");
+    int64_t step = 1;
+    for (int32_t d = yv.ndim - 1; d >= 0; --d) {
+      if (v.shape[d] != yv.shape[d] && v.shape[d] != 1)
+        throw sdk::Error("cannot broadcast " + std::string(names[k]) + " " + shape_string(v) + " to y " +
+                         shape_string(yv));
+      strides[k][d] = v.shape[d] == 1 ? 0 : step;
+      step *= v.shape[d];
+    }
+  }
+  for (int32_t d = 0; d < yv.ndim; ++d) s.dims[d] = yv.shape[d];
+  const int64_t n = sdk::view_size(yv);
+  if (n == 0) return;
+  const Launch l = launch_for(be, n);
+  select_kernel<<<l.blocks, l.threads, 0, be.stream>>>(dev(args.inputs[0]), dev(args.inputs[1]),
+                                                       dev(args.inputs[2]), dev(yv), n, s);
 }
 
 double need_float(const sdk::KernelArgs& args, const char* name) {
@@ -339,6 +439,48 @@ CUDNN_KERNEL(op_mul, "mul") {
 }
 CUDNN_KERNEL(op_div, "div") {
   binary(args, be, Div{});
+}
+CUDNN_KERNEL(op_sign, "sign") {
+  unary(args, be, Sign{});
+}
+CUDNN_KERNEL(op_abs, "abs") {
+  unary(args, be, Abs{});
+}
+CUDNN_KERNEL(op_floor, "floor") {
+  unary(args, be, Floor{});
+}
+CUDNN_KERNEL(op_round, "round") {
+  unary(args, be, Round{});
+}
+CUDNN_KERNEL(op_greater, "greater") {
+  binary(args, be, Greater{});
+}
+CUDNN_KERNEL(op_greater_equal, "greater_equal") {
+  binary(args, be, GreaterEqual{});
+}
+CUDNN_KERNEL(op_less, "less") {
+  binary(args, be, Less{});
+}
+CUDNN_KERNEL(op_less_equal, "less_equal") {
+  binary(args, be, LessEqual{});
+}
+CUDNN_KERNEL(op_equal, "equal") {
+  binary(args, be, Equal{});
+}
+CUDNN_KERNEL(op_not_equal, "not_equal") {
+  binary(args, be, NotEqual{});
+}
+CUDNN_KERNEL(op_maximum, "maximum") {
+  binary(args, be, Maximum{});
+}
+CUDNN_KERNEL(op_minimum, "minimum") {
+  binary(args, be, Minimum{});
+}
+CUDNN_KERNEL(op_pow, "pow") {
+  binary(args, be, Pow{});
+}
+CUDNN_KERNEL(op_where, "where") {
+  where_launch(args, be);
 }
 
 }  // namespace

@@ -7,8 +7,10 @@
 // rate that changes every step would rebuild a primitive every call; they are OpenMP loops, which
 // are memory-bound like the primitive would be. clip_backward is a loop anyway: oneDNN's clip
 // backward excludes the lower bound, where lamina includes both. log is a loop for accuracy
-// (see log_kernel), erf for want of a primitive. Tensors under kParallelThreshold elements skip
-// the primitives for plain loops (see unary_small).
+// (see log_kernel), erf, sign, abs, floor and round for want of a primitive (or, for abs, to keep
+// NaN's sign). Tensors under kParallelThreshold elements skip the primitives for plain loops (see
+// unary_small). The comparisons, maximum, minimum and pow are broadcasting binaries like add; where
+// is a loop of its own (where_kernel).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -199,6 +201,21 @@ ONEDNN_KERNEL(log_kernel, "log") {
 // oneDNN has erf only inside its GELU, not as an eltwise algorithm of its own.
 ONEDNN_KERNEL(erf_kernel, "erf") {
   unary_loop(args, "erf", [](float v) { return std::erf(v); });
+}
+
+// sign(NaN) is NaN, as on the reference backend.
+ONEDNN_KERNEL(sign_kernel, "sign") {
+  unary_loop(args, "sign", [](float v) { return v > 0.f ? 1.f : v < 0.f ? -1.f : v == 0.f ? 0.f : v; });
+}
+ONEDNN_KERNEL(abs_kernel, "abs") {
+  unary_loop(args, "abs", [](float v) { return std::fabs(v); });
+}
+ONEDNN_KERNEL(floor_kernel, "floor") {
+  unary_loop(args, "floor", [](float v) { return std::floor(v); });
+}
+// nearbyint in the default rounding mode: halves to even, as Keras rounds
+ONEDNN_KERNEL(round_kernel, "round") {
+  unary_loop(args, "round", [](float v) { return std::nearbyint(v); });
 }
 
 ONEDNN_KERNEL(copy_kernel, "copy") {
@@ -392,6 +409,81 @@ ONEDNN_KERNEL(mul_kernel, "mul") {
 }
 ONEDNN_KERNEL(div_kernel, "div") {
   binary_kernel(args, "div", [](float p, float q) { return p / q; });
+}
+
+ONEDNN_KERNEL(greater_kernel, "greater") {
+  binary_kernel(args, "greater", [](float p, float q) { return p > q ? 1.f : 0.f; });
+}
+ONEDNN_KERNEL(greater_equal_kernel, "greater_equal") {
+  binary_kernel(args, "greater_equal", [](float p, float q) { return p >= q ? 1.f : 0.f; });
+}
+ONEDNN_KERNEL(less_kernel, "less") {
+  binary_kernel(args, "less", [](float p, float q) { return p < q ? 1.f : 0.f; });
+}
+ONEDNN_KERNEL(less_equal_kernel, "less_equal") {
+  binary_kernel(args, "less_equal", [](float p, float q) { return p <= q ? 1.f : 0.f; });
+}
+ONEDNN_KERNEL(equal_kernel, "equal") {
+  binary_kernel(args, "equal", [](float p, float q) { return p == q ? 1.f : 0.f; });
+}
+ONEDNN_KERNEL(not_equal_kernel, "not_equal") {
+  binary_kernel(args, "not_equal", [](float p, float q) { return p != q ? 1.f : 0.f; });
+}
+// a on a tie; NaN in either gives NaN (p + q), as on the reference backend
+ONEDNN_KERNEL(maximum_kernel, "maximum") {
+  binary_kernel(args, "maximum", [](float p, float q) { return p >= q ? p : q > p ? q : p + q; });
+}
+ONEDNN_KERNEL(minimum_kernel, "minimum") {
+  binary_kernel(args, "minimum", [](float p, float q) { return p <= q ? p : q < p ? q : p + q; });
+}
+ONEDNN_KERNEL(pow_kernel, "pow") {
+  binary_kernel(args, "pow", [](float p, float q) { return std::pow(p, q); });
+}
+
+// y = a where cond ≠ 0, else b; cond, a and b at y's rank, each dim y's or 1. Rows along y's last
+// axis, each operand stepping 1 or 0 along it.
+ONEDNN_KERNEL(where_kernel, "where") {
+  expect_views(args, 3, 1);
+  const lamina_view& vy = args.outputs[0];
+  const char* names[3] = {"cond", "a", "b"};
+  const int32_t rank = vy.ndim;
+  std::vector<int64_t> stride[3];
+  for (int k = 0; k < 3; ++k) {
+    const lamina_view& v = args.inputs[k];
+    if (v.ndim != rank)
+      throw sdk::Error(std::string(names[k]) + " " + shape_string(v) + " is not at y's rank");
+    stride[k].assign(size_t(rank), 0);
+    int64_t step = 1;
+    for (int32_t d = rank - 1; d >= 0; --d) {
+      if (v.shape[d] != vy.shape[d] && v.shape[d] != 1)
+        throw sdk::Error("cannot broadcast " + std::string(names[k]) + " " + shape_string(v) + " to y " +
+                         shape_string(vy));
+      stride[k][size_t(d)] = v.shape[d] == 1 ? 0 : step;
+      step *= v.shape[d];
+    }
+  }
+  const int64_t n = sdk::view_size(vy);
+  if (n == 0) return;
+  const float* c = in_data(args.inputs[0]);
+  const float* a = in_data(args.inputs[1]);
+  const float* b = in_data(args.inputs[2]);
+  float* y = out_data(vy);
+  const int64_t inner = rank == 0 ? 1 : vy.shape[rank - 1];
+  const int64_t ic = rank == 0 ? 0 : stride[0][size_t(rank - 1)],
+                ia = rank == 0 ? 0 : stride[1][size_t(rank - 1)],
+                ib = rank == 0 ? 0 : stride[2][size_t(rank - 1)];
+  for_each_index(n / inner, n > kParallelThreshold, [&](int64_t row) {
+    int64_t oc = 0, oa = 0, ob = 0, rest = row;
+    for (int32_t d = rank - 2; d >= 0; --d) {
+      const int64_t idx = rest % vy.shape[d];
+      rest /= vy.shape[d];
+      oc += idx * stride[0][size_t(d)];
+      oa += idx * stride[1][size_t(d)];
+      ob += idx * stride[2][size_t(d)];
+    }
+    float* py = y + row * inner;
+    for (int64_t j = 0; j < inner; ++j) py[j] = c[oc + j * ic] != 0.f ? a[oa + j * ia] : b[ob + j * ib];
+  });
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Element-wise kernels: copy and fill (the queue's own commands), unary maps, their backward rules,
-// and broadcasting binary ops.
+// broadcasting binary ops (arithmetic, comparisons, maximum, minimum, pow) and where.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -35,6 +35,12 @@ UNARY(relu_kernel, v > Z(0.0f) ? v : Z(0.0f))
 UNARY(sigmoid_kernel, 1.0f / (1.0f + exp(-v)))
 UNARY(tanh_kernel, tanh(v))
 UNARY(erf_kernel, erf(v))
+// sign(NaN) is NaN, as on the reference backend (OpenCL's sign gives 0)
+UNARY(sign_kernel, v > Z(0.0f) ? Z(1.0f) : (v < Z(0.0f) ? Z(-1.0f) : (v == Z(0.0f) ? Z(0.0f) : v)))
+UNARY(abs_kernel, fabs(v))
+UNARY(floor_kernel, floor(v))
+// rint rounds in the default mode, to nearest with halves to even, as Keras rounds
+UNARY(round_kernel, rint(v))
 UNARY(scale_kernel, fma(Z(alpha), v, Z(beta)))
 // min(max(v, low), high) with std::min/std::max's rules, so that NaN passes through as it does on
 // the reference backend
@@ -97,12 +103,56 @@ BINARY(add_kernel, u + v)
 BINARY(sub_kernel, u - v)
 BINARY(mul_kernel, u * v)
 BINARY(div_kernel, u / v)
+BINARY(greater_kernel, u > v ? Z(1.0f) : Z(0.0f))
+BINARY(greater_equal_kernel, u >= v ? Z(1.0f) : Z(0.0f))
+BINARY(less_kernel, u < v ? Z(1.0f) : Z(0.0f))
+BINARY(less_equal_kernel, u <= v ? Z(1.0f) : Z(0.0f))
+BINARY(equal_kernel, u == v ? Z(1.0f) : Z(0.0f))
+BINARY(not_equal_kernel, u != v ? Z(1.0f) : Z(0.0f))
+// u on a tie; NaN in either gives NaN (u + v), as on the reference backend
+BINARY(maximum_kernel, u >= v ? u : (v > u ? v : u + v))
+BINARY(minimum_kernel, u <= v ? u : (v < u ? v : u + v))
+BINARY(pow_kernel, pow(u, v))
+
+// y = a where cond != 0, else b, one element per work-item: the host passes y's axes (outermost
+// first) and each operand's element stride along them, 0 where it is broadcast.
+typedef struct {
+  int rank;
+  int shape[8];
+  int stride_c[8];
+  int stride_a[8];
+  int stride_b[8];
+} Select;
+
+__kernel void where_kernel(__global const float* c, int c_off, __global const float* a, int a_off,
+                           __global const float* b, int b_off, __global float* y, int y_off, Select s,
+                           int n) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  int rest = i, ic = c_off, ia = a_off, ib = b_off;
+  for (int d = s.rank - 1; d >= 0; --d) {
+    const int q = rest / s.shape[d], k = rest - q * s.shape[d];
+    ic += k * s.stride_c[d];
+    ia += k * s.stride_a[d];
+    ib += k * s.stride_b[d];
+    rest = q;
+  }
+  y[y_off + i] = c[ic] != 0.0f ? a[ia] : b[ib];
+}
 )CL";
 
 // Must match the OpenCL C struct above: ints only, so the layouts agree on every device.
 struct Broadcast {
   cl_int rank;
   cl_int shape[8];
+  cl_int stride_a[8];
+  cl_int stride_b[8];
+};
+
+struct Select {
+  cl_int rank;
+  cl_int shape[8];
+  cl_int stride_c[8];
   cl_int stride_a[8];
   cl_int stride_b[8];
 };
@@ -188,6 +238,37 @@ void binary(const sdk::KernelArgs& args, const char* kernel) {
   const size_t vectors = size_t((shape[0] + kWidth - 1) / kWidth);
   const auto [l0, l1] = groups_of(vectors, size_t(shape[1]), kGroup);
   launch(b, k, {vectors, size_t(shape[1]), size_t(outer)}, {l0, l1, 1});
+}
+
+void where_launch(const sdk::KernelArgs& args) {
+  // cond, a and b have y's rank; each of their dims is y's or 1
+  expect_arity(args, {"cond", "a", "b"}, {"y"});
+  const lamina_view& yv = args.outputs[0];
+  const char* names[3] = {"cond", "a", "b"};
+  Select s{};
+  s.rank = yv.ndim;
+  cl_int* strides[3] = {s.stride_c, s.stride_a, s.stride_b};
+  for (int k = 0; k < 3; ++k) {
+    const lamina_view& v = args.inputs[k];
+    if (v.ndim != yv.ndim)
+      throw sdk::Error(std::string(names[k]) + " " + shape_string(v) + " is not at y " + shape_string(yv) +
+                       "'s rank");
+    int64_t step = 1;
+    for (int32_t d = yv.ndim - 1; d >= 0; --d) {
+      if (v.shape[d] != yv.shape[d] && v.shape[d] != 1)
+        throw sdk::Error("cannot broadcast " + std::string(names[k]) + " " + shape_string(v) + " to y " +
+                         shape_string(yv));
+      strides[k][d] = v.shape[d] == 1 ? 0 : as_int(step);
+      step *= v.shape[d];
+    }
+  }
+  for (int32_t d = 0; d < yv.ndim; ++d) s.shape[d] = as_int(yv.shape[d]);
+  const cl_int n = as_int(sdk::view_size(yv));
+  Backend& b = backend_of(args);
+  cl_kernel k = elementwise_kernel(b, "where_kernel");
+  set_args(k, device_tensor(args.inputs[0]), device_tensor(args.inputs[1]), device_tensor(args.inputs[2]),
+           device_tensor(yv), s, n);
+  launch(b, k, {size_t(n)}, {kGroup});
 }
 
 // The smallest float at least `bound`, and the largest at most `bound`: a float x compares with
@@ -312,6 +393,49 @@ OPENCL_KERNEL(mul) {
 }
 OPENCL_KERNEL(div) {
   binary(args, "div_kernel");
+}
+
+OPENCL_KERNEL(sign) {
+  unary(args, "sign_kernel");
+}
+OPENCL_KERNEL(abs) {
+  unary(args, "abs_kernel");
+}
+OPENCL_KERNEL(floor) {
+  unary(args, "floor_kernel");
+}
+OPENCL_KERNEL(round) {
+  unary(args, "round_kernel");
+}
+OPENCL_KERNEL(greater) {
+  binary(args, "greater_kernel");
+}
+OPENCL_KERNEL(greater_equal) {
+  binary(args, "greater_equal_kernel");
+}
+OPENCL_KERNEL(less) {
+  binary(args, "less_kernel");
+}
+OPENCL_KERNEL(less_equal) {
+  binary(args, "less_equal_kernel");
+}
+OPENCL_KERNEL(equal) {
+  binary(args, "equal_kernel");
+}
+OPENCL_KERNEL(not_equal) {
+  binary(args, "not_equal_kernel");
+}
+OPENCL_KERNEL(maximum) {
+  binary(args, "maximum_kernel");
+}
+OPENCL_KERNEL(minimum) {
+  binary(args, "minimum_kernel");
+}
+OPENCL_KERNEL(pow) {
+  binary(args, "pow_kernel");
+}
+OPENCL_KERNEL(where) {
+  where_launch(args);
 }
 
 }  // namespace lamina::opencl

@@ -85,6 +85,45 @@ void binary(const sdk::KernelArgs& args, F f) {
   }
 }
 
+// y = a where cond ≠ 0, else b, with broadcasting: the three inputs have y's rank and each of
+// their dims is y's or 1.
+void where_loop(const sdk::KernelArgs& args) {
+  expect_arity(args, {"cond", "a", "b"}, {"y"});
+  const lamina_view& yv = args.outputs[0];
+  const char* names[3] = {"cond", "a", "b"};
+  int64_t stride[3][LAMINA_MAX_DIMS];
+  for (int k = 0; k < 3; ++k) {
+    const lamina_view& v = args.inputs[k];
+    if (v.ndim != yv.ndim)
+      throw sdk::Error(std::string(names[k]) + " " + shape_string(v) + " does not have y " +
+                       shape_string(yv) + "'s rank");
+    int64_t step = 1;
+    for (int32_t d = yv.ndim - 1; d >= 0; --d) {
+      if (v.shape[d] != yv.shape[d] && v.shape[d] != 1)
+        throw sdk::Error("cannot broadcast " + std::string(names[k]) + " " + shape_string(v) + " to y " +
+                         shape_string(yv));
+      stride[k][d] = v.shape[d] == 1 ? 0 : step;
+      step *= v.shape[d];
+    }
+  }
+  const float* c = input(args, 0);
+  const float* a = input(args, 1);
+  const float* b = input(args, 2);
+  float* y = output(args, 0);
+  const int64_t n = sdk::view_size(yv);
+  int64_t index[LAMINA_MAX_DIMS] = {};
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t offset[3] = {0, 0, 0};
+    for (int k = 0; k < 3; ++k)
+      for (int32_t d = 0; d < yv.ndim; ++d) offset[k] += index[d] * stride[k][d];
+    y[i] = c[offset[0]] != 0.0f ? a[offset[1]] : b[offset[2]];
+    for (int32_t d = yv.ndim - 1; d >= 0; --d) {
+      if (++index[d] < yv.shape[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
 }  // namespace
 
 REFERENCE_KERNEL(copy) {
@@ -180,6 +219,54 @@ REFERENCE_KERNEL(mul) {
 }
 REFERENCE_KERNEL(div) {
   binary(args, [](double a, double b) { return a / b; });
+}
+
+// sign(NaN) is NaN, as in NumPy; round is nearbyint in the default rounding mode: halves to even.
+REFERENCE_KERNEL(sign) {
+  unary(args, [](double x) { return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : x == 0.0 ? 0.0 : x; });
+}
+REFERENCE_KERNEL(abs) {
+  unary(args, [](double x) { return std::fabs(x); });
+}
+REFERENCE_KERNEL(floor) {
+  unary(args, [](double x) { return std::floor(x); });
+}
+REFERENCE_KERNEL(round) {
+  unary(args, [](double x) { return std::nearbyint(x); });
+}
+
+REFERENCE_KERNEL(greater) {
+  binary(args, [](double a, double b) { return a > b ? 1.0 : 0.0; });
+}
+REFERENCE_KERNEL(greater_equal) {
+  binary(args, [](double a, double b) { return a >= b ? 1.0 : 0.0; });
+}
+REFERENCE_KERNEL(less) {
+  binary(args, [](double a, double b) { return a < b ? 1.0 : 0.0; });
+}
+REFERENCE_KERNEL(less_equal) {
+  binary(args, [](double a, double b) { return a <= b ? 1.0 : 0.0; });
+}
+REFERENCE_KERNEL(equal) {
+  binary(args, [](double a, double b) { return a == b ? 1.0 : 0.0; });
+}
+REFERENCE_KERNEL(not_equal) {
+  binary(args, [](double a, double b) { return a != b ? 1.0 : 0.0; });
+}
+
+REFERENCE_KERNEL(where) {
+  where_loop(args);
+}
+
+// a on a tie, as the gradient rule assumes; NaN in a or b gives NaN, as in NumPy
+REFERENCE_KERNEL(maximum) {
+  binary(args, [](double a, double b) { return a >= b ? a : b > a ? b : a + b; });
+}
+REFERENCE_KERNEL(minimum) {
+  binary(args, [](double a, double b) { return a <= b ? a : b < a ? b : a + b; });
+}
+REFERENCE_KERNEL(pow) {
+  binary(args, [](double a, double b) { return std::pow(a, b); });
 }
 
 }  // namespace lamina::reference

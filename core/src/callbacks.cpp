@@ -2,6 +2,7 @@
 #include <lamina/callbacks.hpp>
 #include <lamina/distributed.hpp>
 #include <lamina/error.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -522,7 +523,7 @@ void write_history(const History& h, const std::string& path) {
     for (auto& [k, values] : h.history) {
       out << ", " << boost::json::serialize(boost::json::value(k)) << ": [";
       for (size_t i = 0; i < values.size(); ++i)
-        out << (i ? ", " : "") << (std::isfinite(values[i]) ? number_text(values[i]) : "null");
+        out << (i ? ", " : "") << (std::isfinite(values[i]) ? sdk::json_number_text(values[i]) : "null");
       out << "]";
     }
     out << "}\n";

@@ -10,6 +10,7 @@
 #include "text.hpp"
 
 #include <lamina/ops.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <algorithm>
 #include <iterator>
@@ -254,7 +255,7 @@ std::shared_ptr<Layer> LayerAccess::create(const LayerSpec& spec, const std::str
   if (auto* t = spec.config.if_contains("trainable"); t && t->is_bool()) layer->trainable_ = t->as_bool();
   where = describe(*layer);
   lamina_error error{};
-  std::string config_text = boost::json::serialize(spec.config);
+  std::string config_text = sdk::json_text(spec.config);
   layer->instance_ = plugin.table.create(config_text.c_str(), &error);
   if (!layer->instance_)
     throw Error(std::string(error.message[0] ? error.message : "invalid config") + " (in " + where + ")");

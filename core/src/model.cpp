@@ -9,6 +9,7 @@
 
 #include <lamina/model.hpp>
 #include <lamina/ops.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <cstdio>
 #include <set>
@@ -483,7 +484,7 @@ std::string Model::to_json() const {
                         {"config", get_config()},
                         {"keras_version", "2.14.0"},
                         {"backend", "tensorflow"}};
-  return boost::json::serialize(o);
+  return sdk::json_text(o);
 }
 
 Model model_from_json(const std::string& json_text) {

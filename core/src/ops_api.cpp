@@ -51,6 +51,51 @@ Tensor tanh(const Tensor& x) {
 Tensor erf(const Tensor& x) {
   return one(LAMINA_OP("erf"), {x});
 }
+Tensor sign(const Tensor& x) {
+  return one(LAMINA_OP("sign"), {x});
+}
+Tensor abs(const Tensor& x) {
+  return one(LAMINA_OP("abs"), {x});
+}
+Tensor floor(const Tensor& x) {
+  return one(LAMINA_OP("floor"), {x});
+}
+Tensor round(const Tensor& x) {
+  return one(LAMINA_OP("round"), {x});
+}
+Tensor greater(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("greater"), {a, b});
+}
+Tensor greater_equal(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("greater_equal"), {a, b});
+}
+Tensor less(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("less"), {a, b});
+}
+Tensor less_equal(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("less_equal"), {a, b});
+}
+Tensor equal(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("equal"), {a, b});
+}
+Tensor not_equal(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("not_equal"), {a, b});
+}
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("where"), {cond, a, b});
+}
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("maximum"), {a, b});
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("minimum"), {a, b});
+}
+Tensor pow(const Tensor& a, const Tensor& b) {
+  return one(LAMINA_OP("pow"), {a, b});
+}
+Tensor pow(const Tensor& a, double exponent) {
+  return pow(a, full({}, float(exponent)));
+}
 Tensor scale(const Tensor& x, double alpha, double beta) {
   return one(LAMINA_OP("scale"), {x}, Attributes().set("alpha", alpha).set("beta", beta));
 }
@@ -194,6 +239,12 @@ Tensor operator/(const Tensor& a, float b) {
 }
 Tensor operator-(const Tensor& a) {
   return ops::neg(a);
+}
+Tensor operator>(const Tensor& a, float b) {
+  return ops::greater(a, ops::full({}, b));
+}
+Tensor operator<(const Tensor& a, float b) {
+  return ops::less(a, ops::full({}, b));
 }
 
 }  // namespace lamina

@@ -11,6 +11,7 @@
 #include "text.hpp"
 
 #include <lamina/backend.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
@@ -39,6 +40,7 @@ struct PluginRecord {
   std::string path;  // the shared library
   std::string name, kind, version, abi = "?";
   std::vector<std::string> provides;
+  bool has_manifest = true;  // false: found as a bare library, its classes learnt by loading it
   enum class State { found, loaded, failed } state = State::found;
   bool usable = false;
   std::string reason;
@@ -213,6 +215,7 @@ void Registry::Impl::discover() {
       rec->name = f.stem().string();
       rec->path = f.string();
       rec->kind = "?";
+      rec->has_manifest = false;
       plugins.push_back(std::move(rec));
     }
   }
@@ -235,7 +238,7 @@ bool Registry::Impl::configure(PluginRecord& r, const std::string& name) {
         host_log(2, (where + ": the " + name + " plugin takes no settings; they are ignored").c_str());
     return true;
   }
-  const std::string text = boost::json::serialize(settings);
+  const std::string text = sdk::json_text(settings);
   lamina_error error{};
   lamina_status status = r.library->get<lamina_status(const char*, lamina_error*)>("lamina_plugin_configure")(
       text.c_str(), &error);
@@ -649,7 +652,8 @@ static const Entry* resolve(Registry::Impl& impl, std::map<std::string, std::uni
   std::string key = lower(class_name);
   if (auto it = map.find(key); it != map.end()) return it->second.get();
   impl.discover();
-  std::string failure;
+  // What the user reads first: the class is unknown, or a plugin has it but cannot give it.
+  std::string lead = std::string("unknown ") + kind + " class '" + class_name + "'";
   for (auto& r : impl.plugins) {
     bool provides = false;
     for (auto& p : r->provides) provides |= lower(p) == key;
@@ -657,11 +661,12 @@ static const Entry* resolve(Registry::Impl& impl, std::map<std::string, std::uni
     impl.load(*r);
     if (auto it = map.find(key); it != map.end()) return it->second.get();
     if (provides && !r->reason.empty())
-      failure = "; the plugin " + r->path +
-                (r->usable ? " lists it but " : " provides it but cannot be used: ") + r->reason;
+      lead = std::string(kind) + " class '" + class_name + "' " +
+             (r->usable ? "is not available from the plugin " + r->path + ": "
+                        : "is provided by the plugin " + r->path + ", which cannot be used: ") +
+             r->reason;
   }
-  throw Error(std::string("unknown ") + kind + " class '" + class_name + "'" + failure + ". Known " + kind +
-              " classes: " + known_names(map, impl.plugins, kind) +
+  throw Error(lead + ". Known " + kind + " classes: " + known_names(map, impl.plugins, kind) +
               ". Plugin folders searched: " + folders(impl.searched) +
               " (add one with LAMINA_PLUGIN_PATH or plugin_paths in the configuration)");
 }
@@ -762,6 +767,14 @@ std::vector<PluginInfo> Registry::list() {
     p.path = r->path;
     p.abi = r->abi;
     p.provides = r->provides;
+    if (!r->has_manifest && r->usable) {  // what the plugin registered, in name order
+      for (auto& [key, layer] : impl_->layers)
+        if (layer->plugin == r.get()) p.provides.push_back(layer->table.class_name);
+      for (auto& [key, optimizer] : impl_->optimizers)
+        if (optimizer->plugin == r.get()) p.provides.push_back(optimizer->table.class_name);
+      for (auto& b : impl_->backends)
+        if (b->plugin == r.get()) p.provides.push_back(b->name);
+    }
     p.usable = r->usable;
     p.score = r->score;
     p.reason = r->reason;

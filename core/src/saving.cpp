@@ -8,6 +8,7 @@
 
 #include <lamina/h5.hpp>
 #include <lamina/model.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <boost/json.hpp>
 
@@ -644,9 +645,9 @@ void Model::save(const std::string& path, bool include_optimizer) const {
   h5::File& f = writer.file();
   f.set_attribute("/", "keras_version", kKerasVersion);
   f.set_attribute("/", "backend", kBackend);
-  f.set_attribute("/", "model_config", json::serialize(keras_model_config(*this)));
+  f.set_attribute("/", "model_config", sdk::json_text(keras_model_config(*this)));
   bool with_training = include_optimizer && compiled();
-  if (with_training) f.set_attribute("/", "training_config", json::serialize(training_config(*this)));
+  if (with_training) f.set_attribute("/", "training_config", sdk::json_text(training_config(*this)));
   write_weights(f, "model_weights", *this, path);
   if (with_training) {
     write_optimizer(f, *this);

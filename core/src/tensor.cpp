@@ -351,14 +351,6 @@ Tensor& Tensor::set_requires_grad(bool value) {
 
 // ------------------------------------------------------------------------------------------------
 
-static Tensor compare(const Tensor& a, float b, bool greater) {
-  std::vector<float> v = a.to_vector();
-  for (float& x : v) x = (greater ? x > b : x < b) ? 1.0f : 0.0f;
-  return Tensor::from_vector(v, a.shape());
-}
-Tensor operator>(const Tensor& a, float b) { return compare(a, b, true); }
-Tensor operator<(const Tensor& a, float b) { return compare(a, b, false); }
-
 static void print_rec(std::ostream& out, const std::vector<float>& v, const Shape& s, size_t axis, size_t& pos,
                       int indent) {
   if (axis == s.size()) {

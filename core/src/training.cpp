@@ -16,6 +16,7 @@
 
 #include <lamina/backend.hpp>
 #include <lamina/distributed.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -364,7 +365,7 @@ void Model::compile(const CompileOptions& options) {
   std::string cls = spec.class_name;
   if (cls.rfind("Custom>", 0) == 0) cls = cls.substr(7);
   t->optimizer = &Registry::get().optimizer(cls);
-  std::string cfg = boost::json::serialize(spec.config);
+  std::string cfg = sdk::json_text(spec.config);
   lamina_error error{};
   t->instance = t->optimizer->table.create(cfg.c_str(), &error);
   if (!t->instance) throw Error(error.message[0] ? error.message : "optimizer " + spec.class_name + ": invalid config");

@@ -72,8 +72,12 @@ std::vector<sdk::Tensor> ElementwiseMerge::call(const sdk::CallContext&, const s
       case Kind::average: y = add(y, x); break;
       case Kind::subtract: y = sub(y, x); break;
       case Kind::multiply: y = mul(y, x); break;
-      case Kind::maximum: y = add(y, relu(sub(x, y))); break;  // max(y, x) = y + relu(x - y)
-      case Kind::minimum: y = sub(y, relu(sub(y, x))); break;  // min(y, x) = y - relu(y - x)
+      case Kind::maximum:
+        y = maximum(y, x);
+        break;  // on a tie the gradient goes to the earlier input
+      case Kind::minimum:
+        y = minimum(y, x);
+        break;
     }
   }
   if (kind_ == Kind::average && inputs.size() > 1) y = scale(y, 1.0 / double(inputs.size()));

@@ -4,7 +4,8 @@
 
 namespace lamina::optimizers {
 
-Adam::Adam(const Config& config) : KerasOptimizer(config, "Adam", "adam", 0.001) {
+Adam::Adam(const Config& config)
+    : KerasOptimizer(config, "Adam", "adam", 0.001, {"beta_1", "beta_2", "epsilon", "amsgrad"}) {
   // beta < 1 keeps the bias corrections 1 - beta^t away from zero.
   beta_1_ = read_fraction(config, "beta_1", 0.9, 0.0, 1.0, true);
   beta_2_ = read_fraction(config, "beta_2", 0.999, 0.0, 1.0, true);
@@ -38,7 +39,7 @@ void Adam::apply(const Tensor& parameter, const Tensor& gradient, const std::vec
   // p -= alpha * m / (sqrt(v) + eps) — one adam_update op.
   sdk::Attrs attrs;
   attrs.set("alpha", alpha).set("beta_1", beta_1_).set("beta_2", beta_2_).set("epsilon", epsilon_);
-  sdk::ops::update("adam_update", parameter, gradient, slots, attrs);
+  sdk::ops::update("adam_update", parameter, prepare(parameter, gradient, iteration), slots, attrs);
 }
 
 }  // namespace lamina::optimizers

@@ -31,10 +31,12 @@ bool is_set(const json::value* v) {
 }  // namespace
 
 KerasOptimizer::KerasOptimizer(const Config& config, const char* class_name, const char* default_name,
-                               double default_learning_rate)
+                               double default_learning_rate, std::initializer_list<const char*> own_keys)
     : name_(config.name().empty() ? default_name : config.name()) {
   label_ = class_name;
   if (!config.name().empty()) label_ += " '" + config.name() + "'";
+  keys_ = {"learning_rate", "lr"};
+  keys_.insert(keys_.end(), own_keys.begin(), own_keys.end());
   const char* key = config.has("learning_rate") ? "learning_rate" : "lr";
   if (config.has(key) && config.object().at(key).is_object())
     config.fail(std::string("config key '") + key +
@@ -43,13 +45,24 @@ KerasOptimizer::KerasOptimizer(const Config& config, const char* class_name, con
   if (!(learning_rate_ >= 0.0) || !std::isfinite(learning_rate_))
     config.fail(std::string("config key '") + key + "' must be a non-negative number, got " +
                 value_text(config.object().at(key)));
-  decay_ = config.get_float("decay", 0.0);
-  if (!(decay_ >= 0.0) || !std::isfinite(decay_))
-    config.fail("config key 'decay' must be a non-negative number, got " +
-                value_text(config.object().at("decay")));
+  auto non_negative = [&](const char* k) {
+    const double v = config.get_float(k, 0.0);
+    if (!(v >= 0.0) || !std::isfinite(v))
+      config.fail(std::string("config key '") + k + "' must be a non-negative number, got " +
+                  value_text(config.object().at(k)));
+    return v;
+  };
+  decay_ = non_negative("decay");
+  clipnorm_ = non_negative("clipnorm");
+  clipvalue_ = non_negative("clipvalue");
+  weight_decay_ = non_negative("weight_decay");
+  // Keras refuses more than one way of clipping.
+  if (int(clipnorm_ > 0) + int(clipvalue_ > 0) + int(is_set(config.object().if_contains("global_clipnorm"))) >
+      1)
+    config.fail("only one of 'clipnorm', 'clipvalue' and 'global_clipnorm' can be set, as in Keras");
   // Keras 3 adds these to every config; at their defaults (null, 0, false) they are no-ops, and
   // anything else changes training in a way lamina does not reproduce yet.
-  for (const char* k : {"clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema"})
+  for (const char* k : {"global_clipnorm", "use_ema"})
     if (is_set(config.object().if_contains(k)))
       warn(label_ + ": " + k + " " + value_text(config.object().at(k)) +
            " is ignored; lamina does not apply it");
@@ -57,6 +70,23 @@ KerasOptimizer::KerasOptimizer(const Config& config, const char* class_name, con
       v && v->is_number() && v->to_number<double>() > 1)
     warn(label_ + ": gradient_accumulation_steps " + json::serialize(*v) +
          " is ignored; lamina updates every step");
+}
+
+Tensor KerasOptimizer::prepare(const Tensor& parameter, const Tensor& gradient, int64_t iteration) const {
+  if (weight_decay_ > 0.0)
+    sdk::ops::assign(parameter,
+                     sdk::ops::scale(parameter, 1.0 - weight_decay_ * learning_rate_at(iteration)));
+  if (clipvalue_ > 0.0) return sdk::ops::clip(gradient, -clipvalue_, clipvalue_);
+  if (clipnorm_ > 0.0) {
+    // g · clipnorm / max(‖g‖, clipnorm): Keras' clip_by_norm, per parameter
+    sdk::Shape axes;
+    for (int64_t d = 0; d < int64_t(gradient.shape().size()); ++d) axes.push_back(d);
+    const Tensor norm = axes.empty() ? sdk::ops::abs(gradient)
+                                     : sdk::ops::sqrt(sdk::ops::reduce_sum(sdk::ops::square(gradient), axes));
+    const Tensor limit = sdk::ops::full({}, float(clipnorm_));
+    return sdk::ops::div(sdk::ops::mul(gradient, limit), sdk::ops::maximum(norm, limit));
+  }
+  return gradient;
 }
 
 double KerasOptimizer::learning_rate_at(int64_t iteration) const {
@@ -69,6 +99,9 @@ json::object KerasOptimizer::base_config() const {
   // Keras 2 writes decay 0.0, but tf.keras 2.11+ optimizers raise on the key, so it only appears
   // when it matters.
   if (decay_ != 0.0) o["decay"] = decay_;
+  if (clipnorm_ > 0.0) o["clipnorm"] = clipnorm_;
+  if (clipvalue_ > 0.0) o["clipvalue"] = clipvalue_;
+  if (weight_decay_ > 0.0) o["weight_decay"] = weight_decay_;
   return o;
 }
 

@@ -9,6 +9,8 @@
 #include <boost/json.hpp>
 
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,16 +20,24 @@ namespace json = boost::json;
 using sdk::Config;
 using sdk::Tensor;
 
-// What every Keras optimizer config shares: name, learning rate (Keras 2's `lr` too) and Keras 2's
-// time decay.
+// What every Keras optimizer config shares: name, learning rate (Keras 2's `lr` too), Keras 2's
+// time decay, and Keras 3's clipnorm, clipvalue and weight_decay, applied as Keras 3 applies them.
+// The other keys Keras writes (sdk::kKerasOptimizerKeys) are accepted; those lamina does not apply
+// draw a warning when set (docs/config.md). Any other key is an error naming it.
 class KerasOptimizer : public sdk::Optimizer {
  public:
   double learning_rate() const override { return learning_rate_; }
   void set_learning_rate(double value) override { learning_rate_ = value; }
+  std::optional<std::vector<std::string>> config_keys() const override { return keys_; }
 
  protected:
+  // `own_keys`: the subclass's config keys, besides the shared ones above.
   KerasOptimizer(const Config& config, const char* class_name, const char* default_name,
-                 double default_learning_rate);
+                 double default_learning_rate, std::initializer_list<const char*> own_keys);
+  // Before the update, as Keras 3 does: the weight decay (p -= p · weight_decay · lr) applied to the
+  // parameter in place, and the gradient clipped (by its norm, clipnorm, or elementwise, clipvalue).
+  // Returns the gradient to apply.
+  Tensor prepare(const Tensor& parameter, const Tensor& gradient, int64_t iteration) const;
   // The rate for step `iteration` (counting from 1). Keras 2 decays it by time,
   // lr / (1 + decay * k), where k counts the steps taken before this one. tf.keras 2.11+ and Keras 3
   // dropped `decay`, so a nonzero value only comes from Keras 2 configs and follows Keras 2.
@@ -42,8 +52,12 @@ class KerasOptimizer : public sdk::Optimizer {
 
  private:
   std::string name_;
+  std::vector<std::string> keys_;
   double learning_rate_ = 0.0;
   double decay_ = 0.0;
+  double clipnorm_ = 0.0;  // 0: not set
+  double clipvalue_ = 0.0;
+  double weight_decay_ = 0.0;
 };
 
 class SGD final : public KerasOptimizer {

@@ -2,7 +2,8 @@
 
 namespace lamina::optimizers {
 
-RMSprop::RMSprop(const Config& config) : KerasOptimizer(config, "RMSprop", "rmsprop", 0.001) {
+RMSprop::RMSprop(const Config& config)
+    : KerasOptimizer(config, "RMSprop", "rmsprop", 0.001, {"rho", "momentum", "epsilon", "centered"}) {
   rho_ = read_fraction(config, "rho", 0.9, 0.0, 1.0, false);
   momentum_ = read_fraction(config, "momentum", 0.0, 0.0, 1.0, false);
   epsilon_ = read_fraction(config, "epsilon", 1e-7, 0.0, 1.0, false);
@@ -34,7 +35,7 @@ void RMSprop::apply(const Tensor& parameter, const Tensor& gradient, const std::
   // p -= step — one rmsprop_update op.
   sdk::Attrs attrs;
   attrs.set("lr", learning_rate_at(iteration)).set("rho", rho_).set("momentum", momentum_).set("epsilon", epsilon_);
-  sdk::ops::update("rmsprop_update", parameter, gradient, slots, attrs);
+  sdk::ops::update("rmsprop_update", parameter, prepare(parameter, gradient, iteration), slots, attrs);
 }
 
 }  // namespace lamina::optimizers

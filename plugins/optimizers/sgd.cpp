@@ -2,7 +2,7 @@
 
 namespace lamina::optimizers {
 
-SGD::SGD(const Config& config) : KerasOptimizer(config, "SGD", "sgd", 0.01) {
+SGD::SGD(const Config& config) : KerasOptimizer(config, "SGD", "sgd", 0.01, {"momentum", "nesterov"}) {
   momentum_ = read_fraction(config, "momentum", 0.0, 0.0, 1.0, false);
   nesterov_ = config.get_bool("nesterov", false);
 }
@@ -27,7 +27,7 @@ void SGD::apply(const Tensor& parameter, const Tensor& gradient, const std::vect
   expect_slots(slots, momentum_ == 0.0 ? 0 : 1);
   sdk::Attrs attrs;
   attrs.set("lr", learning_rate_at(iteration)).set("momentum", momentum_).set("nesterov", int64_t(nesterov_));
-  sdk::ops::update("sgd_update", parameter, gradient, slots, attrs);
+  sdk::ops::update("sgd_update", parameter, prepare(parameter, gradient, iteration), slots, attrs);
 }
 
 }  // namespace lamina::optimizers

@@ -164,6 +164,14 @@ def main():
         out = os.path.join(work, f'lamina_{name}.h5')
         run([a.lamina, 'train', cfg_path, '--seed', '7', '--output', out])
         lamina_files[name] = out
+        # The configs' JSON is Python's own (compact) text: numbers as repr writes them (0.9, 1e-07,
+        # 0.0), not 9E-1 or 0E0.
+        with h5py.File(out, 'r') as f:
+            texts = [f.attrs[k] for k in ('model_config', 'training_config')]
+        texts = [t.decode() if isinstance(t, bytes) else t for t in texts]
+        ok = all(json.dumps(json.loads(t), separators=(',', ':'), ensure_ascii=False) == t for t in texts)
+        record('lamina -> file', 'python json', name, 'configs written as Python writes JSON',
+               'same text' if ok else 'differs', ok)
 
     for flavour, K, version in flavours():
         label = f'{flavour} {version}'

@@ -4,7 +4,8 @@
 # uses them through LAMINA_PLUGIN_PATH: the template's own test; a model with the GELU and
 # HardSwish layers and the AdamW optimizer trained from a JSON config, saved, reloaded (same
 # predictions, same optimizer state); the same file without the plugins (a clear error); the
-# installed `lamina` tool training from that config. Also a plugin built with pkg-config.
+# installed `lamina` tool training from that config, and with the Lion optimizer from a config
+# whose plugin_paths is relative to its folder. Also a plugin built with pkg-config.
 #
 #   tests/sdk/run.sh BUILD_DIR SOURCE_DIR      (ctest runs it as sdk_out_of_tree)
 set -euo pipefail
@@ -49,11 +50,12 @@ configure "$work/template" "$work/template/build"
 ctest --test-dir "$work/template/build" --output-on-failure > "$work/template.ctest.log" 2>&1 ||
   { cat "$work/template.ctest.log"; fail "the template's test"; }
 
-step "the examples: gelu (ops only), hard_swish (own kernel on onednn), adamw (optimizer with slots)"
-for example in gelu hard_swish adamw; do
+step "the examples: gelu (ops only), hard_swish (own kernel on onednn), adamw (optimizer with slots), lion (optimizer with an op)"
+for example in gelu hard_swish adamw lion; do
   configure "$source/plugins/examples/$example" "$work/$example"
-  [[ -f "$work/$example/lamina_$( [[ $example == adamw ]] && echo optimizer || echo layer )_$example.json" ]] ||
-    fail "$example: no manifest beside the plugin"
+  kind=layer
+  [[ $example == adamw || $example == lion ]] && kind=optimizer
+  [[ -f "$work/$example/lamina_${kind}_$example.json" ]] || fail "$example: no manifest beside the plugin"
 done
 plugin_path="$work/gelu:$work/hard_swish:$work/adamw"
 
@@ -79,6 +81,30 @@ grep -q "hard_swish.hard_swish" "$work/cli.log" || { cat "$work/cli.log"; fail "
 LAMINA_PLUGIN_PATH="$plugin_path" "$prefix/bin/lamina" summary "$work/cli.h5" > "$work/summary.txt"
 grep -q "GELU" "$work/summary.txt" && grep -q "HardSwish" "$work/summary.txt" ||
   { cat "$work/summary.txt"; fail "the summary lacks the plugin layers"; }
+
+step "Lion from a project folder: plugin_paths relative to the config; a misspelt key is refused"
+mkdir -p "$work/project"
+python3 - "$source/tests/sdk/custom_model.json" "$work/project" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+layers = [l for l in cfg["model"]["config"]["layers"] if l["class_name"] in ("Flatten", "Dense")]
+cfg["model"]["config"]["layers"] = layers
+cfg["plugin_paths"] = ["../lion"]
+cfg["compile"]["optimizer"] = {"class_name": "Lion", "config": {"learning_rate": 0.0001, "beta_1": 0.9}}
+json.dump(cfg, open(sys.argv[2] + "/lion.json", "w"))
+cfg["compile"]["optimizer"]["config"] = {"betta_1": 0.9}
+json.dump(cfg, open(sys.argv[2] + "/misspelt.json", "w"))
+PY
+(cd / && env -u LAMINA_PLUGIN_PATH LAMINA_PROFILE=1 "$prefix/bin/lamina" train "$work/project/lion.json" --backend onednn \
+  --limit 256 --epochs 1 --verbose 0 --output "$work/lion.h5" > "$work/lion.log" 2>&1) ||
+  { cat "$work/lion.log"; fail "lamina train with Lion from a relative plugin_paths"; }
+grep -q "lion.direction" "$work/lion.log" || { cat "$work/lion.log"; fail "no lion.direction kernel in the profile"; }
+if (cd / && env -u LAMINA_PLUGIN_PATH "$prefix/bin/lamina" train "$work/project/misspelt.json" --limit 64 \
+    --epochs 1 > "$work/misspelt.log" 2>&1); then
+  fail "a misspelt Lion key trained"
+fi
+grep -q "Lion: unknown config key 'betta_1' (did you mean 'beta_1'?)" "$work/misspelt.log" ||
+  { cat "$work/misspelt.log"; fail "the misspelt key's error"; }
 
 step "pkg-config: a plugin compiled with the flags lamina.pc gives"
 flags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags lamina)

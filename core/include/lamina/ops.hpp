@@ -103,6 +103,24 @@ Tensor tanh(const Tensor& x);
 Tensor erf(const Tensor& x);                                     // the Gauss error function
 Tensor scale(const Tensor& x, double alpha, double beta = 0.0);  // alpha * x + beta
 Tensor clip(const Tensor& x, double low, double high);
+Tensor sign(const Tensor& x);  // −1, 0 or 1; no gradient (a constant to autograd)
+Tensor abs(const Tensor& x);
+Tensor floor(const Tensor& x);  // no gradient
+Tensor round(const Tensor& x);  // to the nearest integer, halves to even, as Keras; no gradient
+// Comparisons with broadcasting (like add): 1.0 where the relation holds, else 0.0; no gradient.
+Tensor greater(const Tensor& a, const Tensor& b);
+Tensor greater_equal(const Tensor& a, const Tensor& b);
+Tensor less(const Tensor& a, const Tensor& b);
+Tensor less_equal(const Tensor& a, const Tensor& b);
+Tensor equal(const Tensor& a, const Tensor& b);
+Tensor not_equal(const Tensor& a, const Tensor& b);
+// a where cond is nonzero, else b; the three broadcast together.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// Elementwise, broadcasting; the gradient goes to the chosen input (to a on a tie).
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);  // a^b, broadcasting (Keras' ops.power)
+Tensor pow(const Tensor& a, double exponent);  // a^exponent
 Tensor softmax(const Tensor& x);      // over the last axis
 Tensor log_softmax(const Tensor& x);  // over the last axis
 Tensor reduce_sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims = false);

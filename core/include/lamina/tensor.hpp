@@ -72,7 +72,7 @@ Tensor operator-(const Tensor& a, float b);
 Tensor operator*(const Tensor& a, float b);
 Tensor operator/(const Tensor& a, float b);
 Tensor operator-(const Tensor& a);
-// Comparisons give 0/1 tensors on the host: model.predict(x) > 0.5f.
+// Comparisons give 0/1 tensors (the greater and less ops): model.predict(x) > 0.5f.
 Tensor operator>(const Tensor& a, float b);
 Tensor operator<(const Tensor& a, float b);
 

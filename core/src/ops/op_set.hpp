@@ -59,7 +59,8 @@ class OpSet {
 };
 
 // In op_registry.cpp's order:
-void define_elementwise_ops(OpSet& set);  // copy, fill, unary ops and their backward ops, add/sub/mul/div
+void define_elementwise_ops(OpSet& set);  // copy, fill, unary ops and their backward ops, add/sub/mul/div,
+                                          // erf, sign abs floor round, comparisons, where, max/min, pow
 void define_reduce_ops(OpSet& set);       // reduce_sum, softmax, log_softmax
 void define_loss_ops(OpSet& set);         // mean_squared_error, softmax_cross_entropy (+ _backward)
 void define_matmul_ops(OpSet& set);       // matmul, matmul_bias

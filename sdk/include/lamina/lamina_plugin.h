@@ -210,8 +210,9 @@ typedef struct lamina_communicator {
 } lamina_communicator;
 
 /* ---------------------------------------------------------------------------------------------
- * Plugin ops (host member `register_op`): an op a layer plugin defines, with its own kernels for
- * some backends and a composition of existing ops for every other. The core differentiates the
+ * Plugin ops (host member `register_op`): an op a plugin defines during lamina_plugin_init (a layer
+ * plugin for its layers, an optimizer plugin for its updates), with its own kernels for some
+ * backends and a composition of existing ops for every other. The core differentiates the
  * composition, so a plugin op needs no gradient rule, and its kernels must compute the same values.
  */
 typedef struct lamina_op_kernel {

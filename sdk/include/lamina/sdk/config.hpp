@@ -2,6 +2,7 @@
 // name the layer and the key. Uses Boost.JSON; only strings cross the plugin boundary.
 #pragma once
 
+#include <lamina/sdk/json.hpp>
 #include <lamina/sdk/plugin.hpp>
 
 #include <boost/json.hpp>
@@ -132,7 +133,10 @@ class Config {
   boost::json::object object_;
 };
 
-// Serialises a JSON object built in place: json_object({{"units", 10}, ...}).
-inline std::string to_json(const boost::json::object& o) { return boost::json::serialize(o); }
+// Serialises a JSON object built in place: to_json({{"units", 10}, ...}), numbers as Python's json
+// writes them (json.hpp).
+inline std::string to_json(const boost::json::object& o) {
+  return json_text(o);
+}
 
 }  // namespace lamina::sdk

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -260,6 +262,55 @@ inline Tensor scale(const Tensor& x, double alpha, double beta = 0.0) {
 inline Tensor clip(const Tensor& x, double low, double high) {
   return run1("clip", {&x}, std::move(Attrs().set("low", low).set("high", high)));
 }
+// −1, 0 or 1; floor; round to the nearest integer, halves to even (Keras' round). These three and
+// the comparisons are piecewise constant: nothing upstream gets a gradient through them.
+inline Tensor sign(const Tensor& x) {
+  return run1("sign", {&x});
+}
+inline Tensor abs(const Tensor& x) {
+  return run1("abs", {&x});
+}
+inline Tensor floor(const Tensor& x) {
+  return run1("floor", {&x});
+}
+inline Tensor round(const Tensor& x) {
+  return run1("round", {&x});
+}
+// Comparisons, broadcasting like add (a rank-0 tensor compares with every element): 1.0 where the
+// relation holds, else 0.0.
+inline Tensor greater(const Tensor& a, const Tensor& b) {
+  return run1("greater", {&a, &b});
+}
+inline Tensor greater_equal(const Tensor& a, const Tensor& b) {
+  return run1("greater_equal", {&a, &b});
+}
+inline Tensor less(const Tensor& a, const Tensor& b) {
+  return run1("less", {&a, &b});
+}
+inline Tensor less_equal(const Tensor& a, const Tensor& b) {
+  return run1("less_equal", {&a, &b});
+}
+inline Tensor equal(const Tensor& a, const Tensor& b) {
+  return run1("equal", {&a, &b});
+}
+inline Tensor not_equal(const Tensor& a, const Tensor& b) {
+  return run1("not_equal", {&a, &b});
+}
+// a where cond is nonzero, else b; the three broadcast together; a and b get the gradient.
+inline Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  return run1("where", {&cond, &a, &b});
+}
+// Elementwise with broadcasting; the gradient goes to the chosen input (to a on a tie).
+inline Tensor maximum(const Tensor& a, const Tensor& b) {
+  return run1("maximum", {&a, &b});
+}
+inline Tensor minimum(const Tensor& a, const Tensor& b) {
+  return run1("minimum", {&a, &b});
+}
+// a^b elementwise with broadcasting (Keras' ops.power); for a number, pow(x, full({}, 2.5)).
+inline Tensor pow(const Tensor& a, const Tensor& b) {
+  return run1("pow", {&a, &b});
+}
 inline Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false) {
   return run1("matmul", {&a, &b},
               std::move(Attrs().set("transpose_a", int64_t(transpose_a)).set("transpose_b", int64_t(transpose_b))));
@@ -379,6 +430,11 @@ inline Tensor full(const Shape& shape, float value) {
 inline Tensor copy(const Tensor& x) {
   return run1("copy", {&x});
 }
+// x^exponent for a number exponent.
+inline Tensor pow(const Tensor& x, double exponent) {
+  const Tensor e = full({}, float(exponent));
+  return pow(x, e);
+}
 // Fused losses (docs/ops.md), shape (): mean((pred - target)²) over every element, and
 // -Σ target · log_softmax(logits) / rows (rows: every index but the last axis).
 inline Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
@@ -451,7 +507,7 @@ inline Tensor elu(const Tensor& x, double alpha = 1.0) {
 }
 
 // Keras activation by name, composed of ops (so autograd differentiates it). Throws for an unknown
-// name. selu(x) = λ·elu(x, α) with Keras' α and λ; with |x| = relu(x) + relu(-x):
+// name. selu(x) = λ·elu(x, α) with Keras' α and λ;
 //   swish(x) = silu(x) = x·sigmoid(x), softplus(x) = relu(x) + log(1 + e^(-|x|)) (no overflow),
 //   softsign(x) = x / (1 + |x|), exponential(x) = e^x,
 //   gelu(x) = x·(1 + erf(x/√2))/2, the exact form (Keras' default, approximate=False),
@@ -469,10 +525,9 @@ inline Tensor apply_activation(const std::string& name, const Tensor& x) {
   if (name == "hard_sigmoid") return ops::clip(ops::scale(x, 1.0 / 6.0, 0.5), 0.0, 1.0);
   if (name == "elu") return elu(x);
   if (name == "selu") return ops::scale(elu(x, 1.6732632423543772), 1.0507009873554805);  // Keras' α, λ
-  const Tensor positive = ops::relu(x), magnitude = ops::add(positive, ops::relu(ops::neg(x)));
   if (name == "softplus")
-    return ops::add(positive, ops::log(ops::scale(ops::exp(ops::neg(magnitude)), 1.0, 1.0)));
-  if (name == "softsign") return ops::div(x, ops::scale(magnitude, 1.0, 1.0));
+    return ops::add(ops::relu(x), ops::log(ops::scale(ops::exp(ops::neg(ops::abs(x))), 1.0, 1.0)));
+  if (name == "softsign") return ops::div(x, ops::scale(ops::abs(x), 1.0, 1.0));
   throw Error("unknown activation '" + name + "' (known: " + activation_names() + ")");
 }
 
@@ -643,6 +698,74 @@ template <class T> void register_layer(const lamina_host* h, const char* class_n
 // ------------------------------------------------------------------------------------------------
 // Optimizers: derive from Optimizer, register with register_optimizer<YourOptimizer>("Name").
 
+// The keys every Keras optimizer config may hold (Keras 3, tf_keras and Keras 2 write them). An
+// optimizer accepts them besides its own; whether it applies them is its own business.
+inline constexpr const char* kKerasOptimizerKeys[] = {"name",
+                                                      "clipnorm",
+                                                      "clipvalue",
+                                                      "global_clipnorm",
+                                                      "use_ema",
+                                                      "ema_momentum",
+                                                      "ema_overwrite_frequency",
+                                                      "loss_scale_factor",
+                                                      "gradient_accumulation_steps",
+                                                      "weight_decay",
+                                                      "jit_compile",
+                                                      "is_legacy_optimizer",
+                                                      "decay"};
+
+// The top-level keys of a JSON object's text, in order (strings unescaped for \" and \\; nested
+// values skipped). Throws for text that does not start an object.
+inline std::vector<std::string> json_object_keys(std::string_view text) {
+  std::vector<std::string> keys;
+  size_t i = 0;
+  auto skip_space = [&] {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) ++i;
+  };
+  skip_space();
+  if (i >= text.size() || text[i] != '{') throw Error("config is not a JSON object");
+  ++i;
+  int depth = 0;  // of arrays and objects inside the top-level one
+  bool at_key = true;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '"') {
+      std::string s;
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\' && i + 1 < text.size()) ++i;
+        s += text[i];
+      }
+      ++i;
+      if (depth == 0 && at_key) keys.push_back(std::move(s)), at_key = false;
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (depth-- == 0) break;
+    } else if (c == ',' && depth == 0) {
+      at_key = true;
+    }
+    ++i;
+  }
+  return keys;
+}
+
+inline size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
@@ -653,7 +776,44 @@ class Optimizer {
                      int64_t iteration) = 0;
   virtual double learning_rate() const = 0;
   virtual void set_learning_rate(double value) = 0;
+  // The config keys this optimizer takes besides kKerasOptimizerKeys. A config with any other key is
+  // refused, naming the class, the key and these keys, so that a misspelt `betta_1` does not train
+  // with the default. By default: the keys get_config() writes. Override it to list keys
+  // get_config() leaves out (aliases, keys written only when set), or return std::nullopt to accept
+  // every key as Keras' own layers do.
+  virtual std::optional<std::vector<std::string>> config_keys() const {
+    return json_object_keys(get_config());
+  }
 };
+
+// Throws unless every key of `config_json` is one of `optimizer`'s config_keys() or a Keras
+// optimizer key; the message names `class_name`, the key, the nearest known key and all of them.
+inline void check_optimizer_keys(const Optimizer& optimizer, const char* class_name,
+                                 const std::string& config_json) {
+  const std::optional<std::vector<std::string>> own = optimizer.config_keys();
+  if (!own) return;
+  std::vector<std::string> known = *own;
+  for (const char* k : kKerasOptimizerKeys)
+    if (std::find(known.begin(), known.end(), k) == known.end()) known.push_back(k);
+  for (const std::string& key : json_object_keys(config_json)) {
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string nearest, list;
+    size_t best = 3;  // suggest only a key within two edits
+    for (const std::string& k : known) {
+      const size_t d = edit_distance(key, k);
+      if (d < best) best = d, nearest = k;
+    }
+    for (const std::string& k : *own)
+      if (std::find(std::begin(kKerasOptimizerKeys), std::end(kKerasOptimizerKeys), k) ==
+          std::end(kKerasOptimizerKeys))
+        list += (list.empty() ? "'" : ", '") + k + "'";
+    std::string common;
+    for (const char* k : kKerasOptimizerKeys) common += (common.empty() ? "'" : ", '") + std::string(k) + "'";
+    throw Error(std::string(class_name) + ": unknown config key '" + key + "'" +
+                (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") +
+                "; known: " + (list.empty() ? "" : list + ", ") + "and Keras' optimizer keys " + common);
+  }
+}
 
 template <class T> struct OptimizerAdapter {
   struct Instance {
@@ -661,11 +821,17 @@ template <class T> struct OptimizerAdapter {
     std::string config;
     std::vector<std::string> slots;
   };
+  static const char*& class_name() {
+    static const char* name = "optimizer";
+    return name;
+  }
   static void* create(const char* config_json, lamina_error* error) {
     Instance* out = nullptr;
     guarded(error, [&] {
-      out = new Instance{T(std::string(config_json)), {}, {}};
-      out->slots = out->optimizer.slot_names();
+      auto instance = std::make_unique<Instance>(Instance{T(std::string(config_json)), {}, {}});
+      check_optimizer_keys(instance->optimizer, class_name(), config_json);
+      instance->slots = instance->optimizer.slot_names();
+      out = instance.release();
     });
     return out;
   }
@@ -708,6 +874,7 @@ template <class T> struct OptimizerAdapter {
 };
 
 template <class T> void register_optimizer(const lamina_host* h, const char* class_name) {
+  OptimizerAdapter<T>::class_name() = class_name;
   static lamina_optimizer_class c = OptimizerAdapter<T>::describe(class_name);
   lamina_error error{};
   check(h->register_optimizer(h->self, &c, &error), error);
