@@ -8,6 +8,10 @@
 //   lamina_bench cnn_functional [...]
 //       the same seed CNN written with the functional API (Input, layer calls, Model): the graph
 //       path against the chain, same run.
+//   lamina_bench residual [--samples N] [--batch B] [--epochs E] [--backend NAME]
+//       examples/residual_cnn's network (BatchNormalization after every convolution) on N training
+//       images (Adam): per epoch, training samples/s, then inference samples/s over 2,000 test images
+//       in batches of 250.
 //   lamina_bench mlp [--epochs E] [--backend NAME]
 //       the seed 2-layer MLP (batch 16, SGD, MSE) on 20,000 2-D points, 5 epochs: training steps/s.
 //
@@ -44,7 +48,8 @@ struct Args {
 Args parse(int argc, char** argv) {
   if (argc < 2)
     throw Error(
-        "usage: lamina_bench cnn|cnn_functional|mlp [--samples N] [--batch B] [--epochs E] [--backend NAME] [--latency K]");
+        "usage: lamina_bench cnn|cnn_functional|residual|mlp [--samples N] [--batch B] [--epochs E] "
+        "[--backend NAME] [--latency K]");
   Args a;
   a.mode = argv[1];
   for (int i = 2; i < argc; ++i) {
@@ -159,6 +164,45 @@ void run_cnn(const Args& a) {
   }
 }
 
+// examples/residual_cnn.cpp's network: conv-BN-ReLU, two residual blocks, global average pooling.
+KerasTensor conv_bn(const KerasTensor& x, int64_t filters) {
+  return BatchNormalization()(Conv2D(filters, {3, 3}, {.padding = "same", .use_bias = false})(x));
+}
+KerasTensor residual_block(const KerasTensor& x, int64_t filters) {
+  KerasTensor y = conv_bn(Activation("relu")(conv_bn(x, filters)), filters);
+  return Activation("relu")(Add()({x, y}));
+}
+
+void run_residual(const Args& a) {
+  Dataset d = datasets::fashion_mnist::load_data(a.data);
+  const int64_t n = std::min<int64_t>(a.samples, d.train.x.dim(0)), m = 2000;
+  Tensor x_train = d.train.x.slice(0, n).reshape({-1, 28, 28, 1}) / 255.0f;
+  Tensor y_train = to_categorical(d.train.y.slice(0, n), 10);
+  Tensor x_test = d.test.x.slice(0, m).reshape({-1, 28, 28, 1}) / 255.0f;
+  d = Dataset{};
+  KerasTensor in = Input({28, 28, 1});
+  KerasTensor x = Activation("relu")(conv_bn(in, 32));
+  x = MaxPooling2D({2, 2})(residual_block(x, 32));
+  x = Activation("relu")(conv_bn(x, 64));
+  x = MaxPooling2D({2, 2})(residual_block(x, 64));
+  Model model(in, Dense(10, {.activation = "softmax"})(GlobalAveragePooling2D()(x)));
+  model.compile({.loss = "categorical_crossentropy", .optimizer = "adam"});
+  reset_peak_memory();
+  for (int e = 1; e <= std::max(a.epochs, 1); ++e) {
+    auto t0 = Clock::now();
+    History h = model.fit(x_train, y_train, {.epochs = 1, .batch_size = a.batch, .verbose = 0});
+    double train = since(t0);
+    auto t1 = Clock::now();
+    Tensor pred = model.predict(x_test, 250);
+    (void)pred.to_vector();
+    double infer = since(t1);
+    std::printf("epoch: %d train_s: %.3f train_samples_per_s: %.1f loss: %.4f infer_samples_per_s: %.1f\n", e,
+                train, double(n) / train, h.history["loss"].back(), double(m) / infer);
+    std::fflush(stdout);
+  }
+  std::printf("run_peak_rss_mb: %.1f\n", peak_memory_mb());
+}
+
 // 20,000 points x ~ N(0, 2^2) per coordinate, label 1 inside the circle of radius 2 (as the peer).
 void run_mlp(const Args& a) {
   const int n = 20000;
@@ -197,10 +241,12 @@ int main(int argc, char** argv) {
     std::printf("backend: %s\n", backend().c_str());
     if (a.mode == "cnn" || a.mode == "cnn_functional")
       run_cnn(a);
+    else if (a.mode == "residual")
+      run_residual(a);
     else if (a.mode == "mlp")
       run_mlp(a);
     else
-      throw Error("unknown mode '" + a.mode + "' (cnn, cnn_functional or mlp)");
+      throw Error("unknown mode '" + a.mode + "' (cnn, cnn_functional, residual or mlp)");
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
