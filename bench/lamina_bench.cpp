@@ -11,7 +11,8 @@
 //   lamina_bench residual [--samples N] [--batch B] [--epochs E] [--backend NAME]
 //       examples/residual_cnn's network (BatchNormalization after every convolution) on N training
 //       images (Adam): per epoch, training samples/s, then inference samples/s over 2,000 test images
-//       in batches of 250.
+//       in batches of 250; at the end, inference samples/s with BatchNormalization folded into the
+//       convolutions and not (LAMINA_FOLD_BATCH_NORM=0), alternated, medians of 7 each.
 //   lamina_bench mlp [--epochs E] [--backend NAME]
 //       the seed 2-layer MLP (batch 16, SGD, MSE) on 20,000 2-D points, 5 epochs: training steps/s.
 //
@@ -201,6 +202,24 @@ void run_residual(const Args& a) {
     std::fflush(stdout);
   }
   std::printf("run_peak_rss_mb: %.1f\n", peak_memory_mb());
+  // Inference with BatchNormalization folded into the convolutions and not (LAMINA_FOLD_BATCH_NORM,
+  // read on every call), alternated in this process: medians of 7 predictions of each.
+  std::vector<double> folded, plain;
+  for (int i = 0; i < 14; ++i) {
+    const bool fold = i % 2 == 0;
+    if (fold)
+      unsetenv("LAMINA_FOLD_BATCH_NORM");
+    else
+      setenv("LAMINA_FOLD_BATCH_NORM", "0", 1);
+    auto t = Clock::now();
+    (void)model.predict(x_test, 250).to_vector();
+    (fold ? folded : plain).push_back(double(m) / since(t));
+  }
+  unsetenv("LAMINA_FOLD_BATCH_NORM");
+  std::sort(folded.begin(), folded.end());
+  std::sort(plain.begin(), plain.end());
+  std::printf("infer_folded_samples_per_s: %.1f infer_unfolded_samples_per_s: %.1f\n",
+              folded[folded.size() / 2], plain[plain.size() / 2]);
 }
 
 // 20,000 points x ~ N(0, 2^2) per coordinate, label 1 inside the circle of radius 2 (as the peer).
