@@ -26,13 +26,8 @@ __global__ void inverse_std_kernel(const float* variance, float* out, int64_t n,
   }
 }
 
-// x as cuDNN's NHWC (N, C, S, 1), and the per-channel descriptor derived from it.
 void describe(Backend& be, const lamina_view& x) {
-  int64_t between = 1;
-  for (int32_t d = 1; d + 1 < x.ndim; ++d) between *= x.shape[d];
-  set_tensor(be.tensor_a, Layout::nhwc, x.shape[0], x.shape[x.ndim - 1], between, 1);
-  check_cudnn(cudnnDeriveBNTensorDescriptor(be.tensor_b, be.tensor_a, CUDNN_BATCHNORM_SPATIAL),
-              "describing the batch-normalization parameters");
+  set_batch_norm(be.tensor_a, be.tensor_b, x);
 }
 
 CUDNN_KERNEL(op_batch_norm_train, "batch_norm_train") {
