@@ -11,6 +11,8 @@
 //   lamina_bench residual [--config FILE] [...]
 //       the residual network of examples/residual_cnn.json (BatchNormalization, two residual
 //       blocks, Adam), its model and optimizer read from that file; give --batch 64, its batch size.
+//       At the end, inference samples/s with BatchNormalization folded into the convolutions and
+//       not (LAMINA_FOLD_BATCH_NORM=0), alternated, medians of 7 each.
 //   lamina_bench mlp [--epochs E] [--backend NAME]
 //       the seed 2-layer MLP (batch 16, SGD, MSE) on 20,000 2-D points, 5 epochs: training steps/s.
 //
@@ -179,6 +181,26 @@ void run_cnn(const Args& a) {
     }
     std::sort(times.begin(), times.end());
     std::printf("latency_ms: %.4f\n", times[times.size() / 2] * 1e3);
+  }
+  if (a.mode == "residual") {
+    // Inference with BatchNormalization folded into the convolutions and not
+    // (LAMINA_FOLD_BATCH_NORM, read on every call), alternated: medians of 7 predictions of each.
+    std::vector<double> folded, plain;
+    for (int i = 0; i < 14; ++i) {
+      const bool fold = i % 2 == 0;
+      if (fold)
+        unsetenv("LAMINA_FOLD_BATCH_NORM");
+      else
+        setenv("LAMINA_FOLD_BATCH_NORM", "0", 1);
+      auto t = Clock::now();
+      (void)model.predict(x_test, 1000).to_vector();
+      (fold ? folded : plain).push_back(double(x_test.dim(0)) / since(t));
+    }
+    unsetenv("LAMINA_FOLD_BATCH_NORM");
+    std::sort(folded.begin(), folded.end());
+    std::sort(plain.begin(), plain.end());
+    std::printf("infer_folded_samples_per_s: %.1f infer_unfolded_samples_per_s: %.1f\n", folded[folded.size() / 2],
+                plain[plain.size() / 2]);
   }
 }
 

@@ -558,6 +558,47 @@ std::vector<Case> conformance_table() {
   t.push_back({"pow same shape", "pow", {{6, 5}, {6, 5}}, {}, 1e-5f, 0.25f, 2.0f});
   t.push_back({"pow (4,6) to the (1,6)", "pow", {{4, 6}, {1, 6}}, {}, 1e-5f, 0.25f, 2.0f});
   t.push_back({"pow to a rank-0 power", "pow", {{3, 7}, {}}, {}, 1e-5f, 0.5f, 1.5f});
+  // batch normalization over the last axis: NHWC images, (N, C) vectors, and a batch large enough to
+  // be split over threads; the backward and inference cases draw every input positive, as variances are
+  const Attributes bn = Attributes().set("epsilon", 1e-3);
+  t.push_back({"batch_norm_train NHWC", "batch_norm_train", {{2, 5, 5, 8}, {8}, {8}}, bn, 1e-4f});
+  t.push_back({"batch_norm_train (N, C)", "batch_norm_train", {{16, 10}, {10}, {10}}, bn, 1e-4f});
+  t.push_back({"batch_norm_train large", "batch_norm_train", {{8, 16, 16, 32}, {32}, {32}}, bn, 1e-4f});
+  t.push_back({"batch_norm_train_backward NHWC",
+               "batch_norm_train_backward",
+               {{2, 5, 5, 8}, {8}, {8}, {8}, {2, 5, 5, 8}},
+               bn,
+               1e-4f,
+               0.1f,
+               1.0f});
+  t.push_back({"batch_norm_train_backward (N, C) epsilon 1e-5",
+               "batch_norm_train_backward",
+               {{16, 10}, {10}, {10}, {10}, {16, 10}},
+               Attributes().set("epsilon", 1e-5),
+               1e-4f,
+               0.1f,
+               1.0f});
+  t.push_back({"batch_norm_train_backward large",
+               "batch_norm_train_backward",
+               {{8, 16, 16, 32}, {32}, {32}, {32}, {8, 16, 16, 32}},
+               bn,
+               1e-4f,
+               0.1f,
+               1.0f});
+  t.push_back({"batch_norm_inference NHWC",
+               "batch_norm_inference",
+               {{2, 5, 5, 8}, {8}, {8}, {8}, {8}},
+               bn,
+               1e-5f,
+               0.1f,
+               1.0f});
+  t.push_back({"batch_norm_inference (N, C)",
+               "batch_norm_inference",
+               {{16, 10}, {10}, {10}, {10}, {10}},
+               bn,
+               1e-5f,
+               0.1f,
+               1.0f});
   return t;
 }
 
@@ -753,6 +794,28 @@ std::vector<GradCase> gradient_table() {
   t.push_back(
       {"pow with broadcasting", {{3, 4}, {4}}, [](const V& x) { return ops::pow(x[0], x[1]); }, 0.5f, 2.0f});
   t.push_back({"pow to a number", {{3, 4}}, [](const V& x) { return ops::pow(x[0], 2.5); }, 0.5f, 2.0f});
+  // batch normalization: the output alone (batch_norm_train_backward), the batch statistics alone,
+  // and both, which adds their gradients to dx; inference w.r.t. every input
+  const Attributes bn = Attributes().set("epsilon", 1e-3);
+  t.push_back({"batch_norm_train", {{2, 3, 3, 4}, {4}, {4}}, [bn](const V& x) {
+                 return run_op("batch_norm_train", {x[0], x[1], x[2]}, bn)[0];
+               }});
+  t.push_back({"batch_norm_train's mean and variance", {{6, 3}}, [bn](const V& x) {
+                 std::vector<Tensor> out =
+                     run_op("batch_norm_train", {x[0], Tensor::full({3}, 1.0f), Tensor::zeros({3})}, bn);
+                 return ops::concat({out[1], out[2]}, 0);
+               }});
+  t.push_back({"batch_norm_train's output and variance", {{5, 4}, {4}, {4}}, [bn](const V& x) {
+                 std::vector<Tensor> out = run_op("batch_norm_train", {x[0], x[1], x[2]}, bn);
+                 return ops::add(out[0], ops::reshape(out[2], {1, 4}));
+               }});
+  t.push_back({"batch_norm_inference",
+               {{2, 3, 3, 4}, {4}, {4}, {4}, {4}},
+               [bn](const V& x) {
+                 return run_op("batch_norm_inference", {x[0], x[1], x[2], x[3], x[4]}, bn)[0];
+               },
+               0.5f,
+               1.5f});
   return t;
 }
 
@@ -835,6 +898,9 @@ void fallbacks_on(const std::string& backend_name) {
                                        "softmax_cross_entropy_backward",
                                        "gather",
                                        "gather_backward"};
+                                       "batch_norm_train",
+                                       "batch_norm_train_backward",
+                                       "batch_norm_inference"};
   uint64_t seed = 500;
   for (const Case& c : conformance_table()) {
     if (std::find(fused.begin(), fused.end(), c.op) == fused.end()) continue;

@@ -355,6 +355,23 @@ TEST_CASE("cudnn host: cuDNN's descriptors agree with lamina on every convolutio
   }
 }
 
+TEST_CASE("cudnn host: batch normalization describes x (..., C) as NHWC (N, C, S, 1) and its parameters as (1, C, 1, 1)") {
+  TensorDesc x, params;
+  Dims4 dims, strides;
+  set_batch_norm(x, params, view({2, 5, 3, 8}));
+  tensor_layout(x, dims, strides);
+  CHECK(dims == Dims4{2, 8, 15, 1});
+  CHECK(strides == Dims4{120, 1, 8, 8});  // lamina's row-major (2, 5, 3, 8) buffer as it is
+  tensor_layout(params, dims, strides);
+  CHECK(dims == Dims4{1, 8, 1, 1});
+  set_batch_norm(x, params, view({16, 10}));
+  tensor_layout(x, dims, strides);
+  CHECK(dims == Dims4{16, 10, 1, 1});
+  CHECK(strides == Dims4{10, 1, 10, 10});
+  tensor_layout(params, dims, strides);
+  CHECK(dims == Dims4{1, 10, 1, 1});
+}
+
 TEST_CASE("cudnn host: a descriptor cuDNN computes a different output size for is refused") {
   ConvDescriptors d;
   ConvGeometry g;

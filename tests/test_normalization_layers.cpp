@@ -4,6 +4,8 @@
 // Keras 3 and tf_keras files with Keras' own predictions (tests/data/keras_models_v2).
 #include "support.hpp"
 
+#include "../core/src/launch_recorder.hpp"
+#include "../core/src/op_registry.hpp"
 #include "../core/src/replay.hpp"
 
 #include <lamina/h5.hpp>
@@ -47,6 +49,69 @@ std::vector<double> standardized(const std::vector<double>& x, double epsilon) {
   std::vector<double> out;
   for (double v : x) out.push_back((v - mean) / std::sqrt(variance + epsilon));
   return out;
+}
+
+// Counts this thread's kernel launches by op while it lives.
+class LaunchCounter : public LaunchRecorder {
+ public:
+  LaunchCounter() : previous_(set_active_recorder(this)) {}
+  ~LaunchCounter() { set_active_recorder(previous_); }
+  LaunchCounter(const LaunchCounter&) = delete;
+  LaunchCounter& operator=(const LaunchCounter&) = delete;
+  void launched(const OpDef& op, BackendEntry&, const lamina_view*, size_t, const lamina_view*, size_t,
+                const Attributes&, const char*, int64_t, const std::vector<Tensor>&,
+                const std::vector<Tensor>&) override {
+    ++counts[op.name];
+  }
+  void spoil() override {}
+  std::map<std::string, int> counts;
+
+ private:
+  LaunchRecorder* previous_;
+};
+
+// A prediction with BatchNormalization folding on or off, and how many batch_norm_inference kernels
+// it launched.
+struct Prediction {
+  std::vector<float> values;
+  int batch_norm_launches = 0;
+};
+Prediction predict_folding(const Model& model, const Tensor& x, bool fold) {
+  if (fold)
+    unsetenv("LAMINA_FOLD_BATCH_NORM");
+  else
+    setenv("LAMINA_FOLD_BATCH_NORM", "0", 1);
+  Prediction p;
+  {
+    LaunchCounter counter;
+    p.values = model.predict(x, 256).to_vector();
+    p.batch_norm_launches = counter.counts["batch_norm_inference"];
+  }
+  unsetenv("LAMINA_FOLD_BATCH_NORM");
+  return p;
+}
+
+// max |a − b| / max |b|
+double relative_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double scale = 0;
+  for (float v : b) scale = std::max(scale, double(std::fabs(v)));
+  return double(test::max_abs_diff(a, b)) / std::max(scale, 1e-30);
+}
+
+// Gives each BatchNormalization of `model` statistics and a scale far from their initial values.
+void randomize_batch_norms(Model& model, uint64_t seed) {
+  for (size_t i = 0; i < model.size(); ++i) {
+    Layer& layer = model.layer(i);
+    if (layer.class_name() != "BatchNormalization") continue;
+    std::vector<Tensor> w;
+    for (size_t k = 0; k < layer.weights().size(); ++k) {
+      const std::string& name = layer.weight_names()[k];
+      const Shape& shape = layer.weights()[k].shape();
+      const bool positive = name == "gamma" || name == "moving_variance";
+      w.push_back(test::random_tensor(shape, seed++, positive ? 0.5f : -1.0f, positive ? 2.0f : 1.0f));
+    }
+    layer.set_weights(w);
+  }
 }
 
 }  // namespace
@@ -401,6 +466,104 @@ TEST_CASE("real Keras 3 and tf_keras files with LayerNormalization predict as Ke
       const float diff = test::max_abs_diff(model.predict(input, 256).to_vector(), expected);
       MESSAGE(name << " on " << backend_name << ": max |diff| " << diff);
       CHECK(diff < 1e-4f);
+    }
+  }
+}
+
+TEST_CASE(
+    "in inference a BatchNormalization after a Conv2D or Dense runs folded into it: the unfolded predictions "
+    "within 1e-5, its current weights, LAMINA_FOLD_BATCH_NORM=0 turns it off") {
+  for (const std::string& backend_name : available_backends()) {
+    CAPTURE(backend_name);
+    set_backend(backend_name);
+    set_random_seed(21);
+    const KerasTensor x = Input({8, 8, 3});
+    KerasTensor h = LayerSpec{
+        "Conv2D", {{"filters", 6}, {"kernel_size", 3}, {"padding", "same"}, {"use_bias", false}}}(x);
+    h = LayerSpec{"BatchNormalization"}(h);
+    h = LayerSpec{"Activation", {{"activation", "relu"}}}(h);
+    h = LayerSpec{"Conv2D", {{"filters", 4}, {"kernel_size", 3}, {"strides", 2}}}(h);
+    h = LayerSpec{"BatchNormalization", {{"center", false}}}(h);
+    h = LayerSpec{"Flatten"}(h);
+    h = LayerSpec{"Dense", {{"units", 5}}}(h);
+    h = LayerSpec{"BatchNormalization", {{"scale", false}, {"epsilon", 1e-5}}}(h);
+    Model model(x, h);
+    randomize_batch_norms(model, 30);
+    const Tensor images = test::random_tensor({10, 8, 8, 3}, 31);
+    // kernels of their own on reference and onednn: there, the launches show which path ran
+    const bool counted = backend_name == "reference" || backend_name == "onednn";
+
+    Prediction folded = predict_folding(model, images, true), plain = predict_folding(model, images, false);
+    CHECK(relative_diff(folded.values, plain.values) < 1e-5);
+    if (counted) {
+      CHECK(folded.batch_norm_launches == 0);
+      CHECK(plain.batch_norm_launches == 3);
+    }
+    // new weights, in the convolution and in its BatchNormalization, are seen at the next predict
+    randomize_batch_norms(model, 40);
+    Layer& conv = model.layer(1);
+    conv.set_weights({test::random_tensor(conv.weights()[0].shape(), 41)});
+    const Prediction refolded = predict_folding(model, images, true),
+                     replain = predict_folding(model, images, false);
+    CHECK(test::max_abs_diff(replain.values, plain.values) > 1e-2f);
+    CHECK(relative_diff(refolded.values, replain.values) < 1e-5);
+
+    // and training never folds: the batch's statistics, not the moving ones
+    LaunchCounter counter;
+    // read back, so that no queued work (opencl) is left running when the process ends
+    (void)model.run({images}, true, 0)[0].to_vector();
+    if (counted) CHECK(counter.counts["batch_norm_train"] == 3);
+  }
+}
+
+TEST_CASE(
+    "a BatchNormalization is not folded when the convolution's output has another reader or it is shared") {
+  test::use_backend_or_skip("reference");
+  set_random_seed(22);
+  const Tensor v = test::random_tensor({7, 4}, 23);
+  {  // the Dense output also goes around the BatchNormalization
+    const KerasTensor x = Input({4});
+    const KerasTensor d = LayerSpec{"Dense", {{"units", 4}}}(x);
+    const KerasTensor y = LayerSpec{"Add"}({d, LayerSpec{"BatchNormalization"}(d)});
+    Model model(x, y);
+    randomize_batch_norms(model, 24);
+    const Prediction folded = predict_folding(model, v, true), plain = predict_folding(model, v, false);
+    CHECK(folded.values == plain.values);
+    CHECK(folded.batch_norm_launches == 1);
+  }
+  {  // one BatchNormalization called after two Dense layers
+    const KerasTensor x = Input({4});
+    const LayerSpec bn{"BatchNormalization"};
+    const KerasTensor a = bn(LayerSpec{"Dense", {{"units", 4}}}(x));
+    const KerasTensor b = bn(LayerSpec{"Dense", {{"units", 4}}}(x));
+    Model model(x, LayerSpec{"Add"}({a, b}));
+    randomize_batch_norms(model, 25);
+    const Prediction folded = predict_folding(model, v, true), plain = predict_folding(model, v, false);
+    CHECK(folded.values == plain.values);
+    CHECK(folded.batch_norm_launches == 2);
+  }
+}
+
+TEST_CASE(
+    "the inception_bn files predict the same with BatchNormalization folded and not, and as Keras did") {
+  const Tensor images = test::read_npy(kKerasV2 + "/images.input.npy");
+  for (const std::string name : {"k3_inception_bn", "tfk2_inception_bn"}) {
+    const std::vector<float> expected = test::read_npy(kKerasV2 + "/" + name + ".ref.npy").to_vector();
+    for (const std::string backend_name : {"reference", "onednn"}) {
+      CAPTURE(name);
+      CAPTURE(backend_name);
+      test::use_backend_or_skip(backend_name);
+      Model model = load_model(kKerasV2 + "/" + name + ".h5");
+      const Prediction folded = predict_folding(model, images, true),
+                       plain = predict_folding(model, images, false);
+      MESSAGE(name << " on " << backend_name << ": folded against unfolded, max relative diff "
+                   << relative_diff(folded.values, plain.values) << "; against Keras, max |diff| "
+                   << test::max_abs_diff(folded.values, expected) << " folded, "
+                   << test::max_abs_diff(plain.values, expected) << " unfolded");
+      CHECK(plain.batch_norm_launches > 0);
+      CHECK(folded.batch_norm_launches < plain.batch_norm_launches);
+      CHECK(relative_diff(folded.values, plain.values) < 1e-5);
+      CHECK(test::max_abs_diff(folded.values, expected) < 1e-4f);
     }
   }
 }

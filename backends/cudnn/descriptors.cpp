@@ -81,6 +81,14 @@ Dims4 pooling_output(cudnnPoolingDescriptor_t pool, cudnnTensorDescriptor_t x) {
   return d;
 }
 
+void set_batch_norm(cudnnTensorDescriptor_t x_desc, cudnnTensorDescriptor_t params, const lamina_view& x) {
+  int64_t between = 1;
+  for (int32_t d = 1; d + 1 < x.ndim; ++d) between *= x.shape[d];
+  set_tensor(x_desc, Layout::nhwc, x.shape[0], x.shape[x.ndim - 1], between, 1);
+  check_cudnn(cudnnDeriveBNTensorDescriptor(params, x_desc, CUDNN_BATCHNORM_SPATIAL),
+              "describing the batch-normalization parameters");
+}
+
 void tensor_layout(cudnnTensorDescriptor_t desc, Dims4& dims, Dims4& strides) {
   cudnnDataType_t type;
   check_cudnn(cudnnGetTensor4dDescriptor(desc, &type, &dims.n, &dims.c, &dims.h, &dims.w, &strides.n,

@@ -64,6 +64,12 @@ void set_filter(cudnnFilterDescriptor_t desc, Layout layout, int64_t o, int64_t 
 void set_convolution(cudnnConvolutionDescriptor_t desc, const ConvGeometry& g, Math math);
 void set_pooling(cudnnPoolingDescriptor_t desc, const PoolGeometry& g, bool max);
 
+// Batch normalization over the last axis of x (..., C): x as NHWC (N, C, S, 1), N its first axis and
+// S the product of those between, so that CUDNN_BATCHNORM_SPATIAL's statistics over N, H and W are
+// lamina's over every axis but the last; and the (1, C, 1, 1) descriptor of gamma, beta and the
+// statistics, as cuDNN derives it for that mode.
+void set_batch_norm(cudnnTensorDescriptor_t x_desc, cudnnTensorDescriptor_t params, const lamina_view& x);
+
 // What cuDNN computes as the output size of a convolution or a pool.
 Dims4 convolution_output(cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t x,
                          cudnnFilterDescriptor_t w);

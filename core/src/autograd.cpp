@@ -101,10 +101,10 @@ std::vector<Tensor> gradients(const Tensor& loss, const std::vector<Tensor>& wrt
     og.resize(n->outputs.size());
     bool any = false;
     for (size_t i = 0; i < og.size(); ++i) {
-      if (!og[i].defined())
-        og[i] = ops::full(n->outputs[i].shape(), 0.0f);
-      else
+      if (og[i].defined())
         any = true;
+      else if (!n->op->optional_output_gradients)
+        og[i] = ops::full(n->outputs[i].shape(), 0.0f);
     }
     if (!any) continue;
     std::vector<Tensor> ig = n->op->backward(*n, og);

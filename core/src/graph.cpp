@@ -192,19 +192,29 @@ KerasTensor Layer::output() const {
   return KerasTensor{first, 0};
 }
 
+Tensor LayerAccess::call_with(const Layer& layer, const std::vector<Tensor>& weights, const Tensor& input,
+                              bool training, uint64_t seed) {
+  if (!layer.plugin_ || layer.model_ || LAMINA_LAYER_HAS(&layer.plugin_->table, call_many))
+    throw Error("layer '" + layer.name_ + "' (" + layer.class_name_ + ") is not a one-input plugin layer");
+  if (weights.size() != layer.weights_.size())
+    throw Error("layer '" + layer.name_ + "' (" + layer.class_name_ + ") has " +
+                std::to_string(layer.weights_.size()) + " weights, not " + std::to_string(weights.size()));
+  std::vector<lamina_tensor> w;
+  for (const Tensor& t : weights) w.push_back(reinterpret_cast<lamina_tensor>(t.impl()));
+  lamina_call_context ctx{sizeof(lamina_call_context), training ? 1 : 0, seed};
+  lamina_tensor out = nullptr;
+  lamina_error error{};
+  if (layer.plugin_->table.call(layer.instance_, &ctx, w.data(), int32_t(w.size()),
+                                reinterpret_cast<lamina_tensor>(input.impl()), &out, &error) != LAMINA_OK)
+    throw Error("layer '" + layer.name_ + "' (" + layer.class_name_ + "): " + error.message);
+  if (!out) throw Error("layer '" + layer.name_ + "' (" + layer.class_name_ + ") returned no output");
+  return Tensor(reinterpret_cast<TensorImpl*>(out), false);
+}
+
 Tensor Layer::call(const Tensor& input, bool training, uint64_t seed) const {
   if (!model_ && !(plugin_ && LAMINA_LAYER_HAS(&plugin_->table, call_many))) {
     if (!plugin_) throw Error("layer '" + name_ + "' (" + class_name_ + ") is a model input; it is not called");
-    std::vector<lamina_tensor> w;
-    for (const Tensor& t : weights_) w.push_back(reinterpret_cast<lamina_tensor>(t.impl()));
-    lamina_call_context ctx{sizeof(lamina_call_context), training ? 1 : 0, seed};
-    lamina_tensor out = nullptr;
-    lamina_error error{};
-    if (plugin_->table.call(instance_, &ctx, w.data(), int32_t(w.size()),
-                            reinterpret_cast<lamina_tensor>(input.impl()), &out, &error) != LAMINA_OK)
-      throw Error("layer '" + name_ + "' (" + class_name_ + "): " + error.message);
-    if (!out) throw Error("layer '" + name_ + "' (" + class_name_ + ") returned no output");
-    return Tensor(reinterpret_cast<TensorImpl*>(out), false);
+    return LayerAccess::call_with(*this, weights_, input, training, seed);
   }
   std::vector<Tensor> out = call(std::vector<Tensor>{input}, training, seed);
   if (out.size() != 1)
@@ -332,6 +342,20 @@ std::vector<Shape> run_build(const Layer& layer, const LayerPlugin& plugin, void
 }
 
 }  // namespace
+
+void LayerAccess::build_detached(Layer& layer, const std::vector<Shape>& input_shapes) {
+  if (!layer.plugin_ || !layer.input_shapes_.empty())
+    throw Error(describe(layer) + " cannot be built detached: it is not a plugin layer, or is built already");
+  lamina_layer_builder_impl builder;
+  Layer* l = &layer;
+  builder.add = [l](const std::string& wname, const Shape& shape, const std::string&, bool) {
+    l->weights_.push_back(Tensor::zeros(shape));
+    l->weight_names_.push_back(wname);
+    l->weight_trainable_.push_back(false);
+  };
+  layer.output_shapes_ = run_build(layer, *layer.plugin_, layer.instance_, input_shapes, builder);
+  layer.input_shapes_ = input_shapes;
+}
 
 std::vector<KerasTensor> LayerAccess::call(const std::shared_ptr<Layer>& layer_ptr,
                                            const std::vector<KerasTensor>& inputs) {

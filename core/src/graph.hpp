@@ -36,6 +36,12 @@ struct LayerAccess {
   // Calls `layer` on symbolic inputs: builds it on its first call (declaring its weights), checks
   // the inputs of a later call against the weights it has.
   static std::vector<KerasTensor> call(const std::shared_ptr<Layer>& layer, const std::vector<KerasTensor>& inputs);
+  // Builds `layer` for `input_shapes` outside any graph, its weights zeros (no initializer runs, so
+  // the seeded generator is not drawn from); for a layer the core runs with weights of its own.
+  static void build_detached(Layer& layer, const std::vector<Shape>& input_shapes);
+  // Calls a one-input layer with `weights` in place of its own (as many, in the same order).
+  static Tensor call_with(const Layer& layer, const std::vector<Tensor>& weights, const Tensor& input,
+                          bool training, uint64_t seed);
   static const std::vector<std::weak_ptr<graph::Node>>& nodes(const Layer& layer) { return layer.nodes_; }
   static void add_node(Layer& layer, const std::shared_ptr<graph::Node>& node) { layer.nodes_.push_back(node); }
   static void rename(Layer& layer, const std::string& name) { layer.name_ = name; }

@@ -2,6 +2,7 @@
 // graph, layers by index and name, and the summary.
 #include "model.hpp"
 
+#include "folding.hpp"
 #include "graph.hpp"
 #include "regularization.hpp"
 #include "tensor_impl.hpp"
@@ -33,6 +34,8 @@ struct Model::Plan {
   std::map<const graph::Node*, int> first_slot;
   std::vector<int> input_slots;
   std::vector<Step> steps;
+  // Conv2D/Dense calls a BatchNormalization could be folded into for inference (folding.hpp).
+  std::vector<std::unique_ptr<BatchNormFold>> folds;
   int n_values = 0;
   int slot(const KerasTensor& t) const {
     auto it = first_slot.find(t.node.get());
@@ -115,6 +118,18 @@ void Model::rebuild() {
     plan->n_values += int(node->output_shapes.size());
     plan->steps.push_back(std::move(step));
   }
+  std::map<const graph::Node*, size_t> step_of;
+  for (size_t k = 0; k < nodes_.size(); ++k) step_of[nodes_[k].get()] = k;
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    const auto& bn = nodes_[k];
+    if (bn->inputs.size() != 1 || !step_of.count(bn->inputs[0].node.get())) continue;
+    const size_t conv_step = step_of[bn->inputs[0].node.get()];
+    if (auto fold = plan_batch_norm_fold(nodes_[conv_step], bn)) {
+      fold->conv_step = conv_step;
+      fold->bn_step = k;
+      plan->folds.push_back(std::move(fold));
+    }
+  }
   plan_ = std::move(plan);
 }
 
@@ -138,11 +153,22 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool train
     for (int in : step.in) needed[size_t(in)] = 1, ++readers[size_t(in)];
   }
   for (int s : wanted_slots) ++readers[size_t(s)];  // kept to the end
+  // Inference: a BatchNormalization that alone reads a convolution's output, and is called nowhere
+  // else, runs folded into it (folding.hpp).
+  std::vector<const BatchNormFold*> folded(plan.steps.size(), nullptr);
+  std::vector<char> skipped(plan.steps.size(), 0);
+  if (!training && !plan.folds.empty() && batch_norm_folding_enabled())
+    for (const auto& fold : plan.folds)
+      if (runs[fold->bn_step] && readers[size_t(plan.steps[fold->conv_step].out)] == 1 &&
+          called_once(*fold->bn->layer)) {
+        folded[fold->conv_step] = fold.get();
+        skipped[fold->bn_step] = 1;
+      }
   std::vector<Tensor> values(size_t(plan.n_values));
   for (size_t i = 0; i < inputs.size(); ++i) values[size_t(plan.input_slots[i])] = inputs[i];
   std::vector<Tensor> step_inputs;
   for (size_t k = 0; k < plan.steps.size(); ++k) {
-    if (!runs[k]) continue;
+    if (!runs[k] || skipped[k]) continue;
     const Plan::Step& step = plan.steps[k];
     step_inputs.clear();
     for (int in : step.in) step_inputs.push_back(values[size_t(in)]);
@@ -150,7 +176,9 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool train
       if (--readers[size_t(in)] == 0) values[size_t(in)] = Tensor();  // its last reader has it
     const uint64_t layer_seed = seed ^ (0x9E3779B97F4A7C15ull * (k + 1));
     const Layer& layer = *step.node->layer;
-    if (step_inputs.size() == 1 && step.node->output_shapes.size() == 1) {
+    if (const BatchNormFold* fold = folded[k]) {
+      values[size_t(plan.steps[fold->bn_step].out)] = run_batch_norm_fold(*fold, step_inputs[0], layer_seed);
+    } else if (step_inputs.size() == 1 && step.node->output_shapes.size() == 1) {
       values[size_t(step.out)] = layer.call(step_inputs[0], training, layer_seed);
     } else {
       std::vector<Tensor> out = layer.call(step_inputs, training, layer_seed);

@@ -36,6 +36,7 @@ struct OpTable {
     define_update_ops(set);
     define_layout_ops(set);
     define_gather_ops(set);
+    define_normalization_ops(set);
     for (auto& d : defs) {
       list.push_back(d.get());
       by_name[d->name] = d.get();

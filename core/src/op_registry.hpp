@@ -81,6 +81,10 @@ struct OpDef {
   // A gradient op (relu_backward, conv2d_backward_data, ...): the op whose gradient rule calls it.
   // Gradient ops are the core's own; the SDK wraps every other op.
   std::string gradient_of;
+  // Ops with several outputs: the gradient rule gets an undefined gradient for each output no path
+  // from the loss reaches, instead of zeros, so it can skip work (batch_norm_train's statistics,
+  // which feed the moving averages only). Otherwise every output's gradient is defined.
+  bool optional_output_gradients = false;
   // The attributes a call may pass, by name: every built-in op declares its own (none by default), and
   // a plugin's call with any other attribute is an error that lists these. Plugin ops: unchecked.
   std::optional<std::vector<std::string>> attributes;

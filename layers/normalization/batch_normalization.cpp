@@ -69,12 +69,43 @@ Shape BatchNormalization::build(sdk::LayerBuilder& builder, const Shape& input_s
   return input_shape;
 }
 
+// The features on the last axis (NHWC images, (batch, features) vectors): the batch-normalization
+// ops, which a backend runs with its own primitives (oneDNN's and cuDNN's batch normalization) and
+// the others through the ops' composition. Without gamma or beta, ones or zeros stand in.
+sdk::Tensor BatchNormalization::call_channels_last(const sdk::CallContext& context,
+                                                   const std::vector<sdk::Tensor>& weights,
+                                                   const sdk::Tensor& x) {
+  namespace ops = sdk::ops;
+  const Shape features{x.shape().back()};
+  size_t next = 0;
+  const sdk::Tensor gamma = scale_ ? weights.at(next++) : ops::full(features, 1.0f);
+  const sdk::Tensor beta = center_ ? weights.at(next++) : ops::full(features, 0.0f);
+  const sdk::Tensor &moving_mean = weights.at(next), &moving_variance = weights.at(next + 1);
+  if (!context.training || frozen_)
+    return ops::batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, epsilon_);
+  ops::BatchNormResult r = ops::batch_norm_train(x, gamma, beta, epsilon_);
+  move_statistics(moving_mean, moving_variance, r.mean, r.variance);
+  return r.y;
+}
+
+// moving = momentum·moving + (1 − momentum)·batch, with the biased variance as Keras 3. The
+// assignment is a copy launch that step replay records and repeats.
+void BatchNormalization::move_statistics(const sdk::Tensor& moving_mean, const sdk::Tensor& moving_variance,
+                                         const sdk::Tensor& mean, const sdk::Tensor& variance) const {
+  namespace ops = sdk::ops;
+  ops::assign(moving_mean, ops::add(ops::scale(moving_mean, momentum_), ops::scale(mean, 1.0 - momentum_)));
+  ops::assign(moving_variance,
+              ops::add(ops::scale(moving_variance, momentum_), ops::scale(variance, 1.0 - momentum_)));
+}
+
+// Features on another axis: a composition of element-wise ops and reductions.
 // x: (batch, ...) with `features` values along axis p. Every per-feature tensor is reshaped to
 // x's rank, size 1 on every axis but p, to broadcast against x.
 sdk::Tensor BatchNormalization::call(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
                                      const sdk::Tensor& x) {
   namespace ops = sdk::ops;
   const Shape shape = x.shape();
+  if (position_ == int64_t(shape.size()) - 1) return call_channels_last(context, weights, x);
   Shape per_feature(shape.size(), 1), others;
   per_feature[size_t(position_)] = shape[size_t(position_)];
   for (int64_t a = 0; a < int64_t(shape.size()); ++a)
@@ -104,13 +135,9 @@ sdk::Tensor BatchNormalization::call(const sdk::CallContext& context, const std:
   sdk::Tensor y = ops::mul(centered, inverse(variance));
   if (beta) y = ops::add(y, beta);
 
-  // moving = momentum·moving + (1 − momentum)·batch, with the biased variance as Keras 3. The
-  // assignment is a copy launch that step replay records and repeats.
   const Shape features{shape[size_t(position_)]};
-  ops::assign(moving_mean, ops::add(ops::scale(moving_mean, momentum_),
-                                    ops::scale(ops::reshape(mean, features), 1.0 - momentum_)));
-  ops::assign(moving_variance, ops::add(ops::scale(moving_variance, momentum_),
-                                        ops::scale(ops::reshape(variance, features), 1.0 - momentum_)));
+  move_statistics(moving_mean, moving_variance, ops::reshape(mean, features),
+                  ops::reshape(variance, features));
   return y;
 }
 

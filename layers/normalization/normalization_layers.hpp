@@ -46,6 +46,10 @@ class BatchNormalization final : public sdk::Layer {
                    const sdk::Tensor& input) override;
 
  private:
+  sdk::Tensor call_channels_last(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
+                                 const sdk::Tensor& x);
+  void move_statistics(const sdk::Tensor& moving_mean, const sdk::Tensor& moving_variance,
+                       const sdk::Tensor& mean, const sdk::Tensor& variance) const;
   std::string label_;
   AxisKey axis_;
   int64_t position_ = 0;  // axis_ resolved at build: 1..rank−1 of the input with its batch axis

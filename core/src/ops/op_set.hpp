@@ -27,6 +27,8 @@
 //   kernel_keeps_rank  reductions: kernels see the output at the input's rank (reduce_sum's keepdims)
 //   gives_probabilities the output is softmax(input 0): cross-entropy reads the logits instead
 //   gradient_of        a gradient op: the op whose gradient rule calls it (the SDK wraps the rest)
+//   optional_output_gradients  the gradient rule gets undefined gradients for the outputs no path
+//                      from the loss reaches (a multi-output op whose extra outputs are statistics)
 //   attributes         the attribute names a call may pass: def()'s second argument
 // Backends learn of a new op only by name (lamina_backend's kernel list), so an op without a
 // fallback needs a kernel in every backend meant to run it (docs/ops.md lists the contracts).
@@ -71,5 +73,6 @@ void define_shape_ops(OpSet& set);        // reshape
 void define_update_ops(OpSet& set);       // sgd, adadelta, adam, rmsprop updates
 void define_layout_ops(OpSet& set);       // concat, slice, slice_backward, pad, transpose
 void define_gather_ops(OpSet& set);       // gather, gather_backward
+void define_normalization_ops(OpSet& set);  // batch_norm_train (+ _backward), batch_norm_inference
 
 }  // namespace lamina

@@ -183,6 +183,37 @@ inline void expect_reduce_shapes(const lamina_view& x, const lamina_view& y) {
                   std::to_string(d) + " of y must be x's or 1");
 }
 
+// The batch-normalization ops (batch_norm_train, batch_norm_train_backward, batch_norm_inference):
+// x (..., C) seen as `rows` rows of `channels`, statistics per channel over the rows; every
+// per-channel view (C,). Checks the arity and shapes and reads `epsilon`.
+struct BatchNormArgs {
+  int64_t rows = 0, channels = 0;
+  double epsilon = 1e-3;
+};
+inline BatchNormArgs batch_norm_args(const KernelArgs& args, std::initializer_list<const char*> inputs,
+                                     std::initializer_list<const char*> outputs) {
+  expect_arity(args, inputs, outputs);
+  const lamina_view& x = args.inputs[0];
+  if (x.ndim < 2)
+    throw Error("x " + shape_string(x) + " must have a batch axis and a channel axis (the last)");
+  BatchNormArgs b;
+  b.channels = x.shape[x.ndim - 1];
+  b.rows = b.channels ? view_size(x) / b.channels : 0;
+  b.epsilon = args.attrs.get_float("epsilon", 1e-3);
+  auto check = [&](const lamina_view& v, const char* name) {
+    if (v.ndim == x.ndim) {
+      expect_same_shape(x, "x", v, name);
+      return;
+    }
+    expect_vector(v, name, b.channels, "channel");
+  };
+  const char* const* in_name = inputs.begin();
+  for (int32_t i = 1; i < args.n_inputs; ++i) check(args.inputs[i], in_name[i]);
+  const char* const* out_name = outputs.begin();
+  for (int32_t i = 0; i < args.n_outputs; ++i) check(args.outputs[i], out_name[i]);
+  return b;
+}
+
 // dropout_mask: y any shape; the op takes no inputs, but callers may pass the tensor the mask is
 // for, whose shape must be y's. Checks the views and reads `rate` and `seed` (both required).
 struct DropoutArgs {

@@ -443,6 +443,24 @@ inline Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
 inline Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& target) {
   return run1("softmax_cross_entropy", {&logits, &target});
 }
+// Batch normalization over the last axis (docs/ops.md): x (..., C), gamma, beta (C,). In training,
+// the batch's mean and biased variance over every other axis normalize x and are returned (for the
+// moving statistics); in inference, the given mean and variance do.
+struct BatchNormResult {
+  Tensor y, mean, variance;
+};
+inline BatchNormResult batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                        double epsilon) {
+  Attrs attrs;
+  attrs.set("epsilon", epsilon);
+  std::vector<Tensor> out = run("batch_norm_train", {&x, &gamma, &beta}, attrs, 3);
+  return {std::move(out[0]), std::move(out[1]), std::move(out[2])};
+}
+inline Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   const Tensor& mean, const Tensor& variance, double epsilon) {
+  return run1("batch_norm_inference", {&x, &gamma, &beta, &mean, &variance},
+              std::move(Attrs().set("epsilon", epsilon)));
+}
 // A constant tensor of `shape` holding `values` (row-major; since ABI 1.2).
 inline Tensor from_host(const Shape& shape, const std::vector<float>& values) {
   if (!LAMINA_HOST_HAS(&host(), tensor_from_host))
