@@ -13,17 +13,21 @@ using namespace lamina::layers;
 
 namespace {
 
+// BatchNormalization with momentum 0.9 (PyTorch's 0.1): the moving statistics follow weights that
+// Adam moves quickly; Keras' 0.99 lags them for the first epochs.
+KerasTensor batch_norm(const KerasTensor& x) { return BatchNormalization({.momentum = 0.9})(x); }
+
 // 3x3 convolution, BatchNormalization, ReLU; the convolution needs no bias, BatchNormalization's
 // beta is one.
 KerasTensor conv_bn_relu(const KerasTensor& x, int64_t filters) {
   KerasTensor y = Conv2D(filters, {3, 3}, {.padding = "same", .use_bias = false})(x);
-  return Activation("relu")(BatchNormalization()(y));
+  return Activation("relu")(batch_norm(y));
 }
 
 // relu(x + bn(conv(relu(bn(conv(x)))))): the skip connection carries x past both convolutions.
 KerasTensor residual_block(const KerasTensor& x, int64_t filters) {
   KerasTensor y = conv_bn_relu(x, filters);
-  y = BatchNormalization()(Conv2D(filters, {3, 3}, {.padding = "same", .use_bias = false})(y));
+  y = batch_norm(Conv2D(filters, {3, 3}, {.padding = "same", .use_bias = false})(y));
   return Activation("relu")(Add()({x, y}));
 }
 

@@ -897,7 +897,7 @@ void fallbacks_on(const std::string& backend_name) {
                                        "softmax_cross_entropy",
                                        "softmax_cross_entropy_backward",
                                        "gather",
-                                       "gather_backward"};
+                                       "gather_backward",
                                        "batch_norm_train",
                                        "batch_norm_train_backward",
                                        "batch_norm_inference"};
