@@ -36,6 +36,13 @@ inline std::vector<std::string> configured_backends() {
   return out;
 }
 
+// Whether the backend `name` can run here (a test looping over every backend notes the others).
+inline bool backend_usable(const std::string& name) {
+  for (const auto& b : available_backends())
+    if (b == name) return true;
+  return false;
+}
+
 // Selects `name`, or skips the test case with the reason the backend cannot be used.
 inline void use_backend_or_skip(const std::string& name) {
   for (const auto& b : available_backends())

@@ -376,9 +376,7 @@ TEST_CASE("every backend trains and predicts a functional residual network") {
   std::vector<float> reference_prediction;
   for (const std::string& backend_name : test::configured_backends()) {
     CAPTURE(backend_name);
-    bool usable = false;
-    for (const auto& b : available_backends()) usable = usable || b == backend_name;
-    if (!usable) {
+    if (!test::backend_usable(backend_name)) {
       MESSAGE("skipped on " << backend_name << ": not available here");
       continue;
     }

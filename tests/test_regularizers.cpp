@@ -45,9 +45,7 @@ TEST_CASE("kernel and activity regularizers add Keras' terms to the loss that fi
   auto [x, y] = four_rows();
   for (const std::string& backend_name : test::configured_backends()) {
     CAPTURE(backend_name);
-    bool usable = false;
-    for (const auto& b : available_backends()) usable = usable || b == backend_name;
-    if (!usable) {
+    if (!test::backend_usable(backend_name)) {
       MESSAGE("skipped on " << backend_name << ": not available here");
       continue;
     }
