@@ -42,7 +42,7 @@ std::vector<float> kernel_of(const Model& model) { return model.get_layer("d").g
 TEST_CASE("kernel and activity regularizers add Keras' terms to the loss that fit and evaluate report") {
   // Keras 3.15 and tf_keras 2.21 give 3.815 for this model and data in both fit and evaluate: the MSE
   // 0.29, plus 0.5·Σw² = 3.0 of the six unit weights, plus 0.25·Σ|y| / batch = 0.525.
-  auto [x, y] = four_rows();
+  const Tensor x = four_rows().first, y = four_rows().second;
   for (const std::string& backend_name : test::configured_backends()) {
     CAPTURE(backend_name);
     if (!test::backend_usable(backend_name)) {
@@ -79,7 +79,7 @@ TEST_CASE("a regularizer's gradient moves the weights: l2 by 2·l2·w, l1 by l1�
 
 TEST_CASE("constraints project the weights after each step as Keras' MaxNorm, UnitNorm, MinMaxNorm, NonNeg") {
   set_backend("reference");
-  auto [x, y] = four_rows();
+  const Tensor x = four_rows().first, y = four_rows().second;
   // Learning rate 0: the step leaves the weights as they are and only the constraint acts.
   auto stepped = [&](DenseOptions options, const std::vector<float>& kernel) {
     Model model = one_dense(options);
@@ -115,7 +115,7 @@ TEST_CASE("constraints project the weights after each step as Keras' MaxNorm, Un
 
 TEST_CASE("a layer that is not trainable is neither penalized nor constrained") {
   set_backend("reference");
-  auto [x, y] = four_rows();
+  const Tensor x = four_rows().first, y = four_rows().second;
   boost::json::object config{{"units", 3},
                              {"kernel_initializer", "ones"},
                              {"kernel_regularizer", regularizers::L2(0.5)},
@@ -132,7 +132,7 @@ TEST_CASE("a layer that is not trainable is neither penalized nor constrained") 
 
 TEST_CASE("regularizers and constraints are read in every form Keras 3 and tf_keras write") {
   set_backend("reference");
-  auto [x, y] = four_rows();
+  const Tensor x = four_rows().first, y = four_rows().second;
   auto loss_with = [&](const char* key, boost::json::value value) {
     boost::json::object config{{"units", 3}, {"kernel_initializer", "ones"}, {"name", "d"}};
     config[key] = value;
@@ -157,7 +157,7 @@ TEST_CASE("regularizers and constraints are read in every form Keras 3 and tf_ke
 
 TEST_CASE("a saved model keeps its regularizers and constraints") {
   set_backend("reference");
-  auto [x, y] = four_rows();
+  const Tensor x = four_rows().first, y = four_rows().second;
   Model model =
       one_dense({.kernel_regularizer = regularizers::L2(0.5), .kernel_constraint = constraints::MaxNorm(3.0, {0})});
   const std::string path = test::scratch("regularized.h5");
