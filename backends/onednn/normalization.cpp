@@ -62,6 +62,28 @@ bool small(const BatchNormArgs& b) {
   return b.rows * b.channels < kParallelThreshold;
 }
 
+// The forward primitive (training or inference) with its memory objects.
+std::shared_ptr<Entry> forward_entry(const lamina_view& x, const BatchNormArgs& b, const dnnl::engine& engine,
+                                     dnnl::prop_kind prop, Flags flags) {
+  auto pd = forward_pd(x, b, engine, prop, flags);
+  auto e = std::make_shared<Entry>();
+  e->primitive = dnnl::batch_normalization_forward(pd);
+  e->scratchpad = Scratchpad(pd.scratchpad_desc(), engine);
+  e->args = {{DNNL_ARG_SRC, unbound_memory(pd.src_desc(), engine)},
+             {DNNL_ARG_DST, unbound_memory(pd.dst_desc(), engine)},
+             {DNNL_ARG_SCALE, unbound_memory(channel_desc(b.channels), engine)},
+             {DNNL_ARG_SHIFT, unbound_memory(channel_desc(b.channels), engine)},
+             {DNNL_ARG_MEAN, unbound_memory(pd.mean_desc(), engine)},
+             {DNNL_ARG_VARIANCE, unbound_memory(pd.variance_desc(), engine)}};
+  return e;
+}
+
+// An empty batch: its per-channel outputs 1 and 2 (statistics, or dgamma and dbeta) are 0, as the
+// reference's.
+void zero_channel_outputs(const sdk::KernelArgs& args, int64_t channels) {
+  for (int i : {1, 2}) std::fill(out_data(args.outputs[i]), out_data(args.outputs[i]) + channels, 0.f);
+}
+
 // Binds the call's views to the entry's memory objects, as (DNNL_ARG_*, view index) pairs.
 void bind_views(Entry& e, const sdk::KernelArgs& args, std::initializer_list<std::pair<int, int>> inputs,
                 std::initializer_list<std::pair<int, int>> outputs) {
@@ -75,9 +97,8 @@ void bind_views(Entry& e, const sdk::KernelArgs& args, std::initializer_list<std
 ONEDNN_KERNEL(batch_norm_train_kernel, "batch_norm_train") {
   const BatchNormArgs b = batch_norm_args(args, {"x", "gamma", "beta"}, {"y", "mean", "variance"});
   if (b.channels == 0) return;
-  if (b.rows == 0) {  // no values: the statistics of an empty batch are 0, as the reference's
-    std::fill(out_data(args.outputs[1]), out_data(args.outputs[1]) + b.channels, 0.f);
-    std::fill(out_data(args.outputs[2]), out_data(args.outputs[2]) + b.channels, 0.f);
+  if (b.rows == 0) {
+    zero_channel_outputs(args, b.channels);
     return;
   }
   const lamina_view& x = args.inputs[0];
@@ -85,17 +106,7 @@ ONEDNN_KERNEL(batch_norm_train_kernel, "batch_norm_train") {
   SerialScope serial(small(b));
   with_dnnl(args, [&] {
     auto entry = be.cache.get<Entry>(key_of("batch_norm_train", x, b), [&] {
-      auto pd = forward_pd(x, b, be.engine, dnnl::prop_kind::forward_training, scale_shift());
-      auto e = std::make_shared<Entry>();
-      e->primitive = dnnl::batch_normalization_forward(pd);
-      e->scratchpad = Scratchpad(pd.scratchpad_desc(), be.engine);
-      e->args = {{DNNL_ARG_SRC, unbound_memory(pd.src_desc(), be.engine)},
-                 {DNNL_ARG_DST, unbound_memory(pd.dst_desc(), be.engine)},
-                 {DNNL_ARG_SCALE, unbound_memory(channel_desc(b.channels), be.engine)},
-                 {DNNL_ARG_SHIFT, unbound_memory(channel_desc(b.channels), be.engine)},
-                 {DNNL_ARG_MEAN, unbound_memory(pd.mean_desc(), be.engine)},
-                 {DNNL_ARG_VARIANCE, unbound_memory(pd.variance_desc(), be.engine)}};
-      return e;
+      return forward_entry(x, b, be.engine, dnnl::prop_kind::forward_training, scale_shift());
     });
     bind_views(*entry, args, {{DNNL_ARG_SRC, 0}, {DNNL_ARG_SCALE, 1}, {DNNL_ARG_SHIFT, 2}},
                {{DNNL_ARG_DST, 0}, {DNNL_ARG_MEAN, 1}, {DNNL_ARG_VARIANCE, 2}});
@@ -113,18 +124,8 @@ ONEDNN_KERNEL(batch_norm_inference_kernel, "batch_norm_inference") {
   SerialScope serial(small(b));
   with_dnnl(args, [&] {
     auto entry = be.cache.get<Entry>(key_of("batch_norm_inference", x, b), [&] {
-      auto pd = forward_pd(x, b, be.engine, dnnl::prop_kind::forward_inference,
+      return forward_entry(x, b, be.engine, dnnl::prop_kind::forward_inference,
                            scale_shift() | Flags::use_global_stats);
-      auto e = std::make_shared<Entry>();
-      e->primitive = dnnl::batch_normalization_forward(pd);
-      e->scratchpad = Scratchpad(pd.scratchpad_desc(), be.engine);
-      e->args = {{DNNL_ARG_SRC, unbound_memory(pd.src_desc(), be.engine)},
-                 {DNNL_ARG_DST, unbound_memory(pd.dst_desc(), be.engine)},
-                 {DNNL_ARG_SCALE, unbound_memory(channel_desc(b.channels), be.engine)},
-                 {DNNL_ARG_SHIFT, unbound_memory(channel_desc(b.channels), be.engine)},
-                 {DNNL_ARG_MEAN, unbound_memory(pd.mean_desc(), be.engine)},
-                 {DNNL_ARG_VARIANCE, unbound_memory(pd.variance_desc(), be.engine)}};
-      return e;
     });
     bind_views(*entry, args,
                {{DNNL_ARG_SRC, 0},
@@ -143,8 +144,7 @@ ONEDNN_KERNEL(batch_norm_train_backward_kernel, "batch_norm_train_backward") {
       batch_norm_args(args, {"x", "gamma", "mean", "variance", "dy"}, {"dx", "dgamma", "dbeta"});
   if (b.channels == 0) return;
   if (b.rows == 0) {
-    std::fill(out_data(args.outputs[1]), out_data(args.outputs[1]) + b.channels, 0.f);
-    std::fill(out_data(args.outputs[2]), out_data(args.outputs[2]) + b.channels, 0.f);
+    zero_channel_outputs(args, b.channels);
     return;
   }
   const lamina_view& x = args.inputs[0];

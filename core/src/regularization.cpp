@@ -2,6 +2,7 @@
 
 #include <lamina/error.hpp>
 #include <lamina/ops.hpp>
+#include <lamina/sdk/json.hpp>
 
 #include <boost/json.hpp>
 
@@ -24,13 +25,8 @@ bool LayerTerms::empty() const {
 
 namespace {
 
-// Messages show values as written ("0.01", not "1E-2").
-std::string shown(const json::value& v) {
-  if (!v.is_double()) return json::serialize(v);
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", v.as_double());
-  return buffer;
-}
+// Messages show values as Keras writes them ("0.01", not "1E-2").
+std::string shown(const json::value& v) { return sdk::json_text(v); }
 
 struct KeyReader {
   std::string where, key;

@@ -78,6 +78,22 @@ inline json::object keep_regularizers(const Config& config, std::initializer_lis
   return kept;
 }
 
+// The keys of a layer with a kernel and a bias (Dense and the convolutions).
+inline json::object keep_kernel_regularizers(const Config& config) {
+  return keep_regularizers(config, {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                                    "kernel_constraint", "bias_constraint"});
+}
+
+// A convolution's `filters`: required, positive.
+inline int64_t read_filters(const Config& config) {
+  if (!config.has("filters"))
+    config.fail("config key 'filters' is missing; give the number of output channels, e.g. 32");
+  const int64_t filters = config.require_int("filters");
+  if (filters < 1)
+    config.fail("config key 'filters' must be a positive integer, got " + std::to_string(filters));
+  return filters;
+}
+
 // lamina's tensors are NHWC throughout; channels_first inputs would need transposes around each layer,
 // which no layer does yet.
 inline void require_channels_last(const Config& config) {

@@ -5,11 +5,7 @@ namespace lamina::layers {
 Conv1D::Conv1D(const std::string& config_json) {
   Config config(config_json, "Conv1D");
   label_ = layer_label("Conv1D", config);
-  if (!config.has("filters"))
-    config.fail("config key 'filters' is missing; give the number of output channels, e.g. 32");
-  filters_ = config.require_int("filters");
-  if (filters_ < 1)
-    config.fail("config key 'filters' must be a positive integer, got " + std::to_string(filters_));
+  filters_ = read_filters(config);
   if (!config.has("kernel_size"))
     config.fail("config key 'kernel_size' is missing; give the window length, e.g. 3 or [3]");
   kernel_size_ = get_single(config, "kernel_size", 1);
@@ -24,8 +20,7 @@ Conv1D::Conv1D(const std::string& config_json) {
   use_bias_ = config.get_bool("use_bias", true);
   kernel_initializer_ = read_initializer(config, "kernel_initializer", "glorot_uniform");
   bias_initializer_ = read_initializer(config, "bias_initializer", "zeros");
-  regularizers_ = keep_regularizers(config, {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                                             "kernel_constraint", "bias_constraint"});
+  regularizers_ = keep_kernel_regularizers(config);
 }
 
 // `groups` left out as for Conv2D: always 1 here, and older Keras versions reject the key.

@@ -33,11 +33,7 @@ std::optional<std::array<int64_t, 2>> read_output_padding(const Config& config) 
 Conv2DTranspose::Conv2DTranspose(const std::string& config_json) {
   Config config(config_json, "Conv2DTranspose");
   label_ = layer_label("Conv2DTranspose", config);
-  if (!config.has("filters"))
-    config.fail("config key 'filters' is missing; give the number of output channels, e.g. 32");
-  filters_ = config.require_int("filters");
-  if (filters_ < 1)
-    config.fail("config key 'filters' must be a positive integer, got " + std::to_string(filters_));
+  filters_ = read_filters(config);
   if (!config.has("kernel_size"))
     config.fail("config key 'kernel_size' is missing; give the window size, e.g. 3 or [3, 3]");
   kernel_size_ = config.get_pair("kernel_size", std::nullopt);
@@ -62,8 +58,7 @@ Conv2DTranspose::Conv2DTranspose(const std::string& config_json) {
   use_bias_ = config.get_bool("use_bias", true);
   kernel_initializer_ = read_initializer(config, "kernel_initializer", "glorot_uniform");
   bias_initializer_ = read_initializer(config, "bias_initializer", "zeros");
-  regularizers_ = keep_regularizers(config, {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                               "kernel_constraint", "bias_constraint"});
+  regularizers_ = keep_kernel_regularizers(config);
 }
 
 // Keras 3's keys (no `groups`, which tf_keras writes and Keras 3 rejects for this class).

@@ -69,11 +69,7 @@ SeparableConv2D::SeparableConv2D(const std::string& config_json)
     : keys_(Config(config_json, "SeparableConv2D")) {
   Config config(config_json, "SeparableConv2D");
   label_ = layer_label("SeparableConv2D", config);
-  if (!config.has("filters"))
-    config.fail("config key 'filters' is missing; give the number of output channels, e.g. 32");
-  filters_ = config.require_int("filters");
-  if (filters_ < 1)
-    config.fail("config key 'filters' must be a positive integer, got " + std::to_string(filters_));
+  filters_ = read_filters(config);
   activation_ = read_activation(config, false);
   use_bias_ = config.get_bool("use_bias", true);
   depthwise_initializer_ = read_initializer(config, "depthwise_initializer", "glorot_uniform");

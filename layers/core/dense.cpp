@@ -12,8 +12,7 @@ Dense::Dense(const std::string& config_json) {
   use_bias_ = config.get_bool("use_bias", true);
   kernel_initializer_ = read_initializer(config, "kernel_initializer", "glorot_uniform");
   bias_initializer_ = read_initializer(config, "bias_initializer", "zeros");
-  regularizers_ = keep_regularizers(config, {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                               "kernel_constraint", "bias_constraint"});
+  regularizers_ = keep_kernel_regularizers(config);
 }
 
 std::string Dense::get_config() const {
