@@ -343,6 +343,11 @@ std::vector<Case> conformance_table() {
                {},
                Attributes().set("shape", {64, 33}).set("rate", 0.3).set("seed", 42),
                0.0f});
+  t.push_back({"random_normal",
+               "random_normal",
+               {},
+               Attributes().set("shape", {64, 33}).set("mean", 0.5).set("stddev", 2.0).set("seed", 42),
+               1e-5f});
   // fused ops: every activation, the seed's layers, strides and padding, transposes
   for (const char* act : {"linear", "relu", "sigmoid", "tanh"}) {
     t.push_back({std::string("conv2d_bias 3x3 valid ") + act,

@@ -250,11 +250,13 @@ TEST_CASE("SpatialDropout2D drops whole feature maps: one mask value per sample 
   CHECK(dropped_maps > 60);  // 96 of 192 expected
   CHECK(dropped_maps < 132);
   CHECK(predict_one(model, std::vector<float>(4 * 5 * 64, 1.0f)) == std::vector<float>(4 * 5 * 64, 1.0f));
-  CHECK(test::error_of([] { single(SpatialDropout2D(0.5), {10, 3}); }).find("expects inputs of rank 4") !=
-        std::string::npos);
   CHECK(test::error_of([] {
-          single(LayerSpec{"SpatialDropout2D", {{"rate", 0.5}, {"data_format", "channels_first"}}}, {3, 4, 4});
-        }).find("channels_last") != std::string::npos);
+          single(SpatialDropout2D(0.5), {10, 3});
+        }).find("expects inputs of rank 4") != std::string::npos);
+  CHECK(
+      test::error_of([] {
+        single(LayerSpec{"SpatialDropout2D", {{"rate", 0.5}, {"data_format", "channels_first"}}}, {3, 4, 4});
+      }).find("channels_last") != std::string::npos);
 }
 
 TEST_CASE("SpatialDropout1D shares a channel's mask value along the steps; Dropout's noise_shape likewise") {
@@ -266,11 +268,92 @@ TEST_CASE("SpatialDropout1D shares a channel's mask value along the steps; Dropo
   for (const std::vector<float>* v : {&y, &z})
     for (int64_t n = 0; n < 2; ++n)
       for (int64_t t = 1; t < 30; ++t)
-        for (int64_t c = 0; c < 8; ++c) CHECK((*v)[size_t((n * 30 + t) * 8 + c)] == (*v)[size_t(n * 30 * 8 + c)]);
+        for (int64_t c = 0; c < 8; ++c)
+          CHECK((*v)[size_t((n * 30 + t) * 8 + c)] == (*v)[size_t(n * 30 * 8 + c)]);
   CHECK(shaped.layer(0).get_config().at("noise_shape") == noise);  // written back as read
   boost::json::array wrong{nullptr, 3, nullptr};
-  CHECK(test::error_of([&] { single(LayerSpec{"Dropout", {{"rate", 0.5}, {"noise_shape", wrong}}}, {30, 8}); })
-            .find("noise_shape entry 1 is 3; it must be 1, null or the input's size 30") != std::string::npos);
+  CHECK(test::error_of([&] {
+          single(LayerSpec{"Dropout", {{"rate", 0.5}, {"noise_shape", wrong}}}, {30, 8});
+        }).find("noise_shape entry 1 is 3; it must be 1, null or the input's size 30") != std::string::npos);
+}
+
+namespace {
+struct Moments {
+  double mean = 0.0, stddev = 0.0;
+};
+Moments moments_of(const std::vector<float>& v) {
+  Moments m;
+  for (float x : v) m.mean += x;
+  m.mean /= double(v.size());
+  for (float x : v) m.stddev += (x - m.mean) * (x - m.mean);
+  m.stddev = std::sqrt(m.stddev / double(v.size()));
+  return m;
+}
+}  // namespace
+
+TEST_CASE("random_normal draws mean + stddev · N(0, 1), the same draws for the same seed") {
+  const std::vector<float> y = ops::random_normal({200, 500}, 0.5, 2.0, 99).to_vector();
+  const Moments m = moments_of(y);
+  CHECK(std::fabs(m.mean - 0.5) < 0.03);  // 100,000 draws: the standard error is 0.0063
+  CHECK(std::fabs(m.stddev - 2.0) < 0.03);
+  int64_t beyond_two_sigma =
+      std::count_if(y.begin(), y.end(), [](float v) { return std::fabs(v - 0.5f) > 4.0f; });
+  CHECK(beyond_two_sigma > 4100);  // 4.55% of a normal distribution lies beyond 2σ
+  CHECK(beyond_two_sigma < 5000);
+  CHECK(*std::max_element(y.begin(), y.end()) <= 0.5f + 2.0f * 5.78f);  // 24-bit uniforms bound |n|
+  CHECK(ops::random_normal({200, 500}, 0.5, 2.0, 99).to_vector() == y);
+  CHECK(ops::random_normal({200, 500}, 0.5, 2.0, 100).to_vector() != y);
+  CHECK(test::error_of([] { ops::random_normal({3}, 0.0, -1.0, 1); }).find("stddev must be >= 0") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "GaussianNoise adds N(0, stddev²) and GaussianDropout multiplies by N(1, rate/(1-rate)), in training "
+    "only") {
+  Tensor x = Tensor::full({4, 10000}, 3.0f);
+  Sequential noise = single(GaussianNoise(0.5), {10000});
+  Moments m = moments_of(noise.layer(0).call(x, true, 11).to_vector());
+  CHECK(std::fabs(m.mean - 3.0) < 0.02);
+  CHECK(std::fabs(m.stddev - 0.5) < 0.02);
+  Sequential dropout = single(GaussianDropout(0.2), {10000});
+  m = moments_of(dropout.layer(0).call(x, true, 11).to_vector());
+  CHECK(std::fabs(m.mean - 3.0) < 0.03);
+  CHECK(std::fabs(m.stddev - 3.0 * std::sqrt(0.2 / 0.8)) < 0.03);  // 1.5
+  for (Sequential* model : {&noise, &dropout}) {
+    CHECK(model->layer(0).call(x, false, 11).to_vector() == x.to_vector());  // inference: unchanged
+    CHECK(model->layer(0).call(x, true, 11).to_vector() != model->layer(0).call(x, true, 12).to_vector());
+  }
+  // Keras 3's configs, read and written back
+  Sequential keras =
+      single(LayerSpec{"GaussianNoise", {{"name", "gaussian_noise"}, {"stddev", 0.1}, {"seed", 3}}}, {10000});
+  CHECK(keras.layer(0).get_config().at("stddev") == 0.1);
+  CHECK(keras.layer(0).get_config().at("seed") == 3);
+  CHECK(single(GaussianDropout(0.2), {4}).layer(0).get_config().at("rate") == 0.2);
+  CHECK(
+      error_adding(LayerSpec{"GaussianDropout", {{"rate", 1.0}}}, {4}) ==
+      "GaussianDropout: config key 'rate' must be in [0, 1), got 1 (in GaussianDropout 'gaussian_dropout')");
+  CHECK(error_adding(LayerSpec{"GaussianNoise", {{"stddev", -0.1}}}, {4}) ==
+        "GaussianNoise: config key 'stddev' must be >= 0, got -0.1 (in GaussianNoise 'gaussian_noise')");
+  CHECK(error_adding(LayerSpec{"GaussianNoise", boost::json::object{}}, {4})
+            .find("config key 'stddev' is missing") != std::string::npos);
+}
+
+TEST_CASE("AlphaDropout keeps a standard normal input's mean and variance, as Keras' formula does") {
+  const Tensor x = ops::random_normal({8, 20000}, 0.0, 1.0, 5);
+  Sequential model = single(AlphaDropout(0.2), {20000});
+  const std::vector<float> y = model.layer(0).call(x, true, 21).to_vector();
+  const Moments m = moments_of(y);
+  CHECK(std::fabs(m.mean) < 0.02);
+  CHECK(std::fabs(m.stddev - 1.0) < 0.02);
+  // a dropped unit takes a·α' + b, the same value everywhere
+  const double alpha_p = -1.6732632423543772 * 1.0507009873554805;
+  const double a = 1.0 / std::sqrt(0.8 * (1.0 + 0.2 * alpha_p * alpha_p)),
+               dropped = a * alpha_p - a * alpha_p * 0.2;
+  int64_t n_dropped =
+      std::count_if(y.begin(), y.end(), [&](float v) { return std::fabs(v - dropped) < 1e-5; });
+  CHECK(n_dropped > 30000);  // 20% of 160,000
+  CHECK(n_dropped < 34000);
+  CHECK(model.layer(0).call(x, false, 21).to_vector() == x.to_vector());
 }
 
 TEST_CASE("Reshape gives each sample the target shape, inferring one -1 axis") {

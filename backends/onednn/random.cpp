@@ -1,4 +1,4 @@
-// dropout_mask: y[i] = 1/(1-rate) if u(seed, i) >= rate else 0.
+// dropout_mask: y[i] = 1/(1-rate) if u(seed, i) >= rate else 0; random_normal from the same hash.
 //
 // u is a counter-based hash (splitmix64's finaliser over seed + (i+1)·golden ratio), so every
 // element is independent of the others: the loop parallelises freely, and the mask is the same on
@@ -33,8 +33,24 @@ ONEDNN_KERNEL(dropout_mask_kernel, "dropout_mask") {
   const int64_t n = sdk::view_size(args.outputs[0]);
   constexpr int64_t kBlock = 1 << 14;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  for_each_index(blocks, n > kParallelThreshold,
-                 [&](int64_t b) { fill_mask(y, b * kBlock, std::min(n, (b + 1) * kBlock), seed, threshold, keep); });
+  for_each_index(blocks, n > kParallelThreshold, [&](int64_t b) {
+    fill_mask(y, b * kBlock, std::min(n, (b + 1) * kBlock), seed, threshold, keep);
+  });
+}
+
+// random_normal: y[i] = mean + stddev · n(seed, i), Box–Muller over the same hash; a logarithm and
+// a cosine per element, in blocks across the threads.
+ONEDNN_KERNEL(random_normal_kernel, "random_normal") {
+  const sdk::RandomNormalArgs r = sdk::random_normal_args(args);
+  float* y = out_data(args.outputs[0]);
+  const int64_t n = sdk::view_size(args.outputs[0]);
+  constexpr int64_t kBlock = 1 << 14;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  for_each_index(blocks, n > kParallelThreshold, [&](int64_t b) {
+    const int64_t end = std::min(n, (b + 1) * kBlock);
+    for (int64_t i = b * kBlock; i < end; ++i)
+      y[i] = float(r.mean + r.stddev * sdk::normal_draw(r.seed, uint64_t(i)));
+  });
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <set>
 
 namespace lamina::h5 {
 
@@ -81,9 +82,16 @@ bool in_probe_child = false;           // set in the child: it opens files witho
 // Reads everything the loaders could read: every attribute of every object as strings or numbers,
 // every numeric dataset as float in bounded row blocks. Errors HDF5 reports are fine here (the
 // reader in the parent reports them where they matter); only a crash or a hang is what the probe is
-// for, so each object is tried on its own and the walk goes on.
-void walk(const File& f, const std::string& object, int depth) {
+// for, so each object is tried on its own and the walk goes on. Each object is read once, however
+// many links lead to it: a group linked into itself, a few times over, would otherwise make the
+// walk exponential in its depth.
+void walk(const File& f, const std::string& object, int depth, std::set<uint64_t>& visited) {
   if (depth > 64) return;
+  try {
+    if (!visited.insert(f.object_address(object)).second) return;
+  } catch (const Error&) {
+    return;
+  }
   try {
     for (const std::string& a : f.attributes(object)) {
       try {
@@ -114,7 +122,7 @@ void walk(const File& f, const std::string& object, int depth) {
     }
     if (!f.is_group(object)) return;
     std::string prefix = object == "/" ? "" : object + "/";
-    for (const std::string& child : f.children(object)) walk(f, prefix + child, depth + 1);
+    for (const std::string& child : f.children(object)) walk(f, prefix + child, depth + 1, visited);
   } catch (const Error&) {
   }
 }
@@ -165,7 +173,8 @@ void probe(const std::string& path) {
       [&] {
         in_probe_child = true;
         File f(path, File::read_only);
-        walk(f, "/", 0);
+        std::set<uint64_t> visited;
+        walk(f, "/", 0, visited);
       },
       limit);
   if (outcome.verdict == ChildOutcome::timed_out) {
@@ -370,6 +379,13 @@ static int object_type(hid_t file, const std::string& p) {
     return -1;
   }
   return info.type;
+}
+
+uint64_t File::object_address(const std::string& object) const {
+  H5O_info_t info;
+  if (H5Oget_info_by_name(id_, clean(object).c_str(), &info, H5P_DEFAULT) < 0)
+    throw Error(path_ + ": cannot read the object '" + clean(object) + "'" + hdf5_detail());
+  return uint64_t(info.addr);
 }
 
 bool File::is_group(const std::string& object) const {

@@ -69,7 +69,7 @@ struct OpDef {
   // Output shapes from input shapes and attributes.
   std::function<std::vector<Shape>(const ShapeList&, const Attributes&)> infer;
   BackwardFn backward;             // empty: not differentiable
-  bool shape_only_inputs = false;  // inputs only give the output shape (fill, dropout_mask)
+  bool shape_only_inputs = false;  // inputs only give the output shape (fill, dropout_mask, random_normal)
   bool broadcasts = false;         // add/sub/mul/div: kernels see inputs expanded to the output's rank
   // Optimizer updates: inputs (param, grad, slots...) and outputs (param, slots...) are the same
   // tensors, written in place; nothing is allocated and nothing is recorded for autograd.

@@ -204,6 +204,11 @@ Tensor dropout_mask(const Shape& shape, double rate, uint64_t seed) {
   return one(LAMINA_OP("dropout_mask"), {},
              Attributes().set("shape", shape).set("rate", rate).set("seed", int64_t(seed)));
 }
+Tensor random_normal(const Shape& shape, double mean, double stddev, uint64_t seed) {
+  return one(
+      LAMINA_OP("random_normal"), {},
+      Attributes().set("shape", shape).set("mean", mean).set("stddev", stddev).set("seed", int64_t(seed)));
+}
 Tensor full(const Shape& shape, float value) {
   return one(LAMINA_OP("fill"), {}, Attributes().set("shape", shape).set("value", double(value)));
 }

@@ -74,8 +74,11 @@ class Dropout : public sdk::Layer {
                    const sdk::Tensor& input) override;
 
  protected:
-  // spatial_rank 1, 2, 3: SpatialDropout1D/2D/3D.
+  // spatial_rank 1, 2, 3: SpatialDropout1D/2D/3D; 0: Dropout, AlphaDropout.
   Dropout(const std::string& config_json, const char* class_name, int spatial_rank);
+  // The mask of 0 and 1/(1-rate) for `input`, of the noise shape (broadcast against the input).
+  sdk::Tensor mask(const sdk::CallContext& context, const sdk::Tensor& input) const;
+  double rate() const { return rate_; }
 
  private:
   std::string label_;
@@ -92,6 +95,40 @@ class SpatialDropout final : public Dropout {
                                             : SpatialRank == 2 ? "SpatialDropout2D"
                                                                : "SpatialDropout3D";
   explicit SpatialDropout(const std::string& config_json) : Dropout(config_json, kClassName, SpatialRank) {}
+};
+
+// AlphaDropout keeps a SELU network's mean and variance: dropped units take SELU's negative
+// saturation value, then an affine map restores the statistics (Keras' formula).
+class AlphaDropout final : public Dropout {
+ public:
+  explicit AlphaDropout(const std::string& config_json) : Dropout(config_json, "AlphaDropout", 0) {}
+  sdk::Tensor call(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
+                   const sdk::Tensor& input) override;
+};
+
+// GaussianNoise adds N(0, stddev²) noise in training; GaussianDropout multiplies by N(1, rate/(1-rate))
+// noise. Both pass inputs through unchanged in inference.
+class GaussianNoise : public sdk::Layer {
+ public:
+  explicit GaussianNoise(const std::string& config_json) : GaussianNoise(config_json, "GaussianNoise") {}
+  std::string get_config() const override;
+  Shape build(sdk::LayerBuilder& builder, const Shape& input_shape) override;
+  sdk::Tensor call(const sdk::CallContext& context, const std::vector<sdk::Tensor>& weights,
+                   const sdk::Tensor& input) override;
+
+ protected:
+  GaussianNoise(const std::string& config_json, const char* class_name);
+
+ private:
+  std::string label_;
+  bool multiplicative_ = false;  // GaussianDropout
+  double amount_ = 0.0;          // stddev (GaussianNoise) or rate (GaussianDropout), as configured
+  json::value seed_;
+};
+
+class GaussianDropout final : public GaussianNoise {
+ public:
+  explicit GaussianDropout(const std::string& config_json) : GaussianNoise(config_json, "GaussianDropout") {}
 };
 
 class Reshape final : public sdk::Layer {

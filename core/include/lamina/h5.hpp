@@ -56,7 +56,10 @@ class File {
   bool is_group(const std::string& object) const;
   bool is_dataset(const std::string& object) const;
   std::vector<std::string> children(const std::string& group = "/") const;  // names, in HDF5's order
-  void create_group(const std::string& group);                              // parents too; no-op if present
+  // Where the object's header lies in the file: paths with the same address name one object (hard
+  // links, including a group linked into itself). Throws when the object cannot be read.
+  uint64_t object_address(const std::string& object) const;
+  void create_group(const std::string& group);  // parents too; no-op if present
 
   // Datasets. Writing creates missing parent groups and replaces nothing: an existing name is an
   // error. Reading converts from any stored integer or float type to T.

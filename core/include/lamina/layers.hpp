@@ -57,10 +57,12 @@ inline boost::json::value MaxNorm(double max_value = 2.0, const Shape& axes = {0
 }
 inline boost::json::value MinMaxNorm(double min_value = 0.0, double max_value = 1.0, double rate = 1.0,
                                      const Shape& axes = {0}) {
-  return boost::json::object{
-      {"class_name", "MinMaxNorm"},
-      {"config",
-       {{"min_value", min_value}, {"max_value", max_value}, {"rate", rate}, {"axis", detail::to_json_array(axes)}}}};
+  return boost::json::object{{"class_name", "MinMaxNorm"},
+                             {"config",
+                              {{"min_value", min_value},
+                               {"max_value", max_value},
+                               {"rate", rate},
+                               {"axis", detail::to_json_array(axes)}}}};
 }
 inline boost::json::value UnitNorm(const Shape& axes = {0}) {
   return boost::json::object{{"class_name", "UnitNorm"}, {"config", {{"axis", detail::to_json_array(axes)}}}};
@@ -95,8 +97,11 @@ struct DenseOptions {
 };
 // Dense(100, {.input_dim = 2, .activation = "sigmoid"})
 inline LayerSpec Dense(int64_t units, const DenseOptions& o = {}) {
-  boost::json::object c{{"units", units}, {"activation", o.activation}, {"use_bias", o.use_bias},
-                        {"kernel_initializer", o.kernel_initializer}, {"bias_initializer", o.bias_initializer}};
+  boost::json::object c{{"units", units},
+                        {"activation", o.activation},
+                        {"use_bias", o.use_bias},
+                        {"kernel_initializer", o.kernel_initializer},
+                        {"bias_initializer", o.bias_initializer}};
   detail::common(c, o.name, o.input_shape);
   if (o.input_dim > 0) c["input_dim"] = o.input_dim;
   detail::weight_terms(c, o);
@@ -278,6 +283,23 @@ inline LayerSpec SpatialDropout2D(double rate, const SimpleOptions& o = {}) {
   detail::common(c, o.name, o.input_shape);
   return {"SpatialDropout2D", c};
 }
+// Noise in training only: GaussianNoise(0.1) adds N(0, 0.1²); GaussianDropout(0.2) multiplies by
+// N(1, 0.2/0.8); AlphaDropout(0.1) drops units of a SELU network keeping its mean and variance.
+inline LayerSpec GaussianNoise(double stddev, const SimpleOptions& o = {}) {
+  boost::json::object c{{"stddev", stddev}};
+  detail::common(c, o.name, o.input_shape);
+  return {"GaussianNoise", c};
+}
+inline LayerSpec GaussianDropout(double rate, const SimpleOptions& o = {}) {
+  boost::json::object c{{"rate", rate}};
+  detail::common(c, o.name, o.input_shape);
+  return {"GaussianDropout", c};
+}
+inline LayerSpec AlphaDropout(double rate, const SimpleOptions& o = {}) {
+  boost::json::object c{{"rate", rate}};
+  detail::common(c, o.name, o.input_shape);
+  return {"AlphaDropout", c};
+}
 inline LayerSpec Reshape(const Shape& target_shape, const SimpleOptions& o = {}) {
   boost::json::object c{{"target_shape", detail::to_json_array(target_shape)}};
   detail::common(c, o.name, o.input_shape);
@@ -362,12 +384,24 @@ inline LayerSpec merge(const char* cls, const std::string& name) {
   return {cls, c};
 }
 }  // namespace detail
-inline LayerSpec Add(const std::string& name = "") { return detail::merge("Add", name); }
-inline LayerSpec Subtract(const std::string& name = "") { return detail::merge("Subtract", name); }
-inline LayerSpec Multiply(const std::string& name = "") { return detail::merge("Multiply", name); }
-inline LayerSpec Average(const std::string& name = "") { return detail::merge("Average", name); }
-inline LayerSpec Maximum(const std::string& name = "") { return detail::merge("Maximum", name); }
-inline LayerSpec Minimum(const std::string& name = "") { return detail::merge("Minimum", name); }
+inline LayerSpec Add(const std::string& name = "") {
+  return detail::merge("Add", name);
+}
+inline LayerSpec Subtract(const std::string& name = "") {
+  return detail::merge("Subtract", name);
+}
+inline LayerSpec Multiply(const std::string& name = "") {
+  return detail::merge("Multiply", name);
+}
+inline LayerSpec Average(const std::string& name = "") {
+  return detail::merge("Average", name);
+}
+inline LayerSpec Maximum(const std::string& name = "") {
+  return detail::merge("Maximum", name);
+}
+inline LayerSpec Minimum(const std::string& name = "") {
+  return detail::merge("Minimum", name);
+}
 // Concatenate(-1): axis counts the batch as 0; -1 is the last (channels, for images).
 inline LayerSpec Concatenate(int64_t axis = -1, const std::string& name = "") {
   LayerSpec spec = detail::merge("Concatenate", name);

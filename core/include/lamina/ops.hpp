@@ -168,6 +168,7 @@ Tensor max_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::
 Tensor avg_pool2d(const Tensor& x, const std::vector<int64_t>& pool, const std::vector<int64_t>& strides,
                   const std::vector<int64_t>& pads = {0, 0, 0, 0});
 Tensor dropout_mask(const Shape& shape, double rate, uint64_t seed);
+Tensor random_normal(const Shape& shape, double mean, double stddev, uint64_t seed);  // docs/ops.md
 Tensor full(const Shape& shape, float value);  // on the active backend
 }  // namespace ops
 

@@ -68,7 +68,7 @@ void define_loss_ops(OpSet& set);         // mean_squared_error, softmax_cross_e
 void define_matmul_ops(OpSet& set);       // matmul, matmul_bias
 void define_conv_ops(OpSet& set);         // conv2d, conv2d_bias and their backward ops, conv2d_transpose
 void define_pool_ops(OpSet& set);         // max_pool2d, avg_pool2d and their backward ops
-void define_random_ops(OpSet& set);       // dropout_mask
+void define_random_ops(OpSet& set);       // dropout_mask, random_normal
 void define_shape_ops(OpSet& set);        // reshape
 void define_update_ops(OpSet& set);       // sgd, adadelta, adam, rmsprop updates
 void define_layout_ops(OpSet& set);       // concat, slice, slice_backward, pad, transpose

@@ -240,6 +240,30 @@ inline DropoutArgs dropout_args(const KernelArgs& args) {
   return d;
 }
 
+// random_normal: y any shape, y[i] = mean + stddev · n(seed, i); like dropout_mask it takes no
+// inputs, or the tensor whose shape y has. Reads `mean`, `stddev` (≥ 0) and `seed` (all required).
+struct RandomNormalArgs {
+  double mean = 0.0, stddev = 1.0;
+  uint64_t seed = 0;
+};
+inline RandomNormalArgs random_normal_args(const KernelArgs& args) {
+  if (args.n_inputs == 1) {
+    expect_arity(args, {"like"}, {"y"});
+    expect_same_shape(args.inputs[0], "like", args.outputs[0], "y");
+  } else {
+    expect_arity(args, {}, {"y"});
+  }
+  args.attrs.need("mean");
+  args.attrs.need("stddev");
+  args.attrs.need("seed");
+  RandomNormalArgs r;
+  r.mean = args.attrs.get_float("mean", 0.0);
+  r.stddev = args.attrs.get_float("stddev", 1.0);
+  if (!(r.stddev >= 0.0)) throw Error("stddev must be >= 0, got " + std::to_string(r.stddev));
+  r.seed = uint64_t(args.attrs.get_int("seed", 0));
+  return r;
+}
+
 // Optimizer updates: (param, grad, slots...) → (param, slots...), all of one shape, for a slot count
 // in [fewest, most]. Returns the slot count.
 inline int expect_update(const KernelArgs& args, int fewest, int most) {

@@ -49,7 +49,9 @@ class Config {
     if (!has(key)) throw Error(what_ + ": config key '" + key + "' is missing");
     return to_int(key, object_.at(key));
   }
-  int64_t get_int(const char* key, int64_t fallback) const { return has(key) ? to_int(key, object_.at(key)) : fallback; }
+  int64_t get_int(const char* key, int64_t fallback) const {
+    return has(key) ? to_int(key, object_.at(key)) : fallback;
+  }
   double get_float(const char* key, double fallback) const {
     if (!has(key)) return fallback;
     const auto& v = object_.at(key);
@@ -67,11 +69,13 @@ class Config {
   std::string get_string(const char* key, const std::string& fallback) const {
     if (!has(key)) return fallback;
     const auto& v = object_.at(key);
-    if (!v.is_string()) throw Error(what_ + ": config key '" + key + "' must be a string, got " + value_text(v));
+    if (!v.is_string())
+      throw Error(what_ + ": config key '" + key + "' must be a string, got " + value_text(v));
     return std::string(v.as_string());
   }
   // One of `allowed` (compared case-insensitively, returned in lower case).
-  std::string get_choice(const char* key, const std::string& fallback, std::initializer_list<const char*> allowed) const {
+  std::string get_choice(const char* key, const std::string& fallback,
+                         std::initializer_list<const char*> allowed) const {
     std::string s = get_string(key, fallback);
     for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
     std::string list;
@@ -94,9 +98,11 @@ class Config {
     } else if (v.is_number()) {
       out = {to_int(key, v), to_int(key, v)};
     } else {
-      throw Error(what_ + ": config key '" + key + "' must be an integer or a list of two, got " + value_text(v));
+      throw Error(what_ + ": config key '" + key + "' must be an integer or a list of two, got " +
+                  value_text(v));
     }
-    if (out[0] < 1 || out[1] < 1) throw Error(what_ + ": config key '" + key + "' must be positive, got " + value_text(v));
+    if (out[0] < 1 || out[1] < 1)
+      throw Error(what_ + ": config key '" + key + "' must be positive, got " + value_text(v));
     return out;
   }
   // The raw JSON text of a key (e.g. an initializer), or `fallback` when absent.

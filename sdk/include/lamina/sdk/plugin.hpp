@@ -35,7 +35,8 @@ inline void write_error(lamina_error* error, std::string_view message) {
 }
 
 // Runs `body`, converting any escaping exception into LAMINA_ERROR.
-template <class Body> lamina_status guarded(lamina_error* error, Body&& body) noexcept {
+template <class Body>
+lamina_status guarded(lamina_error* error, Body&& body) noexcept {
   try {
     body();
     return LAMINA_OK;
@@ -84,9 +85,7 @@ class Attrs {
   Attrs& set(const char* name, std::initializer_list<int64_t> values) {
     return set_ints(name, values.begin(), values.size());
   }
-  Attrs& set(const char* name, const Shape& values) {
-    return set_ints(name, values.data(), values.size());
-  }
+  Attrs& set(const char* name, const Shape& values) { return set_ints(name, values.data(), values.size()); }
   Attrs& set(const char* name, const char* value) {
     texts_.emplace_back(value ? value : "");
     push(name, LAMINA_ATTR_STRING).ints[0] = int64_t(texts_.size() - 1);  // c() points `text` at it
@@ -147,11 +146,13 @@ class AttrReader {
   std::string_view get_string(const char* name, std::string_view fallback) const {
     auto* a = find(name);
     if (!a) return fallback;
-    if (a->type != LAMINA_ATTR_STRING) throw Error(std::string("op attribute '") + name + "' must be a string");
+    if (a->type != LAMINA_ATTR_STRING)
+      throw Error(std::string("op attribute '") + name + "' must be a string");
     return a->text ? std::string_view(a->text) : std::string_view();
   }
   // Fixed-size integer list, e.g. strides {sh, sw}; missing → fallback.
-  template <size_t N> std::array<int64_t, N> get_ints(const char* name, std::array<int64_t, N> fallback) const {
+  template <size_t N>
+  std::array<int64_t, N> get_ints(const char* name, std::array<int64_t, N> fallback) const {
     auto* a = find(name);
     if (!a) return fallback;
     if (a->count != int32_t(N))
@@ -239,22 +240,52 @@ inline Tensor run1(const char* op, std::initializer_list<const Tensor*> inputs, 
   return Tensor::adopt(out);
 }
 
-inline Tensor add(const Tensor& a, const Tensor& b) { return run1("add", {&a, &b}); }
-inline Tensor sub(const Tensor& a, const Tensor& b) { return run1("sub", {&a, &b}); }
-inline Tensor mul(const Tensor& a, const Tensor& b) { return run1("mul", {&a, &b}); }
-inline Tensor div(const Tensor& a, const Tensor& b) { return run1("div", {&a, &b}); }
-inline Tensor neg(const Tensor& x) { return run1("neg", {&x}); }
-inline Tensor exp(const Tensor& x) { return run1("exp", {&x}); }
-inline Tensor log(const Tensor& x) { return run1("log", {&x}); }
-inline Tensor sqrt(const Tensor& x) { return run1("sqrt", {&x}); }
-inline Tensor square(const Tensor& x) { return run1("square", {&x}); }
-inline Tensor relu(const Tensor& x) { return run1("relu", {&x}); }
-inline Tensor sigmoid(const Tensor& x) { return run1("sigmoid", {&x}); }
-inline Tensor tanh(const Tensor& x) { return run1("tanh", {&x}); }
+inline Tensor add(const Tensor& a, const Tensor& b) {
+  return run1("add", {&a, &b});
+}
+inline Tensor sub(const Tensor& a, const Tensor& b) {
+  return run1("sub", {&a, &b});
+}
+inline Tensor mul(const Tensor& a, const Tensor& b) {
+  return run1("mul", {&a, &b});
+}
+inline Tensor div(const Tensor& a, const Tensor& b) {
+  return run1("div", {&a, &b});
+}
+inline Tensor neg(const Tensor& x) {
+  return run1("neg", {&x});
+}
+inline Tensor exp(const Tensor& x) {
+  return run1("exp", {&x});
+}
+inline Tensor log(const Tensor& x) {
+  return run1("log", {&x});
+}
+inline Tensor sqrt(const Tensor& x) {
+  return run1("sqrt", {&x});
+}
+inline Tensor square(const Tensor& x) {
+  return run1("square", {&x});
+}
+inline Tensor relu(const Tensor& x) {
+  return run1("relu", {&x});
+}
+inline Tensor sigmoid(const Tensor& x) {
+  return run1("sigmoid", {&x});
+}
+inline Tensor tanh(const Tensor& x) {
+  return run1("tanh", {&x});
+}
 // the Gauss error function
-inline Tensor erf(const Tensor& x) { return run1("erf", {&x}); }
-inline Tensor softmax(const Tensor& x) { return run1("softmax", {&x}); }
-inline Tensor log_softmax(const Tensor& x) { return run1("log_softmax", {&x}); }
+inline Tensor erf(const Tensor& x) {
+  return run1("erf", {&x});
+}
+inline Tensor softmax(const Tensor& x) {
+  return run1("softmax", {&x});
+}
+inline Tensor log_softmax(const Tensor& x) {
+  return run1("log_softmax", {&x});
+}
 // alpha * x + beta
 inline Tensor scale(const Tensor& x, double alpha, double beta = 0.0) {
   return run1("scale", {&x}, std::move(Attrs().set("alpha", alpha).set("beta", beta)));
@@ -312,8 +343,9 @@ inline Tensor pow(const Tensor& a, const Tensor& b) {
   return run1("pow", {&a, &b});
 }
 inline Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false) {
-  return run1("matmul", {&a, &b},
-              std::move(Attrs().set("transpose_a", int64_t(transpose_a)).set("transpose_b", int64_t(transpose_b))));
+  return run1(
+      "matmul", {&a, &b},
+      std::move(Attrs().set("transpose_a", int64_t(transpose_a)).set("transpose_b", int64_t(transpose_b))));
 }
 // Sums over `axes` (negative counts from the end); keeps them as size 1 when keepdims.
 inline Tensor reduce_sum(const Tensor& x, const Shape& axes, bool keepdims = false) {
@@ -397,8 +429,9 @@ inline Tensor conv2d_bias(const Tensor& x, const Tensor& w, const Tensor& b, con
   return run1("conv2d_bias", {&x, &w, &b}, std::move(a));
 }
 // activation(op(a)·op(b) + bias), bias of shape (N,) added to every row.
-inline Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias, const std::string& activation = "linear",
-                          bool transpose_a = false, bool transpose_b = false) {
+inline Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias,
+                          const std::string& activation = "linear", bool transpose_a = false,
+                          bool transpose_b = false) {
   return run1("matmul_bias", {&a, &b, &bias},
               std::move(Attrs()
                             .set("transpose_a", int64_t(transpose_a))
@@ -411,10 +444,12 @@ struct Pool2DOptions {
   Shape pads{0, 0, 0, 0};
 };
 inline Tensor max_pool2d(const Tensor& x, const Pool2DOptions& o) {
-  return run1("max_pool2d", {&x}, std::move(Attrs().set("pool", o.pool).set("strides", o.strides).set("pads", o.pads)));
+  return run1("max_pool2d", {&x},
+              std::move(Attrs().set("pool", o.pool).set("strides", o.strides).set("pads", o.pads)));
 }
 inline Tensor avg_pool2d(const Tensor& x, const Pool2DOptions& o) {
-  return run1("avg_pool2d", {&x}, std::move(Attrs().set("pool", o.pool).set("strides", o.strides).set("pads", o.pads)));
+  return run1("avg_pool2d", {&x},
+              std::move(Attrs().set("pool", o.pool).set("strides", o.strides).set("pads", o.pads)));
 }
 // A mask of 0 and 1/(1-rate), shaped like `like`.
 inline Tensor dropout_mask(const Tensor& like, double rate, uint64_t seed) {
@@ -422,7 +457,20 @@ inline Tensor dropout_mask(const Tensor& like, double rate, uint64_t seed) {
 }
 // The same mask of a given shape: Dropout's noise_shape, SpatialDropout's (batch, 1, ..., channels).
 inline Tensor dropout_mask(const Shape& shape, double rate, uint64_t seed) {
-  return run1("dropout_mask", {}, std::move(Attrs().set("shape", shape).set("rate", rate).set("seed", int64_t(seed))));
+  return run1("dropout_mask", {},
+              std::move(Attrs().set("shape", shape).set("rate", rate).set("seed", int64_t(seed))));
+}
+// Normal draws mean + stddev · n(seed, i), shaped like `like` or of a given shape: GaussianNoise,
+// GaussianDropout.
+inline Tensor random_normal(const Tensor& like, double mean, double stddev, uint64_t seed) {
+  return run1("random_normal", {&like},
+              std::move(Attrs().set("mean", mean).set("stddev", stddev).set("seed", int64_t(seed))));
+}
+inline Tensor random_normal(const Shape& shape, double mean, double stddev, uint64_t seed) {
+  return run1(
+      "random_normal", {},
+      std::move(
+          Attrs().set("shape", shape).set("mean", mean).set("stddev", stddev).set("seed", int64_t(seed))));
 }
 inline Tensor full(const Shape& shape, float value) {
   return run1("fill", {}, std::move(Attrs().set("shape", shape).set("value", double(value))));
@@ -477,8 +525,8 @@ inline Tensor from_host(const Shape& shape, const std::vector<float>& values) {
 }
 // An optimizer update op (sgd_update, adadelta_update, adam_update, rmsprop_update): writes the
 // parameter and the slots in place from the gradient. Runs outside autograd only.
-inline void update(const char* op, const Tensor& parameter, const Tensor& gradient, const std::vector<Tensor>& slots,
-                   Attrs& attrs) {
+inline void update(const char* op, const Tensor& parameter, const Tensor& gradient,
+                   const std::vector<Tensor>& slots, Attrs& attrs) {
   constexpr size_t kMaxSlots = 6;
   if (slots.size() > kMaxSlots) throw Error(std::string(op) + ": too many optimizer slots");
   lamina_tensor in[kMaxSlots + 2] = {parameter.get(), gradient.get()}, out[kMaxSlots + 1] = {};
@@ -579,7 +627,8 @@ class Layer {
   virtual std::string get_config() const = 0;
   // Declares weights and returns the output shape (both without the batch dimension).
   virtual Shape build(LayerBuilder& builder, const Shape& input_shape) = 0;
-  virtual Tensor call(const CallContext& context, const std::vector<Tensor>& weights, const Tensor& input) = 0;
+  virtual Tensor call(const CallContext& context, const std::vector<Tensor>& weights,
+                      const Tensor& input) = 0;
 };
 
 // A layer with several inputs or several outputs (Keras' merge layers: Add()([a, b])). Shapes and
@@ -595,7 +644,8 @@ class MultiLayer {
 };
 
 // Adapts a C++ layer type T (constructible from the config JSON text) to the C table.
-template <class T> struct LayerAdapter {
+template <class T>
+struct LayerAdapter {
   static constexpr bool kMany = std::is_base_of_v<MultiLayer, T>;
   struct Instance {
     T layer;
@@ -624,8 +674,10 @@ template <class T> struct LayerAdapter {
   static Shape build_one(Instance& self, LayerBuilder& builder, const Shape& input) {
     if constexpr (kMany) {
       std::vector<Shape> out = static_cast<MultiLayer&>(self.layer).build(builder, {input});
-      if (out.size() != 1) throw Error("this layer has " + std::to_string(out.size()) + " outputs; a core with "
-                                       "plugin ABI 1.3 or newer is needed to use it");
+      if (out.size() != 1)
+        throw Error("this layer has " + std::to_string(out.size()) +
+                    " outputs; a core with "
+                    "plugin ABI 1.3 or newer is needed to use it");
       return out[0];
     } else {
       return static_cast<Layer&>(self.layer).build(builder, input);
@@ -636,20 +688,20 @@ template <class T> struct LayerAdapter {
     if constexpr (kMany) {
       return static_cast<MultiLayer&>(self.layer).call(ctx, w, inputs);
     } else {
-      if (inputs.size() != 1)
-        throw Error("this layer takes one input, not " + std::to_string(inputs.size()));
+      if (inputs.size() != 1) throw Error("this layer takes one input, not " + std::to_string(inputs.size()));
       return {static_cast<Layer&>(self.layer).call(ctx, w, inputs[0])};
     }
   }
-  static lamina_status build(void* p, lamina_layer_builder b, const int64_t* in, int32_t in_ndim, int64_t* out,
-                             int32_t* out_ndim, lamina_error* error) {
+  static lamina_status build(void* p, lamina_layer_builder b, const int64_t* in, int32_t in_ndim,
+                             int64_t* out, int32_t* out_ndim, lamina_error* error) {
     return guarded(error, [&] {
       LayerBuilder builder(b);
       write_shape(build_one(*static_cast<Instance*>(p), builder, Shape(in, in + in_ndim)), out, out_ndim);
     });
   }
   static lamina_status call(void* p, const lamina_call_context* context, const lamina_tensor* weights,
-                            int32_t n_weights, lamina_tensor input, lamina_tensor* output, lamina_error* error) {
+                            int32_t n_weights, lamina_tensor input, lamina_tensor* output,
+                            lamina_error* error) {
     return guarded(error, [&] {
       std::vector<Tensor> w;
       for (int32_t i = 0; i < n_weights; ++i) w.push_back(Tensor::borrow(weights[i]));
@@ -671,7 +723,8 @@ template <class T> struct LayerAdapter {
       if (out.empty() || out.size() > LAMINA_MAX_OUTPUTS)
         throw Error("a layer has 1 to " + std::to_string(LAMINA_MAX_OUTPUTS) + " outputs, this one gave " +
                     std::to_string(out.size()));
-      for (size_t i = 0; i < out.size(); ++i) write_shape(out[i], out_shapes + i * LAMINA_MAX_DIMS, &out_ndims[i]);
+      for (size_t i = 0; i < out.size(); ++i)
+        write_shape(out[i], out_shapes + i * LAMINA_MAX_DIMS, &out_ndims[i]);
       *n_outputs = int32_t(out.size());
     });
   }
@@ -707,7 +760,8 @@ template <class T> struct LayerAdapter {
   }
 };
 
-template <class T> void register_layer(const lamina_host* h, const char* class_name) {
+template <class T>
+void register_layer(const lamina_host* h, const char* class_name) {
   static lamina_layer_class c = LayerAdapter<T>::describe(class_name);
   lamina_error error{};
   check(h->register_layer(h->self, &c, &error), error);
@@ -833,7 +887,8 @@ inline void check_optimizer_keys(const Optimizer& optimizer, const char* class_n
   }
 }
 
-template <class T> struct OptimizerAdapter {
+template <class T>
+struct OptimizerAdapter {
   struct Instance {
     T optimizer;
     std::string config;
@@ -864,7 +919,9 @@ template <class T> struct OptimizerAdapter {
     return self->config.c_str();
   }
   static int32_t slot_count(void* p) { return int32_t(static_cast<Instance*>(p)->slots.size()); }
-  static const char* slot_name(void* p, int32_t i) { return static_cast<Instance*>(p)->slots.at(size_t(i)).c_str(); }
+  static const char* slot_name(void* p, int32_t i) {
+    return static_cast<Instance*>(p)->slots.at(size_t(i)).c_str();
+  }
   static lamina_status apply(void* p, lamina_tensor param, lamina_tensor grad, const lamina_tensor* slots,
                              int32_t n_slots, int64_t iteration, lamina_error* error) {
     return guarded(error, [&] {
@@ -891,7 +948,8 @@ template <class T> struct OptimizerAdapter {
   }
 };
 
-template <class T> void register_optimizer(const lamina_host* h, const char* class_name) {
+template <class T>
+void register_optimizer(const lamina_host* h, const char* class_name) {
   OptimizerAdapter<T>::class_name() = class_name;
   static lamina_optimizer_class c = OptimizerAdapter<T>::describe(class_name);
   lamina_error error{};
@@ -926,7 +984,9 @@ inline int64_t view_size(const lamina_view& v) {
   for (int32_t i = 0; i < v.ndim; ++i) n *= v.shape[i];
   return n;
 }
-inline float* host_data(const lamina_view& v) { return static_cast<float*>(v.data); }
+inline float* host_data(const lamina_view& v) {
+  return static_cast<float*>(v.data);
+}
 
 // ------------------------------------------------------------------------------------------------
 // Plugin ops: an op with kernels of its own for some backends and a composition of existing ops for
@@ -972,53 +1032,55 @@ bool register_op(const lamina_host* h, std::initializer_list<lamina_op_kernel> k
 }  // namespace lamina::sdk
 
 // Defines a kernel `name` with body operating on `args` (a lamina::sdk::KernelArgs&).
-#define LAMINA_KERNEL(name)                                                                              \
-  static void name##_body(lamina::sdk::KernelArgs& args);                                                \
-  static lamina_status name(void* backend, const lamina_view* in, int32_t n_in, const lamina_view* out,  \
-                            int32_t n_out, const lamina_attrs* attrs, lamina_error* error) {             \
-    lamina::sdk::KernelArgs args{backend, in, n_in, out, n_out, lamina::sdk::AttrReader(attrs)};         \
-    return lamina::sdk::guarded(error, [&] { name##_body(args); });                                      \
-  }                                                                                                      \
+#define LAMINA_KERNEL(name)                                                                             \
+  static void name##_body(lamina::sdk::KernelArgs& args);                                               \
+  static lamina_status name(void* backend, const lamina_view* in, int32_t n_in, const lamina_view* out, \
+                            int32_t n_out, const lamina_attrs* attrs, lamina_error* error) {            \
+    lamina::sdk::KernelArgs args{backend, in, n_in, out, n_out, lamina::sdk::AttrReader(attrs)};        \
+    return lamina::sdk::guarded(error, [&] { name##_body(args); });                                     \
+  }                                                                                                     \
   static void name##_body(lamina::sdk::KernelArgs& args)
 
 // Emits the four entry points. `init` is `void(const lamina_host*)` and registers everything;
 // `score` is `int32_t(std::string& why)` or nullptr-like LAMINA_ALWAYS_USABLE.
-#define LAMINA_PLUGIN(NAME, VERSION, KINDS, DESCRIPTION, INIT, SCORE)                                    \
-  extern "C" __attribute__((visibility("default"))) const lamina_plugin_info* lamina_plugin_query(void) { \
-    static const lamina_plugin_info info = {sizeof(lamina_plugin_info), LAMINA_ABI_MAJOR, LAMINA_ABI_MINOR, \
-                                            NAME, VERSION, KINDS, DESCRIPTION};                          \
-    return &info;                                                                                        \
-  }                                                                                                      \
-  extern "C" __attribute__((visibility("default"))) int32_t lamina_plugin_score(lamina_error* why) {     \
-    int32_t lamina_score_ = 0;                                                                           \
-    std::string lamina_reason_;                                                                          \
-    if (lamina::sdk::guarded(why, [&] { lamina_score_ = SCORE(lamina_reason_); }) != LAMINA_OK) return 0; \
-    lamina::sdk::write_error(why, lamina_reason_);                                                       \
-    return lamina_score_;                                                                                \
-  }                                                                                                      \
-  extern "C" __attribute__((visibility("default"))) lamina_status lamina_plugin_init(                   \
-      const lamina_host* host, uint32_t host_abi_minor, lamina_error* error) {                           \
-    (void)host_abi_minor;                                                                                \
-    return lamina::sdk::guarded(error, [&] {                                                             \
-      if (!host || host->abi_major != LAMINA_ABI_MAJOR)                                                  \
-        throw lamina::sdk::Error("host ABI major differs from the plugin's");                            \
-      lamina::sdk::host_table() = host;                                                                  \
-      INIT(host);                                                                                        \
-    });                                                                                                  \
-  }                                                                                                      \
+#define LAMINA_PLUGIN(NAME, VERSION, KINDS, DESCRIPTION, INIT, SCORE)                                       \
+  extern "C" __attribute__((visibility("default"))) const lamina_plugin_info* lamina_plugin_query(void) {   \
+    static const lamina_plugin_info info = {                                                                \
+        sizeof(lamina_plugin_info), LAMINA_ABI_MAJOR, LAMINA_ABI_MINOR, NAME, VERSION, KINDS, DESCRIPTION}; \
+    return &info;                                                                                           \
+  }                                                                                                         \
+  extern "C" __attribute__((visibility("default"))) int32_t lamina_plugin_score(lamina_error* why) {        \
+    int32_t lamina_score_ = 0;                                                                              \
+    std::string lamina_reason_;                                                                             \
+    if (lamina::sdk::guarded(why, [&] { lamina_score_ = SCORE(lamina_reason_); }) != LAMINA_OK) return 0;   \
+    lamina::sdk::write_error(why, lamina_reason_);                                                          \
+    return lamina_score_;                                                                                   \
+  }                                                                                                         \
+  extern "C" __attribute__((visibility("default"))) lamina_status lamina_plugin_init(                       \
+      const lamina_host* host, uint32_t host_abi_minor, lamina_error* error) {                              \
+    (void)host_abi_minor;                                                                                   \
+    return lamina::sdk::guarded(error, [&] {                                                                \
+      if (!host || host->abi_major != LAMINA_ABI_MAJOR)                                                     \
+        throw lamina::sdk::Error("host ABI major differs from the plugin's");                               \
+      lamina::sdk::host_table() = host;                                                                     \
+      INIT(host);                                                                                           \
+    });                                                                                                     \
+  }                                                                                                         \
   extern "C" __attribute__((visibility("default"))) void lamina_plugin_shutdown(void) {}
 
 // Emits the optional lamina_plugin_configure entry point (ABI 1.1): `CONFIGURE` is
 // `void(const std::string& settings_json)`, called before score with the user's settings for this
 // plugin (see lamina_plugin.h); it throws lamina::sdk::Error to refuse them.
-#define LAMINA_PLUGIN_CONFIGURE(CONFIGURE)                                                    \
-  extern "C" __attribute__((visibility("default"))) lamina_status lamina_plugin_configure(   \
-      const char* settings_json, lamina_error* error) {                                       \
-    return lamina::sdk::guarded(                                                              \
-        error, [&] { CONFIGURE(std::string(settings_json ? settings_json : "{}")); });        \
+#define LAMINA_PLUGIN_CONFIGURE(CONFIGURE)                                                              \
+  extern "C" __attribute__((visibility("default"))) lamina_status lamina_plugin_configure(              \
+      const char* settings_json, lamina_error* error) {                                                 \
+    return lamina::sdk::guarded(error,                                                                  \
+                                [&] { CONFIGURE(std::string(settings_json ? settings_json : "{}")); }); \
   }
 
 namespace lamina::sdk {
-inline int32_t always_usable(std::string&) { return 1; }
+inline int32_t always_usable(std::string&) {
+  return 1;
+}
 }  // namespace lamina::sdk
 #define LAMINA_ALWAYS_USABLE ::lamina::sdk::always_usable
