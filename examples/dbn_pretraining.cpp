@@ -4,6 +4,9 @@
 //   glorot_uniform  Keras' default initialisation (Glorot & Bengio 2010)
 //   rbm             greedy layer-wise pretraining: each hidden layer an RBM (plugins/pretraining)
 //                   trained by contrastive divergence on the previous layer's output, no labels
+//   autoencoder     greedy layer-wise pretraining with autoencoders (Bengio et al. 2007): each
+//                   hidden layer the encoder of a one-hidden-layer autoencoder trained by `fit` to
+//                   reproduce the previous layer's output, no labels
 // It prints, for each, the mean |dL/dW| of every layer's kernel before training (where gradients
 // vanish, the first layers barely move) and the test accuracy after each epoch of fine-tuning.
 // docs/pretraining.md has the table and how to reproduce it.
@@ -122,6 +125,27 @@ void pretrain(Sequential& mlp, const Tensor& x, int epochs) {
   }
 }
 
+// Greedy layer-wise: autoencoder k (Dense encoder, Dense decoder, both sigmoid) learns to reproduce
+// the hidden activities of encoders 1..k-1 through `kHidden` units; its encoder becomes layer k.
+void pretrain_autoencoders(Sequential& mlp, const Tensor& x, int epochs) {
+  Tensor input = x;
+  for (int k = 0; k < kDepth; ++k) {
+    Sequential autoencoder("autoencoder_" + std::to_string(k + 1));
+    autoencoder.add(layers::Dense(kHidden, {.input_shape = {input.dim(1)}, .activation = "sigmoid"}));
+    autoencoder.add(layers::Dense(input.dim(1), {.activation = "sigmoid"}));
+    autoencoder.compile("binary_crossentropy", optimizers::Adam(), {});
+    auto start = std::chrono::steady_clock::now();
+    autoencoder.fit(input, input, {.epochs = epochs, .batch_size = 32, .verbose = 0});
+    Tensor d = ops::sub(autoencoder.predict(input), input);
+    std::printf("  autoencoder %d (%lld -> %lld -> %lld): %d epochs, reconstruction error %.4f, %.1f s\n",
+                k + 1, (long long)input.dim(1), (long long)kHidden, (long long)input.dim(1), epochs,
+                ops::mean(ops::mul(d, d)).to_vector()[0],
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    mlp.layer(size_t(k)).set_weights(autoencoder.layer(0).get_weights());
+    input = autoencoder.layer(0).call(input, false, 0);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -143,11 +167,12 @@ int main(int argc, char** argv) {
     Data d = load(folder, train_limit);
     std::printf("MNIST: %lld training and %lld test images; backend %s\n", (long long)d.x_train.dim(0),
                 (long long)d.x_test.dim(0), backend().c_str());
-    for (std::string init : {"random_normal", "glorot_uniform", "rbm"}) {
+    for (std::string init : {"random_normal", "glorot_uniform", "rbm", "autoencoder"}) {
       set_random_seed(1);
       std::printf("\n%s\n", init.c_str());
       Sequential mlp = make_mlp(init);
       if (init == "rbm") pretrain(mlp, d.x_train, pretrain_epochs);
+      if (init == "autoencoder") pretrain_autoencoders(mlp, d.x_train, pretrain_epochs);
       mlp.compile("categorical_crossentropy", optimizers::SGD({.learning_rate = 0.1}), {"accuracy"});
       std::vector<double> g = kernel_gradients(mlp, d.x_train.slice(0, 1000), d.y_train.slice(0, 1000));
       std::printf("  mean |dL/dW| per layer, input first:");

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
     std::string folder = argc > 2 ? argv[2] : "";
 
     // 60000 training and 10000 test images of size 28x28
-    auto [train, test] = folder.empty() ? datasets::fashion_mnist::load_data() : datasets::mnist::load_data(folder);
+    auto [train, test] =
+        folder.empty() ? datasets::fashion_mnist::load_data() : datasets::mnist::load_data(folder);
 
     // lamina assumes 4D input, but MNIST is lacking a colour channel: add a dummy dimension at the end.
     Tensor X_train = train.x.reshape({-1, 28, 28, 1}) / 255.0f;

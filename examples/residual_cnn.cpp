@@ -15,7 +15,9 @@ namespace {
 
 // BatchNormalization with momentum 0.9 (PyTorch's 0.1): the moving statistics follow weights that
 // Adam moves quickly; Keras' 0.99 lags them for the first epochs.
-KerasTensor batch_norm(const KerasTensor& x) { return BatchNormalization({.momentum = 0.9})(x); }
+KerasTensor batch_norm(const KerasTensor& x) {
+  return BatchNormalization({.momentum = 0.9})(x);
+}
 
 // 3x3 convolution, BatchNormalization, ReLU; the convolution needs no bias, BatchNormalization's
 // beta is one.
@@ -55,14 +57,16 @@ int main(int argc, char** argv) {
     int epochs = argc > 1 ? std::stoi(argv[1]) : 3;
     int64_t batch_size = argc > 2 ? std::stoll(argv[2]) : 64;
     auto [train, test] = datasets::fashion_mnist::load_data();
-    Tensor X_train = train.x.reshape({-1, 28, 28, 1}) / 255.0f, X_test = test.x.reshape({-1, 28, 28, 1}) / 255.0f;
+    Tensor X_train = train.x.reshape({-1, 28, 28, 1}) / 255.0f,
+           X_test = test.x.reshape({-1, 28, 28, 1}) / 255.0f;
     Tensor y_train = to_categorical(train.y), y_test = to_categorical(test.y);
 
     Model model = residual_cnn();
     std::cout << model.summary();
     model.compile({.loss = "categorical_crossentropy", .optimizer = "adam", .metrics = {"accuracy"}});
-    model.fit(X_train, y_train,
-              {.epochs = epochs, .batch_size = batch_size, .validation_data = std::make_pair(X_test, y_test)});
+    model.fit(
+        X_train, y_train,
+        {.epochs = epochs, .batch_size = batch_size, .validation_data = std::make_pair(X_test, y_test)});
     auto scores = model.evaluate(X_test, y_test, 256);
     std::cout << "Test accuracy: " << scores["accuracy"] << "\n";
   } catch (const std::exception& e) {

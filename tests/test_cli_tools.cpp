@@ -16,9 +16,9 @@
 
 namespace fs = std::filesystem;
 using namespace lamina;
-using lamina::test::scratch;
-using lamina::test::run_cli;
 using lamina::test::read_text;
+using lamina::test::run_cli;
+using lamina::test::scratch;
 
 namespace {
 
@@ -431,7 +431,8 @@ TEST_CASE("lamina visualize filters and activations: PNG pictures of the expecte
   CHECK(read_png(act2).rgb != p.rgb);
 
   // A Dense layer's 64 outputs: 4 rows of 16 cells, 16 pixels each.
-  out = run_cli("visualize activations " + kK3 + " --layer dense --input mnist:" + kMnist + " -o " + act, &rc);
+  out =
+      run_cli("visualize activations " + kK3 + " --layer dense --input mnist:" + kMnist + " -o " + act, &rc);
   REQUIRE_MESSAGE(rc == 0, out);
   p = read_png(act);
   CHECK(p.width == 16 * 16 + 2 * 2);
@@ -448,6 +449,53 @@ TEST_CASE("lamina visualize filters and activations: PNG pictures of the expecte
       "visualize activations " + kTf214 + " --layer 2 --input mnist:" + kMnist + " --index 10000 -o " + act,
       &rc);
   CHECK(contains(out, "--index 10000 is out of range"));
+}
+
+TEST_CASE(
+    "lamina visualize reconstructions: inputs above an autoencoder's outputs, on the input's grey scale") {
+  int rc = 0;
+  // The simplest model whose output has its input's shape: the identity. Its reconstructions are the
+  // inputs, so the two rows of the picture must be the same pixels.
+  Sequential identity("identity");
+  identity.add(layers::Activation("linear", {.input_shape = {28, 28, 1}}));
+  const std::string model = scratch("identity.h5"), png = scratch("reconstructions.png");
+  identity.save(model);
+  std::string out = run_cli(
+      "visualize reconstructions " + model + " --input mnist:" + kMnist + " --index 3 --count 4 -o " + png,
+      &rc);
+  REQUIRE_MESSAGE(rc == 0, out);
+  CHECK(contains(out, "samples 3 to 6 of mnist:"));
+  Picture p = read_png(png);
+  const int tile = 56, gap = 2;  // 28x28 samples, twice enlarged
+  REQUIRE(p.width == 4 * tile + 5 * gap);
+  REQUIRE(p.height == 2 * tile + 3 * gap);
+  const size_t row_bytes = size_t(p.width) * 3;
+  for (int y = gap; y < gap + tile; ++y)
+    CHECK(std::equal(p.rgb.begin() + ptrdiff_t(size_t(y) * row_bytes),
+                     p.rgb.begin() + ptrdiff_t(size_t(y + 1) * row_bytes),
+                     p.rgb.begin() + ptrdiff_t(size_t(y + tile + gap) * row_bytes)));
+  CHECK(p.colours().size() > 20);
+
+  // A model that halves every value draws its reconstructions darker, not renormalised.
+  Sequential half("half");
+  half.add(layers::Dense(1, {.input_shape = {28, 28, 1}, .use_bias = false}));  // on the channel axis
+  half.layer(0).set_weights({Tensor::full({1, 1}, 0.5f)});
+  half.save(model);
+  out = run_cli("visualize reconstructions " + model + " --input mnist:" + kMnist + " --count 1 -o " + png,
+                &rc);
+  REQUIRE_MESSAGE(rc == 0, out);
+  Picture dim = read_png(png);
+  const size_t second_row = size_t(gap + tile + gap) * size_t(dim.width) * 3,
+               second_row_end = second_row + size_t(tile) * size_t(dim.width) * 3;
+  CHECK(std::count(dim.rgb.begin(), dim.rgb.begin() + ptrdiff_t(second_row), uint8_t(255)) >
+        0);  // the input's white
+  CHECK(std::count(dim.rgb.begin() + ptrdiff_t(second_row), dim.rgb.begin() + ptrdiff_t(second_row_end),
+                   uint8_t(255)) == 0);
+
+  // A classifier is not an autoencoder.
+  out = run_cli("visualize reconstructions " + kTf214 + " --input mnist:" + kMnist + " -o " + png, &rc);
+  CHECK(rc == 1);
+  CHECK(contains(out, "needs a model that maps each sample to one of its own shape (an autoencoder)"));
 }
 
 TEST_CASE("lamina train from Keras' to_json(), with callbacks, --history and lamina plot") {

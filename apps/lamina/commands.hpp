@@ -42,10 +42,11 @@ int run_predict(const ModelArgs& args);
 
 // visualize filters / visualize activations: PNG pictures of a layer.
 struct VisualizeArgs {
-  std::string what;  // "filters" or "activations": the subcommand given
+  std::string what;  // "filters", "activations" or "reconstructions": the subcommand given
   std::string model, layer, output, input, backend;
   std::optional<int> scale, columns;
   std::optional<int64_t> index;
+  int64_t count = 10;  // reconstructions: how many samples
   std::optional<double> input_scale;
 };
 void add_visualize(CLI::App& app, VisualizeArgs& args);

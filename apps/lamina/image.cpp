@@ -175,12 +175,14 @@ Image tile_grid(const std::vector<Tile>& tiles, int columns, int scale, int gap)
   for (int k = 0; k < n; ++k) {
     const Tile& t = tiles[size_t(k)];
     auto [lo, hi] = std::minmax_element(t.values.begin(), t.values.end());
-    float min = *lo, range = *hi - *lo;
+    const bool fixed = t.low < t.high;
+    float min = fixed ? t.low : *lo, range = fixed ? t.high - t.low : *hi - *lo;
     int ox = gap + (k % columns) * (tile_w + gap), oy = gap + (k / columns) * (tile_h + gap);
     for (int r = 0; r < t.rows; ++r)
       for (int c = 0; c < t.cols; ++c) {
         float v = t.values[size_t(r) * size_t(t.cols) + size_t(c)];
-        auto level = uint8_t(range > 0 && std::isfinite(v) ? std::lround(255.0f * (v - min) / range) : 0);
+        const float unit = range > 0 && std::isfinite(v) ? std::clamp((v - min) / range, 0.0f, 1.0f) : 0.0f;
+        auto level = uint8_t(std::lround(255.0f * unit));
         img.fill(ox + c * scale, oy + r * scale, scale, scale, Rgb{level, level, level});
       }
   }

@@ -45,10 +45,13 @@ class Image {
 struct Tile {
   int rows = 0, cols = 0;
   std::vector<float> values;  // row-major, rows x cols
+  // When low < high: drawn on this fixed range (values outside it clipped) instead of the tile's own,
+  // so that tiles meant to be compared (an input and its reconstruction) share one grey scale.
+  float low = 0.0f, high = 0.0f;
 };
 // Lays the tiles out in a grid of `columns` (0: about square), each pixel `scale` times enlarged,
 // `gap` pixels of blue between tiles. Every tile is normalised to its own minimum and maximum (a constant
-// tile is drawn black).
+// tile is drawn black), or to its fixed range when it has one.
 Image tile_grid(const std::vector<Tile>& tiles, int columns, int scale, int gap = 2);
 // The enlargement that makes the larger side of a rows x cols tile at least `target` pixels.
 int scale_for(int rows, int cols, int target = 48);

@@ -18,7 +18,8 @@ int run_plugins() {
     return 1;
   }
   std::cout << std::left << std::setw(16) << "NAME" << std::setw(14) << "KIND" << std::setw(9) << "VERSION"
-            << std::setw(5) << "ABI" << std::setw(8) << "USABLE" << "DETAILS\n";
+            << std::setw(5) << "ABI" << std::setw(8) << "USABLE"
+            << "DETAILS\n";
   for (auto& p : plugins) {
     std::string provides;
     for (auto& s : p.provides) provides += (provides.empty() ? "" : ", ") + s;
@@ -26,7 +27,8 @@ int run_plugins() {
               << (p.version.empty() ? "?" : p.version) << std::setw(5) << p.abi << std::setw(8)
               << (p.usable ? "yes" : "no") << (p.usable ? "" : "why: ") << p.reason
               << (p.usable && p.kind == "backend" ? " (score " + std::to_string(p.score) + ")" : "")
-              << (!provides.empty() && p.kind != "backend" ? (p.reason.empty() ? "" : "; ") + provides : "") << "\n"
+              << (!provides.empty() && p.kind != "backend" ? (p.reason.empty() ? "" : "; ") + provides : "")
+              << "\n"
               << std::string(16, ' ') << p.path << "\n";
   }
   auto backends = lamina::available_backends();
@@ -46,7 +48,8 @@ int main(int argc, char** argv) {
   lamina::cli::add_summary(app, summary);
   lamina::cli::add_evaluate(app, evaluate);
   lamina::cli::add_predict(app, predict);
-  app.add_subcommand("plugins", "List every plugin found, with its path, kind, version and whether it is usable");
+  app.add_subcommand("plugins",
+                     "List every plugin found, with its path, kind, version and whether it is usable");
   lamina::cli::VisualizeArgs visualize;
   lamina::cli::add_visualize(app, visualize);
   lamina::cli::PlotArgs plot;

@@ -17,11 +17,15 @@
 namespace lamina::cli {
 
 void add_train(CLI::App& app, TrainArgs& a) {
-  auto* train = app.add_subcommand("train", "Train a model described by a JSON config (model, compile, fit, data)");
+  auto* train =
+      app.add_subcommand("train", "Train a model described by a JSON config (model, compile, fit, data)");
   train->add_option("config", a.config, "The training config, e.g. examples/mnist_cnn.json")->required();
-  train->add_option("--backend", a.backend, "Compute backend (onednn, reference, auto, ...); overrides the config");
-  train->add_option("--epochs", a.epochs, "Number of epochs; overrides the config")->check(CLI::NonNegativeNumber);
-  train->add_option("--batch-size", a.batch_size, "Batch size; overrides the config")->check(CLI::PositiveNumber);
+  train->add_option("--backend", a.backend,
+                    "Compute backend (onednn, reference, auto, ...); overrides the config");
+  train->add_option("--epochs", a.epochs, "Number of epochs; overrides the config")
+      ->check(CLI::NonNegativeNumber);
+  train->add_option("--batch-size", a.batch_size, "Batch size; overrides the config")
+      ->check(CLI::PositiveNumber);
   train->add_option("--limit", a.limit, "Use only the first N training samples")->check(CLI::PositiveNumber);
   train->add_option("--seed", a.seed, "Random seed (weights, shuffling, dropout)");
   train->add_option("--output", a.output, "Where the trained model goes: a Keras .h5 model file");
@@ -42,7 +46,8 @@ using boost::json::value;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw Error("cannot read " + path + (std::filesystem::exists(path) ? "" : ": the file does not exist"));
+  if (!in)
+    throw Error("cannot read " + path + (std::filesystem::exists(path) ? "" : ": the file does not exist"));
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
@@ -115,7 +120,8 @@ int run_train(const TrainArgs& args) {
   // data
   const std::string data_where = file + " [data]";
   const object& data = section(root, "data", file);
-  only_keys(data, data_where, {"dataset", "path", "scale", "one_hot", "num_classes", "x", "y", "x_test", "y_test"});
+  only_keys(data, data_where,
+            {"dataset", "path", "scale", "one_hot", "num_classes", "x", "y", "x_test", "y_test"});
   std::string dataset = text(data, "dataset", "fashion_mnist", data_where);
   std::string path = text(data, "path", "", data_where);
   Dataset d;
@@ -161,7 +167,8 @@ int run_train(const TrainArgs& args) {
   for (int64_t s : model.input_shape()) in_shape.push_back(s);
   auto prepare_x = [&](const Tensor& x) {
     if (x.size() / x.dim(0) != shape_size(model.input_shape()))
-      throw Error(data_where + ": samples of shape " + shape_to_string(Shape(x.shape().begin() + 1, x.shape().end())) +
+      throw Error(data_where + ": samples of shape " +
+                  shape_to_string(Shape(x.shape().begin() + 1, x.shape().end())) +
                   " do not fit the model's input " + shape_to_string(model.input_shape()));
     return x.reshape(in_shape) * float(1.0 / scale);
   };
@@ -197,7 +204,8 @@ int run_train(const TrainArgs& args) {
       co.optimizer = OptimizerSpec(std::string(opt->as_string()));
     } else if (opt->is_object() && opt->as_object().contains("class_name")) {
       co.optimizer.class_name = std::string(opt->as_object().at("class_name").as_string());
-      if (auto* c = opt->as_object().if_contains("config"); c && c->is_object()) co.optimizer.config = c->as_object();
+      if (auto* c = opt->as_object().if_contains("config"); c && c->is_object())
+        co.optimizer.config = c->as_object();
     } else {
       throw Error(compile_where + ": 'optimizer' must be a name or {\"class_name\": ..., \"config\": {...}}");
     }
@@ -227,8 +235,9 @@ int run_train(const TrainArgs& args) {
       train_batches = std::make_unique<H5Batches>(path, h5_rows);
     }
     if (fo.validation_split > 0)
-      throw Error(fit_where + ": 'validation_split' needs the data in memory; with dataset \"h5\" use "
-                              "\"validation\": \"test\" (datasets x_test and y_test) or \"none\"");
+      throw Error(fit_where +
+                  ": 'validation_split' needs the data in memory; with dataset \"h5\" use "
+                  "\"validation\": \"test\" (datasets x_test and y_test) or \"none\"");
     if (validation == "test") {
       H5BatchesOptions test_rows = h5_rows;
       test_rows.x = text(data, "x_test", "x_test", data_where);
@@ -264,7 +273,8 @@ int run_train(const TrainArgs& args) {
     std::cout << model.summary();
     std::cout << "Train on " << (streamed ? train_batches->size() : x_train.dim(0)) << " samples";
     if (streamed) std::cout << " (" << train_batches->description() << ", read batch by batch)";
-    if (fo.validation_data) std::cout << ", validate on " << fo.validation_data->first.list.at(0).dim(0) << " samples";
+    if (fo.validation_data)
+      std::cout << ", validate on " << fo.validation_data->first.list.at(0).dim(0) << " samples";
     if (fo.validation_batches) std::cout << ", validate on " << fo.validation_batches->size() << " samples";
     std::cout << "\n";
   }

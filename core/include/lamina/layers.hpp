@@ -252,6 +252,17 @@ inline LayerSpec MaxPooling2D(std::array<int64_t, 2> pool_size = {2, 2}, const P
 inline LayerSpec AveragePooling2D(std::array<int64_t, 2> pool_size = {2, 2}, const Pool2DOptions& o = {}) {
   return detail::pool("AveragePooling2D", pool_size, o);
 }
+struct UpSampling2DOptions {
+  std::string interpolation = "nearest";  // or "bilinear"
+  Shape input_shape;
+  std::string name;
+};
+// UpSampling2D({2, 2}) repeats every pixel twice along rows and columns: an autoencoder's decoder.
+inline LayerSpec UpSampling2D(std::array<int64_t, 2> size = {2, 2}, const UpSampling2DOptions& o = {}) {
+  boost::json::object c{{"size", {size[0], size[1]}}, {"interpolation", o.interpolation}};
+  detail::common(c, o.name, o.input_shape);
+  return {"UpSampling2D", c};
+}
 
 struct SimpleOptions {
   Shape input_shape;
