@@ -246,6 +246,18 @@ TEST_CASE("a file that crashes libhdf5 is reported by lamina evaluate and load_m
   CHECK(load_model(good).size() == 3);
 }
 
+TEST_CASE(
+    "a file whose groups list themselves as children is read once per object (found by fuzz_h5_model)") {
+  // tests/data/h5_damaged/empty_link_names.h5: a Dense model's file with links of empty names, which
+  // libhdf5 resolves to the group holding them. The probe that reads every object before the loader
+  // does once walked each such path (two per group, 64 levels deep: 2^64 visits) until its 30 s limit;
+  // it now reads each object once, by its address.
+  const std::string file = std::string(LAMINA_SOURCE_DIR) + "/tests/data/h5_damaged/empty_link_names.h5";
+  const std::string error = error_of([&] { load_model(file); });
+  CHECK(contains(error, "no 'model_weights' group; the file has a model config but no weights"));
+  CHECK(!contains(error, "did not finish reading the file"));  // not the probe's time limit
+}
+
 // ------------------------------------------------------------------------------------------------
 // Other readers
 
