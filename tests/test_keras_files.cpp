@@ -15,8 +15,8 @@
 #include <regex>
 
 using namespace lamina;
-using lamina::test::scratch;
 using lamina::test::run_cli;
+using lamina::test::scratch;
 using namespace lamina::layers;
 using test::error_of;
 namespace fs = std::filesystem;
@@ -440,7 +440,8 @@ TEST_CASE("saving over a file keeps its permissions, and through a symbolic link
   fs::create_symlink(target, link);
   m.save(link);
   CHECK(fs::is_symlink(link));
-  CHECK((fs::status(target).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+  CHECK((fs::status(target).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
   CHECK(load_model(link).size() == m.size());
 }
 
@@ -550,6 +551,70 @@ TEST_CASE("a loaded Keras 3 file saves as a tf.keras 2.x file that loads back th
   CHECK(all_slots(again) == all_slots(k3));
   h5::File f(path);
   CHECK(f.string_attribute("/", "model_config").find("registered_name") == std::string::npos);
+}
+
+TEST_CASE(
+    "with optimizer_layout keras3 the optimizer state lies in Keras 3's order, as Keras 3's own file has "
+    "it") {
+  set_backend("reference");
+  // Keras 3.3.3's file: [iteration, learning_rate, then momentum and velocity per weight]. lamina
+  // reads it, writes it in Keras 3's order: position by position the same shapes and the same
+  // values, which is what Keras 3's optimizer.set_weights checks and restores.
+  Sequential k3 = load_model(kK3);
+  const std::string path = scratch("keras3_layout.h5");
+  k3.save(path, SaveOptions{.optimizer_layout = OptimizerLayout::keras3});
+  h5::File original(kK3), saved(path);
+  const auto theirs = original.strings_attribute("optimizer_weights", "weight_names");
+  const auto ours = saved.strings_attribute("optimizer_weights", "weight_names");
+  REQUIRE(ours.size() == theirs.size());  // 2 + 2 x 6
+  for (size_t i = 0; i < ours.size(); ++i) {
+    CAPTURE(ours[i]);
+    CAPTURE(theirs[i]);
+    Shape a, b;
+    const std::vector<double> mine = saved.read<double>("optimizer_weights/" + ours[i], &a);
+    const std::vector<double> keras = original.read<double>("optimizer_weights/" + theirs[i], &b);
+    CHECK(a == b);
+    CHECK(mine == keras);
+  }
+  CHECK(ours[0] == "adam/iteration");
+  CHECK(ours[1] == "adam/learning_rate");
+  CHECK(ours[2] == "adam/dense_kernel_momentum");  // Keras 3: adam/sequential_dense_kernel_momentum
+  CHECK(ours[3] == "adam/dense_kernel_velocity");
+  // lamina reads its own Keras 3 layout back whole.
+  Sequential again = load_model(path);
+  CHECK(again.optimizer_state().iterations == 3750);
+  CHECK(all_slots(again) == all_slots(k3));
+}
+
+TEST_CASE("Keras 3's order groups slots as each Keras 3 optimizer creates them") {
+  set_backend("reference");
+  struct Case {
+    OptimizerSpec optimizer;
+    std::vector<std::string> first_slots;  // after the counter and the learning rate
+  };
+  // Adadelta interleaves its two slots per weight; RMSprop with momentum lists every velocity, then
+  // every momentum; SGD without momentum has no slots.
+  for (const Case& c :
+       {Case{optimizers::Adadelta(),
+             {"adadelta/conv2d_kernel_accumulated_grad", "adadelta/conv2d_kernel_accumulated_delta_var",
+              "adadelta/conv2d_bias_accumulated_grad"}},
+        Case{OptimizerSpec{"RMSprop", {{"momentum", 0.5}}},
+             {"rm_sprop/conv2d_kernel_velocity", "rm_sprop/conv2d_bias_velocity",
+              "rm_sprop/dense_kernel_velocity"}},
+        Case{optimizers::SGD(), {}}}) {
+    set_random_seed(3);
+    Sequential m = small_cnn(c.optimizer);
+    auto [x, y] = small_data(16, 5);
+    m.fit(x, y, {.epochs = 1, .batch_size = 8, .verbose = 0});
+    const std::string path = scratch("keras3_groups.h5");
+    m.save(path, SaveOptions{.optimizer_layout = OptimizerLayout::keras3});
+    const auto names = h5::File(path).strings_attribute("optimizer_weights", "weight_names");
+    REQUIRE(names.size() == 2 + m.optimizer_state().slot_names.size() * 6);
+    CHECK(std::vector<std::string>(names.begin() + 2, names.begin() + 2 + ptrdiff_t(c.first_slots.size())) ==
+          c.first_slots);
+    Sequential again = load_model(path);
+    CHECK(all_slots(again) == all_slots(m));
+  }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ struct TrainArgs {
   std::optional<int64_t> limit;
   std::optional<uint64_t> seed;
   std::string output;
+  std::string optimizer_layout =
+      "tf_keras";  // --optimizer-layout: which Keras restores --output's optimizer state
   std::optional<int> verbose;
   std::string history;  // --history FILE: the History as CSV, or JSON for a .json name
 };

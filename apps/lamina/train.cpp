@@ -30,6 +30,12 @@ void add_train(CLI::App& app, TrainArgs& a) {
   train->add_option("--seed", a.seed, "Random seed (weights, shuffling, dropout)");
   train->add_option("--output", a.output, "Where the trained model goes: a Keras .h5 model file");
   train
+      ->add_option(
+          "--optimizer-layout", a.optimizer_layout,
+          "Which Keras restores --output's optimizer state: tf_keras (default; it restores it whole and "
+          "trains on) or keras3 (Keras 3's order); they cannot share one file")
+      ->check(CLI::IsMember({"tf_keras", "keras3"}));
+  train
       ->add_option("--verbose", a.verbose,
                    "0 silent, 1 progress bar (one line per epoch when the output is not a terminal), "
                    "2 one line per epoch")
@@ -285,7 +291,9 @@ int run_train(const TrainArgs& args) {
   }
 
   if (!args.output.empty() && primary) {
-    model.save(args.output);
+    model.save(args.output, SaveOptions{.optimizer_layout = args.optimizer_layout == "keras3"
+                                                                ? OptimizerLayout::keras3
+                                                                : OptimizerLayout::tf_keras});
     if (fo.verbose) std::cout << "Model written to " << args.output << "\n";
   }
   return 0;

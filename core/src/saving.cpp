@@ -2,6 +2,7 @@
 // The layout and its per-version variants are described in docs/keras_files.md. Everything here
 // goes through the generic Layer interface (weights, weight names, get_config) and the optimizer
 // state, so no layer or optimizer is special-cased.
+#include "graph.hpp"
 #include "host_table.hpp"
 #include "model.hpp"
 #include "text.hpp"
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <optional>
 
 namespace lamina {
@@ -75,8 +77,8 @@ void write_strings(h5::File& f, const std::string& object, const std::string& na
     return;
   }
   if (width >= kAttributeLimit)
-    throw Error(f.path() + ": a name in attribute '" + name + "' of '" + object + "' is " + std::to_string(width) +
-                " bytes long, more than an HDF5 attribute holds; use shorter names");
+    throw Error(f.path() + ": a name in attribute '" + name + "' of '" + object + "' is " +
+                std::to_string(width) + " bytes long, more than an HDF5 attribute holds; use shorter names");
   size_t chunks = (bytes + kAttributeLimit - 1) / kAttributeLimit;
   while ((values.size() + chunks - 1) / chunks * width >= kAttributeLimit) ++chunks;
   size_t per = (values.size() + chunks - 1) / chunks;
@@ -143,9 +145,12 @@ json::object keras_model_config(const Model& model) {
     for (json::value& entry : layers) {
       json::object& e = entry.as_object();
       json::object& c = e.at("config").as_object();
-      if (e.at("class_name").as_string() == "InputLayer") c.erase("ragged");
-      else if (c.contains("layers")) continue;  // a nested model, written by its own get_config
-      else keras_layer_config(c);
+      if (e.at("class_name").as_string() == "InputLayer")
+        c.erase("ragged");
+      else if (c.contains("layers"))
+        continue;  // a nested model, written by its own get_config
+      else
+        keras_layer_config(c);
     }
     return {{"class_name", "Functional"}, {"config", config}};
   }
@@ -216,6 +221,12 @@ std::string weight_path(const std::string& layer, const std::string& weight) {
   return layer + "/" + weight + ":0";
 }
 
+// The name weight k of `l` has in model_weights/<layer>: "dense/kernel:0"; a nested model's weights
+// are named after its own layers, as Keras does.
+std::string stored_weight_name(const Layer& l, size_t k) {
+  return l.model() ? l.weight_names()[k] + ":0" : weight_path(l.name(), l.weight_names()[k]);
+}
+
 void check_name(const std::string& name, const std::string& path) {
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
     throw Error("cannot save " + path + ": layer name '" + name +
@@ -239,7 +250,7 @@ void write_weights(h5::File& f, const std::string& group, const Model& model, co
     std::vector<std::string> weight_names;
     for (size_t k = 0; k < l.weights().size(); ++k) {
       // A nested model's weights are named after its own layers ("dense/kernel:0"), as Keras does.
-      std::string w = l.model() ? l.weight_names()[k] + ":0" : weight_path(l.name(), l.weight_names()[k]);
+      std::string w = stored_weight_name(l, k);
       weight_names.push_back(w);
       f.write(g + "/" + w, l.weights()[k]);
     }
@@ -250,22 +261,83 @@ void write_weights(h5::File& f, const std::string& group, const Model& model, co
   f.set_attribute(prefix + "top_level_model_weights", "weight_names", std::vector<std::string>{});
 }
 
-// The order of tf.keras' optimizers (OptimizerV2, which tf.keras 2.x builds from a plain class name
-// such as "Adam"): the step counter, then one slot kind for every weight, then the next kind.
-// Keras restores optimizer state by position, so the order matters more than the names, which
-// follow tf.keras' "Adam/dense/kernel/m:0" with lamina's slot names.
-void write_optimizer(h5::File& f, const Model& model) {
+// Keras 3's optimizers create their slots in groups: the slot kinds of one group interleaved per
+// weight (Adam: w0 momentum, w0 velocity, w1 momentum, ...), one group after the other (RMSprop:
+// every velocity, then every momentum). The classes whose kinds share a group; any other slot kind,
+// a plugin optimizer's too, is a group of its own.
+std::vector<std::vector<size_t>> keras3_slot_groups(const std::string& optimizer,
+                                                    const std::vector<std::string>& slot_names) {
+  static const std::map<std::string, std::vector<std::string>> shared{
+      {"Adam", {"momentum", "velocity"}},
+      {"AdamW", {"momentum", "velocity"}},
+      {"Adadelta", {"accumulated_grad", "accumulated_delta"}},
+  };
+  std::vector<std::vector<size_t>> groups;
+  std::vector<size_t> first;
+  auto it = shared.find(optimizer);
+  for (size_t k = 0; k < slot_names.size(); ++k) {
+    if (it != shared.end() &&
+        std::find(it->second.begin(), it->second.end(), slot_names[k]) != it->second.end())
+      first.push_back(k);
+    else
+      groups.push_back({k});
+  }
+  if (!first.empty()) groups.insert(groups.begin(), first);
+  return groups;
+}
+
+// Keras 3 names a slot after the optimizer (snake case) and the weight's path:
+// "adam/dense_kernel_momentum"; Adadelta's second slot is its "accumulated_delta_var".
+std::string keras3_slot_name(const std::string& optimizer, const std::string& weight,
+                             const std::string& slot) {
+  std::string flat = weight.substr(0, weight.size() - (weight.ends_with(":0") ? 2 : 0));
+  std::replace(flat.begin(), flat.end(), '/', '_');
+  return snake_case(optimizer) + "/" + flat + "_" +
+         (slot == "accumulated_delta" ? "accumulated_delta_var" : slot);
+}
+
+// Both Kerases restore optimizer_weights by position, in orders no single list satisfies
+// (docs/keras_files.md), so the file follows the one asked for:
+// - tf_keras: the order of tf.keras' OptimizerV2 (which tf_keras builds from a plain class name such
+//   as "Adam"): the step counter, then one slot kind for every weight, then the next kind; names
+//   follow tf.keras' "Adam/dense/kernel/m:0" with lamina's slot names.
+// - keras3: Keras 3's optimizer.variables: the step counter, the learning rate (when it is a number,
+//   not a schedule), then the slots in Keras 3's groups; names as Keras 3 writes them.
+void write_optimizer(h5::File& f, const Model& model, OptimizerLayout layout) {
   OptimizerState s = model.optimizer_state();
-  const std::string& prefix = s.optimizer.class_name;
+  const std::string& optimizer = s.optimizer.class_name;
   f.create_group("optimizer_weights");
-  std::vector<std::string> names{prefix + "/iter:0"};
-  f.write("optimizer_weights/" + names[0], &s.iterations, Shape{});
-  for (size_t k = 0; k < s.slot_names.size(); ++k)
-    for (size_t i = 0; i < s.weights.size(); ++i) {
-      std::string name = prefix + "/" + s.weights[i] + "/" + s.slot_names[k] + ":0";
-      names.push_back(name);
-      f.write("optimizer_weights/" + name, s.slots[i][k]);
+  std::vector<std::string> names;
+  auto write = [&](const std::string& name, const Tensor& value) {
+    names.push_back(name);
+    f.write("optimizer_weights/" + name, value);
+  };
+  if (layout == OptimizerLayout::tf_keras) {
+    names.push_back(optimizer + "/iter:0");
+    f.write("optimizer_weights/" + names[0], &s.iterations, Shape{});
+    for (size_t k = 0; k < s.slot_names.size(); ++k)
+      for (size_t i = 0; i < s.weights.size(); ++i)
+        write(optimizer + "/" + s.weights[i] + "/" + s.slot_names[k] + ":0", s.slots[i][k]);
+  } else {
+    // The weights' names in the file, which Keras 3's slot names repeat.
+    std::map<std::string, std::string> stored;
+    for (size_t i = 0; i < model.size(); ++i)
+      for (size_t k = 0; k < model.layer(i).weights().size(); ++k)
+        stored[model.layer(i).name() + "/" + model.layer(i).weight_names()[k]] =
+            stored_weight_name(model.layer(i), k);
+    names.push_back(snake_case(optimizer) + "/iteration");
+    f.write("optimizer_weights/" + names[0], &s.iterations, Shape{});
+    const json::value* rate = s.optimizer.config.if_contains("learning_rate");
+    if (rate && rate->is_number()) {
+      const float value = rate->to_number<float>();
+      names.push_back(snake_case(optimizer) + "/learning_rate");
+      f.write("optimizer_weights/" + names.back(), &value, Shape{});
     }
+    for (const std::vector<size_t>& group : keras3_slot_groups(optimizer, s.slot_names))
+      for (size_t i = 0; i < s.weights.size(); ++i)
+        for (size_t k : group)
+          write(keras3_slot_name(optimizer, stored.at(s.weights[i]), s.slot_names[k]), s.slots[i][k]);
+  }
   write_strings(f, "optimizer_weights", "weight_names", names);
 }
 
@@ -385,8 +457,7 @@ void flip_spatial(std::vector<float>& v, const Shape& s) {
 // loading): file layers with weights pair up with model layers with weights. Everything is read
 // and checked before anything is assigned. Returns, for each model weight "layer/weight", the
 // name the file gave it (for the optimizer slots that follow those names).
-std::map<std::string, std::string> read_weights(const h5::File& f, const std::string& group,
-                                                Model& model) {
+std::map<std::string, std::string> read_weights(const h5::File& f, const std::string& group, Model& model) {
   std::vector<FileLayer> file_layers;
   for (auto& l : read_layers(f, group))
     if (!l.weights.empty()) file_layers.push_back(std::move(l));
@@ -464,8 +535,8 @@ CompileOptions compile_options_from(const json::value& tc, const std::vector<std
     throw Error("training_config: 'loss' " + json::serialize(v) + " is not a loss name or object");
   };
   // Several outputs: one loss each, by output name (a dict) or in output order (a list).
-  auto per_output = [&](const json::value& v, const char* key, const std::function<void(const std::string&,
-                                                                                       const json::value&)>& put) {
+  auto per_output = [&](const json::value& v, const char* key,
+                        const std::function<void(const std::string&, const json::value&)>& put) {
     if (v.is_object() && !v.as_object().contains("class_name")) {
       for (const auto& [name, x] : v.as_object()) put(std::string(name), x);
       return true;
@@ -477,11 +548,13 @@ CompileOptions compile_options_from(const json::value& tc, const std::vector<std
     for (size_t i = 0; i < outputs.size(); ++i) put(outputs[i], v.as_array()[i]);
     return true;
   };
-  if (!per_output(*loss, "loss", [&](const std::string& name, const json::value& x) { co.losses[name] = loss_name(x); }))
+  if (!per_output(*loss, "loss",
+                  [&](const std::string& name, const json::value& x) { co.losses[name] = loss_name(x); }))
     co.loss = loss_name(*loss);
   if (auto* w = o.if_contains("loss_weights"); w && !w->is_null())
     per_output(*w, "loss_weights", [&](const std::string& name, const json::value& x) {
-      if (!x.is_number()) throw Error("training_config: loss_weights holds " + json::serialize(x) + ", not a number");
+      if (!x.is_number())
+        throw Error("training_config: loss_weights holds " + json::serialize(x) + ", not a number");
       co.loss_weights[name] = x.to_number<double>();
     });
   // Metrics: names, or Keras metric objects (possibly per output, as nested lists).
@@ -640,6 +713,11 @@ std::string json_error_context(const std::string& text, size_t offset) {
 // ------------------------------------------------------------------------------------------------
 
 void Model::save(const std::string& path, bool include_optimizer) const {
+  save(path, SaveOptions{.include_optimizer = include_optimizer});
+}
+
+void Model::save(const std::string& path, const SaveOptions& options) const {
+  const bool include_optimizer = options.include_optimizer;
   if (layers_.empty()) throw Error("cannot save " + path + ": the model has no layers");
   h5::AtomicWrite writer(path);
   h5::File& f = writer.file();
@@ -650,7 +728,7 @@ void Model::save(const std::string& path, bool include_optimizer) const {
   if (with_training) f.set_attribute("/", "training_config", sdk::json_text(training_config(*this)));
   write_weights(f, "model_weights", *this, path);
   if (with_training) {
-    write_optimizer(f, *this);
+    write_optimizer(f, *this, options.optimizer_layout);
     write_training_state(f, *this);
   }
   writer.commit();

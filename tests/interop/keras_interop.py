@@ -6,8 +6,10 @@ For each Keras flavour found (Keras 3 as `keras`, Keras 2 as `tf_keras`):
                    CNN and a functional residual network (BatchNormalization, Add, Concatenate) as .h5; `lamina predict` and `lamina evaluate` must match Keras' predict and
                    evaluate.
   lamina -> Keras: `lamina train` writes an MLP, a CNN and examples/residual_cnn.json (a functional
-                   residual network with BatchNormalization) as .h5; Keras' load_model must read them,
-                   compiled, its predict must match `lamina predict`, and it must train on.
+                   residual network with BatchNormalization) as .h5, with the optimizer state in
+                   tf_keras' order and, a second file, in Keras 3's (--optimizer-layout keras3); Keras'
+                   load_model must read its file, compiled, with every optimizer variable equal to
+                   lamina's; its predict must match `lamina predict`, and it must train on.
 Every comparison is on 512 real MNIST test images; outputs must agree within 1e-5.
 
 usage: keras_interop.py --lamina build/bin/lamina [--mnist tests/data/mnist] [--work DIR]
@@ -156,17 +158,18 @@ def main():
 
     # lamina -> file, once; every flavour reads the same files.
     configs, shapes = lamina_configs(work)
-    lamina_files = {}
+    lamina_files = {'tf_keras': {}, 'keras': {}}  # per flavour: the optimizer state in its order
     for name, cfg in configs.items():
         cfg_path = os.path.join(work, f'lamina_{name}.json')
         with open(cfg_path, 'w') as f:
             json.dump(cfg, f)
-        out = os.path.join(work, f'lamina_{name}.h5')
-        run([a.lamina, 'train', cfg_path, '--seed', '7', '--output', out])
-        lamina_files[name] = out
+        for flavour, layout in (('tf_keras', 'tf_keras'), ('keras', 'keras3')):
+            out = os.path.join(work, f'lamina_{name}_{layout}.h5')
+            run([a.lamina, 'train', cfg_path, '--seed', '7', '--output', out, '--optimizer-layout', layout])
+            lamina_files[flavour][name] = out
         # The configs' JSON is Python's own (compact) text: numbers as repr writes them (0.9, 1e-07,
         # 0.0), not 9E-1 or 0E0.
-        with h5py.File(out, 'r') as f:
+        with h5py.File(lamina_files['tf_keras'][name], 'r') as f:
             texts = [f.attrs[k] for k in ('model_config', 'training_config')]
         texts = [t.decode() if isinstance(t, bytes) else t for t in texts]
         ok = all(json.dumps(json.loads(t), separators=(',', ':'), ensure_ascii=False) == t for t in texts)
@@ -197,7 +200,7 @@ def main():
             ok = f'at step {steps}' in summary and 'not restored' not in summary
             record('Keras -> lamina', label, name, 'optimizer state restored', f'step {steps}', ok)
         # lamina -> Keras
-        for name, path in lamina_files.items():
+        for name, path in lamina_files[flavour].items():
             shape = shapes[name]
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
@@ -210,14 +213,26 @@ def main():
                 names = [n.decode() if isinstance(n, bytes) else n for n in f['optimizer_weights'].attrs['weight_names']]
                 stored = [np.array(f['optimizer_weights'][n]) for n in names]
             steps = int(model.optimizer.iterations.numpy())
-            if flavour == 'tf_keras':
-                # tf.keras restores optimizer state by position: all of it must land where it belongs.
-                values = model.optimizer.get_weights()
-                ok = len(values) == len(stored) and all(np.array_equal(v, s) for v, s in zip(values, stored))
-                record('lamina -> Keras', label, name, 'optimizer state restored', f'step {steps}, {len(values)} arrays', ok)
+            # Both Kerases restore optimizer state by position: all of it must land where it belongs,
+            # the step counter, Keras 3's learning rate and every slot.
+            restored = None
+            if flavour == 'keras':
+                # Keras 3's .h5 loader builds its optimizer over model._trainable_variables, which is
+                # empty for a loaded model (its own files too): it keeps the counter and the learning
+                # rate, and the optimizer cannot train the model. What the loader means to do is done
+                # here: the same optimizer built over the model's trainable variables, the file's
+                # list put back with set_weights (which checks every shape).
+                kept = [np.array(v) for v in model.optimizer.variables]
+                restored = type(model.optimizer).from_config(model.optimizer.get_config())
+                restored.build(model.trainable_variables)
+                restored.set_weights(stored)
+                values = [np.array(v) for v in restored.variables]
+                ok = all(np.array_equal(v, s) for v, s in zip(kept, stored))
             else:
-                record('lamina -> Keras', label, name, 'optimizer state restored', f'step {steps} (Keras 3 keeps the counter only)',
-                       steps == int(stored[0]))
+                values, ok = model.optimizer.get_weights(), True
+            ok = ok and len(values) == len(stored) and all(np.array_equal(v, s) for v, s in zip(values, stored))
+            ok = ok and steps == int(stored[0])
+            record('lamina -> Keras', label, name, 'optimizer state restored', f'step {steps}, {len(values)} arrays', ok)
             compiled = getattr(model, 'optimizer', None) is not None and getattr(model, 'loss', None) is not None
             record('lamina -> Keras', label, name, 'compiled from training_config',
                    type(model.optimizer).__name__ if compiled else 'no', compiled)
@@ -228,14 +243,15 @@ def main():
                 loss = model.fit(xs, ys, epochs=1, batch_size=64, verbose=0).history['loss'][-1]
             except ValueError as e:
                 # Keras 3's legacy .h5 loader builds an optimizer that rejects the model's variables
-                # ("Unknown variable"), for Keras' own files too; compiling again with the loaded
-                # optimizer's config is the known workaround.
-                if 'Unknown variable' not in str(e):
+                # ("Unknown variable"), for Keras' own files too; compiling again with the optimizer
+                # rebuilt above, which holds the file's state, trains on from it.
+                if 'Unknown variable' not in str(e) or restored is None:
                     raise
-                notes = (notes + '; ' if notes else '') + 'Keras could not train on as loaded (its own files neither); recompiled'
-                optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
-                model.compile(optimizer=optimizer, loss=model.loss, metrics=['accuracy'])
+                notes = (notes + '; ' if notes else '') + 'recompiled with the restored optimizer (Keras 3 cannot train its own .h5 files as loaded)'
+                model.compile(optimizer=restored, loss=model.loss, metrics=['accuracy'])
                 loss = model.fit(xs, ys, epochs=1, batch_size=64, verbose=0).history['loss'][-1]
+                ok = int(restored.iterations.numpy()) == steps + 4
+                record('lamina -> Keras', label, name, 'trains on from the restored state', f'step {int(restored.iterations.numpy())}', ok)
             record('lamina -> Keras', label, name, 'trains on (loss after 4 steps)',
                    f'{loss:.4f}' + (f' [{notes}]' if notes else ''), bool(np.isfinite(loss)))
 

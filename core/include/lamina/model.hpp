@@ -44,12 +44,13 @@ struct LayerSpec {
   std::string class_name;
   boost::json::object config;
   LayerSpec() = default;
-  LayerSpec(std::string cls, boost::json::object cfg = {}) : class_name(std::move(cls)), config(std::move(cfg)) {}
+  LayerSpec(std::string cls, boost::json::object cfg = {})
+      : class_name(std::move(cls)), config(std::move(cfg)) {}
   // The functional API: calls the layer on symbolic tensors. The first call creates and builds the
   // layer; copies of this spec share it, so calling one spec twice shares its weights, as calling
   // one Keras layer object twice does.
   KerasTensor operator()(const KerasTensor& input) const;
-  KerasTensor operator()(const std::vector<KerasTensor>& inputs) const;  // merge layers
+  KerasTensor operator()(const std::vector<KerasTensor>& inputs) const;         // merge layers
   std::vector<KerasTensor> call(const std::vector<KerasTensor>& inputs) const;  // several outputs
   // The layer once the spec has been called, else null.
   std::shared_ptr<Layer> layer() const { return *instance_; }
@@ -61,7 +62,8 @@ struct OptimizerSpec {
   std::string class_name;
   boost::json::object config;
   OptimizerSpec() = default;
-  OptimizerSpec(std::string name, boost::json::object cfg = {}) : class_name(std::move(name)), config(std::move(cfg)) {}
+  OptimizerSpec(std::string name, boost::json::object cfg = {})
+      : class_name(std::move(name)), config(std::move(cfg)) {}
   OptimizerSpec(const char* name) : class_name(name) {}  // "sgd", "adadelta", ...
 };
 
@@ -115,7 +117,7 @@ class Layer {
   std::vector<Tensor> weights_;
   std::vector<std::string> weight_names_;
   std::vector<bool> weight_trainable_;
-  std::shared_ptr<const LayerTerms> terms_;  // regularizers and constraints; null when it has none
+  std::shared_ptr<const LayerTerms> terms_;        // regularizers and constraints; null when it has none
   std::vector<std::weak_ptr<graph::Node>> nodes_;  // the layer's calls, in order
 };
 
@@ -147,11 +149,22 @@ struct Tensors {
 
 // An optimizer's state: what a model file stores so training resumes exactly where it stopped.
 struct OptimizerState {
-  OptimizerSpec optimizer;                // class name and the optimizer's full config
-  int64_t iterations = 0;                 // update steps taken so far
-  std::vector<std::string> slot_names;    // e.g. {"momentum", "velocity"} for Adam
-  std::vector<std::string> weights;       // "layer/weight" of each trainable weight, model order
-  std::vector<std::vector<Tensor>> slots; // per trainable weight, one tensor per slot name
+  OptimizerSpec optimizer;                 // class name and the optimizer's full config
+  int64_t iterations = 0;                  // update steps taken so far
+  std::vector<std::string> slot_names;     // e.g. {"momentum", "velocity"} for Adam
+  std::vector<std::string> weights;        // "layer/weight" of each trainable weight, model order
+  std::vector<std::vector<Tensor>> slots;  // per trainable weight, one tensor per slot name
+};
+
+// Which Keras is to restore a saved file's optimizer state. tf_keras and Keras 3 both put it back
+// by position, in orders that no single file satisfies (docs/keras_files.md); lamina reads either.
+enum class OptimizerLayout {
+  tf_keras,  // tf.keras 2.x / tf_keras: restored whole, and training goes on from it
+  keras3,    // Keras 3: its optimizer.variables (step, learning rate, slots) as Keras 3 lists them
+};
+struct SaveOptions {
+  bool include_optimizer = true;  // the training config and the optimizer state
+  OptimizerLayout optimizer_layout = OptimizerLayout::tf_keras;
 };
 
 // Where training stands, beyond the optimizer: what makes a resumed run continue exactly as an
@@ -218,7 +231,8 @@ class Model {
   std::vector<KerasTensor> operator()(const std::vector<KerasTensor>& inputs) const;
 
   void compile(const CompileOptions& options);
-  void compile(const std::string& loss, const OptimizerSpec& optimizer, std::vector<std::string> metrics = {}) {
+  void compile(const std::string& loss, const OptimizerSpec& optimizer,
+               std::vector<std::string> metrics = {}) {
     compile(CompileOptions{loss, optimizer, std::move(metrics)});
   }
   History fit(const Tensors& x, const Tensors& y, const FitOptions& options = {});
@@ -252,12 +266,12 @@ class Model {
   const Layer& get_layer(const std::string& name) const;
   const std::vector<KerasTensor>& inputs() const { return inputs_; }
   const std::vector<KerasTensor>& outputs() const { return outputs_; }
-  KerasTensor input() const;   // the one input (an error for a model with several)
-  KerasTensor output() const;  // the one output
+  KerasTensor input() const;                      // the one input (an error for a model with several)
+  KerasTensor output() const;                     // the one output
   std::vector<std::string> input_names() const;   // the input layers' names
   std::vector<std::string> output_names() const;  // the output layers' names (Keras' output_names)
-  const Shape& input_shape() const;   // of the first input
-  const Shape& output_shape() const;  // of the first output
+  const Shape& input_shape() const;               // of the first input
+  const Shape& output_shape() const;              // of the first output
   int64_t count_params() const;
   bool compiled() const;
   const CompileOptions& compile_options() const;
@@ -275,6 +289,7 @@ class Model {
   // Keras' HDF5 model file (model.save("x.h5")): architecture, weights, training config and
   // optimizer state. The write is atomic: a temporary file beside `path`, then a rename.
   void save(const std::string& path, bool include_optimizer = true) const;
+  void save(const std::string& path, const SaveOptions& options) const;
   // Weights only, in Keras 2's save_weights HDF5 layout.
   void save_weights(const std::string& path) const;
   // Weights from a save_weights file or a full model file, matched layer by layer in order.
@@ -290,7 +305,7 @@ class Model {
   std::string name_;
   bool sequential_ = false;
   std::vector<KerasTensor> inputs_, outputs_;
-  std::vector<std::shared_ptr<Layer>> layers_;  // Keras' model.layers
+  std::vector<std::shared_ptr<Layer>> layers_;       // Keras' model.layers
   std::vector<std::shared_ptr<graph::Node>> nodes_;  // the calls, in an order that runs them
   void rebuild();  // after the graph changed: what runs when, and what each step frees
   std::string unique_name(const std::string& class_name);
