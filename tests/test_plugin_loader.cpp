@@ -79,7 +79,7 @@ TEST_CASE("the built-in plugins are listed as usable, with their path, kind, ver
        "layer",
        "lamina_layer_core.so",
        {"InputLayer", "Dense", "Activation", "Flatten", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-        "SpatialDropout3D", "Reshape", "Embedding"}},
+        "SpatialDropout3D", "AlphaDropout", "GaussianNoise", "GaussianDropout", "Reshape", "Embedding"}},
       {"convolutional",
        "layer",
        "lamina_layer_convolutional.so",
