@@ -404,8 +404,9 @@ std::string plugins_listing_with_config(const std::string& config_json, const st
   std::string config = scratch("user_config.json");
   std::ofstream(config) << config_json;
   std::string out = scratch("plugins_output.txt");
-  std::string cmd = "env -u LAMINA_DEVICE -u LAMINA_OPENCL_PLATFORM LAMINA_CONFIG=" + config + " " +
-                    environment + " " + LAMINA_CLI + " plugins > " + out + " 2>&1";
+  std::string cmd =
+      "env -u LAMINA_DEVICE -u LAMINA_OPENCL_PLATFORM -u LAMINA_NUM_THREADS LAMINA_CONFIG=" + config + " " +
+      environment + " " + LAMINA_CLI + " plugins > " + out + " 2>&1";
   CHECK(std::system(cmd.c_str()) == 0);
   std::ifstream in(out);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -448,6 +449,24 @@ TEST_CASE("the opencl backend takes its device from backends.opencl in the user 
   CHECK(contains(line, " yes "));
   line = listing_line(plugins_listing_with_config(R"({"device": 7})"), "opencl");
   CHECK(contains(line, "asks for device 7"));
+}
+
+TEST_CASE("the onednn backend takes its thread count from backends.onednn or LAMINA_NUM_THREADS") {
+  std::string line =
+      listing_line(plugins_listing_with_config(R"({"backends": {"onednn": {"threads": 1}}})"), "onednn");
+  CHECK(contains(line, " yes "));
+  CHECK(contains(line, ", 1 OpenMP thread "));
+  line = listing_line(
+      plugins_listing_with_config(R"({"backends": {"onednn": {"threads": 1}}})", "LAMINA_NUM_THREADS=3"),
+      "onednn");
+  CHECK(contains(line, ", 3 OpenMP threads"));  // the environment wins
+  line = listing_line(plugins_listing_with_config(R"({"device": 2})"), "onednn");
+  CHECK(contains(line, " yes "));  // the top-level device is for the backends that have several
+  line = listing_line(plugins_listing_with_config(R"({"backends": {"onednn": {"threads": 0}}})"), "onednn");
+  CHECK(contains(line, " no "));
+  CHECK(contains(line, "'threads' must be a thread count (1 to 1024), got 0"));
+  line = listing_line(plugins_listing_with_config("{}", "LAMINA_NUM_THREADS=many"), "onednn");
+  CHECK(contains(line, "LAMINA_NUM_THREADS='many' is not a thread count (1 to 1024)"));
 }
 
 TEST_CASE("LAMINA_DEVICE overrides the configuration's device for the opencl backend") {

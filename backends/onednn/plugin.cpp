@@ -3,8 +3,11 @@
 // no exact primitive for. Entry points, the backend table and its registration live here.
 #include <omp.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
+
+#include <lamina/sdk/config.hpp>
 
 #include "kernels.hpp"
 
@@ -44,11 +47,30 @@ std::string describe_device() {
   const dnnl::version_t* v = dnnl::version();
   return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
          std::to_string(v->patch) + " CPU, " + isa_name(dnnl::get_effective_cpu_isa()) + ", " +
-         std::to_string(omp_get_max_threads()) + " OpenMP threads";
+         std::to_string(omp_get_max_threads()) +
+         (omp_get_max_threads() == 1 ? " OpenMP thread" : " OpenMP threads");
+}
+
+// The team size for every kernel and primitive: LAMINA_NUM_THREADS, else the configuration's
+// "threads", else OpenMP's default (OMP_NUM_THREADS, else one per core). 0: not set.
+int configured_threads = 0;
+
+// The thread count LAMINA_NUM_THREADS asks for: 0 when unset, -1 when it is not a count.
+int env_threads() {
+  const char* text = std::getenv("LAMINA_NUM_THREADS");
+  if (!text || !*text) return 0;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  return *end == '\0' && value >= 1 && value <= 1024 ? int(value) : -1;
 }
 
 // Usable wherever oneDNN can create a CPU engine; preferred over the reference backend.
 int32_t score(std::string& why) {
+  if (env_threads() < 0) {
+    why = std::string("LAMINA_NUM_THREADS='") + std::getenv("LAMINA_NUM_THREADS") +
+          "' is not a thread count (1 to 1024)";
+    return 0;
+  }
   try {
     if (dnnl::engine::get_count(dnnl::engine::kind::cpu) == 0) {
       why = "oneDNN reports no CPU engine";
@@ -64,6 +86,9 @@ int32_t score(std::string& why) {
 }
 
 void init(const lamina_host* host) {
+  // Before the engine: oneDNN sizes its work for the team it finds.
+  if (const int threads = env_threads() > 0 ? env_threads() : configured_threads; threads > 0)
+    omp_set_num_threads(threads);
   try {
     if (!g_backend) g_backend = std::make_unique<Backend>();
   } catch (const dnnl::error& e) {
@@ -76,7 +101,20 @@ void init(const lamina_host* host) {
 }
 
 }  // namespace
+
+// {"threads": N}, optional; LAMINA_NUM_THREADS overrides it. "device" comes with the configuration's
+// top-level default for every backend; the CPU is this backend's one device, so it is not read.
+void configure(const std::string& settings_json) {
+  sdk::Config settings(settings_json, "onednn settings");
+  settings.only_keys({"threads", "device"});
+  const int64_t threads = settings.get_int("threads", 0);
+  if (settings.has("threads") && (threads < 1 || threads > 1024))
+    settings.fail("'threads' must be a thread count (1 to 1024), got " + std::to_string(threads));
+  configured_threads = int(threads);
+}
+
 }  // namespace lamina::onednn
 
 LAMINA_PLUGIN("onednn", "0.1.0", LAMINA_KIND_BACKEND, "oneDNN CPU backend: the default on x86-64",
               lamina::onednn::init, lamina::onednn::score)
+LAMINA_PLUGIN_CONFIGURE(lamina::onednn::configure)
