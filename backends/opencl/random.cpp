@@ -10,24 +10,23 @@ namespace {
 // cannot include). The host turns `u >= rate` into the exact integer test `(z >> 40) >= threshold`
 // (sdk::dropout_threshold), so no double precision is needed here.
 const char* const kSource = R"CL(
-__kernel void dropout_mask_kernel(__global float* y, int y_off, int n, ulong seed, ulong threshold, float keep) {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  ulong z = seed + (ulong)(i + 1) * 0x9E3779B97F4A7C15UL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-  z ^= z >> 31;
-  y[y_off + i] = (z >> 40) >= threshold ? keep : 0.0f;
-}
-
-// u(seed, i) as a float: 24 bits, exact.
-float uniform24(ulong seed, ulong i) {
+// The 24 random bits of element i (sdk::dropout_bits).
+ulong hash_bits(ulong seed, ulong i) {
   ulong z = seed + (i + 1) * 0x9E3779B97F4A7C15UL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
   z ^= z >> 31;
-  return (float)(z >> 40) * (1.0f / 16777216.0f);
+  return z >> 40;
 }
+
+__kernel void dropout_mask_kernel(__global float* y, int y_off, int n, ulong seed, ulong threshold, float keep) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  y[y_off + i] = hash_bits(seed, (ulong)i) >= threshold ? keep : 0.0f;
+}
+
+// u(seed, i) as a float: 24 bits, exact.
+float uniform24(ulong seed, ulong i) { return (float)hash_bits(seed, i) * (1.0f / 16777216.0f); }
 
 // y[i] = mean + stddev · n(seed, i): Box–Muller over u(seed, 2i) and u(seed, 2i+1), in single
 // precision (devices need not have doubles).

@@ -216,6 +216,17 @@ inline BatchNormArgs batch_norm_args(const KernelArgs& args, std::initializer_li
 
 // dropout_mask: y any shape; the op takes no inputs, but callers may pass the tensor the mask is
 // for, whose shape must be y's. Checks the views and reads `rate` and `seed` (both required).
+// A generator (dropout_mask, random_normal) takes no inputs, or the tensor whose shape its one
+// output y has.
+inline void expect_generator_arity(const KernelArgs& args) {
+  if (args.n_inputs == 1) {
+    expect_arity(args, {"like"}, {"y"});
+    expect_same_shape(args.inputs[0], "like", args.outputs[0], "y");
+  } else {
+    expect_arity(args, {}, {"y"});
+  }
+}
+
 struct DropoutArgs {
   double rate = 0.0;
   uint64_t seed = 0;
@@ -223,12 +234,7 @@ struct DropoutArgs {
   uint64_t threshold = 0;  // element i is kept when dropout_bits(seed, i) >= threshold
 };
 inline DropoutArgs dropout_args(const KernelArgs& args) {
-  if (args.n_inputs == 1) {
-    expect_arity(args, {"like"}, {"y"});
-    expect_same_shape(args.inputs[0], "like", args.outputs[0], "y");
-  } else {
-    expect_arity(args, {}, {"y"});
-  }
+  expect_generator_arity(args);
   args.attrs.need("rate");
   args.attrs.need("seed");
   DropoutArgs d;
@@ -247,12 +253,7 @@ struct RandomNormalArgs {
   uint64_t seed = 0;
 };
 inline RandomNormalArgs random_normal_args(const KernelArgs& args) {
-  if (args.n_inputs == 1) {
-    expect_arity(args, {"like"}, {"y"});
-    expect_same_shape(args.inputs[0], "like", args.outputs[0], "y");
-  } else {
-    expect_arity(args, {}, {"y"});
-  }
+  expect_generator_arity(args);
   args.attrs.need("mean");
   args.attrs.need("stddev");
   args.attrs.need("seed");
