@@ -58,7 +58,8 @@ inline void use_backend_or_skip(const std::string& name) {
 
 // A model of the one layer `class_name` with its Keras `config`, on samples of `input_shape`, on
 // the reference backend.
-inline Sequential single_layer(const std::string& class_name, boost::json::object config, const Shape& input_shape) {
+inline Sequential single_layer(const std::string& class_name, boost::json::object config,
+                               const Shape& input_shape) {
   set_backend("reference");
   config["input_shape"] = layers::detail::to_json_array(input_shape);
   Sequential model;
@@ -71,6 +72,27 @@ struct BackendScope {
   std::string previous = backend();
   explicit BackendScope(const std::string& name) { set_backend(name); }
   ~BackendScope() { set_backend(previous); }
+};
+
+// Sets an environment variable for the scope, restoring what was there before.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) previous_ = old, had_ = true;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      ::setenv(name_.c_str(), previous_.c_str(), 1);
+    else
+      ::unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_, previous_;
+  bool had_ = false;
 };
 
 inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -163,7 +185,7 @@ inline Tensor read_npy(const std::string& path) {
   // float32, or int32 (token ids) read as float32, as lamina carries them
   const bool int32 = header.find("'descr': '<i4'") != std::string::npos;
   REQUIRE((int32 || header.find("'descr': '<f4'") != std::string::npos));
-  REQUIRE((header.find( "'fortran_order': False") != std::string::npos));
+  REQUIRE((header.find("'fortran_order': False") != std::string::npos));
   Shape shape;
   const size_t open = header.find('(', header.find("'shape'")), close = header.find(')', open);
   std::stringstream dims(header.substr(open + 1, close - open - 1));

@@ -872,6 +872,111 @@ TEST_CASE("conformance: every op on onednn matches the reference") {
   conformance_on("onednn");
 }
 
+// The onednn backend's Winograd convolutions (docs/ops.md), forced on with each output tile, in every
+// pass, against the float64 reference. Per output, |ŷ − y| <= 8 · β · ε · S, where S is the same op
+// run on the inputs' magnitudes (Σ |x|·|w| over the terms of a forward output) and β the tile's
+// amplification factor from docs/ops.md: 7.2, 256, 134 and 302 for F(2,3), F(4,3), F(2,5), F(4,5)
+// in the forward and data passes; 9, 178, 414 and 373 in the filter pass.
+TEST_CASE("conformance: Winograd convolutions on onednn stay within their error bound") {
+  test::use_backend_or_skip("onednn");
+  struct WinogradCase {
+    std::string name, op;
+    std::vector<Shape> inputs;
+    Attributes attrs;
+    int64_t r;  // kernel size
+  };
+  const Attributes valid = conv_attrs({1, 1}, {0, 0, 0, 0}), same3 = conv_attrs({1, 1}, {1, 1, 1, 1});
+  // the seed's second layer in all three passes; ragged tiles, channels that are not multiples of
+  // the vector width, "same" padding, and uneven pads (a tile reaching past every edge)
+  const std::vector<WinogradCase> cases = {
+      {"seed layer 2",
+       "conv2d_bias",
+       {{3, 24, 24, 32}, {5, 5, 32, 32}, {32}},
+       Attributes(valid).set("activation", "relu"),
+       5},
+      {"seed layer 2 dx",
+       "conv2d_backward_data",
+       {{3, 20, 20, 32}, {5, 5, 32, 32}},
+       Attributes(valid).set("input_shape", {3, 24, 24, 32}),
+       5},
+      {"seed layer 2 dw, db",
+       "conv2d_backward_filter_bias",
+       {{3, 24, 24, 32}, {3, 20, 20, 32}},
+       Attributes(valid).set("filter_shape", {5, 5, 32, 32}),
+       5},
+      {"3x3 same, 20 to 24 channels", "conv2d", {{2, 13, 11, 20}, {3, 3, 20, 24}}, same3, 3},
+      {"3x3 same dx",
+       "conv2d_backward_data",
+       {{2, 13, 11, 24}, {3, 3, 20, 24}},
+       Attributes(same3).set("input_shape", {2, 13, 11, 20}),
+       3},
+      {"3x3 same dw",
+       "conv2d_backward_filter",
+       {{2, 13, 11, 20}, {2, 13, 11, 24}},
+       Attributes(same3).set("filter_shape", {3, 3, 20, 24}),
+       3},
+      {"5x5 same tanh, 6 to 5 channels",
+       "conv2d_bias",
+       {{2, 9, 10, 6}, {5, 5, 6, 5}, {5}},
+       conv_attrs({1, 1}, {2, 2, 2, 2}).set("activation", "tanh"),
+       5},
+      {"5x5 pads 1,3,0,4 dx",
+       "conv2d_backward_data",
+       {{2, 9, 10, 5}, {5, 5, 6, 5}},
+       conv_attrs({1, 1}, {1, 3, 0, 4}).set("input_shape", {2, 9, 10, 6}),
+       5},
+      {"5x5 pads 1,3,0,4 dw",
+       "conv2d_backward_filter",
+       {{2, 9, 10, 6}, {2, 9, 10, 5}},
+       conv_attrs({1, 1}, {1, 3, 0, 4}).set("filter_shape", {5, 5, 6, 5}),
+       5},
+      {"conv2d_transpose 3x3 stride 1",
+       "conv2d_transpose",
+       {{2, 6, 7, 16}, {3, 3, 8, 16}},
+       Attributes(same3).set("output_size", {6, 7}),
+       3},
+  };
+  const double epsilon = 0x1p-24;
+  uint64_t seed = 500;
+  for (const std::string tile : {"2", "4"}) {
+    test::ScopedEnv on("LAMINA_WINOGRAD", "on"), which("LAMINA_WINOGRAD_TILE", tile.c_str());
+    for (const WinogradCase& c : cases) {
+      CAPTURE(c.name);
+      CAPTURE(tile);
+      const int64_t r = c.r;
+      const bool filter = c.op.rfind("conv2d_backward_filter", 0) == 0;
+      const double beta = filter ? (tile[0] == '2' ? (r == 3 ? 9.0 : 414.0) : (r == 3 ? 178.0 : 373.0))
+                                 : (tile[0] == '2' ? (r == 3 ? 7.2 : 134.0) : (r == 3 ? 256.0 : 302.0));
+      std::vector<Tensor> in, magnitude;
+      for (const Shape& shape : c.inputs) {
+        in.push_back(random_tensor(shape, seed += 3, -1.0f, 1.0f));
+        std::vector<float> v = in.back().to_vector();
+        for (float& e : v) e = std::fabs(e);
+        magnitude.push_back(Tensor::from_vector(v, shape));
+      }
+      std::vector<std::vector<float>> want, bound;
+      {
+        test::BackendScope scope("reference");
+        want = run_all(c.op, in, c.attrs);
+        Attributes linear = c.attrs;
+        linear.set("activation", "linear");
+        bound = run_all(c.op, magnitude, c.op == "conv2d_bias" ? linear : c.attrs);
+      }
+      const std::vector<std::vector<float>> got = run_all(c.op, in, c.attrs);
+      REQUIRE(got.size() == want.size());
+      for (size_t k = 0; k < want.size(); ++k) {
+        REQUIRE(got[k].size() == want[k].size());
+        double worst = 0;  // the largest error as a fraction of its bound
+        for (size_t i = 0; i < want[k].size(); ++i)
+          worst = std::max(
+              worst, std::fabs(double(got[k][i]) - want[k][i]) / (8 * beta * epsilon * bound[k][i] + 1e-30));
+        INFO("output " << k << ": the largest error is " << worst << " of its bound");
+        CHECK(worst <= 1.0);
+      }
+    }
+  }
+}
+
 TEST_CASE("conformance: every op on cudnn matches the reference") {
   conformance_on("cudnn");
 }

@@ -13,6 +13,7 @@
 // used when oneDNN offers them, and `any` everywhere (with reorders) otherwise. Whichever is chosen
 // is decided once per shape and cached with its reorders and staging buffers.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -135,7 +136,8 @@ bool small(const ConvGeometry& g) {
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::engine& engine,
-                                                     dnnl::prop_kind prop, bool channels_last, bool with_bias = false,
+                                                     dnnl::prop_kind prop, bool channels_last,
+                                                     bool with_bias = false,
                                                      sdk::Activation act = sdk::Activation::linear) {
   ActivationLayout a = activation_layout(g, channels_last);
   auto desc = with_bias ? dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, a.src,
@@ -145,6 +147,32 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, cons
                                                           any(g.weights()), a.dst, g.strides(), g.dilates(),
                                                           g.pad_l(), g.pad_r());
   return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(activation_attr(act)), engine);
+}
+
+// Runs `run(algorithm)` with the algorithm for this shape and pass: 0 for oneDNN's direct
+// convolution, m for Winograd with m×m output tiles (winograd.hpp). In automatic mode the first
+// call of a shape runs every candidate once to warm it up, then twice more in turn, and keeps the
+// one with the shortest time; the last run is the chosen one, so its outputs are the call's.
+template <class Run>
+void with_algorithm(Backend& be, const CacheKey& key, const ConvGeometry& g, Run&& run) {
+  const std::vector<int> tiles = winograd::tiles(g);
+  const winograd::Mode mode = winograd::mode();
+  if (tiles.empty() || mode == winograd::Mode::off) return run(0);
+  if (mode == winograd::Mode::on) return run(winograd::forced_tile(tiles));
+  if (auto it = be.conv_algorithm.find(key); it != be.conv_algorithm.end()) return run(it->second);
+  std::vector<int> candidates{0};
+  candidates.insert(candidates.end(), tiles.begin(), tiles.end());
+  std::vector<double> best(candidates.size(), 1e300);
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      run(candidates[i]);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (round > 0) best[i] = std::min(best[i], seconds);
+    }
+  const int chosen = candidates[size_t(std::min_element(best.begin(), best.end()) - best.begin())];
+  be.conv_algorithm.emplace(key, chosen);
+  if (chosen != candidates.back()) run(chosen);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,6 +187,9 @@ struct ForwardEntry {
 // conv2d (x, w → y) and conv2d_bias (x, w, b → y = activation(conv2d(x, w) + b)): the bias and the
 // activation run inside the convolution's own loop (oneDNN bias and eltwise post-op), so the output
 // is written once instead of three times.
+void direct_forward(const sdk::KernelArgs& args, Backend& be, const ConvGeometry& g, const CacheKey& key,
+                    bool with_bias, sdk::Activation act);
+
 void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
   expect_views(args, with_bias ? 3 : 2, 1);
   const lamina_view& x = args.inputs[0];
@@ -175,10 +206,17 @@ void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
       for (int64_t o = 0; o < g.o; ++o) {
         float z = with_bias ? in_data(args.inputs[2])[o] : 0.f;
         switch (act) {
-          case sdk::Activation::relu: z = z > 0.f ? z : 0.f; break;
-          case sdk::Activation::sigmoid: z = 1.f / (1.f + std::exp(-z)); break;
-          case sdk::Activation::tanh: z = std::tanh(z); break;
-          case sdk::Activation::linear: break;
+          case sdk::Activation::relu:
+            z = z > 0.f ? z : 0.f;
+            break;
+          case sdk::Activation::sigmoid:
+            z = 1.f / (1.f + std::exp(-z));
+            break;
+          case sdk::Activation::tanh:
+            z = std::tanh(z);
+            break;
+          case sdk::Activation::linear:
+            break;
         }
         out[i * g.o + o] = z;
       }
@@ -186,10 +224,24 @@ void conv_forward(const sdk::KernelArgs& args, const char* op, bool with_bias) {
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  CacheKey key = g.key(op);
+  key.add(int64_t(act));
+  const float* bias = with_bias ? in_data(args.inputs[2]) : nullptr;
+  with_algorithm(be, key, g, [&](int algorithm) {
+    if (algorithm)
+      winograd::forward(g, algorithm, in_data(x), in_data(w), bias, act, out_data(y), be.winograd_workspace);
+    else
+      direct_forward(args, be, g, key, with_bias, act);
+  });
+}
+
+void direct_forward(const sdk::KernelArgs& args, Backend& be, const ConvGeometry& g, const CacheKey& key,
+                    bool with_bias, sdk::Activation act) {
+  const lamina_view& x = args.inputs[0];
+  const lamina_view& w = args.inputs[1];
+  const lamina_view& y = args.outputs[0];
   SerialScope serial(small(g));
   with_dnnl(args, [&] {
-    CacheKey key = g.key(op);
-    key.add(int64_t(act));
     auto entry = be.cache.get<ForwardEntry>(key, [&] {
       auto pd = choose_layout([&](bool channels_last) {
         return forward_pd(g, be.engine, dnnl::prop_kind::forward_inference, channels_last, with_bias, act);
@@ -235,6 +287,9 @@ struct BackwardDataEntry {
   Staged diff_dst, weights, diff_src;
 };
 
+void direct_backward_data(const sdk::KernelArgs& args, Backend& be, const ConvGeometry& g,
+                          const CacheKey& key);
+
 // conv2d_backward_data: dy, w → dx
 ONEDNN_KERNEL(conv2d_backward_data_kernel, "conv2d_backward_data") {
   const char* op = "conv2d_backward_data";
@@ -249,9 +304,23 @@ ONEDNN_KERNEL(conv2d_backward_data_kernel, "conv2d_backward_data") {
     return;
   }
   std::lock_guard lock(be.mutex);
+  const CacheKey key = g.key(op);
+  with_algorithm(be, key, g, [&](int algorithm) {
+    if (algorithm)
+      winograd::backward_data(g, algorithm, in_data(dy), in_data(w), out_data(dx), be.winograd_workspace);
+    else
+      direct_backward_data(args, be, g, key);
+  });
+}
+
+void direct_backward_data(const sdk::KernelArgs& args, Backend& be, const ConvGeometry& g,
+                          const CacheKey& key) {
+  const lamina_view& dy = args.inputs[0];
+  const lamina_view& w = args.inputs[1];
+  const lamina_view& dx = args.outputs[0];
   SerialScope serial(small(g));
   with_dnnl(args, [&] {
-    auto entry = be.cache.get<BackwardDataEntry>(g.key(op), [&] {
+    auto entry = be.cache.get<BackwardDataEntry>(key, [&] {
       auto pd = choose_layout([&](bool channels_last) {
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last);
         ActivationLayout a = activation_layout(g, channels_last);
@@ -297,6 +366,9 @@ struct BackwardWeightsEntry {
 
 // conv2d_backward_filter (x, dy → dw) and conv2d_backward_filter_bias (x, dy → dw, db): oneDNN
 // sums db in the same pass over dy.
+void direct_backward_filter(const sdk::KernelArgs& args, Backend& be, const ConvGeometry& g,
+                            const CacheKey& key, bool with_bias);
+
 void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with_bias) {
   expect_views(args, 2, with_bias ? 2 : 1);
   const lamina_view& x = args.inputs[0];
@@ -320,9 +392,24 @@ void conv_backward_filter(const sdk::KernelArgs& args, const char* op, bool with
   }
   Backend& be = backend_of(args);
   std::lock_guard lock(be.mutex);
+  const CacheKey key = g.key(op);
+  with_algorithm(be, key, g, [&](int algorithm) {
+    if (algorithm)
+      winograd::backward_filter(g, algorithm, in_data(x), in_data(dy), out_data(dw),
+                                with_bias ? out_data(args.outputs[1]) : nullptr, be.winograd_workspace);
+    else
+      direct_backward_filter(args, be, g, key, with_bias);
+  });
+}
+
+void direct_backward_filter(const sdk::KernelArgs& args, Backend& be, const ConvGeometry& g,
+                            const CacheKey& key, bool with_bias) {
+  const lamina_view& x = args.inputs[0];
+  const lamina_view& dy = args.inputs[1];
+  const lamina_view& dw = args.outputs[0];
   SerialScope serial(small(g));
   with_dnnl(args, [&] {
-    auto entry = be.cache.get<BackwardWeightsEntry>(g.key(op), [&] {
+    auto entry = be.cache.get<BackwardWeightsEntry>(key, [&] {
       auto pd = choose_layout([&](bool channels_last) {
         auto hint = forward_pd(g, be.engine, dnnl::prop_kind::forward_training, channels_last, with_bias);
         ActivationLayout a = activation_layout(g, channels_last);

@@ -48,13 +48,27 @@ enum class Backward { relu, sigmoid, tanh };  // from x (relu) or y (sigmoid, ta
 LAMINA_VECTOR_CLONES
 void unary_small(Unary f, const float* __restrict x, float* __restrict y, int64_t n) {
   switch (f) {
-    case Unary::neg: for (int64_t i = 0; i < n; ++i) y[i] = -x[i]; break;
-    case Unary::exp: for (int64_t i = 0; i < n; ++i) y[i] = vector_exp(x[i]); break;
-    case Unary::sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]); break;
-    case Unary::square: for (int64_t i = 0; i < n; ++i) y[i] = x[i] * x[i]; break;
-    case Unary::relu: for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], 0.f); break;
-    case Unary::sigmoid: for (int64_t i = 0; i < n; ++i) y[i] = vector_sigmoid(x[i]); break;
-    case Unary::tanh: for (int64_t i = 0; i < n; ++i) y[i] = vector_tanh(x[i]); break;
+    case Unary::neg:
+      for (int64_t i = 0; i < n; ++i) y[i] = -x[i];
+      break;
+    case Unary::exp:
+      for (int64_t i = 0; i < n; ++i) y[i] = vector_exp(x[i]);
+      break;
+    case Unary::sqrt:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]);
+      break;
+    case Unary::square:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] * x[i];
+      break;
+    case Unary::relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], 0.f);
+      break;
+    case Unary::sigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = vector_sigmoid(x[i]);
+      break;
+    case Unary::tanh:
+      for (int64_t i = 0; i < n; ++i) y[i] = vector_tanh(x[i]);
+      break;
   }
 }
 
@@ -62,14 +76,21 @@ LAMINA_VECTOR_CLONES
 void backward_small(Backward f, const float* __restrict a, const float* __restrict dy, float* __restrict dx,
                     int64_t n) {
   switch (f) {
-    case Backward::relu: for (int64_t i = 0; i < n; ++i) dx[i] = a[i] > 0.f ? dy[i] : 0.f; break;
-    case Backward::sigmoid: for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * a[i] * (1.f - a[i]); break;
-    case Backward::tanh: for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.f - a[i] * a[i]); break;
+    case Backward::relu:
+      for (int64_t i = 0; i < n; ++i) dx[i] = a[i] > 0.f ? dy[i] : 0.f;
+      break;
+    case Backward::sigmoid:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * a[i] * (1.f - a[i]);
+      break;
+    case Backward::tanh:
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.f - a[i] * a[i]);
+      break;
   }
 }
 
 // y = f(x) for x → y.
-void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg, float alpha, float beta, Unary f) {
+void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg, float alpha, float beta,
+                     Unary f) {
   expect_views(args, 1, 1);
   const lamina_view& x = args.inputs[0];
   const lamina_view& y = args.outputs[0];
@@ -102,7 +123,8 @@ void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg,
 
 // dx = f'(·) · dy for (x or y), dy → dx. `alg` decides whether the first input is the forward's
 // source (relu) or its result (the *_use_dst_for_bwd algorithms).
-void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg, bool first_is_dst, Backward f) {
+void eltwise_backward(const sdk::KernelArgs& args, const char* op, algorithm alg, bool first_is_dst,
+                      Backward f) {
   expect_views(args, 2, 1);
   const lamina_view& data = args.inputs[0];
   const lamina_view& dy = args.inputs[1];

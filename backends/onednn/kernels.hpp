@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "primitive_cache.hpp"
+#include "winograd.hpp"
 
 namespace lamina::onednn {
 
@@ -37,6 +38,10 @@ struct Backend {
   // oneDNN work at once; kernels that are plain loops do not take it.
   std::mutex mutex;
   PrimitiveCache cache{512};
+  // The convolution algorithm chosen for each shape and pass (0: oneDNN's direct convolution, else
+  // the Winograd output tile), and the Winograd kernels' memory (conv.cpp).
+  std::unordered_map<CacheKey, int, CacheKeyHash> conv_algorithm;
+  winograd::Workspace winograd_workspace;
 
   Backend() : engine(dnnl::engine::kind::cpu, 0), stream(engine) {}
   ~Backend() { std::free(scratch_); }
@@ -67,7 +72,8 @@ class Scratchpad {
  public:
   Scratchpad() = default;
   Scratchpad(const dnnl::memory::desc& md, const dnnl::engine& engine)
-      : bytes_(md.get_size()), memory_(bytes_ ? dnnl::memory(md, engine, DNNL_MEMORY_NONE) : dnnl::memory()) {}
+      : bytes_(md.get_size()),
+        memory_(bytes_ ? dnnl::memory(md, engine, DNNL_MEMORY_NONE) : dnnl::memory()) {}
   // Adds DNNL_ARG_SCRATCHPAD to `args`, bound to the shared buffer (call under the backend's mutex).
   void add_to(Backend& be, std::unordered_map<int, dnnl::memory>& args) {
     if (!bytes_) return;
@@ -128,10 +134,17 @@ inline dnnl::primitive_attr activation_attr(sdk::Activation act) {
   dnnl::primitive_attr attr;
   dnnl::algorithm alg;
   switch (act) {
-    case sdk::Activation::relu: alg = dnnl::algorithm::eltwise_relu; break;
-    case sdk::Activation::sigmoid: alg = dnnl::algorithm::eltwise_logistic; break;
-    case sdk::Activation::tanh: alg = dnnl::algorithm::eltwise_tanh; break;
-    default: return attr;
+    case sdk::Activation::relu:
+      alg = dnnl::algorithm::eltwise_relu;
+      break;
+    case sdk::Activation::sigmoid:
+      alg = dnnl::algorithm::eltwise_logistic;
+      break;
+    case sdk::Activation::tanh:
+      alg = dnnl::algorithm::eltwise_tanh;
+      break;
+    default:
+      return attr;
   }
   dnnl::post_ops po;
   po.append_eltwise(1.f, alg, 0.f, 0.f);

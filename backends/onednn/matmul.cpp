@@ -208,16 +208,24 @@ void matmul(const float* a, int64_t a_i, int64_t a_k, const float* b, float* y, 
 // y = activation(y + bias) over the rows of y (M,N); bias may be null. The activation runs over y as
 // one flat array, so that only its last few elements miss a full vector.
 LAMINA_VECTOR_CLONES
-void add_bias_activate(float* __restrict y, const float* __restrict bias, int64_t M, int64_t N, sdk::Activation act) {
+void add_bias_activate(float* __restrict y, const float* __restrict bias, int64_t M, int64_t N,
+                       sdk::Activation act) {
   if (bias)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) y[i * N + j] += bias[j];
   const int64_t n = M * N;
   switch (act) {
-    case sdk::Activation::relu: for (int64_t k = 0; k < n; ++k) y[k] = std::max(y[k], 0.f); break;
-    case sdk::Activation::sigmoid: for (int64_t k = 0; k < n; ++k) y[k] = vector_sigmoid(y[k]); break;
-    case sdk::Activation::tanh: for (int64_t k = 0; k < n; ++k) y[k] = vector_tanh(y[k]); break;
-    case sdk::Activation::linear: break;
+    case sdk::Activation::relu:
+      for (int64_t k = 0; k < n; ++k) y[k] = std::max(y[k], 0.f);
+      break;
+    case sdk::Activation::sigmoid:
+      for (int64_t k = 0; k < n; ++k) y[k] = vector_sigmoid(y[k]);
+      break;
+    case sdk::Activation::tanh:
+      for (int64_t k = 0; k < n; ++k) y[k] = vector_tanh(y[k]);
+      break;
+    case sdk::Activation::linear:
+      break;
   }
 }
 

@@ -102,11 +102,14 @@ void init(const lamina_host* host) {
 
 }  // namespace
 
-// {"threads": N}, optional; LAMINA_NUM_THREADS overrides it. "device" comes with the configuration's
-// top-level default for every backend; the CPU is this backend's one device, so it is not read.
+// {"threads": N, "winograd": "auto" | "on" | "off"}, both optional; LAMINA_NUM_THREADS and
+// LAMINA_WINOGRAD override them. "device" comes with the configuration's top-level default for every
+// backend; the CPU is this backend's one device, so it is not read.
 void configure(const std::string& settings_json) {
   sdk::Config settings(settings_json, "onednn settings");
-  settings.only_keys({"threads", "device"});
+  settings.only_keys({"threads", "winograd", "device"});
+  winograd::set_configured_mode(winograd::parse_mode(
+      settings.get_choice("winograd", "auto", {"auto", "on", "off"}).c_str(), "backends.onednn.winograd"));
   const int64_t threads = settings.get_int("threads", 0);
   if (settings.has("threads") && (threads < 1 || threads > 1024))
     settings.fail("'threads' must be a thread count (1 to 1024), got " + std::to_string(threads));

@@ -9,8 +9,8 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <cstring>
+#include <list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -51,7 +51,8 @@ struct CacheKey {
 struct CacheKeyHash {
   size_t operator()(const CacheKey& k) const noexcept {
     uint64_t h = std::hash<std::string_view>{}(k.op);
-    for (size_t i = 0; i < k.count; ++i) h = (h ^ uint64_t(k.values[i])) * 0x100000001B3ull + 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < k.count; ++i)
+      h = (h ^ uint64_t(k.values[i])) * 0x100000001B3ull + 0x9E3779B97F4A7C15ull;
     return size_t(h);
   }
 };

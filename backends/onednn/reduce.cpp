@@ -268,8 +268,8 @@ double squared_distance(const float* __restrict p, const float* __restrict t, in
 }
 
 LAMINA_VECTOR_CLONES
-void scaled_difference(const float* __restrict p, const float* __restrict t, float* __restrict d, float factor,
-                       int64_t n) {
+void scaled_difference(const float* __restrict p, const float* __restrict t, float* __restrict d,
+                       float factor, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = (p[i] - t[i]) * factor;
 }
 
