@@ -3,23 +3,35 @@
 #   1. build lamina with the cudnn backend (or unpack the build `run.sh --prepare` packed elsewhere),
 #   2. run every cudnn test case: the conformance table against the reference backend, the gradient
 #      checks, the seed MLP and CNN, the predictions against the reference, the host-side tests,
-#   3. train the seed CNN (examples/mnist_cnn.json) for one epoch on Fashion-MNIST with
-#      `lamina train --backend cudnn`, again with timed algorithm choice (LAMINA_CUDNN_FIND=1), then
-#      a short run under LAMINA_PROFILE for the op breakdown,
-#   4. train the same model the same way with PyTorch on the same GPU (float32, then PyTorch's
-#      default TF32 convolutions),
-#   5. print a summary table. summary.md, tests.tsv, tests.log, lamina.log and torch.log go to $OUT
-#      (where the GPU machines return files from) or build-gpu/results.
+#   3. run the cudnn test cases of lamina_tests once more under compute-sanitizer: memcheck with
+#      leak checking over all of them (at most 90 s), racecheck over the conformance table (at most
+#      60 s); the error counts are reported, they do not change the exit status,
+#   4. train the seed CNN (examples/mnist_cnn.json) for one epoch on Fashion-MNIST with
+#      `lamina train --backend cudnn` at batch sizes 32, 128, 256 and 1024, again at batch 32 with
+#      timed algorithm choice (LAMINA_CUDNN_FIND=1), then a short run under LAMINA_PROFILE for the
+#      op breakdown,
+#   5. train the same model the same way with PyTorch on the same GPU: float32 at every batch size,
+#      PyTorch's default TF32 convolutions at batch 32, and the torch.compile'd model at every batch
+#      size (its compiling is not timed),
+#   6. print a summary table. summary.md, tests.tsv, tests.log, sanitizer_memcheck.log,
+#      sanitizer_racecheck.log, lamina.log and torch.log go to $OUT (where the GPU machines return
+#      files from) or build-gpu/results.
 # Without a usable GPU it stops after the build and says why.
 #
-#   tests/gpu/run.sh             on the GPU machine (about 3-5 minutes with 16 cores)
+#   tests/gpu/run.sh             on the GPU machine (meant to take under 4 minutes with the packed
+#                                build)
+#   tests/gpu/run.sh --no-sanitizer --no-compile
+#                                the same without step 3, or without torch.compile (each saves 1 to 2
+#                                minutes)
 #   tests/gpu/run.sh --prepare   on a machine with lamina's build dependencies: builds for sm_80 and
 #                                sm_90 and packs tests/gpu/prebuilt.tar.gz for GPU machines that lack
 #                                them (Boost.JSON, HDF5, CLI11, doctest)
 #
 # Environment: LAMINA_GPU_BUILD (build folder, default build-gpu), LAMINA_GPU_MODE (source or
 # prebuilt; default: prebuilt when tests/gpu/prebuilt.tar.gz is there), FASHION_MNIST_DIR, JOBS,
-# PYTHON, CUDA_ARCHITECTURES.
+# PYTHON, CUDA_ARCHITECTURES, BATCH_SIZES (timed besides 32; default "128 256 1024"),
+# MEMCHECK_TIMEOUT (90), RACECHECK_TIMEOUT (60), COMPILE_TIMEOUT (120; cut to what is left of
+# LAMINA_GPU_BUDGET, 225 seconds for everything after the build).
 # Exit status: 0 everything ran and passed; 1 something failed; 2 no usable GPU.
 set -uo pipefail
 
@@ -30,6 +42,15 @@ RESULTS=${OUT:-$BUILD/results}
 JOBS=${JOBS:-$(nproc)}
 PACKED=$HERE/prebuilt.tar.gz
 START=$SECONDS
+BATCH_SIZES=${BATCH_SIZES-128 256 1024}
+MEMCHECK_TIMEOUT=${MEMCHECK_TIMEOUT:-90}
+RACECHECK_TIMEOUT=${RACECHECK_TIMEOUT:-60}
+COMPILE_TIMEOUT=${COMPILE_TIMEOUT:-120}
+BUDGET=${LAMINA_GPU_BUDGET:-225}
+BUDGET_START=$SECONDS  # reset once the build is ready
+SANITIZER=1  # --no-sanitizer: 0
+COMPILE=1    # --no-compile: 0
+CONFORMANCE_CASE="conformance: every op on cudnn matches the reference"
 
 say() { printf '[gpu %4ds] %s\n' "$((SECONDS - START))" "$*"; }
 die() {
@@ -189,14 +210,134 @@ lamina_epoch() {
     sed -E 's/^[0-9]+\/[0-9]+ - ([0-9.]+)s - ([0-9.]+) samples\/s - loss: ([0-9.e+-]+) - accuracy: ([0-9.e+-]+) - val_loss: ([0-9.e+-]+) - val_accuracy: ([0-9.e+-]+).*/\1 \2 \3 \4 \5 \6/'
 }
 
-# A field of the first epoch in torch_seed_cnn.py's JSON.
+# Field $3 of the first epoch at batch size $2 in torch_seed_cnn.py's output $1 (one JSON line per
+# batch size), or of the line itself (compile_seconds); "-" where there is none.
 torch_field() {
-  "$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["epochs"][0][sys.argv[2]] if "epochs" in d else "-")' \
-    "$1" "$2" 2>/dev/null || echo "-"
+  "$PYTHON" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    if d.get("batch_size") == int(sys.argv[2]) and d.get("epochs"):
+        print(d["epochs"][0].get(sys.argv[3], d.get(sys.argv[3], "-")))
+        break
+else:
+    print("-")
+' "$1" "$2" "$3" 2>/dev/null || echo "-"
+}
+
+# The "error" of torch_seed_cnn.py's output $1, if any (e.g. why torch.compile cannot be used).
+torch_error() {
+  "$PYTHON" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    if "error" in d:
+        print(d["error"])
+        break
+' "$1" 2>/dev/null
+}
+
+# $1 / $2 to two decimals, or "-" when either is missing.
+quotient() {
+  awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b}'
+}
+
+# The figures of PyTorch's epoch at batch size $2 in torch_seed_cnn.py's output $1, for the
+# summary; nothing when there are none.
+torch_figures() {
+  local s
+  s=$(torch_field "$1" "$2" train_seconds)
+  [[ $s == - ]] && return
+  echo "${s}s train ($(awk -v a="$s" -v b="$(torch_field "$1" "$2" val_seconds)" 'BEGIN {printf "%.2f", a + b}')s" \
+    "with validation), $(torch_field "$1" "$2" samples_per_second) samples/s," \
+    "val_accuracy $(torch_field "$1" "$2" val_accuracy)"
+}
+
+# lamina's training seconds for an epoch of 60,000 images at $1 samples/s, or "-".
+lamina_seconds() {
+  [[ $1 == - || -z $1 ]] && { echo "-"; return; }
+  awk -v s="$1" 'BEGIN {printf "%.2f", 60000 / s}'
+}
+
+# The seconds a time-boxed step may take: its own limit $1, cut to what is left of the budget for
+# everything after the build.
+within_budget() {
+  local left=$((BUDGET - (SECONDS - BUDGET_START)))
+  ((left < $1)) && echo "$left" || echo "$1"
+}
+
+# ------------------------------------------------------------------------------------------------
+# compute-sanitizer
+
+# NVIDIA's compute-sanitizer: on PATH, else in the CUDA toolkit ($CUDA_HOME, /usr/local/cuda, then
+# /usr/local/cuda-* from the newest version down).
+find_sanitizer() {
+  local c d dirs
+  c=$(command -v compute-sanitizer 2>/dev/null) && { echo "$c"; return; }
+  mapfile -t dirs < <(printf '%s\n' /usr/local/cuda-* | sort -rV)
+  for d in "${CUDA_HOME:-/usr/local/cuda}" /usr/local/cuda "${dirs[@]}"; do
+    for c in "$d/bin/compute-sanitizer" "$d/compute-sanitizer/compute-sanitizer"; do
+      [[ -x $c ]] && { echo "$c"; return; }
+    done
+  done
+  return 1
+}
+
+# The verdict, in a few words, on the log $2 of compute-sanitizer's tool $1 in a run that ended
+# with status $3 under a limit of $4 seconds: the errors of its "ERROR SUMMARY: N errors" line (the
+# first one: past the print limit a second one counts the errors not printed), memcheck's "Leaked
+# ..." lines, racecheck's hazard summary, the test cases' exit status when they failed, or that it
+# timed out.
+sanitizer_verdict() {
+  local tool=$1 log=$2 status=$3 limit=$4 errors leaks hazards reports
+  errors=$(grep -oE 'ERROR SUMMARY: [0-9,]+ error' "$log" | head -n 1 | grep -oE '[0-9,]+' | tr -d ,)
+  leaks=$(grep -cE 'Leaked [0-9,]+ bytes' "$log")
+  hazards=$(grep -oE 'RACECHECK SUMMARY: .*' "$log" | head -n 1 | sed 's/^RACECHECK SUMMARY: //')
+  if [[ $status == 124 || $status == 137 ]]; then
+    # No summary yet: count the reports so far, the unindented "=========" lines that are not the
+    # banner, a summary or the tool's own note on the end of the process.
+    reports=$(grep -E '^========= [^ ]' "$log" |
+      grep -cvE 'COMPUTE-SANITIZER|SUMMARY|Target application|terminate successfully|^========= Note')
+    local verdict="timed out after ${limit}s, ${errors:-$reports} error report(s)"
+    [[ $tool == memcheck ]] && verdict+=" and $leaks leak(s)"
+    echo "$verdict before that"
+  elif [[ -n $errors ]]; then
+    local verdict="$errors error(s)"
+    [[ $tool == memcheck || $leaks != 0 ]] && verdict+=", $leaks leak(s)"
+    [[ -n $hazards ]] && verdict+=" (racecheck: $hazards)"
+    [[ $status != 0 ]] && verdict+="; the test cases exited with status $status"
+    echo "$verdict"
+  else
+    echo "did not run (status $status): $(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c1-200)"
+  fi
+}
+
+# Runs the command after $1 $2 (compute-sanitizer with its arguments, the test program with its
+# own) for at most $2 seconds, writing its output to $RESULTS/sanitizer_$1.log, and prints the
+# verdict. `timeout` signals its whole process group, so the test program the sanitizer started
+# ends with it.
+sanitize() {
+  local tool=$1 limit=$2 status log=$RESULTS/sanitizer_$1.log
+  shift 2
+  timeout -k 10 "$limit" "$@" >"$log" 2>&1
+  status=$?
+  sanitizer_verdict "$tool" "$log" "$status" "$limit"
 }
 
 main() {
   pick_python
+  # The batch sizes timed besides the seed CNN's 32 (its config's), as a list.
+  local batches=() b
+  for b in $BATCH_SIZES; do
+    [[ $b =~ ^[1-9][0-9]*$ ]] || die "BATCH_SIZES: '$b' is not a batch size"
+    [[ $b == 32 ]] || batches+=("$b")
+  done
   WORK=$(mktemp -d)  # intermediate files; the results folder gets a few consolidated ones
   trap 'rm -rf "$WORK"' EXIT
   mkdir -p "$RESULTS"
@@ -243,6 +384,7 @@ main() {
   build_seconds=$((SECONDS - build_seconds))
   find_cuda_libraries
   say "build ready in ${build_seconds}s"
+  BUDGET_START=$SECONDS
 
   # 2. is there a GPU?
   local line
@@ -281,7 +423,32 @@ main() {
   say "tests: $passed passed, $failed failed, $skipped skipped"
   grep -vE $'\tpassed$' "$RESULTS/tests.tsv" | sed 's/^/    /'
 
-  # 4. lamina, one epoch
+  # 4. the same test cases once more under compute-sanitizer. memcheck runs every cudnn case of
+  # lamina_tests in one process; doctest runs them file by file, so the conformance table comes
+  # first and is the part checked when the time runs out. Cases that skipped above are left out (a
+  # skip ends the process), and so are the host-side tests, which launch no kernels of lamina's.
+  # racecheck, much slower, looks at the conformance table only.
+  local memcheck="skipped (--no-sanitizer)" racecheck="" sanitizer
+  if [[ $SANITIZER == 1 ]]; then
+    if sanitizer=$(find_sanitizer); then
+      local skipped_cases cases=(--no-colors "-tc=*cudnn*")
+      skipped_cases=$(grep -E $'\tskipped$' "$RESULTS/tests.tsv" | cut -f1 | sed 's/,/?/g' | paste -sd, -)
+      [[ -n $skipped_cases ]] && cases+=("-tce=$skipped_cases")
+      say "compute-sanitizer memcheck --leak-check full over the cudnn test cases (at most ${MEMCHECK_TIMEOUT}s; $sanitizer)"
+      memcheck=$(sanitize memcheck "$MEMCHECK_TIMEOUT" "$sanitizer" --tool memcheck --leak-check full \
+        "$bin/lamina_tests" "${cases[@]}")
+      say "memcheck: $memcheck"
+      say "compute-sanitizer racecheck over '$CONFORMANCE_CASE' (at most ${RACECHECK_TIMEOUT}s)"
+      racecheck=$(sanitize racecheck "$RACECHECK_TIMEOUT" "$sanitizer" --tool racecheck \
+        "$bin/lamina_tests" --no-colors "-tc=$CONFORMANCE_CASE")
+      say "racecheck: $racecheck"
+    else
+      memcheck="not found (looked on PATH, in \$CUDA_HOME and /usr/local/cuda*)"
+      say "compute-sanitizer $memcheck: going on without it"
+    fi
+  fi
+
+  # 5. lamina, one epoch
   local lamina_figures="- - - - - -" find_figures="- - - - - -" config=$WORK/mnist_cnn.json
   if [[ -n $data ]]; then
     "$PYTHON" - "$ROOT/examples/mnist_cnn.json" "$config" "$data" <<'EOF'
@@ -302,53 +469,94 @@ EOF
     find_figures=$(lamina_epoch "$WORK/lamina_train_find.log")
     [[ -n $find_figures ]] || find_figures="- - - - - -"
     tail -n 1 "$WORK/lamina_train_find.log" | sed 's/^/    /'
+    for b in "${batches[@]}"; do
+      say "lamina train --backend cudnn --epochs 1 --batch-size $b"
+      "$bin/lamina" train "$config" --backend cudnn --epochs 1 --batch-size "$b" --verbose 2 \
+        >"$WORK/lamina_train_b$b.log" 2>&1 ||
+        { tail -n 20 "$WORK/lamina_train_b$b.log"; say "lamina train failed (batch $b)"; }
+      tail -n 1 "$WORK/lamina_train_b$b.log" | sed 's/^/    /'
+    done
     say "the op profile of 10,000 images (LAMINA_PROFILE=1)"
     LAMINA_PROFILE=1 "$bin/lamina" train "$config" --backend cudnn --epochs 1 --limit 10000 --verbose 2 \
       >"$WORK/lamina_profile.log" 2>&1
     grep -A 14 'lamina op profile' "$WORK/lamina_profile.log" | sed 's/^/    /'
   fi
 
-  # 5. PyTorch, the same epoch
-  local tf
-  for tf in 0 1; do
-    if [[ -n $data ]]; then
-      say "PyTorch, tf32=$tf"
-      "$PYTHON" "$HERE/torch_seed_cnn.py" --data "$data" --tf32 "$tf" >"$WORK/torch_tf32_$tf.json" \
-        2>"$WORK/torch_tf32_$tf.log" || tail -n 5 "$WORK/torch_tf32_$tf.log"
-      sed 's/^/    /' "$WORK/torch_tf32_$tf.json"
+  # 6. PyTorch, the same epochs: float32 at every batch size (in one process, see
+  # torch_seed_cnn.py), TF32 convolutions at batch 32, then the torch.compile'd model at every batch
+  # size, for at most COMPILE_TIMEOUT seconds and what is left of the run's budget (its results come
+  # line by line, so a timeout keeps the batch sizes done before).
+  local sizes compile_note="" limit status error
+  sizes=$(IFS=,; echo "32${batches[*]:+,${batches[*]}}")
+  if [[ -n $data ]]; then
+    say "PyTorch, float32, batch sizes $sizes"
+    "$PYTHON" "$HERE/torch_seed_cnn.py" --data "$data" --tf32 0 --batch-size "$sizes" >"$WORK/torch_tf32_0.json" \
+      2>"$WORK/torch_tf32_0.log" || tail -n 5 "$WORK/torch_tf32_0.log"
+    sed 's/^/    /' "$WORK/torch_tf32_0.json"
+    say "PyTorch, tf32=1, batch 32"
+    "$PYTHON" "$HERE/torch_seed_cnn.py" --data "$data" --tf32 1 --batch-size 32 >"$WORK/torch_tf32_1.json" \
+      2>"$WORK/torch_tf32_1.log" || tail -n 5 "$WORK/torch_tf32_1.log"
+    sed 's/^/    /' "$WORK/torch_tf32_1.json"
+    limit=$(within_budget "$COMPILE_TIMEOUT")
+    if [[ $COMPILE == 0 ]]; then
+      compile_note="skipped (--no-compile)"
+    elif ((limit < 30)); then
+      compile_note="skipped: ${limit}s left of the ${BUDGET}s after the build (LAMINA_GPU_BUDGET)"
+      say "PyTorch torch.compile $compile_note"
+    else
+      say "PyTorch torch.compile, float32, batch sizes $sizes (at most ${limit}s; compiling is not timed)"
+      timeout -k 10 "$limit" "$PYTHON" "$HERE/torch_seed_cnn.py" --data "$data" --tf32 0 --compile \
+        --batch-size "$sizes" >"$WORK/torch_compile.json" 2>"$WORK/torch_compile.log"
+      status=$?
+      error=$(torch_error "$WORK/torch_compile.json")
+      if [[ -n $error ]]; then
+        compile_note="not usable: ${error#torch.compile failed: }"
+        say "PyTorch torch.compile $compile_note; going on with PyTorch eager only"
+      else
+        if [[ $status == 124 || $status == 137 ]]; then
+          compile_note="timed out after ${limit}s"
+          say "PyTorch torch.compile $compile_note"
+        elif [[ $status != 0 ]]; then
+          compile_note="failed with status $status (see torch.log)"
+          tail -n 5 "$WORK/torch_compile.log"
+        fi
+        sed 's/^/    /' "$WORK/torch_compile.json"
+      fi
     fi
-  done
+  fi
 
   {
-    for f in lamina_train lamina_train_find lamina_profile; do
+    for f in lamina_train lamina_train_find "${batches[@]/#/lamina_train_b}" lamina_profile; do
       [[ -f $WORK/$f.log ]] && printf '==> %s\n' "$f" && cat "$WORK/$f.log"
     done
   } >"$RESULTS/lamina.log"
   {
-    for tf in 0 1; do
-      [[ -f $WORK/torch_tf32_$tf.json ]] && printf '==> tf32=%s\n' "$tf" && cat "$WORK/torch_tf32_$tf.json" \
-        "$WORK/torch_tf32_$tf.log"
+    for f in torch_tf32_0 torch_tf32_1 torch_compile; do
+      [[ -f $WORK/$f.json ]] && printf '==> %s\n' "$f" && cat "$WORK/$f.json" "$WORK/$f.log"
     done
   } >"$RESULTS/torch.log"
 
-  # 6. the summary. lamina's epoch line gives the whole epoch's seconds (validation included, as
+  # 7. the summary. lamina's epoch line gives the whole epoch's seconds (validation included, as
   # Keras prints it) and the training samples/s, from which the training seconds follow.
-  local l_epoch l_sps l_loss l_acc l_vloss l_vacc l_train="-"
+  local l_epoch l_sps l_loss l_acc l_vloss l_vacc l_train
   read -r l_epoch l_sps l_loss l_acc l_vloss l_vacc <<<"$lamina_figures"
-  [[ $l_sps != - ]] && l_train=$(awk -v s="$l_sps" 'BEGIN {printf "%.2f", 60000 / s}')
-  local f_epoch f_sps f_rest f_train="-"
+  l_train=$(lamina_seconds "$l_sps")
+  local f_epoch f_sps f_rest f_train
   read -r f_epoch f_sps f_rest <<<"$find_figures"
-  [[ $f_sps != - ]] && f_train=$(awk -v s="$f_sps" 'BEGIN {printf "%.2f", 60000 / s}')
-  local t_s t_vacc t_sps t_epoch tt_s tt_vacc tt_sps ratio="-"
-  t_s=$(torch_field "$WORK/torch_tf32_0.json" train_seconds)
-  t_sps=$(torch_field "$WORK/torch_tf32_0.json" samples_per_second)
-  t_vacc=$(torch_field "$WORK/torch_tf32_0.json" val_accuracy)
-  t_epoch=$(awk -v a="$t_s" -v b="$(torch_field "$WORK/torch_tf32_0.json" val_seconds)" \
+  f_train=$(lamina_seconds "$f_sps")
+  local t_s t_vacc t_sps t_epoch tt_s tt_vacc tt_sps ratio c_figures
+  t_s=$(torch_field "$WORK/torch_tf32_0.json" 32 train_seconds)
+  t_sps=$(torch_field "$WORK/torch_tf32_0.json" 32 samples_per_second)
+  t_vacc=$(torch_field "$WORK/torch_tf32_0.json" 32 val_accuracy)
+  t_epoch=$(awk -v a="$t_s" -v b="$(torch_field "$WORK/torch_tf32_0.json" 32 val_seconds)" \
     'BEGIN {if (a == "-" || b == "-") print "-"; else printf "%.2f", a + b}')
-  tt_s=$(torch_field "$WORK/torch_tf32_1.json" train_seconds)
-  tt_sps=$(torch_field "$WORK/torch_tf32_1.json" samples_per_second)
-  tt_vacc=$(torch_field "$WORK/torch_tf32_1.json" val_accuracy)
-  [[ $l_train != - && $t_s != - ]] && ratio=$(awk -v a="$l_train" -v b="$t_s" 'BEGIN {printf "%.2f", a / b}')
+  tt_s=$(torch_field "$WORK/torch_tf32_1.json" 32 train_seconds)
+  tt_sps=$(torch_field "$WORK/torch_tf32_1.json" 32 samples_per_second)
+  tt_vacc=$(torch_field "$WORK/torch_tf32_1.json" 32 val_accuracy)
+  ratio=$(quotient "$l_train" "$t_s")
+  c_figures=$(torch_figures "$WORK/torch_compile.json" 32)
+  [[ -n $c_figures ]] &&
+    c_figures+="; compiling took $(torch_field "$WORK/torch_compile.json" 32 compile_seconds)s before, not timed"
   {
     echo "| | |"
     echo "|---|---|"
@@ -356,11 +564,33 @@ EOF
     echo "| lamina | $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $mode build, ${build_seconds}s |"
     echo "| cudnn backend | ${line#*yes } |"
     echo "| cudnn test cases | $passed passed, $failed failed, $skipped skipped |"
+    echo "| compute-sanitizer memcheck --leak-check full, cudnn test cases | $memcheck |"
+    [[ -n $racecheck ]] && echo "| compute-sanitizer racecheck, the conformance table | $racecheck |"
     echo "| lamina seed CNN, 1 epoch, cudnn | ${l_train}s train (${l_epoch}s with validation), ${l_sps} samples/s, loss $l_loss, accuracy $l_acc, val_accuracy $l_vacc |"
     echo "| the same with LAMINA_CUDNN_FIND=1 | ${f_train}s train (${f_epoch}s with validation), ${f_sps} samples/s |"
-    echo "| PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null), float32 | ${t_s}s train (${t_epoch}s with validation), ${t_sps} samples/s, val_accuracy $t_vacc |"
+    echo "| PyTorch $(torch_field "$WORK/torch_tf32_0.json" 32 torch), float32 | ${t_s}s train (${t_epoch}s with validation), ${t_sps} samples/s, val_accuracy $t_vacc |"
     echo "| PyTorch, TF32 convolutions (its default) | ${tt_s}s train, ${tt_sps} samples/s, val_accuracy $tt_vacc |"
+    [[ $COMPILE == 1 ]] && echo "| PyTorch torch.compile, float32 | ${c_figures:-${compile_note:--}} |"
     echo "| lamina / PyTorch float32, training time | $ratio (target: at most 1) |"
+    [[ $COMPILE == 1 ]] && echo "| lamina / PyTorch torch.compile, training time |" \
+      "$(quotient "$l_train" "$(torch_field "$WORK/torch_compile.json" 32 train_seconds)") |"
+    # The other batch sizes, four rows each: lamina, PyTorch float32, torch.compile, the ratios.
+    local figures b_epoch b_sps b_vacc b_train b_figures
+    for b in "${batches[@]}"; do
+      figures=$(lamina_epoch "$WORK/lamina_train_b$b.log" 2>/dev/null)
+      read -r b_epoch b_sps _ _ _ b_vacc <<<"${figures:-- - - - - -}"
+      b_train=$(lamina_seconds "$b_sps")
+      echo "| batch $b: lamina, cudnn | ${b_train}s train (${b_epoch}s with validation), ${b_sps} samples/s," \
+        "val_accuracy $b_vacc |"
+      b_figures=$(torch_figures "$WORK/torch_tf32_0.json" "$b")
+      echo "| batch $b: PyTorch float32 | ${b_figures:--} |"
+      b_figures=$(torch_figures "$WORK/torch_compile.json" "$b")
+      [[ $COMPILE == 1 ]] && echo "| batch $b: PyTorch torch.compile, float32 | ${b_figures:-${compile_note:--}} |"
+      b_figures="$(quotient "$b_train" "$(torch_field "$WORK/torch_tf32_0.json" "$b" train_seconds)") float32"
+      [[ $COMPILE == 1 ]] &&
+        b_figures+=", $(quotient "$b_train" "$(torch_field "$WORK/torch_compile.json" "$b" train_seconds)") torch.compile"
+      echo "| batch $b: lamina / PyTorch, training time | $b_figures |"
+    done
     echo "| whole run | $((SECONDS - START))s |"
   } >"$RESULTS/summary.md"
   echo
@@ -370,11 +600,20 @@ EOF
   exit 1
 }
 
-case ${1:-} in
-  --prepare) prepare ;;
-  "") main ;;
-  *)
-    awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
-    exit 1
-    ;;
-esac
+PREPARE=0
+for arg in "$@"; do
+  case $arg in
+    --prepare) PREPARE=1 ;;
+    --no-sanitizer) SANITIZER=0 ;;
+    --no-compile) COMPILE=0 ;;
+    *)
+      awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
+      exit 1
+      ;;
+  esac
+done
+if [[ $PREPARE == 1 ]]; then
+  prepare
+else
+  main
+fi
