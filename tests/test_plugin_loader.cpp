@@ -3,6 +3,9 @@
 // LAMINA_FIXTURE_DIR/<situation>/ (tests/fixtures); each test case adds just the folder it needs.
 #include "support.hpp"
 
+// The team-size rule of the onednn backend, a pure function of its header.
+#include "../backends/onednn/team.hpp"
+
 #include <lamina/lamina_plugin.h>
 
 #include <filesystem>
@@ -467,6 +470,41 @@ TEST_CASE("the onednn backend takes its thread count from backends.onednn or LAM
   CHECK(contains(line, "'threads' must be a thread count (1 to 1024), got 0"));
   line = listing_line(plugins_listing_with_config("{}", "LAMINA_NUM_THREADS=many"), "onednn");
   CHECK(contains(line, "LAMINA_NUM_THREADS='many' is not a thread count (1 to 1024)"));
+}
+
+TEST_CASE("the onednn backend sizes its team to the cores left by other processes unless a count is set") {
+  // What the team takes: the cores other processes kept busy are the machine's busy cores less this
+  // process's own; the team gets the rest, rounded, at least one.
+  CHECK(lamina::onednn::threads_for_load(2.0, 2.0, 2) == 2);   // quiet: all ours
+  CHECK(lamina::onednn::threads_for_load(2.0, 1.33, 2) == 1);  // a busy loop beside a team of two
+  CHECK(lamina::onednn::threads_for_load(2.0, 1.0, 2) == 1);   // ... and beside a team of one
+  CHECK(lamina::onednn::threads_for_load(1.0, 1.0, 2) == 2);   // the loop has ended
+  CHECK(lamina::onednn::threads_for_load(2.0, 0.0, 2) == 1);   // never fewer than one
+  CHECK(lamina::onednn::threads_for_load(6.3, 2.2, 8) == 4);   // 4.1 cores held elsewhere
+  CHECK(lamina::onednn::threads_for_load(0.5, 0.9, 4) == 4);   // tick rounding: own > busy
+
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) test::skip("one CPU: there is no team to size");
+  std::string line = listing_line(plugins_listing_with_config("{}", "OMP_NUM_THREADS="), "onednn");
+  CHECK(contains(line, "OpenMP threads, fewer while other processes hold cores"));
+  // a count anywhere fixes the team, for bit-for-bit repeatable sums
+  for (const char* environment : {"OMP_NUM_THREADS=2", "OMP_NUM_THREADS= LAMINA_NUM_THREADS=2"}) {
+    line = listing_line(plugins_listing_with_config("{}", environment), "onednn");
+    CHECK(contains(line, "2 OpenMP threads (score"));
+  }
+  line = listing_line(
+      plugins_listing_with_config(R"({"backends": {"onednn": {"threads": 2}}})", "OMP_NUM_THREADS="),
+      "onednn");
+  CHECK(contains(line, "2 OpenMP threads (score"));
+}
+
+TEST_CASE("the onednn backend takes its Winograd setting from backends.onednn") {
+  std::string line =
+      listing_line(plugins_listing_with_config(R"({"backends": {"onednn": {"winograd": "off"}}})"), "onednn");
+  CHECK(contains(line, " yes "));
+  line = listing_line(plugins_listing_with_config(R"({"backends": {"onednn": {"winograd": "sometimes"}}})"),
+                      "onednn");
+  CHECK(contains(line, " no "));
+  CHECK(contains(line, "'winograd' is 'sometimes'; use one of 'auto', 'on', 'off'"));
 }
 
 TEST_CASE("LAMINA_DEVICE overrides the configuration's device for the opencl backend") {

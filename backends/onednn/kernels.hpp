@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "primitive_cache.hpp"
+#include "team.hpp"
 #include "winograd.hpp"
 
 namespace lamina::onednn {
@@ -42,6 +43,8 @@ struct Backend {
   // the Winograd output tile), and the Winograd kernels' memory (conv.cpp).
   std::unordered_map<CacheKey, int, CacheKeyHash> conv_algorithm;
   winograd::Workspace winograd_workspace;
+  // The team size while no thread count is set (team.hpp).
+  AdaptiveTeam team;
 
   Backend() : engine(dnnl::engine::kind::cpu, 0), stream(engine) {}
   ~Backend() { std::free(scratch_); }
@@ -96,6 +99,11 @@ inline dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr = {}) {
 struct Kernels : sdk::KernelPolicy {
   static constexpr const char* name = "onednn";
   using State = Backend;
+  template <class Body>
+  static void run(Backend& be, const sdk::KernelArgs& /*args*/, Body&& body) {
+    be.team.adapt();
+    body();
+  }
 };
 
 inline Backend& backend_of(const sdk::KernelArgs& args) {

@@ -2,6 +2,8 @@
 // matmul, pooling, eltwise, binary, softmax, reduction) with OpenMP loops for the ops oneDNN has
 // no exact primitive for. Entry points, the backend table and its registration live here.
 #include <omp.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <memory>
@@ -48,7 +50,8 @@ std::string describe_device() {
   return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
          std::to_string(v->patch) + " CPU, " + isa_name(dnnl::get_effective_cpu_isa()) + ", " +
          std::to_string(omp_get_max_threads()) +
-         (omp_get_max_threads() == 1 ? " OpenMP thread" : " OpenMP threads");
+         (omp_get_max_threads() == 1 ? " OpenMP thread" : " OpenMP threads") +
+         (g_backend && g_backend->team.enabled() ? ", fewer while other processes hold cores" : "");
 }
 
 // The team size for every kernel and primitive: LAMINA_NUM_THREADS, else the configuration's
@@ -94,6 +97,15 @@ void init(const lamina_host* host) {
   } catch (const dnnl::error& e) {
     throw sdk::Error(std::string("onednn: cannot create the CPU engine and stream: ") + e.what());
   }
+  // No thread count set anywhere: the team follows the cores this process gets (team.hpp), when
+  // it may run on every CPU of the machine (the load /proc/stat reports is the whole machine's).
+  const char* omp_threads = std::getenv("OMP_NUM_THREADS");
+  const bool fixed = env_threads() > 0 || configured_threads > 0 || (omp_threads && *omp_threads);
+  cpu_set_t allowed;
+  const long machine_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (!fixed && sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) == machine_cpus &&
+      machine_cpus > 1)
+    g_backend->team.enable(int(machine_cpus), int(machine_cpus));
   g_backend->device = describe_device();
   lamina_backend table = memory_table(*g_backend);
   table.device = g_backend->device.c_str();

@@ -4,6 +4,8 @@
 // loop calls the same ops with the same shapes every step, so each kernel looks its setup up here.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -64,8 +66,11 @@ class PrimitiveCache {
   explicit PrimitiveCache(size_t capacity) : capacity_(capacity) {}
 
   // Returns the entry for `key`, building it with `make()` (returning shared_ptr<T>) on a miss.
+  // The OpenMP team size is part of every key: oneDNN primitives must run with the team they were
+  // created for, and the team changes (SerialScope, AdaptiveTeam).
   template <class T, class Make>
-  std::shared_ptr<T> get(const CacheKey& key, Make&& make) {
+  std::shared_ptr<T> get(CacheKey key, Make&& make) {
+    key.add(int64_t(omp_get_max_threads()));
     if (auto it = index_.find(key); it != index_.end()) {
       order_.splice(order_.begin(), order_, it->second);
       return std::static_pointer_cast<T>(it->second->second);
