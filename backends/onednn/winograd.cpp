@@ -148,10 +148,12 @@ constexpr Matrix<N, N> inverse(Matrix<N, N> a) {
 
 template <int M, int R>
 struct Transform {
-  static constexpr int A = M + R - 1;
-  float BT[A][A];  // Bᵀ: input tile → transformed input
-  float G[A][R];   // kernel → transformed kernel
-  float AT[M][A];  // transformed product → output tile
+  static constexpr int alpha = M + R - 1;
+  float BT[alpha][alpha];  // Bᵀ: input tile → transformed input
+  float G[alpha][R];       // kernel → transformed kernel
+  float GT[R][alpha];      // Gᵀ: transformed weight gradient → weight gradient
+  float A[alpha][M];       // output gradient → transformed output gradient
+  float AT[M][alpha];      // transformed product → output tile
 };
 
 template <int M, int R>
@@ -164,9 +166,9 @@ constexpr Transform<M, R> make_transform() {
   for (int i = 0; i < A; ++i)
     for (int k = 0; k < A; ++k) t.BT[i][k] = float(b[k][i]);
   for (int i = 0; i < A; ++i)
-    for (int k = 0; k < R; ++k) t.G[i][k] = float(g[i][k]);
+    for (int k = 0; k < R; ++k) t.G[i][k] = t.GT[k][i] = float(g[i][k]);
   for (int i = 0; i < M; ++i)
-    for (int j = 0; j < A; ++j) t.AT[i][j] = float(a[j][i]);
+    for (int j = 0; j < A; ++j) t.AT[i][j] = t.A[j][i] = float(a[j][i]);
   return t;
 }
 
@@ -222,134 +224,78 @@ LAMINA_INLINE void term(vf& sum, bool& first, float coefficient, vf v) {
   }
 }
 
-// v[(i·A + j)·vld] = (Bᵀ d B)[i][j] for d[(k·A + j)·ld], one vector of channels.
-template <int M, int R>
-LAMINA_INLINE void input_transform(const float* d, int64_t ld, float* v, int64_t vld) {
+// The matrices of kTransform<M, R>, by name, with their shapes.
+enum class Which { BT, G, GT, A, AT };
+template <int M, int R, Which L>
+constexpr int rows_of = L == Which::BT || L == Which::G || L == Which::A ? M + R - 1
+                        : L == Which::GT                                 ? R
+                                                                         : M;
+template <int M, int R, Which L>
+constexpr int cols_of = L == Which::G   ? R
+                        : L == Which::A ? M
+                                        : M + R - 1;
+template <int M, int R, Which L>
+LAMINA_INLINE float coefficient(int i, int k) {
   constexpr auto& T = kTransform<M, R>;
-  constexpr int A = T.A;
-#pragma GCC unroll 8
-  for (int i = 0; i < A; ++i) {
-    vf row[A];
-#pragma GCC unroll 8
-    for (int j = 0; j < A; ++j) {
-      bool first = true;
-      row[j] = vf{};
-#pragma GCC unroll 8
-      for (int k = 0; k < A; ++k) term(row[j], first, T.BT[i][k], load(d + (k * A + j) * ld));
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < A; ++j) {
-      bool first = true;
-      vf s{};
-#pragma GCC unroll 8
-      for (int k = 0; k < A; ++k) term(s, first, T.BT[j][k], row[k]);
-      store(v + (i * A + j) * vld, s);
-    }
-  }
+  if constexpr (L == Which::BT) return T.BT[i][k];
+  if constexpr (L == Which::G) return T.G[i][k];
+  if constexpr (L == Which::GT) return T.GT[i][k];
+  if constexpr (L == Which::A) return T.A[i][k];
+  return T.AT[i][k];
 }
 
-// out[i][j] = (Aᵀ P A)[i][j] for P[(k·A + j)·ld], one vector of channels.
-template <int M, int R>
-LAMINA_INLINE void output_transform(const float* p, int64_t ld, vf (&out)[M][M]) {
-  constexpr auto& T = kTransform<M, R>;
-  constexpr int A = T.A;
-#pragma GCC unroll 4
-  for (int i = 0; i < M; ++i) {
-    vf row[A];
+// The 2-D transform L X Lᵀ of one vector of channels: emit(i, j, Σ_k Σ_l L[i][k] · X[k][l] · L[j][l])
+// for X[k][l] at x + (k·Q + l)·ld, L (P×Q) one of kTransform's matrices (rows first, then columns).
+// The coefficients are constants once the loops are unrolled, so zero terms vanish.
+template <int M, int R, Which L, class Emit>
+LAMINA_INLINE void transform(const float* x, int64_t ld, Emit&& emit) {
+  constexpr int P = rows_of<M, R, L>, Q = cols_of<M, R, L>;
 #pragma GCC unroll 8
-    for (int j = 0; j < A; ++j) {
-      bool first = true;
-      row[j] = vf{};
+  for (int i = 0; i < P; ++i) {
+    vf row[Q];
 #pragma GCC unroll 8
-      for (int k = 0; k < A; ++k) term(row[j], first, T.AT[i][k], load(p + (k * A + j) * ld));
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < M; ++j) {
-      bool first = true;
-      vf s{};
-#pragma GCC unroll 8
-      for (int k = 0; k < A; ++k) term(s, first, T.AT[j][k], row[k]);
-      out[i][j] = s;
-    }
-  }
-}
-
-// u[(i·A + j)·uld] = (G g Gᵀ)[i][j] for g[(k·R + l)·ld], one vector of output channels.
-template <int M, int R>
-LAMINA_INLINE void kernel_transform(const float* g, int64_t ld, float* u, int64_t uld) {
-  constexpr auto& T = kTransform<M, R>;
-  constexpr int A = T.A;
-#pragma GCC unroll 8
-  for (int i = 0; i < A; ++i) {
-    vf row[R];
-#pragma GCC unroll 5
-    for (int l = 0; l < R; ++l) {
+    for (int l = 0; l < Q; ++l) {
       bool first = true;
       row[l] = vf{};
-#pragma GCC unroll 5
-      for (int k = 0; k < R; ++k) term(row[l], first, T.G[i][k], load(g + (k * R + l) * ld));
+#pragma GCC unroll 8
+      for (int k = 0; k < Q; ++k) term(row[l], first, coefficient<M, R, L>(i, k), load(x + (k * Q + l) * ld));
     }
 #pragma GCC unroll 8
-    for (int j = 0; j < A; ++j) {
+    for (int j = 0; j < P; ++j) {
       bool first = true;
       vf s{};
-#pragma GCC unroll 5
-      for (int l = 0; l < R; ++l) term(s, first, T.G[j][l], row[l]);
-      store(u + (i * A + j) * uld, s);
+#pragma GCC unroll 8
+      for (int l = 0; l < Q; ++l) term(s, first, coefficient<M, R, L>(j, l), row[l]);
+      emit(i, j, s);
     }
   }
 }
 
-// v[(i·A + j)·vld] = (A dY Aᵀ)[i][j] for dY[(a·M + b)·ld], one vector of output channels.
+// Each transform, writing α×α results to v + (i·α + j)·vld, or r×r / m×m ones to `out`:
+// input tiles Bᵀ d B, kernels G g Gᵀ, output gradients A dY Aᵀ; products back to outputs Aᵀ P A
+// and, for the weight gradient, to kernels Gᵀ P G.
+template <int M, int R>
+LAMINA_INLINE void input_transform(const float* d, int64_t ld, float* v, int64_t vld) {
+  constexpr int A = M + R - 1;
+  transform<M, R, Which::BT>(d, ld, [&](int i, int j, vf s) { store(v + (i * A + j) * vld, s); });
+}
+template <int M, int R>
+LAMINA_INLINE void kernel_transform(const float* g, int64_t ld, float* u, int64_t uld) {
+  constexpr int A = M + R - 1;
+  transform<M, R, Which::G>(g, ld, [&](int i, int j, vf s) { store(u + (i * A + j) * uld, s); });
+}
 template <int M, int R>
 LAMINA_INLINE void gradient_transform(const float* dy, int64_t ld, float* v, int64_t vld) {
-  constexpr auto& T = kTransform<M, R>;
-  constexpr int A = T.A;
-#pragma GCC unroll 8
-  for (int i = 0; i < A; ++i) {
-    vf row[M];
-#pragma GCC unroll 4
-    for (int b = 0; b < M; ++b) {
-      bool first = true;
-      row[b] = vf{};
-#pragma GCC unroll 4
-      for (int a = 0; a < M; ++a) term(row[b], first, T.AT[a][i], load(dy + (a * M + b) * ld));
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < A; ++j) {
-      bool first = true;
-      vf s{};
-#pragma GCC unroll 4
-      for (int b = 0; b < M; ++b) term(s, first, T.AT[b][j], row[b]);
-      store(v + (i * A + j) * vld, s);
-    }
-  }
+  constexpr int A = M + R - 1;
+  transform<M, R, Which::A>(dy, ld, [&](int i, int j, vf s) { store(v + (i * A + j) * vld, s); });
 }
-
-// out[k][l] = (Gᵀ P G)[k][l] for P[(i·A + j)·ld], one vector of output channels.
+template <int M, int R>
+LAMINA_INLINE void output_transform(const float* p, int64_t ld, vf (&out)[M][M]) {
+  transform<M, R, Which::AT>(p, ld, [&](int i, int j, vf s) { out[i][j] = s; });
+}
 template <int M, int R>
 LAMINA_INLINE void filter_transform(const float* p, int64_t ld, vf (&out)[R][R]) {
-  constexpr auto& T = kTransform<M, R>;
-  constexpr int A = T.A;
-#pragma GCC unroll 5
-  for (int k = 0; k < R; ++k) {
-    vf row[A];
-#pragma GCC unroll 8
-    for (int j = 0; j < A; ++j) {
-      bool first = true;
-      row[j] = vf{};
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i) term(row[j], first, T.G[i][k], load(p + (i * A + j) * ld));
-    }
-#pragma GCC unroll 5
-    for (int l = 0; l < R; ++l) {
-      bool first = true;
-      vf s{};
-#pragma GCC unroll 8
-      for (int j = 0; j < A; ++j) term(s, first, T.G[j][l], row[j]);
-      out[k][l] = s;
-    }
-  }
+  transform<M, R, Which::GT>(p, ld, [&](int i, int j, vf s) { out[i][j] = s; });
 }
 
 // ---------------------------------------------------------------------------------------------
