@@ -401,15 +401,15 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
 
 namespace {
 
-// Runs `lamina plugins` with the user configuration `config_json` (and extra environment
-// assignments) and returns what it printed.
+// Runs `lamina plugins` with the user configuration `config_json` and returns what it printed.
+// `environment` is given to env(1): `-u NAME` removes a variable, `NAME=value` sets one (removals
+// first). An empty OMP_NUM_THREADS would not do for "unset": LLVM's OpenMP aborts on it.
 std::string plugins_listing_with_config(const std::string& config_json, const std::string& environment = "") {
   std::string config = scratch("user_config.json");
   std::ofstream(config) << config_json;
   std::string out = scratch("plugins_output.txt");
-  std::string cmd =
-      "env -u LAMINA_DEVICE -u LAMINA_OPENCL_PLATFORM -u LAMINA_NUM_THREADS LAMINA_CONFIG=" + config + " " +
-      environment + " " + LAMINA_CLI + " plugins > " + out + " 2>&1";
+  std::string cmd = "env -u LAMINA_DEVICE -u LAMINA_OPENCL_PLATFORM -u LAMINA_NUM_THREADS " + environment +
+                    " LAMINA_CONFIG=" + config + " " + LAMINA_CLI + " plugins > " + out + " 2>&1";
   CHECK(std::system(cmd.c_str()) == 0);
   std::ifstream in(out);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -484,15 +484,15 @@ TEST_CASE("the onednn backend sizes its team to the cores left by other processe
   CHECK(lamina::onednn::threads_for_load(0.5, 0.9, 4) == 4);   // tick rounding: own > busy
 
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) test::skip("one CPU: there is no team to size");
-  std::string line = listing_line(plugins_listing_with_config("{}", "OMP_NUM_THREADS="), "onednn");
+  std::string line = listing_line(plugins_listing_with_config("{}", "-u OMP_NUM_THREADS"), "onednn");
   CHECK(contains(line, "OpenMP threads, fewer while other processes hold cores"));
   // a count anywhere fixes the team, for bit-for-bit repeatable sums
-  for (const char* environment : {"OMP_NUM_THREADS=2", "OMP_NUM_THREADS= LAMINA_NUM_THREADS=2"}) {
+  for (const char* environment : {"OMP_NUM_THREADS=2", "-u OMP_NUM_THREADS LAMINA_NUM_THREADS=2"}) {
     line = listing_line(plugins_listing_with_config("{}", environment), "onednn");
     CHECK(contains(line, "2 OpenMP threads (score"));
   }
   line = listing_line(
-      plugins_listing_with_config(R"({"backends": {"onednn": {"threads": 2}}})", "OMP_NUM_THREADS="),
+      plugins_listing_with_config(R"({"backends": {"onednn": {"threads": 2}}})", "-u OMP_NUM_THREADS"),
       "onednn");
   CHECK(contains(line, "2 OpenMP threads (score"));
 }

@@ -6,6 +6,7 @@
 #include "initializers.hpp"
 #include "op_registry.hpp"
 #include "plugins.hpp"
+#include "prefetch.hpp"
 #include "profiler.hpp"
 #include "regularization.hpp"
 #include "replay.hpp"
@@ -18,6 +19,7 @@
 #include <lamina/distributed.hpp>
 #include <lamina/sdk/json.hpp>
 
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,7 +30,6 @@
 #include <optional>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 namespace lamina {
 
@@ -139,7 +140,6 @@ std::vector<MetricCounter> make_metrics(const std::vector<std::string>& names) {
   return out;
 }
 
-
 std::string format_value(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4f", v);
@@ -168,7 +168,8 @@ class Progress {
     if (verbose_ == 0) return;
     std::string s =
         (tty_ ? "\r" : "") + progress::epoch_line(total_, seconds(clock::now()), train_seconds, logs, tty_);
-    std::cout << s << std::string(tty_ && last_len_ > s.size() ? last_len_ - s.size() : 0, ' ') << "\n" << std::flush;
+    std::cout << s << std::string(tty_ && last_len_ > s.size() ? last_len_ - s.size() : 0, ' ') << "\n"
+              << std::flush;
   }
 
  private:
@@ -191,12 +192,11 @@ std::pair<int64_t, int64_t> shard(int64_t rows, int rank, int ranks) {
   return {rows * rank / ranks, rows * (rank + 1) / ranks};
 }
 
-
 // Each rank's gradient of its mean loss, weighted by its share of the global batch and summed over
 // the ranks: the gradient of the mean loss over the whole global batch. `loss` (this rank's mean
 // loss) becomes the global batch's mean loss. A gradient undefined on every rank stays undefined.
-void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& params, std::vector<Tensor>& grads,
-                       double share, double& loss) {
+void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& params,
+                       std::vector<Tensor>& grads, double share, double& loss) {
   BackendEntry& backend = Registry::get().active_backend();
   if (c.allreduce_sum_device && !backend.table.host_memory) {
     // Gradients on a device (e.g. cudnn with the nccl communicator): each is scaled by this rank's
@@ -214,7 +214,8 @@ void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& 
     distributed::allreduce(c, small.data(), small.size(), "the loss");
     lamina_error error{};
     if (backend.table.synchronize && backend.table.synchronize(backend.table.self, &error) != LAMINA_OK)
-      throw Error("distributed training: synchronising backend '" + backend.name + "' failed: " + error.message);
+      throw Error("distributed training: synchronising backend '" + backend.name +
+                  "' failed: " + error.message);
     const auto start = std::chrono::steady_clock::now();
     for (size_t i = 0; i < params.size(); ++i) {
       lamina_view v = view_of(grads[i]);
@@ -247,8 +248,8 @@ void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& 
   for (size_t i = 0; i < params.size(); ++i) {
     const size_t count = size_t(params[i].size());
     if (flat[at + count] > 0.0f)
-      grads[i] = Tensor::from_vector(std::vector<float>(flat.begin() + long(at), flat.begin() + long(at + count)),
-                                     params[i].shape());
+      grads[i] = Tensor::from_vector(
+          std::vector<float>(flat.begin() + long(at), flat.begin() + long(at + count)), params[i].shape());
     at += count + 1;
   }
   loss = double(flat[at]);
@@ -269,7 +270,8 @@ void average_state(const lamina_communicator& c, std::vector<Tensor>& state, dou
   size_t at = 0;
   for (Tensor& w : state) {
     const size_t n = size_t(w.size());
-    assign(w, Tensor::from_vector(std::vector<float>(flat.begin() + long(at), flat.begin() + long(at + n)), w.shape()));
+    assign(w, Tensor::from_vector(std::vector<float>(flat.begin() + long(at), flat.begin() + long(at + n)),
+                                  w.shape()));
     at += n;
   }
 }
@@ -328,11 +330,15 @@ ModelTerms collect_terms(const Model& model, const std::vector<Tensor>& params) 
   return out;
 }
 
-Tensor plus(const Tensor& a, const Tensor& b) { return b.defined() ? ops::add(a, b) : a; }
+Tensor plus(const Tensor& a, const Tensor& b) {
+  return b.defined() ? ops::add(a, b) : a;
+}
 
 }  // namespace
 
-bool Model::compiled() const { return training_ != nullptr; }
+bool Model::compiled() const {
+  return training_ != nullptr;
+}
 const CompileOptions& Model::compile_options() const {
   if (!training_) throw Error("the model is not compiled; call compile() first");
   return training_->options;
@@ -345,8 +351,8 @@ void Model::compile(const CompileOptions& options) {
   const std::vector<std::string> outputs = output_names();
   auto known = [&](const std::string& key, const char* what) {
     if (std::find(outputs.begin(), outputs.end(), key) == outputs.end())
-      throw Error(std::string("compile(): ") + what + " names output '" + key + "', but the model's outputs are " +
-                  [&] {
+      throw Error(std::string("compile(): ") + what + " names output '" + key +
+                  "', but the model's outputs are " + [&] {
                     std::string s;
                     for (const auto& o : outputs) s += (s.empty() ? "" : ", ") + o;
                     return s;
@@ -368,7 +374,8 @@ void Model::compile(const CompileOptions& options) {
   std::string cfg = sdk::json_text(spec.config);
   lamina_error error{};
   t->instance = t->optimizer->table.create(cfg.c_str(), &error);
-  if (!t->instance) throw Error(error.message[0] ? error.message : "optimizer " + spec.class_name + ": invalid config");
+  if (!t->instance)
+    throw Error(error.message[0] ? error.message : "optimizer " + spec.class_name + ": invalid config");
   std::set<const TensorImpl*> seen;  // a weight shared by two layers (a nested model) is one parameter
   for (auto& l : layers_)
     for (size_t i = 0; i < l->weights().size(); ++i)
@@ -380,7 +387,7 @@ void Model::compile(const CompileOptions& options) {
     std::vector<Tensor> s;
     for (int32_t k = 0; k < n_slots; ++k) {
       Tensor z = make_tensor(p.shape(), p.impl()->buffer->backend ? p.impl()->buffer->backend
-                                                                   : &Registry::get().active_backend());
+                                                                  : &Registry::get().active_backend());
       assign(z, Tensor::zeros(p.shape()));
       s.push_back(z);
     }
@@ -425,12 +432,12 @@ void check_data(const Model& model, const std::vector<Tensor>& xs, const std::ve
         s.insert(s.end(), expected.begin(), expected.end());
         hint = "; the sizes agree, so reshape it, e.g. x.reshape(" + shape_to_string(s) + ")";
       }
-      throw Error(what + ": " + which + " has shape " + shape_to_string(x.shape()) + " but the model expects " +
-                  dims_text(expected) + hint);
+      throw Error(what + ": " + which + " has shape " + shape_to_string(x.shape()) +
+                  " but the model expects " + dims_text(expected) + hint);
     }
     if (x.dim(0) != xs[0].dim(0))
-      throw Error(what + ": " + which + " has " + std::to_string(x.dim(0)) + " samples but the first input has " +
-                  std::to_string(xs[0].dim(0)));
+      throw Error(what + ": " + which + " has " + std::to_string(x.dim(0)) +
+                  " samples but the first input has " + std::to_string(xs[0].dim(0)));
   }
   if (!ys) return;
   const auto& outputs = model.outputs();
@@ -446,8 +453,9 @@ void check_data(const Model& model, const std::vector<Tensor>& xs, const std::ve
     Shape shape(y.shape().begin() + 1, y.shape().end());
     if (loss == "sparse_categorical_crossentropy") {
       if (!(shape.empty() || (shape.size() == 1 && shape[0] == 1)))
-        throw Error(what + ": sparse_categorical_crossentropy needs class indices of shape (N,) or (N, 1), got " +
-                    shape_to_string(y.shape()) + (outputs.size() == 1 ? "" : " for output '" + out_names[j] + "'"));
+        throw Error(
+            what + ": sparse_categorical_crossentropy needs class indices of shape (N,) or (N, 1), got " +
+            shape_to_string(y.shape()) + (outputs.size() == 1 ? "" : " for output '" + out_names[j] + "'"));
     } else if (shape != out) {
       std::string hint;
       if (loss == "categorical_crossentropy" && (shape.empty() || (shape.size() == 1 && shape[0] == 1)))
@@ -461,8 +469,8 @@ void check_data(const Model& model, const std::vector<Tensor>& xs, const std::ve
 }
 
 // One tensor per name, in the order of `names`, from a list or a name → tensor map.
-std::vector<Tensor> ordered(const Tensors& given, const std::vector<std::string>& names, const std::string& what,
-                            const char* kind) {
+std::vector<Tensor> ordered(const Tensors& given, const std::vector<std::string>& names,
+                            const std::string& what, const char* kind) {
   auto list_names = [&] {
     std::string s;
     for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
@@ -516,7 +524,8 @@ struct EpochLog {
   bool several() const { return loss_names.size() > 1; }
   void add(std::map<std::string, double>& logs, double seen) const {
     if (several())
-      for (size_t j = 0; j < loss_names.size(); ++j) logs[loss_names[j]] = seen > 0 ? loss_sums[j] / seen : 0.0;
+      for (size_t j = 0; j < loss_names.size(); ++j)
+        logs[loss_names[j]] = seen > 0 ? loss_sums[j] / seen : 0.0;
     for (const auto& ms : metrics)
       for (const MetricCounter& m : ms) logs[m.name] = m.value();
   }
@@ -593,7 +602,8 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
   Training& t = *training_;
   if (options.epochs < 0) throw Error("fit(): epochs must not be negative");
   if (options.validation_split > 0.0)
-    throw Error("fit(): validation_split needs the data in memory; give validation_data or validation_batches");
+    throw Error(
+        "fit(): validation_split needs the data in memory; give validation_data or validation_batches");
   std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>> validation;
   if (options.validation_data) {
     validation.emplace(inputs_of(options.validation_data->first, "fit (validation_data)"),
@@ -638,10 +648,12 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
   // one output.
   StepReplay replay;
   const bool replayable = inputs_.size() == 1 && outputs_.size() == 1;
+  // The next batch is read on a worker thread while a step trains, when that pays (prefetch.hpp).
+  BatchPrefetcher input(data);
   for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (verbose) std::cout << "Epoch " << epoch + 1 << "/" << options.epochs << "\n" << std::flush;
-    data.begin_epoch(options.shuffle, t.rng);
+    input.begin_epoch(options.shuffle, t.rng);
     auto start = std::chrono::steady_clock::now();
     Progress progress(verbose, n);
     EpochLog log(outputs, t.options.metrics);
@@ -649,11 +661,13 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
     int64_t seen = 0, batch_index = 0;
     bool diverged = false;  // the loss became NaN/inf and a callback stopped training
     for (; batch_index < data.num_batches(); ++batch_index) {
-      auto [xb, yb] = data.batch_lists(batch_index);
+      auto [xb, yb] = input.get(batch_index);
+      if (batch_index + 1 < data.num_batches()) input.prepare(batch_index + 1);  // read while this one trains
       if (xb.size() != inputs_.size() || yb.size() != outputs_.size())
-        throw Error("fit (" + data.description() + "): batches hold " + std::to_string(xb.size()) + " inputs and " +
-                    std::to_string(yb.size()) + " targets, but the model has " + std::to_string(inputs_.size()) +
-                    " inputs and " + std::to_string(outputs_.size()) + " outputs");
+        throw Error("fit (" + data.description() + "): batches hold " + std::to_string(xb.size()) +
+                    " inputs and " + std::to_string(yb.size()) + " targets, but the model has " +
+                    std::to_string(inputs_.size()) + " inputs and " + std::to_string(outputs_.size()) +
+                    " outputs");
       if (epoch == options.initial_epoch && batch_index == 0)
         check_data(*this, xb, &yb, "fit (" + data.description() + ")", t.losses);
       const int64_t global_rows = xb[0].dim(0);
@@ -709,8 +723,9 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
           diverged = true;
           break;
         }
-        throw Error("training stopped: the loss became " + std::string(std::isnan(value) ? "NaN" : "infinite") +
-                    " at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index + 1) +
+        throw Error("training stopped: the loss became " +
+                    std::string(std::isnan(value) ? "NaN" : "infinite") + " at epoch " +
+                    std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index + 1) +
                     "; the model diverged — try a lower learning rate or check the data for NaN/inf values");
       }
       {
@@ -728,6 +743,7 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
         t.terms.apply_constraints();
       }
       if (comm && !t.state.empty()) average_state(*comm, t.state, double(bs) / double(global_rows));
+      input.wait();  // the source is the worker's only while the step runs, never during a callback
       loss_sum += value * double(global_rows);
       seen += global_rows;
       if (bs > 0) {
@@ -752,6 +768,7 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
         progress.update(seen, text);
       }
     }
+    input.wait();  // after an early stop
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (comm) log.reduce(*comm);
     std::map<std::string, double> logs{{"loss", diverged ? std::nan("")
@@ -761,8 +778,9 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
     std::vector<std::string> keys{"loss"};
     for (const std::string& k : log.keys()) keys.push_back(k);
     if (validation || options.validation_batches) {
-      auto v = validation ? evaluate(Tensors(validation->first), Tensors(validation->second), options.batch_size, 0)
-                          : evaluate(*options.validation_batches, 0);
+      auto v = validation
+                   ? evaluate(Tensors(validation->first), Tensors(validation->second), options.batch_size, 0)
+                   : evaluate(*options.validation_batches, 0);
       for (auto& [k, value] : v) logs["val_" + k] = value;
       keys.push_back("val_loss");
       for (const std::string& k : log.keys()) keys.push_back("val_" + k);
@@ -802,12 +820,15 @@ std::map<std::string, double> Model::evaluate(BatchSource& data, int verbose) {
   const double weights_penalty = penalties.defined() ? double(penalties.item()) : 0.0;
   // In a job of many, each rank evaluates its share of every batch and the sums are reduced.
   const lamina_communicator* comm = distributed::active_communicator();
+  BatchPrefetcher input(data);  // the next batch read while this one runs (prefetch.hpp)
   for (int64_t b = 0; b < data.num_batches(); ++b) {
-    auto [xb, yb] = data.batch_lists(b);
+    auto [xb, yb] = input.get(b);
+    if (b + 1 < data.num_batches()) input.prepare(b + 1);
     if (xb.size() != inputs_.size() || yb.size() != outputs_.size())
       throw Error("evaluate (" + data.description() + "): batches hold " + std::to_string(xb.size()) +
                   " inputs and " + std::to_string(yb.size()) + " targets, but the model has " +
-                  std::to_string(inputs_.size()) + " inputs and " + std::to_string(outputs_.size()) + " outputs");
+                  std::to_string(inputs_.size()) + " inputs and " + std::to_string(outputs_.size()) +
+                  " outputs");
     if (b == 0) check_data(*this, xb, &yb, "evaluate (" + data.description() + ")", t.losses);
     if (comm) {
       auto [begin, end] = shard(xb[0].dim(0), comm->rank, comm->size);
@@ -874,7 +895,8 @@ void Model::set_optimizer_state(int64_t iterations, const std::vector<std::vecto
   for (size_t i = 0; i < slots.size(); ++i) {
     if (slots[i].size() != t.slots[i].size())
       throw Error("set_optimizer_state(): trainable weight #" + std::to_string(i + 1) + " needs " +
-                  std::to_string(t.slots[i].size()) + " slots, the state has " + std::to_string(slots[i].size()));
+                  std::to_string(t.slots[i].size()) + " slots, the state has " +
+                  std::to_string(slots[i].size()));
     for (size_t k = 0; k < slots[i].size(); ++k)
       if (slots[i][k].shape() != t.slots[i][k].shape())
         throw Error("set_optimizer_state(): slot " + std::to_string(k) + " of trainable weight #" +
@@ -935,7 +957,8 @@ Tensor Model::predict(const Tensors& x, int64_t batch_size) const {
 namespace {
 
 // Runs `run` on batches of the inputs and gathers each wanted output's rows on the host.
-std::vector<Tensor> batched(const std::vector<Tensor>& xs, int64_t batch_size, const std::vector<Shape>& shapes,
+std::vector<Tensor> batched(const std::vector<Tensor>& xs, int64_t batch_size,
+                            const std::vector<Shape>& shapes,
                             const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& run) {
   NoGradGuard no_grad;
   const int64_t n = xs[0].dim(0);
@@ -969,12 +992,14 @@ std::vector<Tensor> Model::predict_outputs(const Tensors& x_in, int64_t batch_si
   for (Tensor& x : xs) x = to_host(x);
   std::vector<Shape> shapes;
   for (const KerasTensor& t : outputs_) shapes.push_back(t.shape());
-  return batched(xs, batch_size, shapes, [&](const std::vector<Tensor>& b) { return forward(b, false, 0, outputs_); });
+  return batched(xs, batch_size, shapes,
+                 [&](const std::vector<Tensor>& b) { return forward(b, false, 0, outputs_); });
 }
 
 Tensor Model::predict_until(const Tensors& x_in, size_t index, int64_t batch_size) const {
   if (layers_.empty()) throw Error("predict(): the model has no layers");
-  if (index >= layers_.size()) throw Error("predict_until(): layer index " + std::to_string(index) + " is out of range");
+  if (index >= layers_.size())
+    throw Error("predict_until(): layer index " + std::to_string(index) + " is out of range");
   if (batch_size < 1) throw Error("predict(): batch_size must be at least 1");
   std::vector<Tensor> xs = inputs_of(x_in, "predict");
   check_data(*this, xs, nullptr, "predict", {});

@@ -39,6 +39,12 @@ class BatchSource {
   }
   // What the data is, for messages: "x_train in fashion.h5".
   virtual std::string description() const = 0;
+  // True when batch_lists() may run on another thread while the model trains: it builds host
+  // tensors from data of its own and touches nothing the training thread uses (no ops on a
+  // backend, no state a callback reads). fit() then reads the next batch on a worker thread while
+  // the current one trains (LAMINA_PREFETCH, docs/architecture.md). The source's calls still come
+  // one at a time and in order, and never during begin_epoch() or a callback.
+  virtual bool prefetchable() const { return false; }
 };
 
 // Tensors in memory, shuffled sample by sample (what fit(x, y) uses). `order`, when given, is
@@ -56,6 +62,7 @@ class TensorBatches : public BatchSource {
   std::pair<Tensor, Tensor> batch(int64_t index) override;  // the first input and target
   std::pair<std::vector<Tensor>, std::vector<Tensor>> batch_lists(int64_t index) override;
   std::string description() const override { return "the training data"; }
+  bool prefetchable() const override { return true; }
 
  private:
   std::vector<Tensor> x_, y_;
@@ -66,13 +73,13 @@ class TensorBatches : public BatchSource {
 };
 
 struct H5BatchesOptions {
-  std::string x = "x";         // the inputs' dataset (any integer or float type, N rows)
-  std::string y = "y";         // the targets' dataset (N rows), or "" for inputs only
+  std::string x = "x";  // the inputs' dataset (any integer or float type, N rows)
+  std::string y = "y";  // the targets' dataset (N rows), or "" for inputs only
   int64_t batch_size = 32;
-  double scale = 1.0;          // inputs are divided by it (255 for raw pixels)
-  int64_t num_classes = 0;     // > 0: y holds class indices, one-hot encoded to this many classes
-  Shape sample_shape;          // each input row reshaped to it (e.g. {28, 28, 1}); empty: as stored
-  int64_t begin = 0, end = -1; // the rows used, [begin, end); end -1: to the last row
+  double scale = 1.0;           // inputs are divided by it (255 for raw pixels)
+  int64_t num_classes = 0;      // > 0: y holds class indices, one-hot encoded to this many classes
+  Shape sample_shape;           // each input row reshaped to it (e.g. {28, 28, 1}); empty: as stored
+  int64_t begin = 0, end = -1;  // the rows used, [begin, end); end -1: to the last row
 };
 
 // Datasets in an HDF5 file, read batch by batch with hyperslab reads: memory holds one batch, not
@@ -88,6 +95,7 @@ class H5Batches : public BatchSource {
   void begin_epoch(bool shuffle, std::mt19937_64& random) override;
   std::pair<Tensor, Tensor> batch(int64_t index) override;
   std::string description() const override;
+  bool prefetchable() const override { return true; }
   int64_t rows_read() const { return rows_read_; }  // inputs rows read from the file so far
 
  private:
