@@ -476,6 +476,13 @@ EOF
         { tail -n 20 "$WORK/lamina_train_b$b.log"; say "lamina train failed (batch $b)"; }
       tail -n 1 "$WORK/lamina_train_b$b.log" | sed 's/^/    /'
     done
+    say "the input pipeline at batch 256: the next batch read during the step (LAMINA_PREFETCH=on) or after it (off)"
+    local mode
+    for mode in on off; do
+      LAMINA_PREFETCH=$mode "$bin/lamina" train "$config" --backend cudnn --epochs 1 --batch-size 256 --verbose 2 \
+        >"$WORK/lamina_prefetch_$mode.log" 2>&1 || tail -n 20 "$WORK/lamina_prefetch_$mode.log"
+      tail -n 1 "$WORK/lamina_prefetch_$mode.log" | sed "s/^/    $mode: /"
+    done
     say "the op profile of 10,000 images (LAMINA_PROFILE=1)"
     LAMINA_PROFILE=1 "$bin/lamina" train "$config" --backend cudnn --epochs 1 --limit 10000 --verbose 2 \
       >"$WORK/lamina_profile.log" 2>&1
