@@ -35,9 +35,9 @@ void BatchPrefetcher::run() {
   NoGradGuard no_grad;  // a source builds plain host tensors; nothing it does is differentiated
   std::unique_lock lock(mutex_);
   for (;;) {
-    changed_.wait(lock, [&] { return quit_ || (busy_ && !started_); });
+    changed_.wait(lock, [&] { return quit_ || state_ == State::asked; });
     if (quit_) return;
-    started_ = true;
+    state_ = State::reading;
     const int64_t index = requested_;
     lock.unlock();
     Batch batch;
@@ -50,21 +50,18 @@ void BatchPrefetcher::run() {
     lock.lock();
     ready_ = std::move(batch);
     error_ = error;
-    busy_ = false;
+    state_ = State::ready;
     changed_.notify_all();
   }
 }
 
 void BatchPrefetcher::prepare(int64_t index) {
   if (mode_ == Mode::off || (mode_ == Mode::automatic && (timed_ < 2 || !worthwhile_))) return;
-  wait();
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    wait(lock);
     requested_ = index;
-    ready_ = {};
-    error_ = nullptr;
-    busy_ = true;
-    started_ = false;
+    state_ = State::asked;
   }
   if (!worker_.joinable())
     worker_ = std::thread(&BatchPrefetcher::run, this);
@@ -72,21 +69,26 @@ void BatchPrefetcher::prepare(int64_t index) {
     changed_.notify_all();
 }
 
+void BatchPrefetcher::wait(std::unique_lock<std::mutex>& lock) {
+  changed_.wait(lock, [&] { return state_ != State::asked && state_ != State::reading; });
+}
+
 void BatchPrefetcher::wait() {
   if (!worker_.joinable()) return;
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return !busy_; });
+  wait(lock);
 }
 
 BatchPrefetcher::Batch BatchPrefetcher::get(int64_t index) {
   if (worker_.joinable()) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return !busy_; });
-    const bool prepared = requested_ == index;
-    requested_ = -1;
+    wait(lock);
+    const bool prepared = state_ == State::ready && requested_ == index;
+    state_ = State::idle;
+    Batch batch = std::exchange(ready_, {});  // a batch prepared for another index is dropped
     if (prepared) {
       if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-      return std::move(ready_);
+      return batch;
     }
   }
   if (mode_ != Mode::automatic || timed_ >= 2) return data_.batch_lists(index);
@@ -99,10 +101,10 @@ BatchPrefetcher::Batch BatchPrefetcher::get(int64_t index) {
 }
 
 void BatchPrefetcher::begin_epoch(bool shuffle, std::mt19937_64& random) {
-  wait();
   {
-    std::lock_guard lock(mutex_);
-    requested_ = -1;  // a batch prepared for the previous epoch's order is not this epoch's
+    std::unique_lock lock(mutex_);
+    wait(lock);
+    state_ = State::idle;  // a batch prepared for the previous epoch's order is not this epoch's
   }
   data_.begin_epoch(shuffle, random);
 }

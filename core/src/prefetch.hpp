@@ -44,11 +44,14 @@ class BatchPrefetcher {
   void wait();
   // The source's begin_epoch, after wait().
   void begin_epoch(bool shuffle, std::mt19937_64& random);
-  bool active() const { return worker_.joinable(); }
 
  private:
   enum class Mode { automatic, on, off };
+  // asked: requested_ waits for the worker; reading: the worker reads it; ready: ready_ / error_
+  // hold it. The worker owns the source in asked and reading only.
+  enum class State { idle, asked, reading, ready };
   void run();
+  void wait(std::unique_lock<std::mutex>& lock);
 
   BatchSource& data_;
   Mode mode_;
@@ -57,9 +60,8 @@ class BatchPrefetcher {
   std::thread worker_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  int64_t requested_ = -1;  // the batch the worker is asked for or holds; -1: none
-  bool busy_ = false;       // requested_ is asked for and not yet read
-  bool started_ = false;    // the worker has taken the request
+  State state_ = State::idle;
+  int64_t requested_ = -1;  // the batch of the asked, reading or ready state
   bool quit_ = false;
   Batch ready_;
   std::exception_ptr error_;
