@@ -3,6 +3,7 @@
 #include "support.hpp"
 
 // The fallback cases hide a backend's kernels through the registry the core itself uses.
+#include "../core/src/host_table.hpp"
 #include "../core/src/plugins.hpp"
 
 #include <algorithm>
@@ -1053,6 +1054,57 @@ TEST_CASE("fused ops: a backend without their kernels runs their composition (cu
 }
 TEST_CASE("fused ops: a backend without their kernels runs their composition (opencl)") {
   fallbacks_on("opencl");
+}
+
+// Optimizer plugins call their updates through the host table with C attributes, and the usual
+// call goes straight to the kernel (run_plugin_update, core/src/dispatch.hpp). It must update as
+// run_op does, and a call it does not take must still get run_op's result or error.
+TEST_CASE(
+    "an optimizer's update called through the host table updates as run_op does, with run_op's errors") {
+  const lamina_host* host = host_table();
+  lamina_attr items[3]{};
+  items[0].name = "lr", items[0].type = LAMINA_ATTR_FLOAT, items[0].real = 0.1;
+  items[1].name = "momentum", items[1].type = LAMINA_ATTR_FLOAT, items[1].real = 0.9;
+  items[2].name = "nesterov", items[2].type = LAMINA_ATTR_INT, items[2].count = 1, items[2].ints[0] = 1;
+  const Attributes same = Attributes().set("lr", 0.1).set("momentum", 0.9).set("nesterov", 1);
+  auto handle = [](const Tensor& t) { return reinterpret_cast<lamina_tensor>(t.impl()); };
+  for (const std::string& backend : test::configured_backends()) {
+    if (!test::backend_usable(backend)) {
+      MESSAGE("backend '" << backend << "' cannot run here");
+      continue;
+    }
+    CAPTURE(backend);
+    set_backend(backend);
+    NoGradGuard no_grad;
+    auto on_backend = [](const Tensor& t) { return ops::add(t, ops::full(t.shape(), 0.0f)); };
+    const Tensor p0 = test::random_tensor({37}, 1), g = on_backend(test::random_tensor({37}, 2)),
+                 v0 = test::random_tensor({37}, 3);
+    Tensor p = on_backend(p0), v = on_backend(v0), p_ref = on_backend(p0), v_ref = on_backend(v0);
+    run_op("sgd_update", {p_ref, g, v_ref}, same);
+    lamina_tensor in[3] = {handle(p), handle(g), handle(v)}, out[2] = {nullptr, nullptr};
+    lamina_attrs attrs{3, items};
+    lamina_error error{};
+    REQUIRE(host->op("sgd_update", in, 3, &attrs, out, 2, &error) == LAMINA_OK);
+    CHECK(out[0] == in[0]);  // the parameter and the slot themselves, each with a reference to release
+    CHECK(out[1] == in[2]);
+    host->tensor_release(out[0]);
+    host->tensor_release(out[1]);
+    CHECK(p.to_vector() == p_ref.to_vector());
+    CHECK(v.to_vector() == v_ref.to_vector());
+
+    items[0].name = "learning_rate";  // not an attribute of sgd_update
+    CHECK(host->op("sgd_update", in, 3, &attrs, out, 2, &error) == LAMINA_ERROR);
+    CHECK(std::string(error.message) ==
+          "op 'sgd_update' has no attribute 'learning_rate' (its attributes: lr, momentum, nesterov)");
+    items[0].name = "lr";
+    Tensor short_slot = on_backend(test::random_tensor({36}, 4));
+    in[2] = handle(short_slot);
+    CHECK(host->op("sgd_update", in, 3, &attrs, out, 2, &error) == LAMINA_ERROR);
+    CHECK(std::string(error.message).find("every slot must have the parameter's shape") != std::string::npos);
+    in[2] = handle(v);
+    CHECK(host->op("sgd_update", in, 3, &attrs, out, 1, &error) == LAMINA_ERROR);  // one output too few
+    CHECK(std::string(error.message) == "op 'sgd_update' gives 2 outputs, the caller expected 1");
+  }
 }
 
 TEST_CASE("in-place updates refuse to run while autograd records") {

@@ -83,9 +83,9 @@ Sequential mlp(const std::string& loss, const std::string& optimizer, int output
 }  // namespace
 
 // 200 rows at batch 16: 12 full batches and a short one each epoch, which runs as a normal step.
-TEST_CASE("replayed steps train the seed MLP (MSE, SGD) exactly as normal steps, on reference and onednn") {
+TEST_CASE("replayed steps train the seed MLP (MSE, SGD) exactly as normal steps, on every backend") {
   auto [x, y] = points(200, 1);
-  for (const char* backend : {"reference", "onednn"}) {
+  for (const char* backend : {"reference", "onednn", "opencl"}) {
     CAPTURE(backend);
     replay_matches(
         backend, [] { return mlp("mean_squared_error", "sgd", 1, "sigmoid"); }, x, y, true);
@@ -101,8 +101,7 @@ TEST_CASE("replayed steps train a softmax classifier (cross-entropy, Adam) exact
   }
 }
 
-TEST_CASE("replayed steps train a small CNN exactly as normal steps") {
-  test::use_backend_or_skip("onednn");
+TEST_CASE("replayed steps train a small CNN exactly as normal steps, on onednn and opencl") {
   Tensor x = test::random_tensor({64, 8, 8, 1}, 5, 0.0f, 1.0f);
   std::vector<float> labels;
   for (int i = 0; i < 64; ++i)
@@ -117,7 +116,10 @@ TEST_CASE("replayed steps train a small CNN exactly as normal steps") {
     m.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta", .metrics = {"accuracy"}});
     return m;
   };
-  replay_matches("onednn", cnn, x, y, true);
+  for (const char* backend : {"onednn", "opencl"}) {
+    CAPTURE(backend);
+    replay_matches(backend, cnn, x, y, true);
+  }
 }
 
 TEST_CASE(

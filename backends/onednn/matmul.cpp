@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <immintrin.h>
 
@@ -38,6 +39,7 @@ memory::desc operand_desc(int64_t rows, int64_t cols, bool transposed) {
 }
 
 constexpr int64_t kSmallMacs = 1 << 14;
+constexpr int64_t kTransposedRows = 16;
 
 // y (M,N) = op(a)·op(b) for small products, with op(a)(i,k) = a[i·a_i + k·a_k] and op(b)(k,j) =
 // b[k·b_k + j·b_j]. Each loop order keeps its innermost loop on contiguous memory so that it
@@ -203,6 +205,21 @@ void matmul(const float* a, int64_t a_i, int64_t a_k, const float* b, float* y, 
   }
 }
 
+// y (M,N) = op(a)·bᵀ with b (N,K) row-major and few rows M: the same loop computes yᵀ = b·op(a)ᵀ,
+// b's rows broadcast and op(a)ᵀ's rows (a's columns, first copied contiguous) as the vectors, then
+// transposes yᵀ into y. The copies move M·(K+N) floats against M·N·K multiply-adds.
+void matmul_transposed_b(const float* a, int64_t a_i, int64_t a_k, const float* b, float* y, int64_t M,
+                         int64_t N, int64_t K) {
+  thread_local std::vector<float> a_t, y_t;
+  a_t.resize(size_t(K * M));
+  y_t.resize(size_t(N * M));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) a_t[size_t(k * M + i)] = a[i * a_i + k * a_k];
+  matmul(b, K, 1, a_t.data(), y_t.data(), N, M, K);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) y[i * N + j] = y_t[size_t(j * M + i)];
+}
+
 }  // namespace blocked
 
 // y = activation(y + bias) over the rows of y (M,N); bias may be null. The activation runs over y as
@@ -248,8 +265,11 @@ void matmul_forward(const sdk::KernelArgs& args, const char* op, bool with_bias)
     add_bias_activate(y, with_bias ? in_data(args.inputs[2]) : nullptr, M, N, act);
     return;
   }
-  if (!tb && M * N * K < kParallelMacs && blocked::available()) {
-    blocked::matmul(in_data(va), ta ? 1 : K, ta ? M : 1, in_data(vb), y, M, N, K);
+  if (M * N * K < kParallelMacs && blocked::available() && (!tb || M <= kTransposedRows)) {
+    if (tb)
+      blocked::matmul_transposed_b(in_data(va), ta ? 1 : K, ta ? M : 1, in_data(vb), y, M, N, K);
+    else
+      blocked::matmul(in_data(va), ta ? 1 : K, ta ? M : 1, in_data(vb), y, M, N, K);
     add_bias_activate(y, with_bias ? in_data(args.inputs[2]) : nullptr, M, N, act);
     return;
   }

@@ -36,23 +36,23 @@ double own_cpu_seconds() {
 void AdaptiveTeam::enable(int cores, int machine_cpus) {
   cores_ = cores;
   machine_cpus_ = machine_cpus;
-  last_ = {};
+  last_ns_ = 0;
 }
 
-void AdaptiveTeam::sample(std::chrono::steady_clock::time_point now) {
+void AdaptiveTeam::sample(int64_t now_ns) {
   uint64_t busy = 0, total = 0;
   if (!read_cpu_ticks(busy, total)) {
     cores_ = 0;  // no /proc/stat: keep the team as it is
     return;
   }
   const double own = own_cpu_seconds();
-  if (last_ != std::chrono::steady_clock::time_point{} && total > total_ticks_) {
-    const double wall = std::chrono::duration<double>(now - last_).count();
+  if (last_ns_ != 0 && total > total_ticks_ && now_ns > last_ns_) {
+    const double wall = 1e-9 * double(now_ns - last_ns_);
     const double machine_busy = double(busy - busy_ticks_) / double(total - total_ticks_) * machine_cpus_;
     const int team = threads_for_load(machine_busy, (own - own_seconds_) / wall, cores_);
     if (team != omp_get_max_threads()) omp_set_num_threads(team);
   }
-  last_ = now, busy_ticks_ = busy, total_ticks_ = total, own_seconds_ = own;
+  last_ns_ = now_ns, busy_ticks_ = busy, total_ticks_ = total, own_seconds_ = own;
 }
 
 }  // namespace lamina::onednn

@@ -215,8 +215,7 @@ void check_attributes(const OpDef& op, const Attributes& attrs) {
 // Plugins name their ops with string literals, the same pointer on every call: a small per-thread
 // table from name pointers to ops skips hashing the name. A hit is confirmed by comparing the text,
 // so a buffer reused for another name is still looked up correctly.
-std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& given,
-                                 const Attributes& attrs) {
+const OpDef& named_op(const char* name) {
   struct Slot {
     const char* name = nullptr;
     const OpDef* op = nullptr;
@@ -225,8 +224,46 @@ std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& gi
   Slot& slot = slots[(reinterpret_cast<uintptr_t>(name) >> 4) % slots.size()];
   if (!(slot.name == name && slot.op && std::strcmp(name, slot.op->name.c_str()) == 0))
     slot = {name, &need_op(std::string_view(name))};
-  check_attributes(*slot.op, attrs);
-  return run_op(*slot.op, given, attrs);
+  return *slot.op;
+}
+
+std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& given,
+                                 const Attributes& attrs) {
+  const OpDef& op = named_op(name);
+  check_attributes(op, attrs);
+  return run_op(op, given, attrs);
+}
+
+bool run_plugin_update(const OpDef& op, const std::vector<Tensor>& given, const lamina_attrs* attrs) {
+  if (!op.in_place_update || given.size() < op.update_min_inputs || given.size() > op.update_max_inputs)
+    return false;
+  // Attributes: each one declared, given once, of a type the kernels read.
+  const int32_t n_attrs = attrs ? attrs->count : 0;
+  if (n_attrs > 0 && (!attrs->items || !op.attributes)) return false;
+  for (int32_t i = 0; i < n_attrs; ++i) {
+    const lamina_attr& a = attrs->items[i];
+    if (!a.name || (a.type != LAMINA_ATTR_INT && a.type != LAMINA_ATTR_FLOAT && a.type != LAMINA_ATTR_STRING))
+      return false;
+    if (std::find(op.attributes->begin(), op.attributes->end(), a.name) == op.attributes->end()) return false;
+    for (int32_t j = 0; j < i; ++j)
+      if (std::strcmp(attrs->items[j].name, a.name) == 0) return false;
+  }
+  BackendEntry& backend = Registry::get().active_backend();
+  if (!backend.supports(op)) return false;
+  const bool recording_grads = grad_enabled();
+  for (const Tensor& t : given)
+    if (!t.defined() || t.shape() != given[0].shape() || !reachable(t, backend) ||
+        (recording_grads && needs_grad(t)))
+      return false;
+  if (LaunchRecorder* r = active_recorder()) r->spoil();  // in place: not repeatable (as run_update)
+  if (shape_size(given[0].shape()) == 0) return true;
+  Views in(given.size()), out(given.size() - 1);
+  for (size_t i = 0; i < given.size(); ++i) in[i] = view_of(given[i]);
+  out[0] = in[0];
+  for (size_t i = 2; i < given.size(); ++i) out[i - 1] = in[i];
+  const lamina_attrs none{0, nullptr};
+  call_kernel(op, backend, in, given.size(), out, given.size() - 1, attrs ? attrs : &none, given);
+  return true;
 }
 
 // An overwrite by the backend's copy kernel is a launch like any other: a step recording keeps it,

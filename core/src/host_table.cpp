@@ -120,6 +120,13 @@ lamina_status host_op(const char* op, const lamina_tensor* inputs, int32_t n_inp
     std::vector<Tensor> in;
     in.reserve(size_t(std::max(n_inputs, 0)));
     for (int32_t i = 0; i < n_inputs; ++i) in.push_back(borrow(inputs[i]));
+    const OpDef& def = named_op(op ? op : "");
+    // An optimizer's update: its outputs are the parameter and the slots themselves.
+    if (def.in_place_update && n_outputs == n_inputs - 1 && run_plugin_update(def, in, attrs)) {
+      outputs[0] = handle_of(in[0]);
+      for (int32_t i = 2; i < n_inputs; ++i) outputs[i - 1] = handle_of(in[size_t(i)]);
+      return;
+    }
     std::vector<Tensor> out = run_named_op(op ? op : "", in, from_c(attrs));
     if (int32_t(out.size()) != n_outputs)
       throw Error(std::string("op '") + op + "' gives " + std::to_string(out.size()) +

@@ -74,6 +74,7 @@ struct OpDef {
   // Optimizer updates: inputs (param, grad, slots...) and outputs (param, slots...) are the same
   // tensors, written in place; nothing is allocated and nothing is recorded for autograd.
   bool in_place_update = false;
+  size_t update_min_inputs = 0, update_max_inputs = 0;  // in-place updates: how many operands they take
   bool kernel_keeps_rank = false;  // reductions: kernels see the output at input 0's rank (keepdims)
   // softmax: the output is a probability distribution over input 0, the logits, which the output
   // keeps (TensorImpl::logits) so that cross-entropy is computed from them.

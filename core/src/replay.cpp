@@ -66,7 +66,8 @@ std::pair<const void*, size_t> location(const lamina_view& v) {
 
 class StepRecording final : public LaunchRecorder {
  public:
-  StepRecording(const Tensor& x, const Tensor& y) : x_shape_(x.shape()), y_shape_(y.shape()) {
+  StepRecording(const Tensor& x, const Tensor& y)
+      : x_shape_(x.shape()), y_shape_(y.shape()), x_memory_(memory_of(x)), y_memory_(memory_of(y)) {
     x_at_ = location(view_of(x));
     y_at_ = location(view_of(y));
   }
@@ -145,8 +146,10 @@ class StepRecording final : public LaunchRecorder {
     return true;
   }
 
+  // A batch of the recorded shapes in the recorded batch's memory (host, or the device's).
   bool fits(const Tensor& x, const Tensor& y) const {
-    return x.is_host() && y.is_host() && x.shape() == x_shape_ && y.shape() == y_shape_;
+    return memory_of(x) == x_memory_ && memory_of(y) == y_memory_ && x.shape() == x_shape_ &&
+           y.shape() == y_shape_;
   }
 
   // The kernels that read the batch read this step's x and y (which may be views of the caller's
@@ -175,7 +178,13 @@ class StepRecording final : public LaunchRecorder {
   }
 
  private:
+  // The backend whose memory holds a tensor; null for host memory any host backend reads.
+  static const BackendEntry* memory_of(const Tensor& t) {
+    return t.is_host() ? nullptr : t.impl()->buffer->backend;
+  }
+
   Shape x_shape_, y_shape_;  // of the batch the recorded step read
+  const BackendEntry *x_memory_, *y_memory_;
   std::pair<const void*, size_t> x_at_, y_at_;
   std::vector<std::unique_ptr<Launch>> launches_;
   std::map<std::pair<const void*, size_t>, std::pair<size_t, size_t>> produced_;

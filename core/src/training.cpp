@@ -648,6 +648,7 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
   // one output.
   StepReplay replay;
   const bool replayable = inputs_.size() == 1 && outputs_.size() == 1;
+  BackendEntry& backend = Registry::get().active_backend();
   // The next batch is read on a worker thread while a step trains, when that pays (prefetch.hpp).
   BatchPrefetcher input(data);
   for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
@@ -691,6 +692,12 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
           const Shape& out = outputs_[j].shape();
           targets.push_back(sparse ? one_hot(yb[j], out.empty() ? 1 : out.back()) : yb[j]);
           step_losses.push_back(sparse ? std::string("categorical_crossentropy") : t.losses[j]);
+        }
+        // On a device backend the batch goes to the device here, before the step, as the first
+        // kernel would have copied it: the step then reads device memory only and can be replayed.
+        if (replayable && !backend.table.host_memory) {
+          xb[0] = on_backend(xb[0], backend);
+          targets[0] = on_backend(targets[0], backend);
         }
         if (replayable && replay.ready_for(xb[0], targets[0])) {
           (void)t.rng();  // the draw a normal step makes, so that the random stream stays the same

@@ -16,6 +16,8 @@ void define_update_ops(OpSet& set) {
                     size_t max_inputs, FallbackFn fallback) {
     OpDef& d = set.def(name, std::move(attributes));
     d.in_place_update = true;
+    d.update_min_inputs = min_inputs;
+    d.update_max_inputs = max_inputs;
     d.infer = [name, min_inputs, max_inputs](const ShapeList& in, const Attributes&) {
       return update_shapes(name, in, min_inputs, max_inputs);
     };
