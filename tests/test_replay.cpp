@@ -5,6 +5,7 @@
 #include "../core/src/replay.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 
 using namespace lamina;
@@ -33,6 +34,7 @@ struct Run {
   std::vector<std::vector<float>> weights;
   std::map<std::string, std::vector<double>> history;
   int64_t replayed = 0;
+  int64_t graphs = 0;  // replayed steps launched as one graph
 };
 
 // Trains a fresh model from `make` with replay on or off; every weight and the history.
@@ -44,10 +46,11 @@ Run train(bool replay, Make make, const Tensor& x, const Tensor& y, int epochs, 
     setenv("LAMINA_STEP_REPLAY", "0", 1);
   set_random_seed(21);
   Sequential model = make();
-  int64_t before = replayed_steps();
+  int64_t before = replayed_steps(), graphs_before = graph_steps();
   History h = model.fit(x, y, {.epochs = epochs, .batch_size = 16, .verbose = 0, .shuffle = shuffle});
   Run r;
   r.replayed = replayed_steps() - before;
+  r.graphs = graph_steps() - graphs_before;
   r.weights = test::weights_of(model);
   r.history = h.history;
   unsetenv("LAMINA_STEP_REPLAY");
@@ -68,6 +71,10 @@ void replay_matches(const std::string& backend, Make make, const Tensor& x, cons
   CHECK(replayed.history == normal.history);
   REQUIRE(replayed.weights.size() == normal.weights.size());
   for (size_t i = 0; i < normal.weights.size(); ++i) CHECK(replayed.weights[i] == normal.weights[i]);
+  // The cudnn backend records CUDA graphs when LAMINA_CUDNN_GRAPHS=1 (tests/gpu/run.sh runs it so):
+  // then every replayed step is one graph launch.
+  const char* graphs = std::getenv("LAMINA_CUDNN_GRAPHS");
+  if (backend == "cudnn" && graphs && std::string(graphs) == "1") CHECK(replayed.graphs == replayed.replayed);
 }
 
 Sequential mlp(const std::string& loss, const std::string& optimizer, int outputs,
@@ -85,7 +92,11 @@ Sequential mlp(const std::string& loss, const std::string& optimizer, int output
 // 200 rows at batch 16: 12 full batches and a short one each epoch, which runs as a normal step.
 TEST_CASE("replayed steps train the seed MLP (MSE, SGD) exactly as normal steps, on every backend") {
   auto [x, y] = points(200, 1);
-  for (const char* backend : {"reference", "onednn", "opencl"}) {
+  for (const std::string& backend : test::configured_backends()) {
+    if (!test::backend_usable(backend)) {
+      MESSAGE("backend '" << backend << "' cannot run here");
+      continue;
+    }
     CAPTURE(backend);
     replay_matches(
         backend, [] { return mlp("mean_squared_error", "sgd", 1, "sigmoid"); }, x, y, true);
@@ -101,7 +112,7 @@ TEST_CASE("replayed steps train a softmax classifier (cross-entropy, Adam) exact
   }
 }
 
-TEST_CASE("replayed steps train a small CNN exactly as normal steps, on onednn and opencl") {
+TEST_CASE("replayed steps train a small CNN exactly as normal steps, on every optimised backend") {
   Tensor x = test::random_tensor({64, 8, 8, 1}, 5, 0.0f, 1.0f);
   std::vector<float> labels;
   for (int i = 0; i < 64; ++i)
@@ -116,7 +127,12 @@ TEST_CASE("replayed steps train a small CNN exactly as normal steps, on onednn a
     m.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta", .metrics = {"accuracy"}});
     return m;
   };
-  for (const char* backend : {"onednn", "opencl"}) {
+  for (const std::string& backend : test::configured_backends()) {
+    if (backend == "reference") continue;  // slow here, and its MLP case above covers it
+    if (!test::backend_usable(backend)) {
+      MESSAGE("backend '" << backend << "' cannot run here");
+      continue;
+    }
     CAPTURE(backend);
     replay_matches(backend, cnn, x, y, true);
   }
@@ -202,4 +218,64 @@ TEST_CASE("replay reads batches that are views of the caller's data without chan
   CHECK(y.to_vector() == y_before);
   CHECK(replayed.history == normal.history);
   CHECK(replayed.weights == normal.weights);
+}
+
+// A backend that records graphs (the capture functions of lamina_backend, ABI 1.4) gets each
+// replayed step as one graph launch: captured on the first replayed step, on batch buffers of its
+// own that each step's batch is copied into. tests/fixtures/graph_backend.cpp records the reference
+// kernels into host-side graphs, as the cudnn backend records CUDA graphs.
+TEST_CASE(
+    "on a backend that records graphs, replayed steps run as one graph and train exactly as normal steps") {
+  add_plugin_path((std::filesystem::path(LAMINA_FIXTURE_DIR) / "graphs").string());
+  test::use_backend_or_skip("graphs");
+  auto [x, y] = points(200, 3);
+  auto make = [] { return mlp("categorical_crossentropy", "adam", 3, "softmax"); };
+  Run normal = train(false, make, x, y, 3);
+  Run graphs = train(true, make, x, y, 3);
+  CHECK(graphs.replayed > 0);
+  CHECK(graphs.graphs == graphs.replayed);
+  CHECK(graphs.history == normal.history);
+  CHECK(graphs.weights == normal.weights);
+
+  setenv("LAMINA_STEP_GRAPHS", "0", 1);  // replay kernel by kernel
+  Run kernels = train(true, make, x, y, 3);
+  unsetenv("LAMINA_STEP_GRAPHS");
+  CHECK(kernels.replayed == graphs.replayed);
+  CHECK(kernels.graphs == 0);
+  CHECK(kernels.weights == normal.weights);
+
+  // A backend that cannot record the step (CUDA refuses a capture whose kernels synchronise, for
+  // one): the replayed steps run kernel by kernel and train the same.
+  setenv("LAMINA_FIXTURE_REFUSE_GRAPHS", "1", 1);
+  Run refused = train(true, make, x, y, 3);
+  unsetenv("LAMINA_FIXTURE_REFUSE_GRAPHS");
+  CHECK(refused.replayed == graphs.replayed);
+  CHECK(refused.graphs == 0);
+  CHECK(refused.history == normal.history);
+  CHECK(refused.weights == normal.weights);
+}
+
+// On a GPU (tests/gpu/run.sh runs the cudnn test cases, then this one again with
+// LAMINA_CUDNN_GRAPHS=1, where every replayed step must be one CUDA graph launch).
+TEST_CASE(
+    "replayed steps train an MLP and a small CNN on cudnn exactly as normal steps (CUDA graphs when "
+    "enabled)") {
+  test::use_backend_or_skip("cudnn");
+  auto [x, y] = points(200, 3);
+  replay_matches(
+      "cudnn", [] { return mlp("categorical_crossentropy", "adam", 3, "softmax"); }, x, y, true);
+  Tensor images = test::random_tensor({64, 8, 8, 1}, 5, 0.0f, 1.0f);
+  std::vector<float> labels;
+  for (int i = 0; i < 64; ++i)
+    for (int k = 0; k < 4; ++k) labels.push_back(k == i % 4 ? 1.0f : 0.0f);
+  auto cnn = [] {
+    Sequential m;
+    m.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {8, 8, 1}}));
+    m.add(MaxPooling2D({2, 2}));
+    m.add(Flatten());
+    m.add(Dense(4, {.activation = "softmax"}));
+    m.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta", .metrics = {"accuracy"}});
+    return m;
+  };
+  replay_matches("cudnn", cnn, images, Tensor::from_vector(labels, {64, 4}), true);
 }

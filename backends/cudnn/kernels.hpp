@@ -98,6 +98,12 @@ struct Backend {
   size_t workspace_bytes = 0;
   Staging staging;
 
+  // While a step is captured as a CUDA graph (graphs.cpp): the blocks its kernels took for
+  // themselves (scratch, the workspace), kept for the graph instead of going back to the cache,
+  // since every launch of the graph uses them again. Null when no capture is running.
+  std::vector<void*>* graph_blocks = nullptr;
+  bool graphs = false;  // LAMINA_CUDNN_GRAPHS=1: the backend table offers graph capture
+
   // Reused by the kernels, which hold `mutex`.
   ConvDescriptors conv;
   TensorDesc tensor_a, tensor_b;
@@ -165,6 +171,10 @@ struct Kernels : sdk::KernelPolicy {
 
 // Memory (memory.cpp): a backend table with `self` and the buffer functions set.
 lamina_backend memory_table(Backend& backend);
+// A block a kernel is done with: back to the cache, or to the graph being captured.
+void release_block(Backend& backend, void* block);
+// Graphs (graphs.cpp): sets the table's capture functions.
+void add_graph_functions(lamina_backend& table);
 
 // Device helpers the fused ops share.
 // y(rows, length) = activation(y + bias), bias (length) added to every row (elementwise.cu).

@@ -62,14 +62,21 @@ Scratch::Scratch(Backend& backend, int64_t floats) : backend_(&backend) {
   }
 }
 
+void release_block(Backend& backend, void* block) {
+  if (backend.graph_blocks)
+    backend.graph_blocks->push_back(block);
+  else
+    backend.allocator.release(block);
+}
+
 Scratch::~Scratch() {
-  if (backend_ && data_) backend_->allocator.release(data_);
+  if (backend_ && data_) release_block(*backend_, data_);
 }
 
 void* workspace(Backend& backend, size_t bytes) {
   if (bytes == 0) return backend.workspace;
   if (bytes <= backend.workspace_bytes) return backend.workspace;
-  if (backend.workspace) backend.allocator.release(backend.workspace);
+  if (backend.workspace) release_block(backend, backend.workspace);
   backend.workspace = backend.allocator.allocate(bytes);
   backend.workspace_bytes = backend.workspace ? bytes : 0;
   return backend.workspace;

@@ -129,6 +129,7 @@ void create_backend() {
   b->policy.deterministic_only = env_flag("LAMINA_CUDNN_DETERMINISTIC");
   b->find_algorithms = env_flag("LAMINA_CUDNN_FIND");
   b->sync_each_kernel = env_flag("LAMINA_CUDNN_SYNC");
+  b->graphs = env_flag("LAMINA_CUDNN_GRAPHS");
   check_cublas(
       cublasSetMathMode(b->cublas, b->policy.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
       "setting cuBLAS' math mode");
@@ -146,6 +147,7 @@ void init(const lamina_host* host) {
   }
   lamina_backend table = memory_table(*g_backend);
   table.device = g_backend->description.c_str();
+  if (g_backend->graphs) add_graph_functions(table);
   sdk::register_backend<Kernels>(host, table);
 }
 

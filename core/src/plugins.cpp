@@ -488,7 +488,16 @@ void Registry::register_backend(const lamina_backend& t) {
       throw Error(std::string("a backend named '") + t.name + "' is already registered by " +
                   (b->plugin ? b->plugin->path : "another plugin"));
   auto entry = std::make_unique<BackendEntry>();
-  entry->table = t;
+  // A table from an older minor ABI is shorter: the members it lacks stay null.
+  std::memcpy(&entry->table, &t, std::min<size_t>(t.struct_size, sizeof(entry->table)));
+  entry->table.struct_size = uint32_t(sizeof(entry->table));
+  const lamina_backend& e = entry->table;
+  const int graph_functions = (e.capture_begin != nullptr) + (e.capture_end != nullptr) +
+                              (e.launch_graph != nullptr) + (e.release_graph != nullptr);
+  if (graph_functions != 0 && graph_functions != 4)
+    throw Error(std::string("backend '") + t.name +
+                "' sets some of capture_begin, capture_end, launch_graph and release_graph; a backend "
+                "that records graphs sets all four");
   entry->name = t.name;
   entry->plugin = impl_->loading;
   entry->kernels.assign(all_ops().size(), nullptr);

@@ -3,6 +3,7 @@
 
 #include "attributes.hpp"
 #include "backend_entry.hpp"
+#include "host_table.hpp"
 #include "op_registry.hpp"
 #include "profiler.hpp"
 #include "tensor_impl.hpp"
@@ -22,6 +23,7 @@ namespace lamina {
 namespace {
 
 std::atomic<int64_t> g_replayed{0};
+std::atomic<int64_t> g_graphs{0};  // replayed steps launched as a graph
 
 // Where a kernel's input comes from, comparable between two recordings of a step.
 struct Source {
@@ -115,7 +117,8 @@ class StepRecording final : public LaunchRecorder {
         if (buffers_.insert(b).second && list == &output_tensors) bytes_ += b->bytes;
       }
     launches_.push_back(std::move(l));
-    if (bytes_ > StepReplay::kMaxBytes) spoil();  // keeping its results would cost too much memory
+    // keeping its results would cost too much memory
+    if (bytes_ > (x_memory_ ? StepReplay::kMaxDeviceBytes : StepReplay::kMaxBytes)) spoil();
   }
 
   void spoil() override {
@@ -152,12 +155,28 @@ class StepRecording final : public LaunchRecorder {
            y.shape() == y_shape_;
   }
 
+  ~StepRecording() {
+    if (graph_) graph_backend_->table.release_graph(graph_backend_->table.self, graph_);
+  }
+
   // The kernels that read the batch read this step's x and y (which may be views of the caller's
   // data set: they are read, never written).
   void run(const Tensor& x, const Tensor& y) {
-    const lamina_view vx = view_of(x), vy = view_of(y);
-    const bool timed = profiling();
-    for (const auto& l : launches_) {
+    if (graph_state_ != GraphState::refused && wants_graph()) {
+      run_as_graph(x, y);
+      return;
+    }
+    read_batch_from(view_of(x), view_of(y));
+    call_kernels();
+  }
+
+  bool replays_as_graph() const { return graph_state_ == GraphState::captured; }
+
+ private:
+  enum class GraphState { untried, captured, refused };
+
+  void read_batch_from(const lamina_view& vx, const lamina_view& vy) {
+    for (const auto& l : launches_)
       for (size_t i = 0; i < l->sources.size(); ++i) {
         const Source::Kind kind = l->sources[i].kind;
         if (kind != Source::batch_x && kind != Source::batch_y) continue;
@@ -165,6 +184,80 @@ class StepRecording final : public LaunchRecorder {
         l->inputs[i].data = v.data;
         l->inputs[i].offset = v.offset;
       }
+  }
+
+  // A graph when every launch runs on one backend that records graphs, graphs are not turned off
+  // (LAMINA_STEP_GRAPHS=0) and no profile wants each kernel's time.
+  bool wants_graph() {
+    if (graph_state_ == GraphState::untried && !graph_backend_) {
+      BackendEntry* backend = launches_.empty() ? nullptr : launches_.front()->backend;
+      for (const auto& l : launches_)
+        if (l->backend != backend) backend = nullptr;
+      const char* env = std::getenv("LAMINA_STEP_GRAPHS");
+      if (!backend || !backend->table.capture_begin || (env && std::string(env) == "0")) {
+        graph_state_ = GraphState::refused;
+        return false;
+      }
+      graph_backend_ = backend;
+    }
+    return !profiling();
+  }
+
+  // The graph's kernels read the batch from buffers of their own, which each step's batch is copied
+  // into first (a launch of the backend's copy kernel): a graph repeats its kernels on the buffers
+  // they were captured with. The first call captures the graph; when the backend cannot record the
+  // step, the kernels run one by one from then on.
+  void run_as_graph(const Tensor& x, const Tensor& y) {
+    const lamina_backend& table = graph_backend_->table;
+    if (!x_fixed_.defined()) {
+      x_fixed_ = make_tensor(x.shape(), graph_backend_);
+      y_fixed_ = make_tensor(y.shape(), graph_backend_);
+      read_batch_from(view_of(x_fixed_), view_of(y_fixed_));
+    }
+    assign(x_fixed_, x);
+    assign(y_fixed_, y);
+    if (graph_state_ == GraphState::untried) {
+      lamina_error error{};
+      std::string why;
+      if (table.capture_begin(table.self, &error) != LAMINA_OK) {
+        why = error.message;
+      } else {
+        try {
+          call_kernels();
+        } catch (const std::exception& e) {
+          why = e.what();
+        }
+        lamina_error end_error{};
+        void* graph = table.capture_end(table.self, &end_error);
+        if (graph && why.empty()) {
+          graph_ = graph;
+        } else {
+          if (graph) table.release_graph(table.self, graph);
+          if (why.empty()) why = end_error.message;
+        }
+      }
+      graph_state_ = graph_ ? GraphState::captured : GraphState::refused;
+      if (!graph_) {  // the step runs kernel by kernel, as without graphs
+        host_log(1, ("replayed steps run kernel by kernel on backend '" + graph_backend_->name +
+                     "': it could not record the step as a graph: " + why)
+                        .c_str());
+        call_kernels();
+        return;
+      }
+    }
+    if (graph_state_ == GraphState::refused) {
+      call_kernels();
+      return;
+    }
+    lamina_error error{};
+    if (table.launch_graph(table.self, graph_, &error) != LAMINA_OK)
+      throw Error("backend '" + graph_backend_->name +
+                  "' failed to launch a replayed training step's graph: " + error.message);
+  }
+
+  void call_kernels() {
+    const bool timed = profiling();
+    for (const auto& l : launches_) {
       auto start = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       lamina_error error{};
       if (l->kernel(l->backend->table.self, l->inputs.data(), int32_t(l->inputs.size()), l->outputs.data(),
@@ -177,7 +270,6 @@ class StepRecording final : public LaunchRecorder {
     }
   }
 
- private:
   // The backend whose memory holds a tensor; null for host memory any host backend reads.
   static const BackendEntry* memory_of(const Tensor& t) {
     return t.is_host() ? nullptr : t.impl()->buffer->backend;
@@ -191,6 +283,11 @@ class StepRecording final : public LaunchRecorder {
   std::set<std::shared_ptr<Buffer>> buffers_;
   size_t bytes_ = 0;
   bool spoiled_ = false;
+  // Replay as a graph (lamina_backend's capture functions).
+  GraphState graph_state_ = GraphState::untried;
+  BackendEntry* graph_backend_ = nullptr;
+  void* graph_ = nullptr;
+  Tensor x_fixed_, y_fixed_;  // the batch the graph's kernels read
 };
 
 RecordingScope::RecordingScope(StepRecording* recording) : previous_(set_active_recorder(recording)) {}
@@ -221,6 +318,7 @@ bool StepReplay::ready_for(const Tensor& x, const Tensor& y) const {
 void StepReplay::run(const Tensor& x, const Tensor& y) {
   ready_->recording->run(x, y);
   g_replayed.fetch_add(1, std::memory_order_relaxed);
+  if (ready_->recording->replays_as_graph()) g_graphs.fetch_add(1, std::memory_order_relaxed);
 }
 
 RecordingPtr StepReplay::begin(const Tensor& x, const Tensor& y) {
@@ -263,6 +361,9 @@ const std::vector<Tensor>& StepReplay::gradients() const {
 
 int64_t replayed_steps() {
   return g_replayed.load(std::memory_order_relaxed);
+}
+int64_t graph_steps() {
+  return g_graphs.load(std::memory_order_relaxed);
 }
 
 }  // namespace lamina

@@ -53,6 +53,9 @@ class RecordingScope {
 class StepReplay {
  public:
   static constexpr size_t kMaxBytes = size_t(8) << 20;  // of the step's intermediate results
+  // The same on a device backend, whose caching allocator keeps a step's buffers reserved between
+  // steps anyway: keeping them for the recording adds nothing there.
+  static constexpr size_t kMaxDeviceBytes = size_t(512) << 20;
 
   StepReplay();  // enabled unless LAMINA_STEP_REPLAY=0
   ~StepReplay();
@@ -80,7 +83,8 @@ class StepReplay {
   std::unique_ptr<Ready> ready_;
 };
 
-// Steps replayed so far in this process (for tests).
+// Steps replayed so far in this process, and those of them launched as one graph (for tests).
 int64_t replayed_steps();
+int64_t graph_steps();
 
 }  // namespace lamina

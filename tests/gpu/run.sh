@@ -8,8 +8,9 @@
 #      60 s); the error counts are reported, they do not change the exit status,
 #   4. train the seed CNN (examples/mnist_cnn.json) for one epoch on Fashion-MNIST with
 #      `lamina train --backend cudnn` at batch sizes 32, 128, 256 and 1024, again at batch 32 with
-#      timed algorithm choice (LAMINA_CUDNN_FIND=1), then a short run under LAMINA_PROFILE for the
-#      op breakdown,
+#      timed algorithm choice (LAMINA_CUDNN_FIND=1), at batch 32 and 256 with replayed steps as CUDA
+#      graphs (LAMINA_CUDNN_GRAPHS=1, whose test case also runs once more with it set in step 2),
+#      then a short run under LAMINA_PROFILE for the op breakdown,
 #   5. train the same model the same way with PyTorch on the same GPU: float32 at every batch size,
 #      PyTorch's default TF32 convolutions at batch 32, and the torch.compile'd model at every batch
 #      size (its compiling is not timed),
@@ -416,6 +417,15 @@ main() {
   say "running the cudnn test cases"
   run_cases "$bin/lamina_cudnn_host_tests"
   run_cases "$bin/lamina_tests"
+  # Replayed steps as CUDA graphs (off by default): the same results bit for bit, every replayed
+  # step one graph launch.
+  local graphs_case="replayed steps train an MLP and a small CNN on cudnn exactly as normal steps (CUDA graphs when enabled)"
+  LAMINA_CUDNN_GRAPHS=1 "$bin/lamina_tests" --no-colors -tc="${graphs_case//,/?}" >>"$RESULTS/tests.log" 2>&1
+  case $? in
+    0) printf '%s [LAMINA_CUDNN_GRAPHS=1]\tpassed\n' "$graphs_case" ;;
+    77) printf '%s [LAMINA_CUDNN_GRAPHS=1]\tskipped\n' "$graphs_case" ;;
+    *) printf '%s [LAMINA_CUDNN_GRAPHS=1]\tfailed\n' "$graphs_case" ;;
+  esac >>"$RESULTS/tests.tsv"
   local passed failed skipped
   passed=$(grep -c $'\tpassed$' "$RESULTS/tests.tsv")
   failed=$(grep -c $'\tfailed$' "$RESULTS/tests.tsv")
@@ -476,6 +486,12 @@ EOF
         { tail -n 20 "$WORK/lamina_train_b$b.log"; say "lamina train failed (batch $b)"; }
       tail -n 1 "$WORK/lamina_train_b$b.log" | sed 's/^/    /'
     done
+    say "replayed steps as CUDA graphs (LAMINA_CUDNN_GRAPHS=1) at batch 32 and 256"
+    for b in 32 256; do
+      LAMINA_CUDNN_GRAPHS=1 "$bin/lamina" train "$config" --backend cudnn --epochs 1 --batch-size "$b" --verbose 2 \
+        >"$WORK/lamina_graphs_b$b.log" 2>&1 || tail -n 20 "$WORK/lamina_graphs_b$b.log"
+      tail -n 1 "$WORK/lamina_graphs_b$b.log" | sed "s/^/    batch $b: /"
+    done
     say "the input pipeline at batch 256: the next batch read during the step (LAMINA_PREFETCH=on) or after it (off)"
     local mode
     for mode in on off; do
@@ -533,7 +549,8 @@ EOF
   fi
 
   {
-    for f in lamina_train lamina_train_find "${batches[@]/#/lamina_train_b}" lamina_profile; do
+    for f in lamina_train lamina_train_find "${batches[@]/#/lamina_train_b}" lamina_graphs_b32 lamina_graphs_b256 \
+      lamina_profile; do
       [[ -f $WORK/$f.log ]] && printf '==> %s\n' "$f" && cat "$WORK/$f.log"
     done
   } >"$RESULTS/lamina.log"
@@ -575,6 +592,12 @@ EOF
     [[ -n $racecheck ]] && echo "| compute-sanitizer racecheck, the conformance table | $racecheck |"
     echo "| lamina seed CNN, 1 epoch, cudnn | ${l_train}s train (${l_epoch}s with validation), ${l_sps} samples/s, loss $l_loss, accuracy $l_acc, val_accuracy $l_vacc |"
     echo "| the same with LAMINA_CUDNN_FIND=1 | ${f_train}s train (${f_epoch}s with validation), ${f_sps} samples/s |"
+    local g_figures g_sps
+    for b in 32 256; do
+      g_figures=$(lamina_epoch "$WORK/lamina_graphs_b$b.log" 2>/dev/null)
+      read -r _ g_sps _ _ _ _ <<<"${g_figures:-- - - - - -}"
+      echo "| batch $b with CUDA graphs (LAMINA_CUDNN_GRAPHS=1) | $(lamina_seconds "$g_sps")s train, ${g_sps} samples/s |"
+    done
     echo "| PyTorch $(torch_field "$WORK/torch_tf32_0.json" 32 torch), float32 | ${t_s}s train (${t_epoch}s with validation), ${t_sps} samples/s, val_accuracy $t_vacc |"
     echo "| PyTorch, TF32 convolutions (its default) | ${tt_s}s train, ${tt_sps} samples/s, val_accuracy $tt_vacc |"
     [[ $COMPILE == 1 ]] && echo "| PyTorch torch.compile, float32 | ${c_figures:-${compile_note:--}} |"

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define LAMINA_ABI_MAJOR 1
-#define LAMINA_ABI_MINOR 3
+#define LAMINA_ABI_MINOR 4
 #define LAMINA_MAX_DIMS 8
 #define LAMINA_ERROR_CAPACITY 1024
 
@@ -107,6 +107,18 @@ typedef struct lamina_backend {
   lamina_status (*synchronize)(void* self, lamina_error* error); /* (optional) */
   int32_t kernel_count;
   const lamina_kernel* kernels;
+
+  /* Since ABI 1.4, optional (all four or none): graphs of kernel calls, such as CUDA graphs, for
+   * work that repeats. Between capture_begin and capture_end the kernels the calling thread runs on
+   * this backend are recorded instead of run. capture_end returns the graph, or NULL with a reason
+   * in `error` when the work could not be recorded (the core then runs the kernels one by one).
+   * launch_graph runs a graph's kernels again, on the same buffers and attributes, in order with
+   * the backend's other work; the core keeps those buffers alive until release_graph. Memory a
+   * kernel takes for itself during the capture (scratch, workspace) belongs to the graph. */
+  lamina_status (*capture_begin)(void* self, lamina_error* error);
+  void* (*capture_end)(void* self, lamina_error* error);
+  lamina_status (*launch_graph)(void* self, void* graph, lamina_error* error);
+  void (*release_graph)(void* self, void* graph);
 } lamina_backend;
 
 /* ---------------------------------------------------------------------------------------------
