@@ -15,9 +15,14 @@
 // backends, an in-place update (an overwrite by `assign` through the backend's copy kernel, such as
 // BatchNormalization's moving statistics, is a launch and is repeated), an op whose attributes
 // change from step to step (dropout's seed),
-// or when the intermediate results it would have to keep exceed kMaxBytes (large models spend their time in
-// kernels, and keeping every intermediate would raise their peak memory). Layer plugins cannot read
-// tensor values, so they cannot branch on data. LAMINA_STEP_REPLAY=0 turns replay off.
+// or when the intermediate results it would have to keep exceed kMaxBytes (kMaxDeviceBytes on a
+// device backend; large models spend their time in kernels, and keeping every intermediate would
+// raise their peak memory). Layer plugins cannot read tensor values, so they cannot branch on data.
+// LAMINA_STEP_REPLAY=0 turns replay off.
+//
+// On a backend that records graphs (lamina_backend's capture functions, such as the cudnn
+// backend's CUDA graphs) the recorded kernels are captured once and every later step is one graph
+// launch, on batch buffers the recording owns; LAMINA_STEP_GRAPHS=0 turns that off.
 #pragma once
 
 #include "launch_recorder.hpp"

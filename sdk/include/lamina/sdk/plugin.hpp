@@ -67,7 +67,7 @@ inline void check(lamina_status status, const lamina_error& error) {
 
 class Attrs {
  public:
-  Attrs() { items_.reserve(8); }
+  Attrs() = default;
   Attrs(const Attrs&) = delete;
   Attrs& operator=(const Attrs&) = delete;
   Attrs& set(const char* name, int64_t value) {
@@ -93,9 +93,10 @@ class Attrs {
   }
   Attrs& set(const char* name, const std::string& value) { return set(name, value.c_str()); }
   const lamina_attrs* c() {
-    for (auto& a : items_)
-      if (a.type == LAMINA_ATTR_STRING) a.text = texts_[size_t(a.ints[0])].c_str();
-    view_ = {int32_t(items_.size()), items_.data()};
+    lamina_attr* items = count_ <= kInline ? inline_ : overflow_.data();
+    for (size_t i = 0; i < count_; ++i)
+      if (items[i].type == LAMINA_ATTR_STRING) items[i].text = texts_[size_t(items[i].ints[0])].c_str();
+    view_ = {int32_t(count_), items};
     return &view_;
   }
 
@@ -111,10 +112,20 @@ class Attrs {
     lamina_attr a{};
     a.name = name;
     a.type = type;
-    items_.push_back(a);
-    return items_.back();
+    if (count_ < kInline) {
+      inline_[count_] = a;
+      return inline_[count_++];
+    }
+    if (overflow_.empty()) overflow_.assign(inline_, inline_ + kInline);
+    overflow_.push_back(a);
+    ++count_;
+    return overflow_.back();
   }
-  std::vector<lamina_attr> items_;
+  // Ops take a few attributes: up to kInline of them live here, without a heap allocation per call.
+  static constexpr size_t kInline = 8;
+  lamina_attr inline_[kInline];  // the first count_ are set
+  size_t count_ = 0;
+  std::vector<lamina_attr> overflow_;  // every item, once there are more than kInline
   std::vector<std::string> texts_;  // string values, pointed at by c() once they stop moving
   lamina_attrs view_{};
 };
@@ -230,7 +241,7 @@ inline std::vector<Tensor> run(const char* op, std::initializer_list<const Tenso
 }
 // A one-output op; the handles stay on the stack, as ops run on every step of every model.
 inline Tensor run1(const char* op, std::initializer_list<const Tensor*> inputs, Attrs&& attrs = Attrs()) {
-  lamina_tensor in[LAMINA_MAX_DIMS];
+  lamina_tensor in[LAMINA_MAX_DIMS] = {};
   if (inputs.size() > LAMINA_MAX_DIMS) return std::move(run(op, inputs, attrs)[0]);
   int32_t n = 0;
   for (const Tensor* t : inputs) in[n++] = t->get();
