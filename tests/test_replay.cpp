@@ -112,21 +112,29 @@ TEST_CASE("replayed steps train a softmax classifier (cross-entropy, Adam) exact
   }
 }
 
-TEST_CASE("replayed steps train a small CNN exactly as normal steps, on every optimised backend") {
-  Tensor x = test::random_tensor({64, 8, 8, 1}, 5, 0.0f, 1.0f);
+namespace {
+
+// 64 random 8x8 images in 4 classes, and a CNN for them: Conv2D, MaxPooling2D, Dense softmax.
+std::pair<Tensor, Tensor> images() {
   std::vector<float> labels;
   for (int i = 0; i < 64; ++i)
     for (int k = 0; k < 4; ++k) labels.push_back(k == i % 4 ? 1.0f : 0.0f);
-  Tensor y = Tensor::from_vector(labels, {64, 4});
-  auto cnn = [] {
-    Sequential m;
-    m.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {8, 8, 1}}));
-    m.add(MaxPooling2D({2, 2}));
-    m.add(Flatten());
-    m.add(Dense(4, {.activation = "softmax"}));
-    m.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta", .metrics = {"accuracy"}});
-    return m;
-  };
+  return {test::random_tensor({64, 8, 8, 1}, 5, 0.0f, 1.0f), Tensor::from_vector(labels, {64, 4})};
+}
+Sequential small_cnn() {
+  Sequential m;
+  m.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {8, 8, 1}}));
+  m.add(MaxPooling2D({2, 2}));
+  m.add(Flatten());
+  m.add(Dense(4, {.activation = "softmax"}));
+  m.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta", .metrics = {"accuracy"}});
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("replayed steps train a small CNN exactly as normal steps, on every optimised backend") {
+  auto [x, y] = images();
   for (const std::string& backend : test::configured_backends()) {
     if (backend == "reference") continue;  // slow here, and its MLP case above covers it
     if (!test::backend_usable(backend)) {
@@ -134,7 +142,7 @@ TEST_CASE("replayed steps train a small CNN exactly as normal steps, on every op
       continue;
     }
     CAPTURE(backend);
-    replay_matches(backend, cnn, x, y, true);
+    replay_matches(backend, small_cnn, x, y, true);
   }
 }
 
@@ -264,18 +272,6 @@ TEST_CASE(
   auto [x, y] = points(200, 3);
   replay_matches(
       "cudnn", [] { return mlp("categorical_crossentropy", "adam", 3, "softmax"); }, x, y, true);
-  Tensor images = test::random_tensor({64, 8, 8, 1}, 5, 0.0f, 1.0f);
-  std::vector<float> labels;
-  for (int i = 0; i < 64; ++i)
-    for (int k = 0; k < 4; ++k) labels.push_back(k == i % 4 ? 1.0f : 0.0f);
-  auto cnn = [] {
-    Sequential m;
-    m.add(Conv2D(4, {3, 3}, {.activation = "relu", .input_shape = {8, 8, 1}}));
-    m.add(MaxPooling2D({2, 2}));
-    m.add(Flatten());
-    m.add(Dense(4, {.activation = "softmax"}));
-    m.compile({.loss = "categorical_crossentropy", .optimizer = "adadelta", .metrics = {"accuracy"}});
-    return m;
-  };
-  replay_matches("cudnn", cnn, images, Tensor::from_vector(labels, {64, 4}), true);
+  auto [images_x, images_y] = images();
+  replay_matches("cudnn", small_cnn, images_x, images_y, true);
 }
