@@ -88,121 +88,172 @@ void small_matmul(const float* __restrict a, const float* __restrict b, float* _
   }
 }
 
-// Register-blocked AVX-512 product for the products between kSmallMacs and kParallelMacs with b not
-// transposed, which run on one thread: y (M,N) = op(a)·b, b (K,N) row-major. Blocks of 8 rows of y
-// by 32 columns (2 vectors, the last one masked at the edge) accumulate in 16 registers over all of
-// K, broadcasting a(i,k) and loading b's row k. On the dev machine (AVX-512, one core) the seed
+// Register-blocked products for the products between kSmallMacs and kParallelMacs with b not
+// transposed, which run on one thread: y (M,N) = op(a)·b, b (K,N) row-major. A block of R rows of y
+// by two vectors of columns (the last one masked at the edge) accumulates in registers over all of
+// K, broadcasting a(i,k) and loading b's row k: 8 rows × 32 columns in 16 of AVX-512's 32
+// registers, 6 rows × 16 columns in 12 of AVX2's 16. On the dev machine (AVX-512, one core) the seed
 // MLP's 16x100 · 100x100 took 3.4 µs this way against 3.9 µs in oneDNN's matmul, plus oneDNN's
 // fixed cost per call near a microsecond. (Wider blocks are slower with GCC 12, which then keeps
 // the accumulators in memory.) Larger products go to oneDNN, which packs its operands and splits
-// the work over threads; so do transposed b, which this loop would have to copy first.
+// the work over threads; so do transposed b with many rows, which this loop would have to copy
+// first.
 namespace blocked {
 
 // The accumulators are named variables, not an array: GCC 12 keeps an array of them in memory,
-// storing all of them on every step of k, which made this loop 2.5x slower.
-#define LAMINA_BLOCK_ROW(r)                                              \
-  if constexpr (R > r) {                                                 \
-    const __m512 av = _mm512_set1_ps(a[r * a_i + k * a_k]);              \
-    acc##r##0 = _mm512_fmadd_ps(av, b0, acc##r##0);                      \
-    if constexpr (C > 1) acc##r##1 = _mm512_fmadd_ps(av, b1, acc##r##1); \
+// storing all of them on every step of k, which made this loop 2.5x slower. LAMINA_BLOCK_LOOP is
+// the block for every instruction set; each one's `block` defines V (its vector type) and the
+// LAMINA_V_ macros (its intrinsics) around it.
+#define LAMINA_BLOCK_ROW(r)                                           \
+  if constexpr (R > r) {                                              \
+    const V av = LAMINA_V_BROADCAST(a[r * a_i + k * a_k]);            \
+    acc##r##0 = LAMINA_V_FMA(av, b0, acc##r##0);                      \
+    if constexpr (C > 1) acc##r##1 = LAMINA_V_FMA(av, b1, acc##r##1); \
   }
-#define LAMINA_STORE_ROW(r)                                     \
-  if constexpr (R > r) {                                        \
-    if constexpr (C > 1) {                                      \
-      _mm512_storeu_ps(y + r * ldy, acc##r##0);                 \
-      _mm512_mask_storeu_ps(y + r * ldy + 16, last, acc##r##1); \
-    } else {                                                    \
-      _mm512_mask_storeu_ps(y + r * ldy, last, acc##r##0);      \
-    }                                                           \
+#define LAMINA_STORE_ROW(r)                                 \
+  if constexpr (R > r) {                                    \
+    if constexpr (C > 1) {                                  \
+      LAMINA_V_STORE(y + r * ldy, acc##r##0);               \
+      LAMINA_V_STORE_LAST(y + r * ldy + kLanes, acc##r##1); \
+    } else {                                                \
+      LAMINA_V_STORE_LAST(y + r * ldy, acc##r##0);          \
+    }                                                       \
   }
-
-// R (1..8) rows of y by C (1 or 2) vectors of columns, the last vector masked by `last`.
-template <int R, int C>
-__attribute__((target("avx512f,fma"))) void block(const float* a, int64_t a_i, int64_t a_k, const float* b,
-                                                  int64_t ldb, float* y, int64_t ldy, int64_t K,
-                                                  __mmask16 last) {
-  static_assert(R >= 1 && R <= 8 && (C == 1 || C == 2));
-  __m512 acc00 = _mm512_setzero_ps(), acc01 = acc00, acc10 = acc00, acc11 = acc00, acc20 = acc00,
-         acc21 = acc00, acc30 = acc00, acc31 = acc00, acc40 = acc00, acc41 = acc00, acc50 = acc00,
-         acc51 = acc00, acc60 = acc00, acc61 = acc00, acc70 = acc00, acc71 = acc00;
-  for (int64_t k = 0; k < K; ++k) {
-    const float* bk = b + k * ldb;
-    const __m512 b0 = C > 1 ? _mm512_loadu_ps(bk) : _mm512_maskz_loadu_ps(last, bk);
-    const __m512 b1 = C > 1 ? _mm512_maskz_loadu_ps(last, bk + 16) : b0;
-    LAMINA_BLOCK_ROW(0)
-    LAMINA_BLOCK_ROW(1)
-    LAMINA_BLOCK_ROW(2)
-    LAMINA_BLOCK_ROW(3)
-    LAMINA_BLOCK_ROW(4)
-    LAMINA_BLOCK_ROW(5)
-    LAMINA_BLOCK_ROW(6)
-    LAMINA_BLOCK_ROW(7)
-  }
-  LAMINA_STORE_ROW(0)
-  LAMINA_STORE_ROW(1)
-  LAMINA_STORE_ROW(2)
-  LAMINA_STORE_ROW(3)
-  LAMINA_STORE_ROW(4)
-  LAMINA_STORE_ROW(5)
-  LAMINA_STORE_ROW(6)
+#define LAMINA_BLOCK_LOOP                                                                             \
+  const V zero = LAMINA_V_ZERO();                                                                     \
+  V acc00 = zero, acc01 = zero, acc10 = zero, acc11 = zero, acc20 = zero, acc21 = zero, acc30 = zero, \
+    acc31 = zero, acc40 = zero, acc41 = zero, acc50 = zero, acc51 = zero, acc60 = zero, acc61 = zero, \
+    acc70 = zero, acc71 = zero;                                                                       \
+  for (int64_t k = 0; k < K; ++k) {                                                                   \
+    const float* bk = b + k * ldb;                                                                    \
+    const V b0 = C > 1 ? LAMINA_V_LOAD(bk) : LAMINA_V_LOAD_LAST(bk);                                  \
+    const V b1 = C > 1 ? LAMINA_V_LOAD_LAST(bk + kLanes) : b0;                                        \
+    LAMINA_BLOCK_ROW(0)                                                                               \
+    LAMINA_BLOCK_ROW(1)                                                                               \
+    LAMINA_BLOCK_ROW(2)                                                                               \
+    LAMINA_BLOCK_ROW(3)                                                                               \
+    LAMINA_BLOCK_ROW(4)                                                                               \
+    LAMINA_BLOCK_ROW(5)                                                                               \
+    LAMINA_BLOCK_ROW(6)                                                                               \
+    LAMINA_BLOCK_ROW(7)                                                                               \
+  }                                                                                                   \
+  LAMINA_STORE_ROW(0)                                                                                 \
+  LAMINA_STORE_ROW(1)                                                                                 \
+  LAMINA_STORE_ROW(2)                                                                                 \
+  LAMINA_STORE_ROW(3)                                                                                 \
+  LAMINA_STORE_ROW(4)                                                                                 \
+  LAMINA_STORE_ROW(5)                                                                                 \
+  LAMINA_STORE_ROW(6)                                                                                 \
   LAMINA_STORE_ROW(7)
-}
+
+// R (1..kRows) rows of y by C (1 or 2) vectors of columns; `width` (1..2·kLanes) columns in all.
+struct Avx512 {
+  static constexpr int kRows = 8;
+  static constexpr int64_t kLanes = 16;
+  template <int R, int C>
+  __attribute__((target("avx512f,fma"))) static void block(const float* a, int64_t a_i, int64_t a_k,
+                                                           const float* b, int64_t ldb, float* y, int64_t ldy,
+                                                           int64_t K, int64_t width) {
+    static_assert(R >= 1 && R <= kRows && (C == 1 || C == 2));
+    using V = __m512;
+    const __mmask16 last = __mmask16(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1u);
+#define LAMINA_V_ZERO _mm512_setzero_ps
+#define LAMINA_V_FMA _mm512_fmadd_ps
+#define LAMINA_V_BROADCAST _mm512_set1_ps
+#define LAMINA_V_LOAD _mm512_loadu_ps
+#define LAMINA_V_LOAD_LAST(p) _mm512_maskz_loadu_ps(last, p)
+#define LAMINA_V_STORE _mm512_storeu_ps
+#define LAMINA_V_STORE_LAST(p, v) _mm512_mask_storeu_ps(p, last, v)
+    LAMINA_BLOCK_LOOP
+#undef LAMINA_V_ZERO
+#undef LAMINA_V_FMA
+#undef LAMINA_V_BROADCAST
+#undef LAMINA_V_LOAD
+#undef LAMINA_V_LOAD_LAST
+#undef LAMINA_V_STORE
+#undef LAMINA_V_STORE_LAST
+  }
+};
+
+struct Avx2 {
+  static constexpr int kRows = 6;
+  static constexpr int64_t kLanes = 8;
+  template <int R, int C>
+  __attribute__((target("avx2,fma"))) static void block(const float* a, int64_t a_i, int64_t a_k,
+                                                        const float* b, int64_t ldb, float* y, int64_t ldy,
+                                                        int64_t K, int64_t width) {
+    static_assert(R >= 1 && R <= kRows && (C == 1 || C == 2));
+    using V = __m256;
+    const int lanes = width % 8 == 0 ? 8 : int(width % 8);
+    const __m256i last =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#define LAMINA_V_ZERO _mm256_setzero_ps
+#define LAMINA_V_FMA _mm256_fmadd_ps
+#define LAMINA_V_BROADCAST _mm256_set1_ps
+#define LAMINA_V_LOAD _mm256_loadu_ps
+#define LAMINA_V_LOAD_LAST(p) _mm256_maskload_ps(p, last)
+#define LAMINA_V_STORE _mm256_storeu_ps
+#define LAMINA_V_STORE_LAST(p, v) _mm256_maskstore_ps(p, last, v)
+    LAMINA_BLOCK_LOOP
+#undef LAMINA_V_ZERO
+#undef LAMINA_V_FMA
+#undef LAMINA_V_BROADCAST
+#undef LAMINA_V_LOAD
+#undef LAMINA_V_LOAD_LAST
+#undef LAMINA_V_STORE
+#undef LAMINA_V_STORE_LAST
+  }
+};
 #undef LAMINA_BLOCK_ROW
 #undef LAMINA_STORE_ROW
+#undef LAMINA_BLOCK_LOOP
 
-// R rows of y, columns [0, width) with width <= 32.
-template <int R>
-void rows(const float* a, int64_t a_i, int64_t a_k, const float* b, int64_t ldb, float* y, int64_t ldy,
-          int64_t K, int64_t width) {
-  const __mmask16 last = __mmask16(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1u);
-  if (width > 16)
-    block<R, 2>(a, a_i, a_k, b, ldb, y, ldy, K, last);
+// R rows of y, columns [0, width) with width <= 2·kLanes; fewer rows than Isa::kRows go down to the
+// block of exactly that many.
+template <class Isa, int R>
+void rows(int64_t count, const float* a, int64_t a_i, int64_t a_k, const float* b, int64_t ldb, float* y,
+          int64_t ldy, int64_t K, int64_t width) {
+  if constexpr (R > 1) {
+    if (count < R) return rows<Isa, R - 1>(count, a, a_i, a_k, b, ldb, y, ldy, K, width);
+  }
+  if (width > Isa::kLanes)
+    Isa::template block<R, 2>(a, a_i, a_k, b, ldb, y, ldy, K, width);
   else
-    block<R, 1>(a, a_i, a_k, b, ldb, y, ldy, K, last);
+    Isa::template block<R, 1>(a, a_i, a_k, b, ldb, y, ldy, K, width);
+}
+
+template <class Isa>
+void matmul_with(const float* a, int64_t a_i, int64_t a_k, const float* b, float* y, int64_t M, int64_t N,
+                 int64_t K) {
+  constexpr int64_t kPanel = 2 * Isa::kLanes;
+  for (int64_t j = 0; j < N;
+       j += kPanel) {  // a panel of b's columns stays in L1 while every row block uses it
+    const int64_t width = std::min(kPanel, N - j);
+    for (int64_t i = 0; i < M; i += Isa::kRows)
+      rows<Isa, Isa::kRows>(M - i, a + i * a_i, a_i, a_k, b + j, N, y + i * N + j, N, K, width);
+  }
+}
+
+enum class Isa { none, avx2, avx512 };
+
+Isa isa() {
+  static const Isa best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") ? Isa::avx512
+                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")  ? Isa::avx2
+                                                                                             : Isa::none;
+  return best;
 }
 
 bool available() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return yes;
+  return isa() != Isa::none;
 }
 
 // y (M,N) = op(a)·b, op(a)(i,k) = a[i·a_i + k·a_k], b (K,N) row-major.
 void matmul(const float* a, int64_t a_i, int64_t a_k, const float* b, float* y, int64_t M, int64_t N,
             int64_t K) {
-  constexpr int64_t kPanel = 32;
-  for (int64_t j = 0; j < N;
-       j += kPanel) {  // a panel of b's columns stays in L1 while every row block uses it
-    const int64_t width = std::min(kPanel, N - j);
-    int64_t i = 0;
-    for (; i + 8 <= M; i += 8) rows<8>(a + i * a_i, a_i, a_k, b + j, N, y + i * N + j, N, K, width);
-    const float* ai = a + i * a_i;
-    float* yi = y + i * N + j;
-    switch (M - i) {
-      case 7:
-        rows<7>(ai, a_i, a_k, b + j, N, yi, N, K, width);
-        break;
-      case 6:
-        rows<6>(ai, a_i, a_k, b + j, N, yi, N, K, width);
-        break;
-      case 5:
-        rows<5>(ai, a_i, a_k, b + j, N, yi, N, K, width);
-        break;
-      case 4:
-        rows<4>(ai, a_i, a_k, b + j, N, yi, N, K, width);
-        break;
-      case 3:
-        rows<3>(ai, a_i, a_k, b + j, N, yi, N, K, width);
-        break;
-      case 2:
-        rows<2>(ai, a_i, a_k, b + j, N, yi, N, K, width);
-        break;
-      case 1:
-        rows<1>(ai, a_i, a_k, b + j, N, yi, N, K, width);
-        break;
-      default:
-        break;
-    }
-  }
+  if (isa() == Isa::avx512)
+    matmul_with<Avx512>(a, a_i, a_k, b, y, M, N, K);
+  else
+    matmul_with<Avx2>(a, a_i, a_k, b, y, M, N, K);
 }
 
 // y (M,N) = op(a)·bᵀ with b (N,K) row-major and few rows M: the same loop computes yᵀ = b·op(a)ᵀ,

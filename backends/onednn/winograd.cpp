@@ -1,9 +1,9 @@
 // Winograd convolutions (winograd.hpp): transforms, the α² channel products and their threading.
 //
-// Layout. Channels are padded to multiples of 16 (cp, op) and processed 16 at a time, one vector
-// of the NHWC channel dimension, so every transform is a handful of vector multiply-adds with
-// constant coefficients (the matrices are constexpr: after unrolling, zero coefficients vanish and
-// ±1 cost no multiplication). Tiles are taken in blocks of `block` tiles per thread: the block's
+// Layout. Channels are padded to multiples of 16 (cp, op) and processed a vector at a time (16
+// with AVX-512, 8 with AVX2) along the NHWC channel dimension, so every transform is a handful of vector
+// multiply-adds with constant coefficients (the matrices are constexpr: after unrolling, zero coefficients
+// vanish and ±1 cost no multiplication). Tiles are taken in blocks of `block` tiles per thread: the block's
 // transformed inputs V[ξ][tile][c], products M[ξ][tile][o] and the transformed kernel U[ξ][c][o]
 // stay in the core's L2 cache from the input transform through the output transform.
 //
@@ -28,8 +28,9 @@
 #include "loops.hpp"
 
 #define LAMINA_INLINE inline __attribute__((always_inline))
+#define LAMINA_INLINE_LAMBDA __attribute__((always_inline))
 
-// The 16-float vectors below only live inside functions inlined into the per-CPU clones (each
+// The vectors below only live inside functions inlined into the per-CPU clones (each
 // compiled for its own instruction set), never across a call: their ABI never applies.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -176,41 +177,60 @@ template <int M, int R>
 inline constexpr Transform<M, R> kTransform = make_transform<M, R>();
 
 // ---------------------------------------------------------------------------------------------
-// 16 channels at a time
+// L channels at a time: vectors of L = 16 floats where the CPU has AVX-512, 8 with AVX2. A vector
+// type wider than the CPU's registers would not be split into registers by GCC but kept in memory,
+// every operation a load and a store: 16-float vectors made the AVX2 code ten times slower than
+// oneDNN's direct convolution. Channels are padded to multiples of kChannelPad either way, so the
+// layout and the order of every sum are the same for both widths, and so are the results.
 
-using vf = float __attribute__((vector_size(64)));
-constexpr int64_t W = 16;
+// (The attribute applies in a class template's member typedef; GCC drops it from an alias template.)
+template <int L>
+struct VectorOf {
+  typedef float type __attribute__((vector_size(L * sizeof(float))));
+};
+template <int L>
+using vec = typename VectorOf<L>::type;
+static_assert(sizeof(vec<8>) == 32 && sizeof(vec<16>) == 64);
+constexpr int64_t kChannelPad = 16;
 
-LAMINA_INLINE vf load(const float* p) {
-  vf v;
+template <int L>
+LAMINA_INLINE vec<L> load(const float* p) {
+  vec<L> v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-LAMINA_INLINE void store(float* p, vf v) {
+template <int L>
+LAMINA_INLINE void store(float* p, vec<L> v) {
   std::memcpy(p, &v, sizeof v);
 }
-// s in every lane, as one broadcast instruction (a 16-element initializer or a scalar-vector
+// s in every lane, as one broadcast instruction (an L-element initializer or a scalar-vector
 // operation compiles to lane-by-lane inserts or to an extra addition).
-LAMINA_INLINE vf splat(float s) {
-  vf v{};
+template <int L>
+LAMINA_INLINE vec<L> splat(float s) {
+  vec<L> v{};
   v[0] = s;
-  return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  if constexpr (L == 16)
+    return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  else
+    return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 // dst[0, n) = src[0, n), zero up to `padded`, a vector at a time.
+template <int L>
 LAMINA_INLINE void copy_padded(float* dst, const float* src, int64_t n, int64_t padded) {
   int64_t i = 0;
-  for (; i + W <= n; i += W) store(dst + i, load(src + i));
+  for (; i + L <= n; i += L) store<L>(dst + i, load<L>(src + i));
   if (i < n) {
     std::memcpy(dst + i, src + i, size_t(n - i) * sizeof(float));
-    std::memset(dst + n, 0, size_t(std::min(padded, i + W) - n) * sizeof(float));
-    i += W;
+    std::memset(dst + n, 0, size_t(std::min(padded, i + L) - n) * sizeof(float));
+    i += L;
   }
-  for (; i < padded; i += W) store(dst + i, vf{});
+  for (; i < padded; i += L) store<L>(dst + i, vec<L>{});
 }
 
 // sum (+)= coefficient · v, with the coefficient a compile-time constant after unrolling: zero
 // terms disappear and the first term initialises the sum.
-LAMINA_INLINE void term(vf& sum, bool& first, float coefficient, vf v) {
+template <int L>
+LAMINA_INLINE void term(vec<L>& sum, bool& first, float coefficient, vec<L> v) {
   if (coefficient == 0.f) return;
   if (first) {
     sum = coefficient == 1.f ? v : coefficient == -1.f ? -v : coefficient * v;
@@ -244,28 +264,29 @@ LAMINA_INLINE float coefficient(int i, int k) {
   return T.AT[i][k];
 }
 
-// The 2-D transform L X Lᵀ of one vector of channels: emit(i, j, Σ_k Σ_l L[i][k] · X[k][l] · L[j][l])
-// for X[k][l] at x + (k·Q + l)·ld, L (P×Q) one of kTransform's matrices (rows first, then columns).
+// The 2-D transform T X Tᵀ of one vector of channels: emit(i, j, Σ_k Σ_l T[i][k] · X[k][l] · T[j][l])
+// for X[k][l] at x + (k·Q + l)·ld, T (P×Q) one of kTransform's matrices (rows first, then columns).
 // The coefficients are constants once the loops are unrolled, so zero terms vanish.
-template <int M, int R, Which L, class Emit>
+template <int L, int M, int R, Which T, class Emit>
 LAMINA_INLINE void transform(const float* x, int64_t ld, Emit&& emit) {
-  constexpr int P = rows_of<M, R, L>, Q = cols_of<M, R, L>;
+  constexpr int P = rows_of<M, R, T>, Q = cols_of<M, R, T>;
 #pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
-    vf row[Q];
+    vec<L> row[Q];
 #pragma GCC unroll 8
     for (int l = 0; l < Q; ++l) {
       bool first = true;
-      row[l] = vf{};
+      row[l] = vec<L>{};
 #pragma GCC unroll 8
-      for (int k = 0; k < Q; ++k) term(row[l], first, coefficient<M, R, L>(i, k), load(x + (k * Q + l) * ld));
+      for (int k = 0; k < Q; ++k)
+        term<L>(row[l], first, coefficient<M, R, T>(i, k), load<L>(x + (k * Q + l) * ld));
     }
 #pragma GCC unroll 8
     for (int j = 0; j < P; ++j) {
       bool first = true;
-      vf s{};
+      vec<L> s{};
 #pragma GCC unroll 8
-      for (int l = 0; l < Q; ++l) term(s, first, coefficient<M, R, L>(j, l), row[l]);
+      for (int l = 0; l < Q; ++l) term<L>(s, first, coefficient<M, R, T>(j, l), row[l]);
       emit(i, j, s);
     }
   }
@@ -274,28 +295,28 @@ LAMINA_INLINE void transform(const float* x, int64_t ld, Emit&& emit) {
 // Each transform, writing α×α results to v + (i·α + j)·vld, or r×r / m×m ones to `out`:
 // input tiles Bᵀ d B, kernels G g Gᵀ, output gradients A dY Aᵀ; products back to outputs Aᵀ P A
 // and, for the weight gradient, to kernels Gᵀ P G.
-template <int M, int R>
+template <int L, int M, int R>
 LAMINA_INLINE void input_transform(const float* d, int64_t ld, float* v, int64_t vld) {
   constexpr int A = M + R - 1;
-  transform<M, R, Which::BT>(d, ld, [&](int i, int j, vf s) { store(v + (i * A + j) * vld, s); });
+  transform<L, M, R, Which::BT>(d, ld, [&](int i, int j, vec<L> s) { store<L>(v + (i * A + j) * vld, s); });
 }
-template <int M, int R>
+template <int L, int M, int R>
 LAMINA_INLINE void kernel_transform(const float* g, int64_t ld, float* u, int64_t uld) {
   constexpr int A = M + R - 1;
-  transform<M, R, Which::G>(g, ld, [&](int i, int j, vf s) { store(u + (i * A + j) * uld, s); });
+  transform<L, M, R, Which::G>(g, ld, [&](int i, int j, vec<L> s) { store<L>(u + (i * A + j) * uld, s); });
 }
-template <int M, int R>
+template <int L, int M, int R>
 LAMINA_INLINE void gradient_transform(const float* dy, int64_t ld, float* v, int64_t vld) {
   constexpr int A = M + R - 1;
-  transform<M, R, Which::A>(dy, ld, [&](int i, int j, vf s) { store(v + (i * A + j) * vld, s); });
+  transform<L, M, R, Which::A>(dy, ld, [&](int i, int j, vec<L> s) { store<L>(v + (i * A + j) * vld, s); });
 }
-template <int M, int R>
-LAMINA_INLINE void output_transform(const float* p, int64_t ld, vf (&out)[M][M]) {
-  transform<M, R, Which::AT>(p, ld, [&](int i, int j, vf s) { out[i][j] = s; });
+template <int L, int M, int R>
+LAMINA_INLINE void output_transform(const float* p, int64_t ld, vec<L> (&out)[M][M]) {
+  transform<L, M, R, Which::AT>(p, ld, [&](int i, int j, vec<L> s) { out[i][j] = s; });
 }
-template <int M, int R>
-LAMINA_INLINE void filter_transform(const float* p, int64_t ld, vf (&out)[R][R]) {
-  transform<M, R, Which::GT>(p, ld, [&](int i, int j, vf s) { out[i][j] = s; });
+template <int L, int M, int R>
+LAMINA_INLINE void filter_transform(const float* p, int64_t ld, vec<L> (&out)[R][R]) {
+  transform<L, M, R, Which::GT>(p, ld, [&](int i, int j, vec<L> s) { out[i][j] = s; });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,21 +324,21 @@ LAMINA_INLINE void filter_transform(const float* p, int64_t ld, vf (&out)[R][R])
 // a[i·a_i + k·a_k], b and c row-major; rows a multiple of Rows, cols of 16. Rows × NV vectors of c
 // stay in registers for the whole sum over K.
 
-template <int Rows, int NV>
+template <int L, int Rows, int NV>
 LAMINA_INLINE void micro(const float* a, int64_t a_i, int64_t a_k, const float* b, int64_t ldb, float* c,
                          int64_t ldc, int64_t K, bool accumulate) {
-  vf acc[Rows][NV];
+  vec<L> acc[Rows][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? load(c + r * ldc + v * W) : vf{};
+    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? load<L>(c + r * ldc + v * L) : vec<L>{};
   for (int64_t k = 0; k < K; ++k) {
-    vf bv[NV];
+    vec<L> bv[NV];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = load(b + k * ldb + v * W);
+    for (int v = 0; v < NV; ++v) bv[v] = load<L>(b + k * ldb + v * L);
 #pragma GCC unroll 8
     for (int r = 0; r < Rows; ++r) {
-      const vf av = splat(a[r * a_i + k * a_k]);
+      const vec<L> av = splat<L>(a[r * a_i + k * a_k]);
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
     }
@@ -325,19 +346,19 @@ LAMINA_INLINE void micro(const float* a, int64_t a_i, int64_t a_k, const float* 
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) store(c + r * ldc + v * W, acc[r][v]);
+    for (int v = 0; v < NV; ++v) store<L>(c + r * ldc + v * L, acc[r][v]);
 }
 
-template <int Rows>
+template <int L, int Rows>
 LAMINA_INLINE void gemm(const float* a, int64_t a_i, int64_t a_k, const float* b, int64_t ldb, float* c,
                         int64_t ldc, int64_t rows, int64_t cols, int64_t K, bool accumulate) {
-  for (int64_t j = 0; j < cols; j += 2 * W) {
-    if (cols - j >= 2 * W) {
+  for (int64_t j = 0; j < cols; j += 2 * L) {
+    if (cols - j >= 2 * L) {
       for (int64_t i = 0; i < rows; i += Rows)
-        micro<Rows, 2>(a + i * a_i, a_i, a_k, b + j, ldb, c + i * ldc + j, ldc, K, accumulate);
+        micro<L, Rows, 2>(a + i * a_i, a_i, a_k, b + j, ldb, c + i * ldc + j, ldc, K, accumulate);
     } else {
       for (int64_t i = 0; i < rows; i += Rows)
-        micro<Rows, 1>(a + i * a_i, a_i, a_k, b + j, ldb, c + i * ldc + j, ldc, K, accumulate);
+        micro<L, Rows, 1>(a + i * a_i, a_i, a_k, b + j, ldb, c + i * ldc + j, ldc, K, accumulate);
     }
   }
 }
@@ -373,6 +394,7 @@ struct Input {
 };
 
 // Copies input tile `t` into d (α×α cells of cp channels), zero outside x and past its channels.
+template <int L>
 LAMINA_INLINE void gather_tile(const Input& in, const Tiling& tl, int64_t t, float* d) {
   const int64_t img = t / tl.per_image, rem = t % tl.per_image;
   const int64_t row0 = rem / tl.tiles_w * tl.m - in.top, col0 = rem % tl.tiles_w * tl.m - in.left;
@@ -385,21 +407,22 @@ LAMINA_INLINE void gather_tile(const Input& in, const Tiling& tl, int64_t t, flo
         std::memset(cell, 0, size_t(in.cp) * sizeof(float));
         continue;
       }
-      copy_padded(cell, in.x + ((img * in.h + row) * in.w + col) * in.c, in.c, in.cp);
+      copy_padded<L>(cell, in.x + ((img * in.h + row) * in.w + col) * in.c, in.c, in.cp);
     }
   }
 }
 
 // Transforms tiles [t0, t0 + count) of the input into V[ξ][i][c] (ξ stride vld = block · cp), and
 // zero rows [count, rows).
-template <int M, int R>
+template <int L, int M, int R>
 LAMINA_INLINE void transform_inputs(const Input& in, const Tiling& tl, int64_t t0, int64_t count,
                                     int64_t rows, float* d, float* v) {
   constexpr int64_t A = M + R - 1;
   const int64_t vld = tl.block * in.cp;
   for (int64_t i = 0; i < count; ++i) {
-    gather_tile(in, tl, t0 + i, d);
-    for (int64_t cv = 0; cv < in.cp; cv += W) input_transform<M, R>(d + cv, in.cp, v + i * in.cp + cv, vld);
+    gather_tile<L>(in, tl, t0 + i, d);
+    for (int64_t cv = 0; cv < in.cp; cv += L)
+      input_transform<L, M, R>(d + cv, in.cp, v + i * in.cp + cv, vld);
   }
   for (int64_t xi = 0; xi < A * A; ++xi)
     for (int64_t i = count; i < rows; ++i)
@@ -430,7 +453,7 @@ LAMINA_INLINE float activate(float z, sdk::Activation act) {
   }
 }
 
-template <int M, int R, int Rows>
+template <int L, int M, int R, int Rows>
 LAMINA_INLINE void forward_block(const ForwardJob& job, int64_t blk, float* scratch) {
   constexpr int64_t A = M + R - 1;
   const Tiling& tl = job.tl;
@@ -440,33 +463,33 @@ LAMINA_INLINE void forward_block(const ForwardJob& job, int64_t blk, float* scra
   float* p = v + A * A * tl.block * cp;
   const int64_t t0 = blk * tl.block, count = std::min(tl.block, tl.tiles - t0);
   const int64_t rows = round_up(count, Rows);
-  transform_inputs<M, R>(job.in, tl, t0, count, rows, d, v);
+  transform_inputs<L, M, R>(job.in, tl, t0, count, rows, d, v);
   for (int64_t xi = 0; xi < A * A; ++xi)
-    gemm<Rows>(v + xi * tl.block * cp, cp, 1, job.u + xi * cp * op, op, p + xi * tl.block * op, op, rows, op,
-               cp, false);
-  alignas(64) float lanes[W];
+    gemm<L, Rows>(v + xi * tl.block * cp, cp, 1, job.u + xi * cp * op, op, p + xi * tl.block * op, op, rows,
+                  op, cp, false);
+  alignas(64) float lanes[L];
   for (int64_t i = 0; i < count; ++i) {
     const int64_t t = t0 + i, img = t / tl.per_image, rem = t % tl.per_image;
     const int64_t row0 = rem / tl.tiles_w * M, col0 = rem % tl.tiles_w * M;
-    for (int64_t ov = 0; ov < op; ov += W) {
-      vf out[M][M];
-      output_transform<M, R>(p + i * op + ov, tl.block * op, out);
-      const int64_t width = std::min(W, job.o - ov);
+    for (int64_t ov = 0; ov < op; ov += L) {
+      vec<L> out[M][M];
+      output_transform<L, M, R>(p + i * op + ov, tl.block * op, out);
+      const int64_t width = std::min<int64_t>(L, job.o - ov);
       if (job.bias) {
-        std::fill(lanes, lanes + W, 0.f);
+        std::fill(lanes, lanes + L, 0.f);
         std::memcpy(lanes, job.bias + ov, size_t(width) * sizeof(float));
       }
-      const vf bias = job.bias ? load(lanes) : vf{};
+      const vec<L> bias = job.bias ? load<L>(lanes) : vec<L>{};
       for (int a = 0; a < M && row0 + a < job.oh; ++a)
         for (int b = 0; b < M && col0 + b < job.ow; ++b) {
-          vf z = out[a][b] + bias;
-          if (job.act == sdk::Activation::relu) z = z > 0.f ? z : vf{};
+          vec<L> z = out[a][b] + bias;
+          if (job.act == sdk::Activation::relu) z = z > 0.f ? z : vec<L>{};
           float* dst = job.y + ((img * job.oh + row0 + a) * job.ow + col0 + b) * job.o + ov;
-          if (width == W && (job.act == sdk::Activation::linear || job.act == sdk::Activation::relu)) {
-            store(dst, z);
+          if (width == L && (job.act == sdk::Activation::linear || job.act == sdk::Activation::relu)) {
+            store<L>(dst, z);
             continue;
           }
-          store(lanes, z);
+          store<L>(lanes, z);
           for (int64_t l = 0; l < width; ++l) dst[l] = activate(lanes[l], job.act);
         }
     }
@@ -483,7 +506,7 @@ struct FilterJob {
   size_t scratch_floats;  // per thread: d, dY tile, V, Y'
 };
 
-template <int M, int R, int Rows>
+template <int L, int M, int R, int Rows>
 LAMINA_INLINE void filter_chunk(const FilterJob& job, int64_t chunk, float* scratch) {
   constexpr int64_t A = M + R - 1;
   const Tiling& tl = job.tl;
@@ -498,7 +521,7 @@ LAMINA_INLINE void filter_chunk(const FilterJob& job, int64_t chunk, float* scra
                 last = std::min(tl.blocks(), first + job.blocks_per_chunk);
   for (int64_t blk = first; blk < last; ++blk) {
     const int64_t t0 = blk * tl.block, count = std::min(tl.block, tl.tiles - t0);
-    transform_inputs<M, R>(job.in, tl, t0, count, count, d, v);
+    transform_inputs<L, M, R>(job.in, tl, t0, count, count, d, v);
     for (int64_t i = 0; i < count; ++i) {
       const int64_t t = t0 + i, img = t / tl.per_image, rem = t % tl.per_image;
       const int64_t row0 = rem / tl.tiles_w * M, col0 = rem % tl.tiles_w * M;
@@ -514,13 +537,13 @@ LAMINA_INLINE void filter_chunk(const FilterJob& job, int64_t chunk, float* scra
                       size_t(job.o) * sizeof(float));
           if (op > job.o) std::memset(cell + job.o, 0, size_t(op - job.o) * sizeof(float));
         }
-      for (int64_t ov = 0; ov < op; ov += W)
-        gradient_transform<M, R>(dyt + ov, op, g + i * op + ov, tl.block * op);
+      for (int64_t ov = 0; ov < op; ov += L)
+        gradient_transform<L, M, R>(dyt + ov, op, g + i * op + ov, tl.block * op);
     }
     // part[ξ] (cp × op) += V[ξ]ᵀ · Y'[ξ], summed over the block's tiles
     for (int64_t xi = 0; xi < A * A; ++xi)
-      gemm<Rows>(v + xi * tl.block * cp, 1, cp, g + xi * tl.block * op, op, part + xi * cp * op, op, cp, op,
-                 count, true);
+      gemm<L, Rows>(v + xi * tl.block * cp, 1, cp, g + xi * tl.block * op, op, part + xi * cp * op, op, cp,
+                    op, count, true);
   }
 }
 
@@ -529,102 +552,88 @@ bool wide_registers() {
   return yes;
 }
 
+// Calls body.template operator()<L, M, R>() for this CPU's vector width L and the tile F(m×m, r×r).
+// Called from the per-CPU clones below, with bodies that are inlined into them (LAMINA_INLINE), so
+// that every instantiation is compiled for the clone's instruction set.
+template <class Body>
+LAMINA_INLINE void with_tile(int m, int r, Body&& body) {
+  const bool wide = wide_registers();
+  switch (m * 10 + r) {
+    case 23:
+      wide ? body.template operator()<16, 2, 3>() : body.template operator()<8, 2, 3>();
+      break;
+    case 43:
+      wide ? body.template operator()<16, 4, 3>() : body.template operator()<8, 4, 3>();
+      break;
+    case 25:
+      wide ? body.template operator()<16, 2, 5>() : body.template operator()<8, 2, 5>();
+      break;
+    case 45:
+      wide ? body.template operator()<16, 4, 5>() : body.template operator()<8, 4, 5>();
+      break;
+    default:
+      throw sdk::Error("onednn: no Winograd tile F(" + std::to_string(m) + ", " + std::to_string(r) + ")");
+  }
+}
+
+// Rows of the channel products' register block: 8 rows × 2 vectors are 16 of AVX-512's 32
+// registers, 4 × 2 are 8 of AVX2's 16 (8 × 2 would spill there).
+template <int L>
+constexpr int kRows = L == 16 ? 8 : 4;
+
 // One entry point per job kind, compiled for AVX-512, AVX2 and baseline x86-64, picked at load time.
 LAMINA_VECTOR_CLONES
 void run_forward_blocks(const ForwardJob& job, int64_t first, int64_t last, float* scratch) {
-  const bool wide = wide_registers();
-  for (int64_t blk = first; blk < last; ++blk) {
-    switch (job.tl.m * 10 + job.tl.r) {
-      case 23:
-        wide ? forward_block<2, 3, 8>(job, blk, scratch) : forward_block<2, 3, 4>(job, blk, scratch);
-        break;
-      case 43:
-        wide ? forward_block<4, 3, 8>(job, blk, scratch) : forward_block<4, 3, 4>(job, blk, scratch);
-        break;
-      case 25:
-        wide ? forward_block<2, 5, 8>(job, blk, scratch) : forward_block<2, 5, 4>(job, blk, scratch);
-        break;
-      case 45:
-        wide ? forward_block<4, 5, 8>(job, blk, scratch) : forward_block<4, 5, 4>(job, blk, scratch);
-        break;
-      default:
-        throw sdk::Error("onednn: no Winograd tile F(" + std::to_string(job.tl.m) + ", " +
-                         std::to_string(job.tl.r) + ")");
-    }
-  }
+  with_tile(int(job.tl.m), int(job.tl.r), [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
+    for (int64_t blk = first; blk < last; ++blk) forward_block<L, M, R, kRows<L>>(job, blk, scratch);
+  });
 }
 
 LAMINA_VECTOR_CLONES
 void run_filter_chunk(const FilterJob& job, int64_t chunk, float* scratch) {
-  const bool wide = wide_registers();
-  switch (job.tl.m * 10 + job.tl.r) {
-    case 23:
-      wide ? filter_chunk<2, 3, 8>(job, chunk, scratch) : filter_chunk<2, 3, 4>(job, chunk, scratch);
-      break;
-    case 43:
-      wide ? filter_chunk<4, 3, 8>(job, chunk, scratch) : filter_chunk<4, 3, 4>(job, chunk, scratch);
-      break;
-    case 25:
-      wide ? filter_chunk<2, 5, 8>(job, chunk, scratch) : filter_chunk<2, 5, 4>(job, chunk, scratch);
-      break;
-    case 45:
-      wide ? filter_chunk<4, 5, 8>(job, chunk, scratch) : filter_chunk<4, 5, 4>(job, chunk, scratch);
-      break;
-    default:
-      throw sdk::Error("onednn: no Winograd tile F(" + std::to_string(job.tl.m) + ", " +
-                       std::to_string(job.tl.r) + ")");
-  }
+  with_tile(int(job.tl.m), int(job.tl.r), [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
+    filter_chunk<L, M, R, kRows<L>>(job, chunk, scratch);
+  });
 }
 
 // U[ξ][c][o] = G w[·][·][c][o] Gᵀ for w (R,R,C,O), zero in the padding channels.
-template <int M, int R>
+template <int L, int M, int R>
 LAMINA_INLINE void transform_kernel_as(const float* w, int64_t c, int64_t o, int64_t cp, int64_t op,
                                        float* u) {
   constexpr int64_t A = M + R - 1;
   std::memset(u, 0, size_t(A * A * cp * op) * sizeof(float));
-  alignas(64) float g[R * R * W];
+  alignas(64) float g[R * R * L];
   for (int64_t ci = 0; ci < c; ++ci)
-    for (int64_t ov = 0; ov < o; ov += W) {
-      const int64_t width = std::min(W, o - ov);
+    for (int64_t ov = 0; ov < o; ov += L) {
+      const int64_t width = std::min<int64_t>(L, o - ov);
       for (int64_t k = 0; k < R * R; ++k) {
-        std::memcpy(g + k * W, w + (k * c + ci) * o + ov, size_t(width) * sizeof(float));
-        std::fill(g + k * W + width, g + (k + 1) * W, 0.f);
+        std::memcpy(g + k * L, w + (k * c + ci) * o + ov, size_t(width) * sizeof(float));
+        std::fill(g + k * L + width, g + (k + 1) * L, 0.f);
       }
-      kernel_transform<M, R>(g, W, u + ci * op + ov, cp * op);
+      kernel_transform<L, M, R>(g, L, u + ci * op + ov, cp * op);
     }
 }
 
 LAMINA_VECTOR_CLONES
 void transform_kernel(int m, int r, const float* w, int64_t c, int64_t o, int64_t cp, int64_t op, float* u) {
-  switch (m * 10 + r) {
-    case 23:
-      transform_kernel_as<2, 3>(w, c, o, cp, op, u);
-      break;
-    case 43:
-      transform_kernel_as<4, 3>(w, c, o, cp, op, u);
-      break;
-    case 25:
-      transform_kernel_as<2, 5>(w, c, o, cp, op, u);
-      break;
-    case 45:
-      transform_kernel_as<4, 5>(w, c, o, cp, op, u);
-      break;
-  }
+  with_tile(m, r, [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
+    transform_kernel_as<L, M, R>(w, c, o, cp, op, u);
+  });
 }
 
 // dw[k][l][c][o] = (Gᵀ P G)[k][l] for P[ξ][cp][op].
-template <int M, int R>
+template <int L, int M, int R>
 LAMINA_INLINE void untransform_filter_as(const float* p, int64_t c, int64_t o, int64_t cp, int64_t op,
                                          float* dw) {
-  alignas(64) float lanes[W];
+  alignas(64) float lanes[L];
   for (int64_t ci = 0; ci < c; ++ci)
-    for (int64_t ov = 0; ov < o; ov += W) {
-      vf out[R][R];
-      filter_transform<M, R>(p + ci * op + ov, cp * op, out);
-      const int64_t width = std::min(W, o - ov);
+    for (int64_t ov = 0; ov < o; ov += L) {
+      vec<L> out[R][R];
+      filter_transform<L, M, R>(p + ci * op + ov, cp * op, out);
+      const int64_t width = std::min<int64_t>(L, o - ov);
       for (int k = 0; k < R; ++k)
         for (int l = 0; l < R; ++l) {
-          store(lanes, out[k][l]);
+          store<L>(lanes, out[k][l]);
           std::memcpy(dw + ((k * R + l) * c + ci) * o + ov, lanes, size_t(width) * sizeof(float));
         }
     }
@@ -633,20 +642,9 @@ LAMINA_INLINE void untransform_filter_as(const float* p, int64_t c, int64_t o, i
 LAMINA_VECTOR_CLONES
 void untransform_filter(int m, int r, const float* p, int64_t c, int64_t o, int64_t cp, int64_t op,
                         float* dw) {
-  switch (m * 10 + r) {
-    case 23:
-      untransform_filter_as<2, 3>(p, c, o, cp, op, dw);
-      break;
-    case 43:
-      untransform_filter_as<4, 3>(p, c, o, cp, op, dw);
-      break;
-    case 25:
-      untransform_filter_as<2, 5>(p, c, o, cp, op, dw);
-      break;
-    case 45:
-      untransform_filter_as<4, 5>(p, c, o, cp, op, dw);
-      break;
-  }
+  with_tile(m, r, [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
+    untransform_filter_as<L, M, R>(p, c, o, cp, op, dw);
+  });
 }
 
 // Runs body(i, scratch) for i in [0, n), spread over the OpenMP threads (dynamically: a thread that
@@ -675,7 +673,7 @@ void forward_with(const sdk::ConvGeometry& g, int m, const float* x, int64_t top
                   const float* kernel_rrco, int64_t c, int64_t o, int64_t oh, int64_t ow, const float* bias,
                   sdk::Activation act, float* y, Workspace& ws) {
   const int64_t r = g.kh, alpha = m + r - 1;
-  const int64_t cp = round_up(c, W), op = round_up(o, W);
+  const int64_t cp = round_up(c, kChannelPad), op = round_up(o, kChannelPad);
   Tiling tl(m, r, g.n, oh, ow, cp, op);
   const size_t u_floats = aligned(size_t(alpha * alpha * cp * op));
   const size_t per_thread = aligned(size_t(alpha * alpha * cp + alpha * alpha * tl.block * (cp + op)));
@@ -715,7 +713,7 @@ void backward_data(const sdk::ConvGeometry& g, int m, const float* dy, const flo
 void backward_filter(const sdk::ConvGeometry& g, int m, const float* x, const float* dy, float* dw, float* db,
                      Workspace& ws) {
   const int64_t r = g.kh, alpha = m + r - 1;
-  const int64_t cp = round_up(g.c, W), op = round_up(g.o, W);
+  const int64_t cp = round_up(g.c, kChannelPad), op = round_up(g.o, kChannelPad);
   Tiling tl(m, r, g.n, g.oh, g.ow, cp, op);
   // A partition fixed by the shape: at most 16 chunks of at least 4 blocks.
   const int64_t blocks = tl.blocks();
