@@ -100,113 +100,104 @@ void small_matmul(const float* __restrict a, const float* __restrict b, float* _
 // first.
 namespace blocked {
 
-// The accumulators are named variables, not an array: GCC 12 keeps an array of them in memory,
-// storing all of them on every step of k, which made this loop 2.5x slower. LAMINA_BLOCK_LOOP is
-// the block for every instruction set; each one's `block` defines V (its vector type) and the
-// LAMINA_V_ macros (its intrinsics) around it.
-#define LAMINA_BLOCK_ROW(r)                                           \
-  if constexpr (R > r) {                                              \
-    const V av = LAMINA_V_BROADCAST(a[r * a_i + k * a_k]);            \
-    acc##r##0 = LAMINA_V_FMA(av, b0, acc##r##0);                      \
-    if constexpr (C > 1) acc##r##1 = LAMINA_V_FMA(av, b1, acc##r##1); \
+// The block for every instruction set: R (1..kRows) rows of y by C (1 or 2) vectors of columns,
+// `width` (1..2·kLanes) columns in all. Each instruction set's struct gives the vector type V, the
+// mask type of the last vector and its operations (always inlined, compiled for its own target),
+// and expands this macro with the target. The accumulators are named variables, not an array:
+// GCC 12 keeps an array of them in memory, storing all of them on every step of k, which made this
+// loop 2.5x slower.
+#define LAMINA_BLOCK_ROW(r)                                  \
+  if constexpr (R > r) {                                     \
+    const V av = broadcast(a[r * a_i + k * a_k]);            \
+    acc##r##0 = fma(av, b0, acc##r##0);                      \
+    if constexpr (C > 1) acc##r##1 = fma(av, b1, acc##r##1); \
   }
-#define LAMINA_STORE_ROW(r)                                 \
-  if constexpr (R > r) {                                    \
-    if constexpr (C > 1) {                                  \
-      LAMINA_V_STORE(y + r * ldy, acc##r##0);               \
-      LAMINA_V_STORE_LAST(y + r * ldy + kLanes, acc##r##1); \
-    } else {                                                \
-      LAMINA_V_STORE_LAST(y + r * ldy, acc##r##0);          \
-    }                                                       \
+#define LAMINA_STORE_ROW(r)                              \
+  if constexpr (R > r) {                                 \
+    if constexpr (C > 1) {                               \
+      store(y + r * ldy, acc##r##0);                     \
+      store_last(y + r * ldy + kLanes, acc##r##1, last); \
+    } else {                                             \
+      store_last(y + r * ldy, acc##r##0, last);          \
+    }                                                    \
   }
-#define LAMINA_BLOCK_LOOP                                                                             \
-  const V zero = LAMINA_V_ZERO();                                                                     \
-  V acc00 = zero, acc01 = zero, acc10 = zero, acc11 = zero, acc20 = zero, acc21 = zero, acc30 = zero, \
-    acc31 = zero, acc40 = zero, acc41 = zero, acc50 = zero, acc51 = zero, acc60 = zero, acc61 = zero, \
-    acc70 = zero, acc71 = zero;                                                                       \
-  for (int64_t k = 0; k < K; ++k) {                                                                   \
-    const float* bk = b + k * ldb;                                                                    \
-    const V b0 = C > 1 ? LAMINA_V_LOAD(bk) : LAMINA_V_LOAD_LAST(bk);                                  \
-    const V b1 = C > 1 ? LAMINA_V_LOAD_LAST(bk + kLanes) : b0;                                        \
-    LAMINA_BLOCK_ROW(0)                                                                               \
-    LAMINA_BLOCK_ROW(1)                                                                               \
-    LAMINA_BLOCK_ROW(2)                                                                               \
-    LAMINA_BLOCK_ROW(3)                                                                               \
-    LAMINA_BLOCK_ROW(4)                                                                               \
-    LAMINA_BLOCK_ROW(5)                                                                               \
-    LAMINA_BLOCK_ROW(6)                                                                               \
-    LAMINA_BLOCK_ROW(7)                                                                               \
-  }                                                                                                   \
-  LAMINA_STORE_ROW(0)                                                                                 \
-  LAMINA_STORE_ROW(1)                                                                                 \
-  LAMINA_STORE_ROW(2)                                                                                 \
-  LAMINA_STORE_ROW(3)                                                                                 \
-  LAMINA_STORE_ROW(4)                                                                                 \
-  LAMINA_STORE_ROW(5)                                                                                 \
-  LAMINA_STORE_ROW(6)                                                                                 \
-  LAMINA_STORE_ROW(7)
+#define LAMINA_BLOCK_FUNCTION(TARGET)                                                                   \
+  template <int R, int C>                                                                               \
+  __attribute__((target(TARGET))) static void block(const float* a, int64_t a_i, int64_t a_k,           \
+                                                    const float* b, int64_t ldb, float* y, int64_t ldy, \
+                                                    int64_t K, int64_t width) {                         \
+    static_assert(R >= 1 && R <= kRows && (C == 1 || C == 2));                                          \
+    const Mask last = mask(width);                                                                      \
+    const V zero = setzero();                                                                           \
+    V acc00 = zero, acc01 = zero, acc10 = zero, acc11 = zero, acc20 = zero, acc21 = zero, acc30 = zero, \
+      acc31 = zero, acc40 = zero, acc41 = zero, acc50 = zero, acc51 = zero, acc60 = zero, acc61 = zero, \
+      acc70 = zero, acc71 = zero;                                                                       \
+    for (int64_t k = 0; k < K; ++k) {                                                                   \
+      const float* bk = b + k * ldb;                                                                    \
+      const V b0 = C > 1 ? load(bk) : load_last(bk, last);                                              \
+      const V b1 = C > 1 ? load_last(bk + kLanes, last) : b0;                                           \
+      LAMINA_BLOCK_ROW(0)                                                                               \
+      LAMINA_BLOCK_ROW(1)                                                                               \
+      LAMINA_BLOCK_ROW(2)                                                                               \
+      LAMINA_BLOCK_ROW(3)                                                                               \
+      LAMINA_BLOCK_ROW(4)                                                                               \
+      LAMINA_BLOCK_ROW(5)                                                                               \
+      LAMINA_BLOCK_ROW(6)                                                                               \
+      LAMINA_BLOCK_ROW(7)                                                                               \
+    }                                                                                                   \
+    LAMINA_STORE_ROW(0)                                                                                 \
+    LAMINA_STORE_ROW(1)                                                                                 \
+    LAMINA_STORE_ROW(2)                                                                                 \
+    LAMINA_STORE_ROW(3)                                                                                 \
+    LAMINA_STORE_ROW(4)                                                                                 \
+    LAMINA_STORE_ROW(5)                                                                                 \
+    LAMINA_STORE_ROW(6)                                                                                 \
+    LAMINA_STORE_ROW(7)                                                                                 \
+  }
 
-// R (1..kRows) rows of y by C (1 or 2) vectors of columns; `width` (1..2·kLanes) columns in all.
+#define LAMINA_AVX512 __attribute__((target("avx512f,fma"), always_inline)) static inline
 struct Avx512 {
   static constexpr int kRows = 8;
   static constexpr int64_t kLanes = 16;
-  template <int R, int C>
-  __attribute__((target("avx512f,fma"))) static void block(const float* a, int64_t a_i, int64_t a_k,
-                                                           const float* b, int64_t ldb, float* y, int64_t ldy,
-                                                           int64_t K, int64_t width) {
-    static_assert(R >= 1 && R <= kRows && (C == 1 || C == 2));
-    using V = __m512;
-    const __mmask16 last = __mmask16(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1u);
-#define LAMINA_V_ZERO _mm512_setzero_ps
-#define LAMINA_V_FMA _mm512_fmadd_ps
-#define LAMINA_V_BROADCAST _mm512_set1_ps
-#define LAMINA_V_LOAD _mm512_loadu_ps
-#define LAMINA_V_LOAD_LAST(p) _mm512_maskz_loadu_ps(last, p)
-#define LAMINA_V_STORE _mm512_storeu_ps
-#define LAMINA_V_STORE_LAST(p, v) _mm512_mask_storeu_ps(p, last, v)
-    LAMINA_BLOCK_LOOP
-#undef LAMINA_V_ZERO
-#undef LAMINA_V_FMA
-#undef LAMINA_V_BROADCAST
-#undef LAMINA_V_LOAD
-#undef LAMINA_V_LOAD_LAST
-#undef LAMINA_V_STORE
-#undef LAMINA_V_STORE_LAST
+  using V = __m512;
+  using Mask = __mmask16;
+  LAMINA_AVX512 Mask mask(int64_t width) {
+    return Mask(width % 16 == 0 ? 0xFFFF : (1u << (width % 16)) - 1u);
   }
+  LAMINA_AVX512 V setzero() { return _mm512_setzero_ps(); }
+  LAMINA_AVX512 V broadcast(float s) { return _mm512_set1_ps(s); }
+  LAMINA_AVX512 V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  LAMINA_AVX512 V load(const float* p) { return _mm512_loadu_ps(p); }
+  LAMINA_AVX512 V load_last(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  LAMINA_AVX512 void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  LAMINA_AVX512 void store_last(float* p, V v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
+  LAMINA_BLOCK_FUNCTION("avx512f,fma")
 };
+#undef LAMINA_AVX512
 
+#define LAMINA_AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
 struct Avx2 {
   static constexpr int kRows = 6;
   static constexpr int64_t kLanes = 8;
-  template <int R, int C>
-  __attribute__((target("avx2,fma"))) static void block(const float* a, int64_t a_i, int64_t a_k,
-                                                        const float* b, int64_t ldb, float* y, int64_t ldy,
-                                                        int64_t K, int64_t width) {
-    static_assert(R >= 1 && R <= kRows && (C == 1 || C == 2));
-    using V = __m256;
+  using V = __m256;
+  using Mask = __m256i;  // lanes to load and store: all bits set
+  LAMINA_AVX2 Mask mask(int64_t width) {
     const int lanes = width % 8 == 0 ? 8 : int(width % 8);
-    const __m256i last =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-#define LAMINA_V_ZERO _mm256_setzero_ps
-#define LAMINA_V_FMA _mm256_fmadd_ps
-#define LAMINA_V_BROADCAST _mm256_set1_ps
-#define LAMINA_V_LOAD _mm256_loadu_ps
-#define LAMINA_V_LOAD_LAST(p) _mm256_maskload_ps(p, last)
-#define LAMINA_V_STORE _mm256_storeu_ps
-#define LAMINA_V_STORE_LAST(p, v) _mm256_maskstore_ps(p, last, v)
-    LAMINA_BLOCK_LOOP
-#undef LAMINA_V_ZERO
-#undef LAMINA_V_FMA
-#undef LAMINA_V_BROADCAST
-#undef LAMINA_V_LOAD
-#undef LAMINA_V_LOAD_LAST
-#undef LAMINA_V_STORE
-#undef LAMINA_V_STORE_LAST
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
+  LAMINA_AVX2 V setzero() { return _mm256_setzero_ps(); }
+  LAMINA_AVX2 V broadcast(float s) { return _mm256_set1_ps(s); }
+  LAMINA_AVX2 V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  LAMINA_AVX2 V load(const float* p) { return _mm256_loadu_ps(p); }
+  LAMINA_AVX2 V load_last(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  LAMINA_AVX2 void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  LAMINA_AVX2 void store_last(float* p, V v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+  LAMINA_BLOCK_FUNCTION("avx2,fma")
 };
+#undef LAMINA_AVX2
+#undef LAMINA_BLOCK_FUNCTION
 #undef LAMINA_BLOCK_ROW
 #undef LAMINA_STORE_ROW
-#undef LAMINA_BLOCK_LOOP
 
 // R rows of y, columns [0, width) with width <= 2·kLanes; fewer rows than Isa::kRows go down to the
 // block of exactly that many.
