@@ -225,23 +225,14 @@ void matmul_with(const float* a, int64_t a_i, int64_t a_k, const float* b, float
   }
 }
 
-enum class Isa { none, avx2, avx512 };
-
-Isa isa() {
-  static const Isa best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") ? Isa::avx512
-                          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")  ? Isa::avx2
-                                                                                             : Isa::none;
-  return best;
-}
-
 bool available() {
-  return isa() != Isa::none;
+  return vector_isa() != VectorIsa::baseline;
 }
 
 // y (M,N) = op(a)·b, op(a)(i,k) = a[i·a_i + k·a_k], b (K,N) row-major.
 void matmul(const float* a, int64_t a_i, int64_t a_k, const float* b, float* y, int64_t M, int64_t N,
             int64_t K) {
-  if (isa() == Isa::avx512)
+  if (vector_isa() == VectorIsa::avx512)
     matmul_with<Avx512>(a, a_i, a_k, b, y, M, N, K);
   else
     matmul_with<Avx2>(a, a_i, a_k, b, y, M, N, K);

@@ -45,6 +45,23 @@ const char* isa_name(dnnl::cpu_isa isa) {
   }
 }
 
+}  // namespace
+
+VectorIsa vector_isa() {
+  static const VectorIsa isa = [] {
+    const auto allows = [](dnnl::cpu_isa isa) {  // oneDNN's ISA values are nested bit sets
+      return (unsigned(dnnl::get_effective_cpu_isa()) & unsigned(isa)) == unsigned(isa);
+    };
+    if (!__builtin_cpu_supports("fma")) return VectorIsa::baseline;
+    if (allows(dnnl::cpu_isa::avx512_core) && __builtin_cpu_supports("avx512f")) return VectorIsa::avx512;
+    if (allows(dnnl::cpu_isa::avx2) && __builtin_cpu_supports("avx2")) return VectorIsa::avx2;
+    return VectorIsa::baseline;
+  }();
+  return isa;
+}
+
+namespace {
+
 std::string describe_device() {
   const dnnl::version_t* v = dnnl::version();
   return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +

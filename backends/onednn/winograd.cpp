@@ -548,8 +548,7 @@ LAMINA_INLINE void filter_chunk(const FilterJob& job, int64_t chunk, float* scra
 }
 
 bool wide_registers() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
+  return vector_isa() == VectorIsa::avx512;
 }
 
 // Calls body.template operator()<L, M, R>() for this CPU's vector width L and the tile F(m×m, r×r).
