@@ -547,8 +547,13 @@ LAMINA_INLINE void filter_chunk(const FilterJob& job, int64_t chunk, float* scra
   }
 }
 
-bool wide_registers() {
-  return vector_isa() == VectorIsa::avx512;
+// Calls body.template operator()<L, M, R>() with L = 16 where vector_isa() allows AVX-512, else 8.
+template <int M, int R, class Body>
+LAMINA_INLINE void with_width(Body&& body) {
+  if (vector_isa() == VectorIsa::avx512)
+    body.template operator()<16, M, R>();
+  else
+    body.template operator()<8, M, R>();
 }
 
 // Calls body.template operator()<L, M, R>() for this CPU's vector width L and the tile F(m×m, r×r).
@@ -556,20 +561,15 @@ bool wide_registers() {
 // that every instantiation is compiled for the clone's instruction set.
 template <class Body>
 LAMINA_INLINE void with_tile(int m, int r, Body&& body) {
-  const bool wide = wide_registers();
   switch (m * 10 + r) {
     case 23:
-      wide ? body.template operator()<16, 2, 3>() : body.template operator()<8, 2, 3>();
-      break;
+      return with_width<2, 3>(body);
     case 43:
-      wide ? body.template operator()<16, 4, 3>() : body.template operator()<8, 4, 3>();
-      break;
+      return with_width<4, 3>(body);
     case 25:
-      wide ? body.template operator()<16, 2, 5>() : body.template operator()<8, 2, 5>();
-      break;
+      return with_width<2, 5>(body);
     case 45:
-      wide ? body.template operator()<16, 4, 5>() : body.template operator()<8, 4, 5>();
-      break;
+      return with_width<4, 5>(body);
     default:
       throw sdk::Error("onednn: no Winograd tile F(" + std::to_string(m) + ", " + std::to_string(r) + ")");
   }
