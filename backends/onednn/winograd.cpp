@@ -471,7 +471,7 @@ LAMINA_INLINE void forward_block(const ForwardJob& job, int64_t blk, float* scra
   for (int64_t i = 0; i < count; ++i) {
     const int64_t t = t0 + i, img = t / tl.per_image, rem = t % tl.per_image;
     const int64_t row0 = rem / tl.tiles_w * M, col0 = rem % tl.tiles_w * M;
-    for (int64_t ov = 0; ov < op; ov += L) {
+    for (int64_t ov = 0; ov < job.o; ov += L) {  // the padding's columns hold no output
       vec<L> out[M][M];
       output_transform<L, M, R>(p + i * op + ov, tl.block * op, out);
       const int64_t width = std::min<int64_t>(L, job.o - ov);
