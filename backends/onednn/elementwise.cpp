@@ -45,8 +45,7 @@ memory::desc flat_desc(int64_t n) {
 enum class Unary { neg, exp, sqrt, square, relu, sigmoid, tanh };
 enum class Backward { relu, sigmoid, tanh };  // from x (relu) or y (sigmoid, tanh), and dy
 
-LAMINA_VECTOR_CLONES
-void unary_small(Unary f, const float* __restrict x, float* __restrict y, int64_t n) {
+LAMINA_INLINE void unary_small_body(Unary f, const float* __restrict x, float* __restrict y, int64_t n) {
   switch (f) {
     case Unary::neg:
       for (int64_t i = 0; i < n; ++i) y[i] = -x[i];
@@ -71,10 +70,11 @@ void unary_small(Unary f, const float* __restrict x, float* __restrict y, int64_
       break;
   }
 }
+LAMINA_VECTOR_DISPATCH(void, unary_small,
+                       (Unary f, const float* __restrict x, float* __restrict y, int64_t n), (f, x, y, n))
 
-LAMINA_VECTOR_CLONES
-void backward_small(Backward f, const float* __restrict a, const float* __restrict dy, float* __restrict dx,
-                    int64_t n) {
+LAMINA_INLINE void backward_small_body(Backward f, const float* __restrict a, const float* __restrict dy,
+                                       float* __restrict dx, int64_t n) {
   switch (f) {
     case Backward::relu:
       for (int64_t i = 0; i < n; ++i) dx[i] = a[i] > 0.f ? dy[i] : 0.f;
@@ -87,6 +87,10 @@ void backward_small(Backward f, const float* __restrict a, const float* __restri
       break;
   }
 }
+LAMINA_VECTOR_DISPATCH(void, backward_small,
+                       (Backward f, const float* __restrict a, const float* __restrict dy,
+                        float* __restrict dx, int64_t n),
+                       (f, a, dy, dx, n))
 
 // y = f(x) for x → y.
 void eltwise_forward(const sdk::KernelArgs& args, const char* op, algorithm alg, float alpha, float beta,

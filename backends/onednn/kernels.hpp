@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "loops.hpp"
 #include "primitive_cache.hpp"
 #include "team.hpp"
 #include "winograd.hpp"
@@ -109,14 +110,6 @@ struct Kernels : sdk::KernelPolicy {
 inline Backend& backend_of(const sdk::KernelArgs& args) {
   return sdk::state_of<Kernels>(args);
 }
-
-// The widest vectors the backend's hand-written kernels use (the Winograd convolutions, the
-// register-blocked small products): what the CPU has, capped as oneDNN's own kernels are by
-// ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA (read through oneDNN): ONEDNN_MAX_CPU_ISA=AVX2 on an
-// AVX-512 machine runs the AVX2 code, as the tests do to cover it. Loops the compiler vectorises
-// follow the CPU alone.
-enum class VectorIsa { baseline, avx2, avx512 };
-VectorIsa vector_isa();
 
 // Below this many elements an OpenMP region costs more than the work it splits.
 constexpr int64_t kParallelThreshold = 1 << 15;

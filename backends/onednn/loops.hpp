@@ -11,9 +11,46 @@
 
 namespace lamina::onednn {
 
-// Compiles a function for AVX-512, AVX2+FMA and baseline x86-64, picking one at load time (the
-// build targets plain x86-64, where loops get 4-wide SSE and no FMA).
-#define LAMINA_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// The widest vectors the backend's own kernels use: what the CPU has, capped as oneDNN's own kernels
+// are by ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA (read through oneDNN, plugin.cpp):
+// ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 machine runs the AVX2 code, as the tests do to cover it.
+enum class VectorIsa { baseline, avx2, avx512 };
+VectorIsa vector_isa();
+
+// What the AVX-512 and AVX2 code may use. The AVX-512 set is oneDNN's avx512_core, which
+// vector_isa() requires; the AVX2 set needs AVX2 and FMA, which it checks.
+#define LAMINA_AVX512_TARGET "avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx2,fma"
+#define LAMINA_AVX2_TARGET "avx2,fma"
+
+// Inlined wherever it is called, compiled for the caller's instruction set.
+#define LAMINA_INLINE inline __attribute__((always_inline))
+#define LAMINA_INLINE_LAMBDA __attribute__((always_inline))
+
+// Defines `ret name params` to run `name##_body` (a LAMINA_INLINE function with the same
+// parameters; `args` names them) compiled three times, for AVX-512, for AVX2 + FMA and for baseline
+// x86-64 (where loops get 4-wide SSE and no FMA), as vector_isa() picks. The choice is made here,
+// not by the compilers' target_clones: clang 14 resolves those to the baseline copy on every CPU,
+// and they would ignore oneDNN's cap.
+#define LAMINA_VECTOR_DISPATCH(ret, name, params, args)                           \
+  __attribute__((target(LAMINA_AVX512_TARGET))) static ret name##_avx512 params { \
+    return name##_body args;                                                      \
+  }                                                                               \
+  __attribute__((target(LAMINA_AVX2_TARGET))) static ret name##_avx2 params {     \
+    return name##_body args;                                                      \
+  }                                                                               \
+  static ret name##_baseline params {                                             \
+    return name##_body args;                                                      \
+  }                                                                               \
+  ret name params {                                                               \
+    switch (vector_isa()) {                                                       \
+      case VectorIsa::avx512:                                                     \
+        return name##_avx512 args;                                                \
+      case VectorIsa::avx2:                                                       \
+        return name##_avx2 args;                                                  \
+      default:                                                                    \
+        return name##_baseline args;                                              \
+    }                                                                             \
+  }
 
 // Small work never enters an OpenMP region: libgomp builds a team, with a heap allocation, even for
 // a region whose `if` clause turns it off, which costs more than a loop over a few thousand floats.

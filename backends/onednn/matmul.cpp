@@ -44,9 +44,9 @@ constexpr int64_t kTransposedRows = 16;
 // y (M,N) = op(a)·op(b) for small products, with op(a)(i,k) = a[i·a_i + k·a_k] and op(b)(k,j) =
 // b[k·b_k + j·b_j]. Each loop order keeps its innermost loop on contiguous memory so that it
 // vectorises: rows of y from rows of b, dot products along k, or columns of y from columns of a.
-LAMINA_VECTOR_CLONES
-void small_matmul(const float* __restrict a, const float* __restrict b, float* __restrict y, int64_t M,
-                  int64_t N, int64_t K, int64_t a_i, int64_t a_k, int64_t b_k, int64_t b_j) {
+LAMINA_INLINE void small_matmul_body(const float* __restrict a, const float* __restrict b,
+                                     float* __restrict y, int64_t M, int64_t N, int64_t K, int64_t a_i,
+                                     int64_t a_k, int64_t b_k, int64_t b_j) {
   if (b_j == 1 && N >= 8) {  // y(i,:) = Σ_k a(i,k) · b(k,:)
     for (int64_t i = 0; i < M; ++i) {
       float* yr = y + i * N;
@@ -87,6 +87,10 @@ void small_matmul(const float* __restrict a, const float* __restrict b, float* _
       }
   }
 }
+LAMINA_VECTOR_DISPATCH(void, small_matmul,
+                       (const float* __restrict a, const float* __restrict b, float* __restrict y, int64_t M,
+                        int64_t N, int64_t K, int64_t a_i, int64_t a_k, int64_t b_k, int64_t b_j),
+                       (a, b, y, M, N, K, a_i, a_k, b_k, b_j))
 
 // Register-blocked products for the products between kSmallMacs and kParallelMacs with b not
 // transposed, which run on one thread: y (M,N) = op(a)·b, b (K,N) row-major. A block of R rows of y
@@ -155,7 +159,7 @@ namespace blocked {
     LAMINA_STORE_ROW(7)                                                                                 \
   }
 
-#define LAMINA_AVX512 __attribute__((target("avx512f,fma"), always_inline)) static inline
+#define LAMINA_AVX512 __attribute__((target(LAMINA_AVX512_TARGET), always_inline)) static inline
 struct Avx512 {
   static constexpr int kRows = 8;
   static constexpr int64_t kLanes = 16;
@@ -171,11 +175,11 @@ struct Avx512 {
   LAMINA_AVX512 V load_last(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
   LAMINA_AVX512 void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   LAMINA_AVX512 void store_last(float* p, V v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
-  LAMINA_BLOCK_FUNCTION("avx512f,fma")
+  LAMINA_BLOCK_FUNCTION(LAMINA_AVX512_TARGET)
 };
 #undef LAMINA_AVX512
 
-#define LAMINA_AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+#define LAMINA_AVX2 __attribute__((target(LAMINA_AVX2_TARGET), always_inline)) static inline
 struct Avx2 {
   static constexpr int kRows = 6;
   static constexpr int64_t kLanes = 8;
@@ -192,7 +196,7 @@ struct Avx2 {
   LAMINA_AVX2 V load_last(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
   LAMINA_AVX2 void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   LAMINA_AVX2 void store_last(float* p, V v, Mask m) { _mm256_maskstore_ps(p, m, v); }
-  LAMINA_BLOCK_FUNCTION("avx2,fma")
+  LAMINA_BLOCK_FUNCTION(LAMINA_AVX2_TARGET)
 };
 #undef LAMINA_AVX2
 #undef LAMINA_BLOCK_FUNCTION
@@ -257,9 +261,8 @@ void matmul_transposed_b(const float* a, int64_t a_i, int64_t a_k, const float* 
 
 // y = activation(y + bias) over the rows of y (M,N); bias may be null. The activation runs over y as
 // one flat array, so that only its last few elements miss a full vector.
-LAMINA_VECTOR_CLONES
-void add_bias_activate(float* __restrict y, const float* __restrict bias, int64_t M, int64_t N,
-                       sdk::Activation act) {
+LAMINA_INLINE void add_bias_activate_body(float* __restrict y, const float* __restrict bias, int64_t M,
+                                          int64_t N, sdk::Activation act) {
   if (bias)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) y[i * N + j] += bias[j];
@@ -278,6 +281,10 @@ void add_bias_activate(float* __restrict y, const float* __restrict bias, int64_
       break;
   }
 }
+LAMINA_VECTOR_DISPATCH(void, add_bias_activate,
+                       (float* __restrict y, const float* __restrict bias, int64_t M, int64_t N,
+                        sdk::Activation act),
+                       (y, bias, M, N, act))
 
 // matmul (a, b → y) and matmul_bias (a, b, bias → y = activation(op(a)·op(b) + bias)), the bias
 // and activation applied by oneDNN as the result is written.

@@ -194,9 +194,9 @@ bool tiles_input(const PoolGeometry& g) {
   return g.sh == g.kh && g.sw == g.kw && g.top == 0 && g.bottom == 0 && g.left == 0 && g.right == 0;
 }
 
-LAMINA_VECTOR_CLONES
-void max_backward_row(const PoolGeometry& g, const float* x, const float* dy, float* __restrict dx, int64_t n,
-                      int64_t oh, int32_t* __restrict arg, float* __restrict best) {
+LAMINA_INLINE void max_backward_row_body(const PoolGeometry& g, const float* x, const float* dy,
+                                         float* __restrict dx, int64_t n, int64_t oh, int32_t* __restrict arg,
+                                         float* __restrict best) {
   const int64_t C = g.c;
   for (int64_t ow = 0; ow < g.ow; ++ow) {
     const float* dyp = dy + ((n * g.oh + oh) * g.ow + ow) * C;
@@ -222,6 +222,10 @@ void max_backward_row(const PoolGeometry& g, const float* x, const float* dy, fl
     for (int64_t col = g.ow * g.kw; col < g.w; ++col)
       std::fill_n(dx + ((n * g.h + r) * g.w + col) * C, C, 0.f);
 }
+LAMINA_VECTOR_DISPATCH(void, max_backward_row,
+                       (const PoolGeometry& g, const float* x, const float* dy, float* __restrict dx,
+                        int64_t n, int64_t oh, int32_t* __restrict arg, float* __restrict best),
+                       (g, x, dy, dx, n, oh, arg, best))
 
 void max_backward_tiled(const PoolGeometry& g, const float* x, const float* dy, float* dx) {
   for_each_index(g.n * g.oh, g.n * g.h * g.w * g.c > kParallelThreshold, [&](int64_t row) {

@@ -14,15 +14,16 @@ namespace {
 
 // y[begin, end) of the mask. The hash is three 64-bit multiplies per element, which only AVX-512
 // (vpmullq) vectorises; without it the loop is about 20x slower (measured 0.8 ms vs 17 ms for
-// 2.4M elements on one core), so an AVX-512 clone is built beside the baseline one and picked at
-// load time.
-__attribute__((target_clones("arch=x86-64-v4", "default"))) void fill_mask(float* y, int64_t begin,
-                                                                           int64_t end, uint64_t seed,
-                                                                           uint64_t threshold, float keep) {
+// 2.4M elements on one core), so it is compiled for AVX-512 as well (LAMINA_VECTOR_DISPATCH).
+LAMINA_INLINE void fill_mask_body(float* y, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold,
+                                  float keep) {
 #pragma omp simd
   for (int64_t i = begin; i < end; ++i)
     y[i] = keep * float(sdk::dropout_bits(seed, uint64_t(i)) >= threshold);
 }
+LAMINA_VECTOR_DISPATCH(void, fill_mask,
+                       (float* y, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float keep),
+                       (y, begin, end, seed, threshold, keep))
 
 // The shape comes from the output; an input, when the core passes one, only gave that shape.
 ONEDNN_KERNEL(dropout_mask_kernel, "dropout_mask") {

@@ -256,8 +256,7 @@ int64_t loss_operands(const sdk::KernelArgs& args, const char* op, bool backward
   return sdk::view_size(p);
 }
 
-LAMINA_VECTOR_CLONES
-double squared_distance(const float* __restrict p, const float* __restrict t, int64_t n) {
+LAMINA_INLINE double squared_distance_body(const float* __restrict p, const float* __restrict t, int64_t n) {
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) {
@@ -266,12 +265,17 @@ double squared_distance(const float* __restrict p, const float* __restrict t, in
   }
   return sum;
 }
+LAMINA_VECTOR_DISPATCH(double, squared_distance,
+                       (const float* __restrict p, const float* __restrict t, int64_t n), (p, t, n))
 
-LAMINA_VECTOR_CLONES
-void scaled_difference(const float* __restrict p, const float* __restrict t, float* __restrict d,
-                       float factor, int64_t n) {
+LAMINA_INLINE void scaled_difference_body(const float* __restrict p, const float* __restrict t,
+                                          float* __restrict d, float factor, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = (p[i] - t[i]) * factor;
 }
+LAMINA_VECTOR_DISPATCH(void, scaled_difference,
+                       (const float* __restrict p, const float* __restrict t, float* __restrict d,
+                        float factor, int64_t n),
+                       (p, t, d, factor, n))
 
 ONEDNN_KERNEL(mean_squared_error_kernel, "mean_squared_error") {
   const int64_t n = loss_operands(args, "mean_squared_error", false);

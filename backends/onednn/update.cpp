@@ -21,22 +21,25 @@ float attr(const sdk::KernelArgs& args, const char* name, double fallback) {
 
 // The loops, over one thread's part [0, n) of the tensors; restrict (the aliasing is only between
 // an input and the output it becomes, through the same pointer) lets them vectorise.
-LAMINA_VECTOR_CLONES
-void sgd(float* __restrict p, const float* __restrict g, int64_t n, float lr) {
+LAMINA_INLINE void sgd_body(float* __restrict p, const float* __restrict g, int64_t n, float lr) {
   for (int64_t i = 0; i < n; ++i) p[i] -= lr * g[i];
 }
-LAMINA_VECTOR_CLONES
-void sgd_momentum(float* __restrict p, const float* __restrict g, float* __restrict v, int64_t n, float lr,
-                  float momentum, bool nesterov) {
+LAMINA_VECTOR_DISPATCH(void, sgd, (float* __restrict p, const float* __restrict g, int64_t n, float lr),
+                       (p, g, n, lr))
+LAMINA_INLINE void sgd_momentum_body(float* __restrict p, const float* __restrict g, float* __restrict v,
+                                     int64_t n, float lr, float momentum, bool nesterov) {
   for (int64_t i = 0; i < n; ++i) {
     float velocity = momentum * v[i] - lr * g[i];
     v[i] = velocity;
     p[i] += nesterov ? momentum * velocity - lr * g[i] : velocity;
   }
 }
-LAMINA_VECTOR_CLONES
-void adadelta(float* __restrict p, const float* __restrict g, float* __restrict a, float* __restrict d,
-              int64_t n, float lr, float rho, float eps) {
+LAMINA_VECTOR_DISPATCH(void, sgd_momentum,
+                       (float* __restrict p, const float* __restrict g, float* __restrict v, int64_t n,
+                        float lr, float momentum, bool nesterov),
+                       (p, g, v, n, lr, momentum, nesterov))
+LAMINA_INLINE void adadelta_body(float* __restrict p, const float* __restrict g, float* __restrict a,
+                                 float* __restrict d, int64_t n, float lr, float rho, float eps) {
   for (int64_t i = 0; i < n; ++i) {
     float acc = rho * a[i] + (1.f - rho) * g[i] * g[i];
     float delta = g[i] * std::sqrt(d[i] + eps) / std::sqrt(acc + eps);
@@ -45,9 +48,13 @@ void adadelta(float* __restrict p, const float* __restrict g, float* __restrict 
     p[i] -= lr * delta;
   }
 }
-LAMINA_VECTOR_CLONES
-void adam(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
-          float* __restrict v_hat, int64_t n, float alpha, float b1, float b2, float eps) {
+LAMINA_VECTOR_DISPATCH(void, adadelta,
+                       (float* __restrict p, const float* __restrict g, float* __restrict a,
+                        float* __restrict d, int64_t n, float lr, float rho, float eps),
+                       (p, g, a, d, n, lr, rho, eps))
+LAMINA_INLINE void adam_body(float* __restrict p, const float* __restrict g, float* __restrict m,
+                             float* __restrict v, float* __restrict v_hat, int64_t n, float alpha, float b1,
+                             float b2, float eps) {
   for (int64_t i = 0; i < n; ++i) {
     float mi = b1 * m[i] + (1.f - b1) * g[i];
     float vi = b2 * v[i] + (1.f - b2) * g[i] * g[i];
@@ -60,9 +67,14 @@ void adam(float* __restrict p, const float* __restrict g, float* __restrict m, f
     p[i] -= alpha * mi / (std::sqrt(vi) + eps);
   }
 }
-LAMINA_VECTOR_CLONES
-void rmsprop(float* __restrict p, const float* __restrict g, float* __restrict v, float* __restrict m,
-             int64_t n, float lr, float rho, float momentum, float eps) {
+LAMINA_VECTOR_DISPATCH(void, adam,
+                       (float* __restrict p, const float* __restrict g, float* __restrict m,
+                        float* __restrict v, float* __restrict v_hat, int64_t n, float alpha, float b1,
+                        float b2, float eps),
+                       (p, g, m, v, v_hat, n, alpha, b1, b2, eps))
+LAMINA_INLINE void rmsprop_body(float* __restrict p, const float* __restrict g, float* __restrict v,
+                                float* __restrict m, int64_t n, float lr, float rho, float momentum,
+                                float eps) {
   for (int64_t i = 0; i < n; ++i) {
     float vi = rho * v[i] + (1.f - rho) * g[i] * g[i];
     v[i] = vi;
@@ -74,6 +86,10 @@ void rmsprop(float* __restrict p, const float* __restrict g, float* __restrict v
     p[i] -= step;
   }
 }
+LAMINA_VECTOR_DISPATCH(void, rmsprop,
+                       (float* __restrict p, const float* __restrict g, float* __restrict v,
+                        float* __restrict m, int64_t n, float lr, float rho, float momentum, float eps),
+                       (p, g, v, m, n, lr, rho, momentum, eps))
 
 ONEDNN_KERNEL(sgd_update_kernel, "sgd_update") {
   const int slots = expect_update(args, 0, 1);

@@ -27,11 +27,9 @@
 #include "kernels.hpp"
 #include "loops.hpp"
 
-#define LAMINA_INLINE inline __attribute__((always_inline))
-#define LAMINA_INLINE_LAMBDA __attribute__((always_inline))
-
-// The vectors below only live inside functions inlined into the per-CPU clones (each
-// compiled for its own instruction set), never across a call: their ABI never applies.
+// The vectors below only live inside functions inlined into the per-CPU copies of
+// LAMINA_VECTOR_DISPATCH (each compiled for its own instruction set), never across a call: their ABI
+// never applies.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace lamina::onednn::winograd {
@@ -557,8 +555,8 @@ LAMINA_INLINE void with_width(Body&& body) {
 }
 
 // Calls body.template operator()<L, M, R>() for this CPU's vector width L and the tile F(m×m, r×r).
-// Called from the per-CPU clones below, with bodies that are inlined into them (LAMINA_INLINE), so
-// that every instantiation is compiled for the clone's instruction set.
+// Called from the per-CPU copies below, with bodies that are inlined into them (LAMINA_INLINE), so
+// that every instantiation is compiled for the copy's instruction set.
 template <class Body>
 LAMINA_INLINE void with_tile(int m, int r, Body&& body) {
   switch (m * 10 + r) {
@@ -580,20 +578,24 @@ LAMINA_INLINE void with_tile(int m, int r, Body&& body) {
 template <int L>
 constexpr int kRows = L == 16 ? 8 : 4;
 
-// One entry point per job kind, compiled for AVX-512, AVX2 and baseline x86-64, picked at load time.
-LAMINA_VECTOR_CLONES
-void run_forward_blocks(const ForwardJob& job, int64_t first, int64_t last, float* scratch) {
+// One entry point per job kind, compiled for AVX-512, AVX2 and baseline x86-64 (LAMINA_VECTOR_DISPATCH).
+LAMINA_INLINE void run_forward_blocks_body(const ForwardJob& job, int64_t first, int64_t last,
+                                           float* scratch) {
   with_tile(int(job.tl.m), int(job.tl.r), [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
     for (int64_t blk = first; blk < last; ++blk) forward_block<L, M, R, kRows<L>>(job, blk, scratch);
   });
 }
+LAMINA_VECTOR_DISPATCH(void, run_forward_blocks,
+                       (const ForwardJob& job, int64_t first, int64_t last, float* scratch),
+                       (job, first, last, scratch))
 
-LAMINA_VECTOR_CLONES
-void run_filter_chunk(const FilterJob& job, int64_t chunk, float* scratch) {
+LAMINA_INLINE void run_filter_chunk_body(const FilterJob& job, int64_t chunk, float* scratch) {
   with_tile(int(job.tl.m), int(job.tl.r), [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
     filter_chunk<L, M, R, kRows<L>>(job, chunk, scratch);
   });
 }
+LAMINA_VECTOR_DISPATCH(void, run_filter_chunk, (const FilterJob& job, int64_t chunk, float* scratch),
+                       (job, chunk, scratch))
 
 // U[ξ][c][o] = G w[·][·][c][o] Gᵀ for w (R,R,C,O), zero in the padding channels.
 template <int L, int M, int R>
@@ -613,12 +615,15 @@ LAMINA_INLINE void transform_kernel_as(const float* w, int64_t c, int64_t o, int
     }
 }
 
-LAMINA_VECTOR_CLONES
-void transform_kernel(int m, int r, const float* w, int64_t c, int64_t o, int64_t cp, int64_t op, float* u) {
+LAMINA_INLINE void transform_kernel_body(int m, int r, const float* w, int64_t c, int64_t o, int64_t cp,
+                                         int64_t op, float* u) {
   with_tile(m, r, [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
     transform_kernel_as<L, M, R>(w, c, o, cp, op, u);
   });
 }
+LAMINA_VECTOR_DISPATCH(void, transform_kernel,
+                       (int m, int r, const float* w, int64_t c, int64_t o, int64_t cp, int64_t op, float* u),
+                       (m, r, w, c, o, cp, op, u))
 
 // dw[k][l][c][o] = (Gᵀ P G)[k][l] for P[ξ][cp][op].
 template <int L, int M, int R>
@@ -638,13 +643,16 @@ LAMINA_INLINE void untransform_filter_as(const float* p, int64_t c, int64_t o, i
     }
 }
 
-LAMINA_VECTOR_CLONES
-void untransform_filter(int m, int r, const float* p, int64_t c, int64_t o, int64_t cp, int64_t op,
-                        float* dw) {
+LAMINA_INLINE void untransform_filter_body(int m, int r, const float* p, int64_t c, int64_t o, int64_t cp,
+                                           int64_t op, float* dw) {
   with_tile(m, r, [&]<int L, int M, int R>() LAMINA_INLINE_LAMBDA {
     untransform_filter_as<L, M, R>(p, c, o, cp, op, dw);
   });
 }
+LAMINA_VECTOR_DISPATCH(void, untransform_filter,
+                       (int m, int r, const float* p, int64_t c, int64_t o, int64_t cp, int64_t op,
+                        float* dw),
+                       (m, r, p, c, o, cp, op, dw))
 
 // Runs body(i, scratch) for i in [0, n), spread over the OpenMP threads (dynamically: a thread that
 // loses its core to another process takes fewer items) when the work is worth a parallel region.
