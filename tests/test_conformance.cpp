@@ -67,6 +67,12 @@ std::vector<Case> conformance_table() {
                1e-4f});
   t.push_back(
       {"reduce_sum over everything", "reduce_sum", {{30, 40}}, Attributes().set("axes", {0, 1}), 1e-4f});
+  // One long row: a backend may split it over its threads.
+  t.push_back({"reduce_sum over everything, large",
+               "reduce_sum",
+               {{300, 400}},
+               Attributes().set("axes", {0, 1}),
+               1e-4f});
   t.push_back({"softmax", "softmax", {{5, 10}}, {}, 1e-6f, -5.0f, 5.0f});
   t.push_back({"log_softmax", "log_softmax", {{5, 10}}, {}, 1e-5f, -5.0f, 5.0f});
   t.push_back({"matmul", "matmul", {{7, 5}, {5, 6}}, {}, 1e-5f});

@@ -72,11 +72,20 @@ void sum_middle(const In* x, Out* y, int64_t A, int64_t R, int64_t B) {
         y[a] = Out(sum);
       });
     } else {
-      for (int64_t a = 0; a < A; ++a) {
+      for (int64_t a = 0; a < A; ++a) {  // few long rows: each split over the threads
         const In* row = x + a * R;
         double sum = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sum)
-        for (int64_t r = 0; r < R; ++r) sum += double(row[r]);
+        // A region with its own split rather than `parallel for simd`, whose reduction clang leaves
+        // unvectorised.
+#pragma omp parallel reduction(+ : sum)
+        {
+          const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+          const int64_t begin = R * t / n, end = R * (t + 1) / n;
+          double part = 0.0;
+#pragma omp simd reduction(+ : part)
+          for (int64_t r = begin; r < end; ++r) part += double(row[r]);
+          sum += part;
+        }
         y[a] = Out(sum);
       }
     }
