@@ -127,6 +127,18 @@ std::vector<Case> conformance_table() {
                {{30, 100}, {40, 30}},
                Attributes().set("transpose_a", 1).set("transpose_b", 1),
                1e-5f});
+  // transposed b with few rows: ragged 8x8 tiles of both transposes (13 = 8 + 5 rows, 37 = 32 + 5
+  // columns), and an op(a) that is already contiguous when transposed
+  t.push_back({"matmul 13x37 · (45x37)^T",
+               "matmul",
+               {{13, 37}, {45, 37}},
+               Attributes().set("transpose_b", 1),
+               1e-5f});
+  t.push_back({"matmul 11x60 both transposed",
+               "matmul",
+               {{60, 11}, {30, 60}},
+               Attributes().set("transpose_a", 1).set("transpose_b", 1),
+               1e-5f});
   // fused losses: prediction and target of one shape → the loss; backward: p, t, dloss → dp
   t.push_back({"mean_squared_error seed MLP", "mean_squared_error", {{16, 1}, {16, 1}}, {}, 1e-6f});
   t.push_back({"mean_squared_error (8,5)", "mean_squared_error", {{8, 5}, {8, 5}}, {}, 1e-6f});
