@@ -116,17 +116,23 @@ namespace blocked {
     acc##r##0 = fma(av, b0, acc##r##0);                      \
     if constexpr (C > 1) acc##r##1 = fma(av, b1, acc##r##1); \
   }
-#define LAMINA_STORE_ROW(r)                              \
-  if constexpr (R > r) {                                 \
-    if constexpr (C > 1) {                               \
-      store(y + r * ldy, acc##r##0);                     \
-      store_last(y + r * ldy + kLanes, acc##r##1, last); \
-    } else {                                             \
-      store_last(y + r * ldy, acc##r##0, last);          \
-    }                                                    \
+#define LAMINA_STORE_ROW(r)                                \
+  if constexpr (R > r) {                                   \
+    if constexpr (C > 1) {                                 \
+      store(y + r * ldy, acc##r##0);                       \
+      if constexpr (Masked)                                \
+        store_last(y + r * ldy + kLanes, acc##r##1, last); \
+      else                                                 \
+        store(y + r * ldy + kLanes, acc##r##1);            \
+    } else {                                               \
+      if constexpr (Masked)                                \
+        store_last(y + r * ldy, acc##r##0, last);          \
+      else                                                 \
+        store(y + r * ldy, acc##r##0);                     \
+    }                                                      \
   }
 #define LAMINA_BLOCK_FUNCTION(TARGET)                                                                   \
-  template <int R, int C>                                                                               \
+  template <int R, int C, bool Masked>                                                                  \
   __attribute__((target(TARGET))) static void block(const float* a, int64_t a_i, int64_t a_k,           \
                                                     const float* b, int64_t ldb, float* y, int64_t ldy, \
                                                     int64_t K, int64_t width) {                         \
@@ -138,8 +144,8 @@ namespace blocked {
       acc70 = zero, acc71 = zero;                                                                       \
     for (int64_t k = 0; k < K; ++k) {                                                                   \
       const float* bk = b + k * ldb;                                                                    \
-      const V b0 = C > 1 ? load(bk) : load_last(bk, last);                                              \
-      const V b1 = C > 1 ? load_last(bk + kLanes, last) : b0;                                           \
+      const V b0 = C > 1 || !Masked ? load(bk) : load_last(bk, last);                                   \
+      const V b1 = C == 1 ? b0 : Masked ? load_last(bk + kLanes, last) : load(bk + kLanes);             \
       LAMINA_BLOCK_ROW(0)                                                                               \
       LAMINA_BLOCK_ROW(1)                                                                               \
       LAMINA_BLOCK_ROW(2)                                                                               \
@@ -184,18 +190,26 @@ struct Avx2 {
   static constexpr int kRows = 6;
   static constexpr int64_t kLanes = 8;
   using V = __m256;
-  using Mask = __m256i;  // lanes to load and store: all bits set
+  struct Mask {
+    __m256i bits;  // lanes to load: all bits set
+    int lanes;
+  };
   LAMINA_AVX2 Mask mask(int64_t width) {
     const int lanes = width % 8 == 0 ? 8 : int(width % 8);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return {_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), lanes};
   }
   LAMINA_AVX2 V setzero() { return _mm256_setzero_ps(); }
   LAMINA_AVX2 V broadcast(float s) { return _mm256_set1_ps(s); }
   LAMINA_AVX2 V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   LAMINA_AVX2 V load(const float* p) { return _mm256_loadu_ps(p); }
-  LAMINA_AVX2 V load_last(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  LAMINA_AVX2 V load_last(const float* p, Mask m) { return _mm256_maskload_ps(p, m.bits); }
   LAMINA_AVX2 void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  LAMINA_AVX2 void store_last(float* p, V v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+  // through the stack rather than vmaskmovps, which AMD's Zen cores run slowly as a store
+  LAMINA_AVX2 void store_last(float* p, V v, Mask m) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    for (int i = 0; i < m.lanes; ++i) p[i] = lanes[i];
+  }
   LAMINA_BLOCK_FUNCTION(LAMINA_AVX2_TARGET)
 };
 #undef LAMINA_AVX2
@@ -211,10 +225,16 @@ void rows(int64_t count, const float* a, int64_t a_i, int64_t a_k, const float* 
   if constexpr (R > 1) {
     if (count < R) return rows<Isa, R - 1>(count, a, a_i, a_k, b, ldb, y, ldy, K, width);
   }
-  if (width > Isa::kLanes)
-    Isa::template block<R, 2>(a, a_i, a_k, b, ldb, y, ldy, K, width);
+  // Masked loads and stores only where the panel is ragged: AMD's Zen cores take many cycles for a
+  // masked AVX2 store (the weight gradient's K = 16 blocks spent a third of their time in them).
+  if (width == 2 * Isa::kLanes)
+    Isa::template block<R, 2, false>(a, a_i, a_k, b, ldb, y, ldy, K, width);
+  else if (width > Isa::kLanes)
+    Isa::template block<R, 2, true>(a, a_i, a_k, b, ldb, y, ldy, K, width);
+  else if (width == Isa::kLanes)
+    Isa::template block<R, 1, false>(a, a_i, a_k, b, ldb, y, ldy, K, width);
   else
-    Isa::template block<R, 1>(a, a_i, a_k, b, ldb, y, ldy, K, width);
+    Isa::template block<R, 1, true>(a, a_i, a_k, b, ldb, y, ldy, K, width);
 }
 
 template <class Isa>
