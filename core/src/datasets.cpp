@@ -77,7 +77,7 @@ Tensor read_idx(const std::string& path) {
   }
   Tensor t = Tensor::empty_host(shape);
   float* out = t.host_data();
-  for (size_t i = 0; i < size_t(shape_size(shape)); ++i) {
+  for (size_t i = 0; i < size_t(count); ++i) {
     const unsigned char* p = raw.data() + i * elem;
     switch (type) {
       case 0x08: out[i] = float(p[0]); break;
