@@ -88,7 +88,7 @@ void parallel_chunks(int64_t n, int64_t grain, Body&& body) {
 // value. Arguments are clamped to where the result is a normal float.
 inline float vector_exp(float x) {
   x = std::min(88.3762626647949f, std::max(-87.3365478515625f, x));
-  const float n = float(int32_t(x * 1.44269504088896341f + (x >= 0.f ? 0.5f : -0.5f)));
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);  // nearest, one rounding instruction
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -99,7 +99,7 @@ inline float vector_exp(float x) {
   p = p * r * r + r + 1.f;
   // 2^n as a float: n + 127 in the exponent field (n is in [-126, 128) after the clamp, except that
   // n = 128 when x is near the top, handled by splitting the scale in two halves).
-  const int32_t half = int32_t(n) / 2;
+  const int32_t half = int32_t(n) >> 1;
   const float s1 = std::bit_cast<float>((half + 127) << 23);
   const float s2 = std::bit_cast<float>((int32_t(n) - half + 127) << 23);
   return p * s1 * s2;
