@@ -263,10 +263,11 @@ LAMINA_INLINE float coefficient(int i, int k) {
 }
 
 // The 2-D transform T X Tᵀ of one vector of channels: emit(i, j, Σ_k Σ_l T[i][k] · X[k][l] · T[j][l])
-// for X[k][l] at x + (k·Q + l)·ld, T (P×Q) one of kTransform's matrices (rows first, then columns).
+// for X[k][l] at x + k·row_ld + l·ld, T (P×Q) one of kTransform's matrices (rows first, then
+// columns).
 // The coefficients are constants once the loops are unrolled, so zero terms vanish.
 template <int L, int M, int R, Which T, class Emit>
-LAMINA_INLINE void transform(const float* x, int64_t ld, Emit&& emit) {
+LAMINA_INLINE void transform(const float* x, int64_t row_ld, int64_t ld, Emit&& emit) {
   constexpr int P = rows_of<M, R, T>, Q = cols_of<M, R, T>;
 #pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
@@ -277,7 +278,7 @@ LAMINA_INLINE void transform(const float* x, int64_t ld, Emit&& emit) {
       row[l] = vec<L>{};
 #pragma GCC unroll 8
       for (int k = 0; k < Q; ++k)
-        term<L>(row[l], first, coefficient<M, R, T>(i, k), load<L>(x + (k * Q + l) * ld));
+        term<L>(row[l], first, coefficient<M, R, T>(i, k), load<L>(x + k * row_ld + l * ld));
     }
 #pragma GCC unroll 8
     for (int j = 0; j < P; ++j) {
@@ -290,31 +291,36 @@ LAMINA_INLINE void transform(const float* x, int64_t ld, Emit&& emit) {
   }
 }
 
-// Each transform, writing α×α results to v + (i·α + j)·vld, or r×r / m×m ones to `out`:
+// Each transform, writing α×α results to v + (i·α + j)·vld, or r×r / m×m ones to `out`, reading
+// cells (k, l) at k·Q·ld + l·ld (the input transform: at k·row_ld + l·ld, so that it reads an input
+// tile in place):
 // input tiles Bᵀ d B, kernels G g Gᵀ, output gradients A dY Aᵀ; products back to outputs Aᵀ P A
 // and, for the weight gradient, to kernels Gᵀ P G.
 template <int L, int M, int R>
-LAMINA_INLINE void input_transform(const float* d, int64_t ld, float* v, int64_t vld) {
+LAMINA_INLINE void input_transform(const float* d, int64_t row_ld, int64_t ld, float* v, int64_t vld) {
   constexpr int A = M + R - 1;
-  transform<L, M, R, Which::BT>(d, ld, [&](int i, int j, vec<L> s) { store<L>(v + (i * A + j) * vld, s); });
+  transform<L, M, R, Which::BT>(d, row_ld, ld,
+                                [&](int i, int j, vec<L> s) { store<L>(v + (i * A + j) * vld, s); });
 }
 template <int L, int M, int R>
 LAMINA_INLINE void kernel_transform(const float* g, int64_t ld, float* u, int64_t uld) {
   constexpr int A = M + R - 1;
-  transform<L, M, R, Which::G>(g, ld, [&](int i, int j, vec<L> s) { store<L>(u + (i * A + j) * uld, s); });
+  transform<L, M, R, Which::G>(g, R * ld, ld,
+                               [&](int i, int j, vec<L> s) { store<L>(u + (i * A + j) * uld, s); });
 }
 template <int L, int M, int R>
 LAMINA_INLINE void gradient_transform(const float* dy, int64_t ld, float* v, int64_t vld) {
   constexpr int A = M + R - 1;
-  transform<L, M, R, Which::A>(dy, ld, [&](int i, int j, vec<L> s) { store<L>(v + (i * A + j) * vld, s); });
+  transform<L, M, R, Which::A>(dy, M * ld, ld,
+                               [&](int i, int j, vec<L> s) { store<L>(v + (i * A + j) * vld, s); });
 }
 template <int L, int M, int R>
 LAMINA_INLINE void output_transform(const float* p, int64_t ld, vec<L> (&out)[M][M]) {
-  transform<L, M, R, Which::AT>(p, ld, [&](int i, int j, vec<L> s) { out[i][j] = s; });
+  transform<L, M, R, Which::AT>(p, (M + R - 1) * ld, ld, [&](int i, int j, vec<L> s) { out[i][j] = s; });
 }
 template <int L, int M, int R>
 LAMINA_INLINE void filter_transform(const float* p, int64_t ld, vec<L> (&out)[R][R]) {
-  transform<L, M, R, Which::GT>(p, ld, [&](int i, int j, vec<L> s) { out[i][j] = s; });
+  transform<L, M, R, Which::GT>(p, (M + R - 1) * ld, ld, [&](int i, int j, vec<L> s) { out[i][j] = s; });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,9 +424,19 @@ LAMINA_INLINE void transform_inputs(const Input& in, const Tiling& tl, int64_t t
   constexpr int64_t A = M + R - 1;
   const int64_t vld = tl.block * in.cp;
   for (int64_t i = 0; i < count; ++i) {
-    gather_tile<L>(in, tl, t0 + i, d);
+    // A tile inside x with no padding channels is transformed where it lies; others are gathered
+    // (zeros outside x and in the padding channels) into d first.
+    const int64_t t = t0 + i, img = t / tl.per_image, rem = t % tl.per_image;
+    const int64_t row0 = rem / tl.tiles_w * tl.m - in.top, col0 = rem % tl.tiles_w * tl.m - in.left;
+    if (in.c == in.cp && row0 >= 0 && col0 >= 0 && row0 + A <= in.h && col0 + A <= in.w) {
+      const float* tile = in.x + ((img * in.h + row0) * in.w + col0) * in.c;
+      for (int64_t cv = 0; cv < in.cp; cv += L)
+        input_transform<L, M, R>(tile + cv, in.w * in.c, in.c, v + i * in.cp + cv, vld);
+      continue;
+    }
+    gather_tile<L>(in, tl, t, d);
     for (int64_t cv = 0; cv < in.cp; cv += L)
-      input_transform<L, M, R>(d + cv, in.cp, v + i * in.cp + cv, vld);
+      input_transform<L, M, R>(d + cv, A * in.cp, in.cp, v + i * in.cp + cv, vld);
   }
   for (int64_t xi = 0; xi < A * A; ++xi)
     for (int64_t i = count; i < rows; ++i)
