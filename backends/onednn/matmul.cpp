@@ -304,13 +304,16 @@ __attribute__((target(LAMINA_AVX2_TARGET))) void transpose(const float* src, int
 void matmul_transposed_b(const float* a, int64_t a_i, int64_t a_k, const float* b, float* y, int64_t M,
                          int64_t N, int64_t K) {
   thread_local std::vector<float> a_t, y_t;
-  a_t.resize(size_t(K * M));
   y_t.resize(size_t(N * M));
-  if (a_i == 1 && a_k == M)  // op(a) is the transpose of a row-major (K,M): op(a)ᵀ is a itself
-    std::copy(a, a + K * M, a_t.begin());
-  else
-    transpose(a, M, K, a_i, a_t.data(), M);  // a (M,K) row-major: a_k == 1
-  matmul(b, K, 1, a_t.data(), y_t.data(), N, M, K);
+  // op(a)ᵀ (K,M) row-major: a itself when op(a) is the transpose of a row-major (K,M), else a
+  // (M,K) row-major (a_k == 1) transposed
+  const float* a_rows = a;
+  if (!(a_i == 1 && a_k == M)) {
+    a_t.resize(size_t(K * M));
+    transpose(a, M, K, a_i, a_t.data(), M);
+    a_rows = a_t.data();
+  }
+  matmul(b, K, 1, a_rows, y_t.data(), N, M, K);
   transpose(y_t.data(), N, M, M, y, N);
 }
 

@@ -397,11 +397,21 @@ struct Input {
   int64_t top, left;
 };
 
-// Copies input tile `t` into d (α×α cells of cp channels), zero outside x and past its channels.
+// Where input tile `t` starts: its image and its first cell's row and column in x (negative or past
+// x's edge where the tile reaches into the padding).
+struct TileOrigin {
+  int64_t img, row0, col0;
+};
+inline TileOrigin tile_origin(const Input& in, const Tiling& tl, int64_t t) {
+  const int64_t rem = t % tl.per_image;
+  return {t / tl.per_image, rem / tl.tiles_w * tl.m - in.top, rem % tl.tiles_w * tl.m - in.left};
+}
+
+// Copies the input tile at `o` into d (α×α cells of cp channels), zero outside x and past its
+// channels.
 template <int L>
-LAMINA_INLINE void gather_tile(const Input& in, const Tiling& tl, int64_t t, float* d) {
-  const int64_t img = t / tl.per_image, rem = t % tl.per_image;
-  const int64_t row0 = rem / tl.tiles_w * tl.m - in.top, col0 = rem % tl.tiles_w * tl.m - in.left;
+LAMINA_INLINE void gather_tile(const Input& in, const Tiling& tl, const TileOrigin& o, float* d) {
+  const auto [img, row0, col0] = o;
   for (int64_t a = 0; a < tl.alpha; ++a) {
     const int64_t row = row0 + a;
     for (int64_t b = 0; b < tl.alpha; ++b) {
@@ -426,15 +436,14 @@ LAMINA_INLINE void transform_inputs(const Input& in, const Tiling& tl, int64_t t
   for (int64_t i = 0; i < count; ++i) {
     // A tile inside x with no padding channels is transformed where it lies; others are gathered
     // (zeros outside x and in the padding channels) into d first.
-    const int64_t t = t0 + i, img = t / tl.per_image, rem = t % tl.per_image;
-    const int64_t row0 = rem / tl.tiles_w * tl.m - in.top, col0 = rem % tl.tiles_w * tl.m - in.left;
-    if (in.c == in.cp && row0 >= 0 && col0 >= 0 && row0 + A <= in.h && col0 + A <= in.w) {
-      const float* tile = in.x + ((img * in.h + row0) * in.w + col0) * in.c;
+    const TileOrigin o = tile_origin(in, tl, t0 + i);
+    if (in.c == in.cp && o.row0 >= 0 && o.col0 >= 0 && o.row0 + A <= in.h && o.col0 + A <= in.w) {
+      const float* tile = in.x + ((o.img * in.h + o.row0) * in.w + o.col0) * in.c;
       for (int64_t cv = 0; cv < in.cp; cv += L)
         input_transform<L, M, R>(tile + cv, in.w * in.c, in.c, v + i * in.cp + cv, vld);
       continue;
     }
-    gather_tile<L>(in, tl, t, d);
+    gather_tile<L>(in, tl, o, d);
     for (int64_t cv = 0; cv < in.cp; cv += L)
       input_transform<L, M, R>(d + cv, A * in.cp, in.cp, v + i * in.cp + cv, vld);
   }
