@@ -49,10 +49,10 @@ class Views {
 
 // Calls `backend`'s kernel for `op`, timing it under LAMINA_PROFILE.
 void call_kernel(const OpDef& op, BackendEntry& backend, const Views& in, size_t n_in, const Views& out,
-                 size_t n_out, const lamina_attrs* attrs, const std::vector<Tensor>& given) {
+                 size_t n_out, const lamina_attrs* attrs, std::span<const Tensor> given) {
   const bool timed = profiling();
   auto start = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  lamina_error error{};
+  ErrorSlot error;
   if (backend.kernels[size_t(op.id)](backend.table.self, in.data(), int32_t(n_in), out.data(), int32_t(n_out),
                                      attrs, &error) != LAMINA_OK)
     throw Error(op_context(op.name, ShapeList(given)) + " failed on backend '" + backend.name +
@@ -234,19 +234,25 @@ std::vector<Tensor> run_named_op(const char* name, const std::vector<Tensor>& gi
   return run_op(op, given, attrs);
 }
 
-bool run_plugin_update(const OpDef& op, const std::vector<Tensor>& given, const lamina_attrs* attrs) {
+bool run_plugin_update(const OpDef& op, std::span<const Tensor> given, const lamina_attrs* attrs) {
   if (!op.in_place_update || given.size() < op.update_min_inputs || given.size() > op.update_max_inputs)
     return false;
   // Attributes: each one declared, given once, of a type the kernels read.
   const int32_t n_attrs = attrs ? attrs->count : 0;
   if (n_attrs > 0 && (!attrs->items || !op.attributes)) return false;
+  // Names compared as string views: lengths first, the text only where they match.
+  constexpr int32_t kMaxAttributes = 16;
+  if (n_attrs > kMaxAttributes) return false;
+  size_t lengths[kMaxAttributes];  // of the names so far; not cleared, this runs on every update
   for (int32_t i = 0; i < n_attrs; ++i) {
     const lamina_attr& a = attrs->items[i];
     if (!a.name || (a.type != LAMINA_ATTR_INT && a.type != LAMINA_ATTR_FLOAT && a.type != LAMINA_ATTR_STRING))
       return false;
-    if (std::find(op.attributes->begin(), op.attributes->end(), a.name) == op.attributes->end()) return false;
+    const std::string_view name(a.name);
+    if (std::find(op.attributes->begin(), op.attributes->end(), name) == op.attributes->end()) return false;
     for (int32_t j = 0; j < i; ++j)
-      if (std::strcmp(attrs->items[j].name, a.name) == 0) return false;
+      if (lengths[j] == name.size() && std::memcmp(attrs->items[j].name, a.name, name.size()) == 0) return false;
+    lengths[i] = name.size();
   }
   BackendEntry& backend = Registry::get().active_backend();
   if (!backend.supports(op)) return false;
@@ -285,7 +291,7 @@ void assign(const Tensor& target, const Tensor& value) {
       std::memcpy(const_cast<Tensor&>(target).host_data(), v.data(), v.size() * sizeof(float));
       return;
     }
-    lamina_error error{};
+    ErrorSlot error;
     if (backend.table.copy_in(backend.table.self, b.handle, target.impl()->offset, v.data(),
                               v.size() * sizeof(float), &error) != LAMINA_OK)
       throw Error(std::string("assign failed: ") + error.message);
@@ -294,7 +300,7 @@ void assign(const Tensor& target, const Tensor& value) {
   Tensor src = on_backend(value, backend);
   lamina_view in = view_of(src), out = view_of(target);
   lamina_attrs none{0, nullptr};
-  lamina_error error{};
+  ErrorSlot error;
   if (backend.kernels[size_t(copy.id)](backend.table.self, &in, 1, &out, 1, &none, &error) != LAMINA_OK)
     throw Error(std::string("assign failed on backend '") + backend.name + "': " + error.message);
   if (!recorder) return;

@@ -11,6 +11,7 @@
 #include <lamina/ops.hpp>
 #include <lamina/tensor.hpp>
 
+#include <span>
 #include <vector>
 
 namespace lamina {
@@ -28,6 +29,6 @@ const OpDef& named_op(const char* name);
 // and output lists of run_op, and the call returns true; an optimizer step then costs about its
 // kernels. Otherwise it does nothing and returns false: run_named_op takes the call, and gives
 // the errors.
-bool run_plugin_update(const OpDef& op, const std::vector<Tensor>& given, const lamina_attrs* attrs);
+bool run_plugin_update(const OpDef& op, std::span<const Tensor> given, const lamina_attrs* attrs);
 
 }  // namespace lamina

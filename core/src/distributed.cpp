@@ -45,7 +45,7 @@ const lamina_communicator* world() {
 }  // namespace
 
 void allreduce(const lamina_communicator& c, float* data, size_t count, const char* what) {
-  lamina_error error{};
+  ErrorSlot error;
   const auto start = std::chrono::steady_clock::now();
   const lamina_status status = c.allreduce_sum(c.self, data, count, &error);
   if (profiling())
@@ -57,7 +57,7 @@ void allreduce(const lamina_communicator& c, float* data, size_t count, const ch
 }
 
 void broadcast(const lamina_communicator& c, float* data, size_t count, int root, const char* what) {
-  lamina_error error{};
+  ErrorSlot error;
   if (c.broadcast(c.self, data, count, root, &error) != LAMINA_OK)
     throw Error(std::string("distributed training: broadcasting ") + what + " failed on rank " +
                 std::to_string(c.rank) + " of " + std::to_string(c.size) + ": " + error.message);

@@ -203,7 +203,7 @@ Tensor LayerAccess::call_with(const Layer& layer, const std::vector<Tensor>& wei
   for (const Tensor& t : weights) w.push_back(reinterpret_cast<lamina_tensor>(t.impl()));
   lamina_call_context ctx{sizeof(lamina_call_context), training ? 1 : 0, seed};
   lamina_tensor out = nullptr;
-  lamina_error error{};
+  ErrorSlot error;
   if (layer.plugin_->table.call(layer.instance_, &ctx, w.data(), int32_t(w.size()),
                                 reinterpret_cast<lamina_tensor>(input.impl()), &out, &error) != LAMINA_OK)
     throw Error("layer '" + layer.name_ + "' (" + layer.class_name_ + "): " + error.message);
@@ -236,7 +236,7 @@ std::vector<Tensor> Layer::call(const std::vector<Tensor>& inputs, bool training
   const int32_t n_out = int32_t(output_shapes_.size());
   lamina_tensor out[LAMINA_MAX_OUTPUTS] = {};
   lamina_call_context ctx{sizeof(lamina_call_context), training ? 1 : 0, seed};
-  lamina_error error{};
+  ErrorSlot error;
   lamina_status status = plugin_->table.call_many(instance_, &ctx, w.data(), int32_t(w.size()), in.data(),
                                                   int32_t(in.size()), out, n_out, &error);
   std::vector<Tensor> result;
@@ -264,7 +264,7 @@ std::shared_ptr<Layer> LayerAccess::create(const LayerSpec& spec, const std::str
   if (layer->name_.empty()) layer->name_ = global_unique_name(layer->class_name_);
   if (auto* t = spec.config.if_contains("trainable"); t && t->is_bool()) layer->trainable_ = t->as_bool();
   where = describe(*layer);
-  lamina_error error{};
+  ErrorSlot error;
   std::string config_text = sdk::json_text(spec.config);
   layer->instance_ = plugin.table.create(config_text.c_str(), &error);
   if (!layer->instance_)
@@ -306,7 +306,7 @@ namespace {
 std::vector<Shape> run_build(const Layer& layer, const LayerPlugin& plugin, void* instance,
                              const std::vector<Shape>& input_shapes, lamina_layer_builder_impl& builder) {
   const std::string where = describe(layer);
-  lamina_error error{};
+  ErrorSlot error;
   NoGradGuard no_grad;
   if (LAMINA_LAYER_HAS(&plugin.table, build_many)) {
     std::vector<int64_t> shapes(input_shapes.size() * LAMINA_MAX_DIMS, 0);

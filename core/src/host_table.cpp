@@ -10,9 +10,11 @@
 #include <lamina/ops.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -117,16 +119,22 @@ lamina_status host_op(const char* op, const lamina_tensor* inputs, int32_t n_inp
                       const lamina_attrs* attrs, lamina_tensor* outputs, int32_t n_outputs,
                       lamina_error* error) {
   return sdk_guard(error, [&] {
+    const OpDef& def = named_op(op ? op : "");
+    // An optimizer's update: its outputs are the parameter and the slots themselves. Its operands
+    // are held on the stack: an optimizer step makes one such call per parameter.
+    constexpr int32_t kUpdateOperands = 8;
+    if (def.in_place_update && n_outputs == n_inputs - 1 && n_inputs <= kUpdateOperands) {
+      std::array<Tensor, kUpdateOperands> held;
+      for (int32_t i = 0; i < n_inputs; ++i) held[size_t(i)] = borrow(inputs[i]);
+      if (run_plugin_update(def, std::span<const Tensor>(held.data(), size_t(n_inputs)), attrs)) {
+        outputs[0] = handle_of(held[0]);
+        for (int32_t i = 2; i < n_inputs; ++i) outputs[i - 1] = handle_of(held[size_t(i)]);
+        return;
+      }
+    }
     std::vector<Tensor> in;
     in.reserve(size_t(std::max(n_inputs, 0)));
     for (int32_t i = 0; i < n_inputs; ++i) in.push_back(borrow(inputs[i]));
-    const OpDef& def = named_op(op ? op : "");
-    // An optimizer's update: its outputs are the parameter and the slots themselves.
-    if (def.in_place_update && n_outputs == n_inputs - 1 && run_plugin_update(def, in, attrs)) {
-      outputs[0] = handle_of(in[0]);
-      for (int32_t i = 2; i < n_inputs; ++i) outputs[i - 1] = handle_of(in[size_t(i)]);
-      return;
-    }
     std::vector<Tensor> out = run_named_op(op ? op : "", in, from_c(attrs));
     if (int32_t(out.size()) != n_outputs)
       throw Error(std::string("op '") + op + "' gives " + std::to_string(out.size()) +

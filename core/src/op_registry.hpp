@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,17 +47,17 @@ using BackwardFn = std::function<std::vector<Tensor>(const Node&, const std::vec
 // nothing on the per-op path.
 class ShapeList {
  public:
-  explicit ShapeList(const std::vector<Tensor>& tensors) : tensors_(&tensors) {}
-  size_t size() const { return tensors_->size(); }
-  const Shape& operator[](size_t i) const { return (*tensors_)[i].shape(); }
+  explicit ShapeList(std::span<const Tensor> tensors) : tensors_(tensors) {}
+  size_t size() const { return tensors_.size(); }
+  const Shape& operator[](size_t i) const { return tensors_[i].shape(); }
   std::vector<Shape> to_vector() const {
     std::vector<Shape> out;
-    for (const Tensor& t : *tensors_) out.push_back(t.shape());
+    for (const Tensor& t : tensors_) out.push_back(t.shape());
     return out;
   }
 
  private:
-  const std::vector<Tensor>* tensors_;
+  std::span<const Tensor> tensors_;
 };
 
 // A composition of other ops computing the same as a fused op, for backends without its kernel.

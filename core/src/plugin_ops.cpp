@@ -22,7 +22,7 @@ Tensor run_composition(const lamina_op_class& c, const std::string& name, const 
   for (const Tensor& t : in) handles.push_back(reinterpret_cast<lamina_tensor>(t.impl()));
   CAttrs ca(attrs);
   lamina_tensor out = nullptr;
-  lamina_error error{};
+  ErrorSlot error;
   if (c.compose(handles.data(), int32_t(handles.size()), ca.view(), &out, &error) != LAMINA_OK || !out)
     throw Error("op '" + name +
                 "': its composition failed: " + (error.message[0] ? error.message : "no output"));
@@ -57,7 +57,7 @@ const OpDef& define_plugin_op(const lamina_op_class& c) {
     CAttrs ca(attrs);
     int64_t out[LAMINA_MAX_DIMS] = {};
     int32_t ndim = 0;
-    lamina_error error{};
+    ErrorSlot error;
     if (table.output_shape(views.data(), int32_t(views.size()), ca.view(), out, &ndim, &error) != LAMINA_OK)
       throw Error("op '" + name + "': " + error.message);
     if (ndim < 0 || ndim > LAMINA_MAX_DIMS) throw Error("op '" + name + "': output rank out of range");

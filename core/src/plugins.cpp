@@ -239,7 +239,7 @@ bool Registry::Impl::configure(PluginRecord& r, const std::string& name) {
     return true;
   }
   const std::string text = sdk::json_text(settings);
-  lamina_error error{};
+  ErrorSlot error;
   lamina_status status = r.library->get<lamina_status(const char*, lamina_error*)>("lamina_plugin_configure")(
       text.c_str(), &error);
   if (status != LAMINA_OK) {
@@ -332,7 +332,7 @@ std::string probe_plugin(const std::string& library) {
         auto init = reinterpret_cast<lamina_plugin_init_fn>(::dlsym(h, "lamina_plugin_init"));
         const lamina_plugin_info* info = query ? query() : nullptr;
         if (!info || info->abi_major != LAMINA_ABI_MAJOR || info->abi_minor > LAMINA_ABI_MINOR) return;
-        lamina_error error{};
+        ErrorSlot error;
         if ((!score || score(&error) > 0) && init) init(probe_host_table(), LAMINA_ABI_MINOR, &error);
       },
       limit);
@@ -418,7 +418,7 @@ void Registry::Impl::load(PluginRecord& r) {
   if (!configure(r, info->name ? info->name : r.name)) return;
   r.score = 1;
   if (r.library->has("lamina_plugin_score")) {
-    lamina_error why{};
+    ErrorSlot why;
     try {
       r.score = r.library->get<int32_t(lamina_error*)>("lamina_plugin_score")(&why);
     } catch (...) {
@@ -430,7 +430,7 @@ void Registry::Impl::load(PluginRecord& r) {
       return;
     }
   }
-  lamina_error error{};
+  ErrorSlot error;
   PluginRecord* previous = loading;
   loading = &r;
   lamina_status status = LAMINA_ERROR;

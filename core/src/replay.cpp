@@ -217,7 +217,7 @@ class StepRecording final : public LaunchRecorder {
     assign(x_fixed_, x);
     assign(y_fixed_, y);
     if (graph_state_ == GraphState::untried) {
-      lamina_error error{};
+      ErrorSlot error;
       std::string why;
       if (table.capture_begin(table.self, &error) != LAMINA_OK) {
         why = error.message;
@@ -227,7 +227,7 @@ class StepRecording final : public LaunchRecorder {
         } catch (const std::exception& e) {
           why = e.what();
         }
-        lamina_error end_error{};
+        ErrorSlot end_error;
         void* graph = table.capture_end(table.self, &end_error);
         if (graph && why.empty()) {
           graph_ = graph;
@@ -249,7 +249,7 @@ class StepRecording final : public LaunchRecorder {
       call_kernels();
       return;
     }
-    lamina_error error{};
+    ErrorSlot error;
     if (table.launch_graph(table.self, graph_, &error) != LAMINA_OK)
       throw Error("backend '" + graph_backend_->name +
                   "' failed to launch a replayed training step's graph: " + error.message);
@@ -259,7 +259,7 @@ class StepRecording final : public LaunchRecorder {
     const bool timed = profiling();
     for (const auto& l : launches_) {
       auto start = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-      lamina_error error{};
+      ErrorSlot error;
       if (l->kernel(l->backend->table.self, l->inputs.data(), int32_t(l->inputs.size()), l->outputs.data(),
                     int32_t(l->outputs.size()), &l->c_view, &error) != LAMINA_OK)
         throw Error("op '" + l->op->name + "' failed on backend '" + l->backend->name +

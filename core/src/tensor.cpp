@@ -155,7 +155,7 @@ std::shared_ptr<Buffer> allocate(BackendEntry* backend, size_t bytes) {
   buffer->handle = BufferCache::get().take(backend, n);
   if (buffer->handle) return buffer;
   if (backend) {
-    lamina_error error{};
+    ErrorSlot error;
     buffer->handle = backend->table.alloc(backend->table.self, n, &error);
     if (!buffer->handle)
       throw Error("backend '" + backend->name + "' could not allocate " + std::to_string(bytes) + " bytes: " +
@@ -215,7 +215,7 @@ Tensor on_backend(const Tensor& t, BackendEntry& backend) {
   // Different memory: go through the host.
   std::vector<float> values = t.to_vector();
   Tensor copy = make_tensor(t.shape(), &backend);
-  lamina_error error{};
+  ErrorSlot error;
   if (backend.table.copy_in(backend.table.self, copy.impl()->buffer->handle, 0, values.data(),
                             values.size() * sizeof(float), &error) != LAMINA_OK)
     throw Error("copy to backend '" + backend.name + "' failed: " + error.message);
@@ -314,7 +314,7 @@ std::vector<float> Tensor::to_vector() const {
     std::memcpy(out.data(), host_data(), out.size() * sizeof(float));
   } else {
     BackendEntry& b = *impl.buffer->backend;
-    lamina_error error{};
+    ErrorSlot error;
     if (b.table.copy_out(b.table.self, impl.buffer->handle, impl.offset, out.data(), out.size() * sizeof(float),
                          &error) != LAMINA_OK)
       throw Error("copy from backend '" + b.name + "' failed: " + error.message);

@@ -212,7 +212,7 @@ void average_gradients(const lamina_communicator& c, const std::vector<Tensor>& 
     }
     small[params.size()] = float(loss * share);
     distributed::allreduce(c, small.data(), small.size(), "the loss");
-    lamina_error error{};
+    ErrorSlot error;
     if (backend.table.synchronize && backend.table.synchronize(backend.table.self, &error) != LAMINA_OK)
       throw Error("distributed training: synchronising backend '" + backend.name +
                   "' failed: " + error.message);
@@ -372,7 +372,7 @@ void Model::compile(const CompileOptions& options) {
   if (cls.rfind("Custom>", 0) == 0) cls = cls.substr(7);
   t->optimizer = &Registry::get().optimizer(cls);
   std::string cfg = sdk::json_text(spec.config);
-  lamina_error error{};
+  ErrorSlot error;
   t->instance = t->optimizer->table.create(cfg.c_str(), &error);
   if (!t->instance)
     throw Error(error.message[0] ? error.message : "optimizer " + spec.class_name + ": invalid config");
@@ -741,7 +741,7 @@ History Model::fit(BatchSource& data, const FitOptions& options) {
         for (size_t i = 0; i < t.params.size(); ++i) {
           if (!grads[i].defined()) continue;
           const std::vector<lamina_tensor>& slots = slot_handles[i];
-          lamina_error error{};
+          ErrorSlot error;
           if (t.optimizer->table.apply(t.instance, reinterpret_cast<lamina_tensor>(t.params[i].impl()),
                                        reinterpret_cast<lamina_tensor>(grads[i].impl()), slots.data(),
                                        int32_t(slots.size()), t.iteration, &error) != LAMINA_OK)

@@ -20,7 +20,7 @@ void init(const lamina_host* host) {
   table.size = world.size;
   table.allreduce_sum = allreduce_sum;
   table.broadcast = broadcast;
-  lamina_error error{};
+  ErrorSlot error;
   sdk::check(host->register_communicator(host->self, &table, &error), error);
 }
 

@@ -32,7 +32,7 @@ void start_nccl() {
       throw sdk::Error(std::string("ncclGetUniqueId: ") + ncclGetErrorString(r));
   MPI_Request request;
   MPI_Ibcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD, &request);
-  lamina_error error{};
+  ErrorSlot error;
   if (!mpi::wait(request, "MPI_Ibcast (NCCL's id)", &error)) throw sdk::Error(error.message);
   if (ncclResult_t r = ncclCommInitRank(&gpu.comm, world.size, id, world.rank); r != ncclSuccess)
     throw sdk::Error(std::string("ncclCommInitRank: ") + ncclGetErrorString(r));
@@ -98,7 +98,7 @@ void init(const lamina_host* host) {
   table.allreduce_sum = mpi::allreduce_sum;
   table.broadcast = mpi::broadcast;
   table.allreduce_sum_device = allreduce_sum_device;
-  lamina_error error{};
+  ErrorSlot error;
   sdk::check(host->register_communicator(host->self, &table, &error), error);
 }
 

@@ -369,7 +369,7 @@ void register_backend(const lamina_host* host, lamina_backend table) {
   if (!table.name) table.name = Policy::name;
   table.kernel_count = int32_t(kernels.size());
   table.kernels = kernels.data();
-  lamina_error error{};
+  ErrorSlot error;
   check(host->register_backend(host->self, &table, &error), error);
 }
 

@@ -108,18 +108,24 @@ class Attrs {
     for (size_t i = 0; i < n; ++i) a.ints[i] = values[i];
     return *this;
   }
+  // A new attribute with its name and type; the caller sets its value. Only the fields every
+  // reader looks at are cleared (not all of `ints`): ops are called with these on every step.
   lamina_attr& push(const char* name, int32_t type) {
-    lamina_attr a{};
-    a.name = name;
-    a.type = type;
+    lamina_attr* a = nullptr;
     if (count_ < kInline) {
-      inline_[count_] = a;
-      return inline_[count_++];
+      a = &inline_[count_];
+    } else {
+      if (overflow_.empty()) overflow_.assign(inline_, inline_ + kInline);
+      a = &overflow_.emplace_back();
     }
-    if (overflow_.empty()) overflow_.assign(inline_, inline_ + kInline);
-    overflow_.push_back(a);
     ++count_;
-    return overflow_.back();
+    a->name = name;
+    a->type = type;
+    a->count = 0;
+    a->ints[0] = 0;
+    a->real = 0.0;
+    a->text = nullptr;
+    return *a;
   }
   // Ops take a few attributes: up to kInline of them live here, without a heap allocation per call.
   static constexpr size_t kInline = 8;
@@ -233,7 +239,7 @@ inline std::vector<Tensor> run(const char* op, std::initializer_list<const Tenso
   std::vector<lamina_tensor> in;
   for (const Tensor* t : inputs) in.push_back(t->get());
   std::vector<lamina_tensor> out(size_t(n_outputs), nullptr);
-  lamina_error error{};
+  ErrorSlot error;
   check(host().op(op, in.data(), int32_t(in.size()), attrs.c(), out.data(), n_outputs, &error), error);
   std::vector<Tensor> result;
   for (auto h : out) result.push_back(Tensor::adopt(h));
@@ -246,7 +252,7 @@ inline Tensor run1(const char* op, std::initializer_list<const Tensor*> inputs, 
   int32_t n = 0;
   for (const Tensor* t : inputs) in[n++] = t->get();
   lamina_tensor out = nullptr;
-  lamina_error error{};
+  ErrorSlot error;
   check(host().op(op, in, n, attrs.c(), &out, 1, &error), error);
   return Tensor::adopt(out);
 }
@@ -375,7 +381,7 @@ inline Tensor concat(const std::vector<Tensor>& xs, int64_t axis = -1) {
   Attrs attrs;
   attrs.set("axis", axis);
   lamina_tensor out = nullptr;
-  lamina_error error{};
+  ErrorSlot error;
   check(host().op("concat", in.data(), int32_t(in.size()), attrs.c(), &out, 1, &error), error);
   return Tensor::adopt(out);
 }
@@ -524,7 +530,7 @@ inline Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const T
 inline Tensor from_host(const Shape& shape, const std::vector<float>& values) {
   if (!LAMINA_HOST_HAS(&host(), tensor_from_host))
     throw Error("from_host needs a lamina core with plugin ABI 1.2 or newer");
-  lamina_error error{};
+  ErrorSlot error;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   if (n != int64_t(values.size()))
@@ -542,7 +548,7 @@ inline void update(const char* op, const Tensor& parameter, const Tensor& gradie
   if (slots.size() > kMaxSlots) throw Error(std::string(op) + ": too many optimizer slots");
   lamina_tensor in[kMaxSlots + 2] = {parameter.get(), gradient.get()}, out[kMaxSlots + 1] = {};
   for (size_t i = 0; i < slots.size(); ++i) in[i + 2] = slots[i].get();
-  lamina_error error{};
+  ErrorSlot error;
   lamina_status status =
       host().op(op, in, int32_t(slots.size() + 2), attrs.c(), out, int32_t(slots.size() + 1), &error);
   for (lamina_tensor h : out)
@@ -551,7 +557,7 @@ inline void update(const char* op, const Tensor& parameter, const Tensor& gradie
 }
 // Overwrites `target` with `value`, outside autograd (optimizer updates).
 inline void assign(const Tensor& target, const Tensor& value) {
-  lamina_error error{};
+  ErrorSlot error;
   check(host().assign(target.get(), value.get(), &error), error);
 }
 
@@ -616,7 +622,7 @@ class LayerBuilder {
   explicit LayerBuilder(lamina_layer_builder b) : b_(b) {}
   void add_weight(const char* name, const Shape& shape, const std::string& initializer_json,
                   bool trainable = true) {
-    lamina_error error{};
+    ErrorSlot error;
     check(host().add_weight(b_, name, shape.data(), int32_t(shape.size()), initializer_json.c_str(),
                             trainable ? 1 : 0, &error),
           error);
@@ -774,7 +780,7 @@ struct LayerAdapter {
 template <class T>
 void register_layer(const lamina_host* h, const char* class_name) {
   static lamina_layer_class c = LayerAdapter<T>::describe(class_name);
-  lamina_error error{};
+  ErrorSlot error;
   check(h->register_layer(h->self, &c, &error), error);
 }
 
@@ -963,7 +969,7 @@ template <class T>
 void register_optimizer(const lamina_host* h, const char* class_name) {
   OptimizerAdapter<T>::class_name() = class_name;
   static lamina_optimizer_class c = OptimizerAdapter<T>::describe(class_name);
-  lamina_error error{};
+  ErrorSlot error;
   check(h->register_optimizer(h->self, &c, &error), error);
 }
 
@@ -1035,7 +1041,7 @@ bool register_op(const lamina_host* h, std::initializer_list<lamina_op_kernel> k
   c.compose = &OpAdapter<T>::compose;
   c.kernel_count = int32_t(table_kernels.size());
   c.kernels = table_kernels.data();
-  lamina_error error{};
+  ErrorSlot error;
   check(h->register_op(h->self, &c, &error), error);
   return true;
 }
