@@ -253,7 +253,7 @@ constexpr int cols_of = L == Which::G   ? R
                         : L == Which::A ? M
                                         : M + R - 1;
 template <int M, int R, Which L>
-LAMINA_INLINE float coefficient(int i, int k) {
+LAMINA_INLINE constexpr float coefficient(int i, int k) {
   constexpr auto& T = kTransform<M, R>;
   if constexpr (L == Which::BT) return T.BT[i][k];
   if constexpr (L == Which::G) return T.G[i][k];
@@ -262,32 +262,142 @@ LAMINA_INLINE float coefficient(int i, int k) {
   return T.AT[i][k];
 }
 
+// The points come in pairs ±p, and the matrices show it. Where the rows are the points (Bᵀ, G, A),
+// row −p is row p with its odd-indexed coefficients negated: both rows come from the even and the
+// odd partial sums of row p, as E + O and E − O. Where the columns are the points (Aᵀ, Gᵀ), column
+// −p is column p negated in the odd-indexed rows: the pair's two inputs are first combined into
+// their sum and difference, which every row then takes once. Either way a pair costs half the
+// multiply-adds. The pairs are found at compile time from the float matrices themselves, compared
+// exactly; all_paired (asserted where they are used) makes sure none was missed.
+template <int P, int Q>
+struct Pairs {
+  int partner[P > Q ? P : Q];  // the other index of the pair, or -1
+  // the partner's sign: T[i'][k] = −(−1)^k T[i][k] for rows, T[k][i'] = −(−1)^k T[k][i] for columns
+  bool negated[P > Q ? P : Q];
+  int count = 0;
+};
+template <int M, int R, Which T>
+constexpr Pairs<rows_of<M, R, T>, cols_of<M, R, T>> pairs(bool of_rows) {
+  constexpr int P = rows_of<M, R, T>, Q = cols_of<M, R, T>;
+  Pairs<P, Q> out{};
+  const int n = of_rows ? P : Q, m = of_rows ? Q : P;
+  auto at = [&](int index, int other) { return of_rows ? coefficient<M, R, T>(index, other) : coefficient<M, R, T>(other, index); };
+  for (int i = 0; i < n; ++i) out.partner[i] = -1;
+  for (int i = 0; i < n; ++i) {
+    if (out.partner[i] >= 0) continue;
+    for (int j = i + 1; j < n && out.partner[i] < 0; ++j) {
+      if (out.partner[j] >= 0) continue;
+      for (const float sign : {1.f, -1.f}) {
+        bool paired = true, odd_terms = false;
+        for (int k = 0; k < m; ++k) {
+          const float expected = (k % 2 ? -sign : sign) * at(i, k);
+          paired = paired && at(j, k) == expected;
+          odd_terms = odd_terms || (k % 2 && at(i, k) != 0.f);
+        }
+        if (paired && odd_terms) {
+          out.partner[i] = j, out.partner[j] = i, out.negated[j] = sign < 0, out.negated[i] = false;
+          ++out.count;
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+template <int M, int R, Which T>
+inline constexpr auto kRowPairs = pairs<M, R, T>(true);
+template <int M, int R, Which T>
+inline constexpr auto kColumnPairs = pairs<M, R, T>(false);
+// Every matrix has (α − 2) / 2 pairs, for the points ±1, ±2, ±½ it uses, as rows or as columns.
+template <int M, int R, Which T>
+constexpr bool all_paired() {
+  constexpr int points = M + R - 1;
+  return kRowPairs<M, R, T>.count == (points - 2) / 2 || kColumnPairs<M, R, T>.count == (points - 2) / 2;
+}
+
+// The 1-D transform out_i = Σ_k T[i][k] · in_k of Q vectors into P, pairs taken together as above.
+template <int L, int M, int R, Which T>
+LAMINA_INLINE void transform_1d(const vec<L> (&in)[cols_of<M, R, T>], vec<L> (&out)[rows_of<M, R, T>]) {
+  constexpr int P = rows_of<M, R, T>, Q = cols_of<M, R, T>;
+  constexpr auto& rows = kRowPairs<M, R, T>;
+  constexpr auto& columns = kColumnPairs<M, R, T>;
+  static_assert(all_paired<M, R, T>());
+  if constexpr (rows.count > 0) {
+#pragma GCC unroll 8
+    for (int i = 0; i < P; ++i) {
+      const int partner = rows.partner[i];
+      if (partner >= 0 && partner < i) continue;  // made with its partner
+      vec<L> even{}, odd{};
+      bool first_even = true, first_odd = true;
+#pragma GCC unroll 8
+      for (int k = 0; k < Q; k += 2) term<L>(even, first_even, coefficient<M, R, T>(i, k), in[k]);
+#pragma GCC unroll 8
+      for (int k = 1; k < Q; k += 2) term<L>(odd, first_odd, coefficient<M, R, T>(i, k), in[k]);
+      if (first_odd) {
+        out[i] = even;
+      } else if (first_even) {
+        out[i] = odd;
+      } else {
+        out[i] = even + odd;
+      }
+      if (partner >= 0) out[partner] = rows.negated[partner] ? odd - even : even - odd;
+    }
+  } else {
+    // sum and difference of each pair of inputs, at the pair's first and second index
+    vec<L> v[Q];
+#pragma GCC unroll 8
+    for (int k = 0; k < Q; ++k) {
+      const int partner = columns.partner[k];
+      if (partner < 0) {
+        v[k] = in[k];
+      } else if (partner > k) {
+        v[k] = in[k] + in[partner];
+        v[partner] = in[k] - in[partner];
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < P; ++i) {
+      bool first = true;
+      vec<L> s{};
+#pragma GCC unroll 8
+      for (int k = 0; k < Q; ++k) {
+        const int partner = columns.partner[k];
+        if (partner < 0) {
+          term<L>(s, first, coefficient<M, R, T>(i, k), v[k]);
+        } else if (partner > k) {
+          // T[i][k]·in_k + T[i][k']·in_k' with T[i][k'] = ±(−1)^i T[i][k]: the sum or the difference
+          const bool sum = (i % 2 == 0) != columns.negated[partner];
+          term<L>(s, first, coefficient<M, R, T>(i, k), sum ? v[k] : v[partner]);
+        }
+      }
+      out[i] = s;
+    }
+  }
+}
+
 // The 2-D transform T X Tᵀ of one vector of channels: emit(i, j, Σ_k Σ_l T[i][k] · X[k][l] · T[j][l])
-// for X[k][l] at x + k·row_ld + l·ld, T (P×Q) one of kTransform's matrices (rows first, then
-// columns).
+// for X[k][l] at x + k·row_ld + l·ld, T (P×Q) one of kTransform's matrices: the 1-D transform down
+// each column of X into a P×Q block, then along each of its rows.
 // The coefficients are constants once the loops are unrolled, so zero terms vanish.
 template <int L, int M, int R, Which T, class Emit>
 LAMINA_INLINE void transform(const float* x, int64_t row_ld, int64_t ld, Emit&& emit) {
   constexpr int P = rows_of<M, R, T>, Q = cols_of<M, R, T>;
+  vec<L> columns[Q][P];  // columns[l][i] = Σ_k T[i][k] · X[k][l]
+#pragma GCC unroll 8
+  for (int l = 0; l < Q; ++l) {
+    vec<L> column[Q];
+#pragma GCC unroll 8
+    for (int k = 0; k < Q; ++k) column[k] = load<L>(x + k * row_ld + l * ld);
+    transform_1d<L, M, R, T>(column, columns[l]);
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
-    vec<L> row[Q];
+    vec<L> row[Q], result[P];
 #pragma GCC unroll 8
-    for (int l = 0; l < Q; ++l) {
-      bool first = true;
-      row[l] = vec<L>{};
+    for (int l = 0; l < Q; ++l) row[l] = columns[l][i];
+    transform_1d<L, M, R, T>(row, result);
 #pragma GCC unroll 8
-      for (int k = 0; k < Q; ++k)
-        term<L>(row[l], first, coefficient<M, R, T>(i, k), load<L>(x + k * row_ld + l * ld));
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < P; ++j) {
-      bool first = true;
-      vec<L> s{};
-#pragma GCC unroll 8
-      for (int l = 0; l < Q; ++l) term<L>(s, first, coefficient<M, R, T>(j, l), row[l]);
-      emit(i, j, s);
-    }
+    for (int j = 0; j < P; ++j) emit(i, j, result[j]);
   }
 }
 
