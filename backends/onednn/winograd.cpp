@@ -281,7 +281,9 @@ constexpr Pairs<rows_of<M, R, T>, cols_of<M, R, T>> pairs(bool of_rows) {
   constexpr int P = rows_of<M, R, T>, Q = cols_of<M, R, T>;
   Pairs<P, Q> out{};
   const int n = of_rows ? P : Q, m = of_rows ? Q : P;
-  auto at = [&](int index, int other) { return of_rows ? coefficient<M, R, T>(index, other) : coefficient<M, R, T>(other, index); };
+  auto at = [&](int index, int other) {
+    return of_rows ? coefficient<M, R, T>(index, other) : coefficient<M, R, T>(other, index);
+  };
   for (int i = 0; i < n; ++i) out.partner[i] = -1;
   for (int i = 0; i < n; ++i) {
     if (out.partner[i] >= 0) continue;
@@ -295,7 +297,7 @@ constexpr Pairs<rows_of<M, R, T>, cols_of<M, R, T>> pairs(bool of_rows) {
           odd_terms = odd_terms || (k % 2 && at(i, k) != 0.f);
         }
         if (paired && odd_terms) {
-          out.partner[i] = j, out.partner[j] = i, out.negated[j] = sign < 0, out.negated[i] = false;
+          out.partner[i] = j, out.partner[j] = i, out.negated[j] = sign < 0;
           ++out.count;
           break;
         }

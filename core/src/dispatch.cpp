@@ -251,7 +251,8 @@ bool run_plugin_update(const OpDef& op, std::span<const Tensor> given, const lam
     const std::string_view name(a.name);
     if (std::find(op.attributes->begin(), op.attributes->end(), name) == op.attributes->end()) return false;
     for (int32_t j = 0; j < i; ++j)
-      if (lengths[j] == name.size() && std::memcmp(attrs->items[j].name, a.name, name.size()) == 0) return false;
+      if (lengths[j] == name.size() && std::memcmp(attrs->items[j].name, a.name, name.size()) == 0)
+        return false;
     lengths[i] = name.size();
   }
   BackendEntry& backend = Registry::get().active_backend();
