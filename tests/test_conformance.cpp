@@ -43,6 +43,10 @@ std::vector<Case> conformance_table() {
   std::vector<Case> t;
   for (const char* op : {"copy", "neg", "exp", "square", "relu", "sigmoid", "tanh"})
     t.push_back({op, op, {{3, 17}}, {}, 1e-5f});
+  // Far from zero: range reduction with large exponents, and saturation where e^x leaves the floats.
+  t.push_back({"exp over [-12, 12]", "exp", {{3, 17}}, {}, 1e-5f, -12.0f, 12.0f});
+  t.push_back({"sigmoid over [-100, 100]", "sigmoid", {{4, 17}}, {}, 1e-5f, -100.0f, 100.0f});
+  t.push_back({"tanh over [-60, 60]", "tanh", {{4, 17}}, {}, 1e-5f, -60.0f, 60.0f});
   t.push_back({"erf", "erf", {{3, 17}}, {}, 1e-5f, -3.0f, 3.0f});
   t.push_back({"log", "log", {{3, 17}}, {}, 1e-5f, 0.1f, 3.0f});
   t.push_back({"sqrt", "sqrt", {{3, 17}}, {}, 1e-5f, 0.0f, 3.0f});
@@ -60,6 +64,12 @@ std::vector<Case> conformance_table() {
   }
   t.push_back({"div (8,10) by (1,10)", "div", {{8, 10}, {1, 10}}, {}, 1e-5f, 0.5f, 1.5f});
   t.push_back({"reduce_sum over axis 0", "reduce_sum", {{6, 7}}, Attributes().set("axes", {0}), 1e-5f});
+  // A Dense layer's bias gradient: a batch of rows summed into one row wider than a vector group.
+  t.push_back({"reduce_sum over axis 0, bias gradient (16,100)",
+               "reduce_sum",
+               {{16, 100}},
+               Attributes().set("axes", {0}),
+               1e-5f});
   t.push_back({"reduce_sum over axes 0,1,2",
                "reduce_sum",
                {{3, 4, 5, 6}},

@@ -85,32 +85,52 @@ void parallel_chunks(int64_t n, int64_t grain, Body&& body) {
 
 // e^x in float, written so that compilers vectorise it: Cody-Waite range reduction x = n ln2 + r,
 // |r| <= ln2 / 2, then a degree-6 polynomial for e^r (Cephes' expf), within 2 ulp of the exact
-// value. Arguments are clamped to where the result is a normal float.
+// value (1.3 ulp measured). n is rounded by adding 1.5·2^23, which leaves it in the sum's low bits,
+// and the polynomial is evaluated in Estrin's order (three short chains joined by r²) rather than
+// Horner's (six dependent multiply-adds, whose latency the out-of-order window did not hide): a
+// sigmoid of 1,600 floats on one AVX2 core took 954 ns, 870 in Estrin's order, 730 with the one
+// scale of vector_exp_to_88.
+struct ExpParts {
+  float mantissa;  // e^r, in [0.70, 1.42]
+  int32_t n;       // e^x = mantissa · 2^n
+};
+inline ExpParts exp_parts(float x) {
+  const float t = x * 1.44269504088896341f + 12582912.f;  // 1.5·2^23 + round(x log2 e)
+  const float n = t - 12582912.f;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  const float r2 = r * r;
+  const float high =
+      (1.9875691500e-4f * r + 1.3981999507e-3f) * r2 + (8.3334519073e-3f * r + 4.1665795894e-2f);
+  const float p = (high * r2 + (1.6666665459e-1f * r + 5.0000001201e-1f)) * r2 + (r + 1.f);
+  return {p, std::bit_cast<int32_t>(t) - 0x4B400000};
+}
+inline float exp2_int(int32_t n) {  // 2^n for n in [-126, 127]
+  return std::bit_cast<float>((n + 127) << 23);
+}
+
+// Arguments are clamped to where the result is a normal float.
 inline float vector_exp(float x) {
   x = std::min(88.3762626647949f, std::max(-87.3365478515625f, x));
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);  // nearest, one rounding instruction
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  // 2^n as a float: n + 127 in the exponent field (n is in [-126, 128) after the clamp, except that
-  // n = 128 when x is near the top, handled by splitting the scale in two halves).
-  const int32_t half = int32_t(n) >> 1;
-  const float s1 = std::bit_cast<float>((half + 127) << 23);
-  const float s2 = std::bit_cast<float>((int32_t(n) - half + 127) << 23);
-  return p * s1 * s2;
+  const ExpParts e = exp_parts(x);
+  // n is in [-126, 128] after the clamp: the scale in two halves, for n = 128 near the top
+  const int32_t half = e.n >> 1;
+  return e.mantissa * exp2_int(half) * exp2_int(e.n - half);
+}
+
+// e^x with x clamped to [-87.33, 88]: one scale instead of two. For sigmoid and tanh, which reach
+// 0, 1 or -1 before the clamp matters (1 / (1 + e^88) is 6e-39, a denormal).
+inline float vector_exp_to_88(float x) {
+  x = std::min(88.f, std::max(-87.3365478515625f, x));
+  const ExpParts e = exp_parts(x);
+  return e.mantissa * exp2_int(e.n);
 }
 inline float vector_sigmoid(float x) {
-  return 1.f / (1.f + vector_exp(-x));
+  return 1.f / (1.f + vector_exp_to_88(-x));
 }
 inline float vector_tanh(float x) {
   // tanh(x) = 1 - 2 / (e^{2x} + 1); for |x| small, x itself is closer than the subtraction
   if (std::abs(x) < 0x1p-12f) return x;
-  return 1.f - 2.f / (vector_exp(2.f * x) + 1.f);
+  return 1.f - 2.f / (vector_exp_to_88(2.f * x) + 1.f);
 }
 
 }  // namespace lamina::onednn
