@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 using namespace lamina;
@@ -56,6 +57,15 @@ void expect_dense_model_still_trains() {
   auto w = model.layer(0).get_weights();
   CHECK(test::max_abs_diff(w[0].to_vector(), {0.6f, -1.05f}) < 1e-6f);
   CHECK(test::max_abs_diff(w[1].to_vector(), {0.4f}) < 1e-6f);
+}
+
+// Whether this process has loaded the fixture library `library` of `situation` (RTLD_NOLOAD opens
+// nothing new; it finds the library by path or by file when it is already loaded).
+bool fixture_is_loaded(const std::string& situation, const std::string& library) {
+  const std::string path = (fs::path(fixture_folder(situation)) / library).string();
+  void* handle = ::dlopen(path.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  if (handle) ::dlclose(handle);  // drops the reference NOLOAD added
+  return handle != nullptr;
 }
 
 // Resolving a layer class through Sequential::add; returns the error message ("" if it worked).
@@ -321,6 +331,47 @@ TEST_CASE("a plugin whose shared-library dependency is missing names the library
   expect_dense_model_still_trains();
 }
 
+TEST_CASE(
+    "a plugin whose manifest needs a library the machine lacks is unusable, says which, and is not loaded") {
+  add_plugin_path(fixture_folder("needs"));
+  PluginInfo p = plugin_with_library("fixture_needs_driver.so");
+  CHECK_FALSE(p.usable);
+  CHECK(p.reason.rfind("needs the shared library libfixture_gpu_driver.so.1, which cannot be loaded on this "
+                       "machine (libfixture_gpu_driver.so.1: cannot open shared object file",
+                       0) == 0);
+  CHECK(contains(p.reason, "); the plugin was not loaded"));
+  CHECK_FALSE(fixture_is_loaded("needs", "fixture_needs_driver.so"));
+  CHECK(contains(error_of([] { set_backend("needs_driver"); }),
+                 "'needs_driver' cannot be used: needs the shared library libfixture_gpu_driver.so.1"));
+  // A library the machine has (libm) lets the plugin load; this one then gives its own reason.
+  PluginInfo with_libm = plugin_with_library("fixture_needs_libm.so");
+  CHECK(with_libm.reason == "loaded; this test backend never runs");
+  CHECK(fixture_is_loaded("needs", "fixture_needs_libm.so"));
+}
+
+TEST_CASE(
+    "backend auto loads backends best-first and skips those whose score_at_most the best loaded beats") {
+  add_plugin_path(fixture_folder("ranked"));
+  set_backend("auto");
+  const std::string chosen = lamina::backend();
+  const bool bounded_loaded_by_auto = fixture_is_loaded("ranked", "fixture_ranked_bounded.so");
+  // No bound in its manifest: it could outscore anything, so auto had to load it (it scores 0).
+  CHECK(fixture_is_loaded("ranked", "fixture_ranked_unbounded.so"));
+  int chosen_score = 0;
+  for (const PluginInfo& p : list_plugins())  // the listing loads every plugin
+    if (p.name == chosen) chosen_score = p.score;
+  MESSAGE("auto chose " << chosen << ", score " << chosen_score);
+  CHECK(chosen_score > 0);
+  CHECK(lamina::backend() == chosen);
+  // Its manifest says it scores 50 at most: auto passed it over unless nothing better was usable.
+  if (chosen_score > 50)
+    CHECK_FALSE(bounded_loaded_by_auto);
+  else
+    MESSAGE("the best backend here scores " << chosen_score
+                                            << ", not above 50: auto had to load the bounded one");
+  CHECK(fixture_is_loaded("ranked", "fixture_ranked_bounded.so"));
+}
+
 TEST_CASE("of two plugins with one name, the first found is used and the second is ignored as a duplicate") {
   set_backend("reference");
   add_plugin_path(fixture_folder("duplicate_name"));
@@ -374,12 +425,18 @@ TEST_CASE("a manifest that lists a class its plugin does not register is flagged
 TEST_CASE("unreadable manifests and manifests naming a missing library are reported, not fatal") {
   add_plugin_path(fixture_folder("bad_manifest"));
   std::string folder = fixture_folder("bad_manifest");
-  bool saw_garbled = false, saw_vanished = false;
+  bool saw_garbled = false, saw_vanished = false, saw_unbounded = false;
   for (const PluginInfo& p : list_plugins()) {
     if (p.name == "garbled") {
       saw_garbled = true;
       CHECK_FALSE(p.usable);
       CHECK(contains(p.reason, "unreadable manifest " + (fs::path(folder) / "garbled.json").string() + " ("));
+    }
+    if (p.name == "unbounded") {
+      saw_unbounded = true;
+      CHECK_FALSE(p.usable);
+      CHECK(p.reason == "unreadable manifest " + (fs::path(folder) / "unbounded.json").string() +
+                            " ('score_at_most' must be a whole number from 0 to 2147483647, not \"high\")");
     }
     if (p.name == "vanished") {
       saw_vanished = true;
@@ -393,6 +450,7 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
   }
   CHECK(saw_garbled);
   CHECK(saw_vanished);
+  CHECK(saw_unbounded);
   expect_dense_model_still_trains();
 }
 

@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,8 @@ struct PluginRecord {
   bool usable = false;
   std::string reason;
   int score = 0;
+  std::optional<int32_t> score_at_most;           // from the manifest: see PluginManifest
+  std::vector<std::string> needs;                 // from the manifest: see PluginManifest
   boost::dll::shared_library* library = nullptr;  // never unloaded
   lamina_plugin_shutdown_fn shutdown = nullptr;
 };
@@ -79,6 +82,8 @@ struct Registry::Impl {
   void load(PluginRecord& record);
   bool configure(PluginRecord& record, const std::string& name);
   void load_all(const char* kind);
+  void load_backends_for_auto();
+  std::vector<BackendEntry*> ranked_backends() const;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -152,6 +157,21 @@ PluginManifest parse_plugin_manifest(const std::string& text) {
       m.provides.emplace_back(x.as_string());
     }
   }
+  if (auto* s = o.if_contains("score_at_most"); s && !s->is_null()) {
+    if (!s->is_int64() || s->as_int64() < 0 || s->as_int64() > std::numeric_limits<int32_t>::max())
+      throw Error("'score_at_most' must be a whole number from 0 to 2147483647, not " +
+                  boost::json::serialize(*s).substr(0, 40));
+    m.score_at_most = int32_t(s->as_int64());
+  }
+  if (auto* n = o.if_contains("needs"); n && !n->is_null()) {
+    if (!n->is_array()) throw Error("'needs' must be a list of shared-library names");
+    for (const auto& x : n->as_array()) {
+      if (!x.is_string() || x.as_string().empty() || x.as_string().find('\0') != boost::json::string::npos)
+        throw Error("'needs' lists " + boost::json::serialize(x).substr(0, 40) +
+                    ", not a shared-library name");
+      m.needs.emplace_back(x.as_string());
+    }
+  }
   return m;
 }
 
@@ -187,6 +207,8 @@ void Registry::Impl::discover() {
         rec->version = m.version;
         rec->path = (f.parent_path() / m.library).string();
         rec->provides = m.provides;
+        rec->score_at_most = m.score_at_most;
+        rec->needs = m.needs;
       } catch (const std::exception& e) {
         rec->name = f.stem().string();
         rec->path = f.string();
@@ -356,6 +378,16 @@ std::string probe_plugin(const std::string& library) {
 void Registry::Impl::load(PluginRecord& r) {
   if (r.state != PluginRecord::State::found) return;
   r.state = PluginRecord::State::failed;  // until proven otherwise
+  for (const std::string& library : r.needs) {
+    // Left open when found: the plugin loads it next anyway, and a driver's library may not
+    // survive being unloaded.
+    if (!::dlopen(library.c_str(), RTLD_LAZY | RTLD_LOCAL)) {
+      const char* why = ::dlerror();
+      r.reason = "needs the shared library " + library + ", which cannot be loaded on this machine (" +
+                 (why ? why : "not found") + "); the plugin was not loaded";
+      return;
+    }
+  }
   if (should_probe(r.path)) {
     std::string why = probe_plugin(r.path);
     if (!why.empty()) {
@@ -429,6 +461,10 @@ void Registry::Impl::load(PluginRecord& r) {
       r.reason = why.message[0] ? why.message : "the plugin reports it cannot run on this machine";
       return;
     }
+    if (r.score_at_most && r.score > *r.score_at_most)
+      host_log(2, (r.path + ": scores " + std::to_string(r.score) + ", above the score_at_most of " +
+                   std::to_string(*r.score_at_most) + " in its manifest; backend \"auto\" may pass it over")
+                      .c_str());
   }
   ErrorSlot error;
   PluginRecord* previous = loading;
@@ -471,6 +507,42 @@ void Registry::Impl::load_all(const char* kind) {
   discover();
   for (auto& r : plugins)
     if (!kind || r->kind == kind || r->kind == "?" || r->kind.find(kind) != std::string::npos) load(*r);
+}
+
+// For `auto`: loads the backends best-first by the score their manifests say they can reach, and
+// stops once a loaded backend outscores every backend left. A machine without a GPU then never maps
+// the GPU backend's runtime, and choosing onednn does not load the OpenCL backend and its compiler
+// (together ~290 MB of resident memory and 0.3 s at start, docs/plugins.md). A backend whose
+// manifest does not bound its score (or a library without a manifest) could outscore anything, so it
+// is loaded.
+void Registry::Impl::load_backends_for_auto() {
+  discover();
+  auto ceiling = [](const PluginRecord* r) {
+    return r->score_at_most.value_or(std::numeric_limits<int32_t>::max());
+  };
+  std::vector<PluginRecord*> candidates;
+  for (auto& r : plugins)
+    if (r->kind == "?" || r->kind.find("backend") != std::string::npos) candidates.push_back(r.get());
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](const PluginRecord* a, const PluginRecord* b) { return ceiling(a) > ceiling(b); });
+  for (PluginRecord* r : candidates) {
+    int32_t best = 0;
+    for (auto& b : backends)
+      if (b->plugin && b->plugin->usable) best = std::max(best, b->plugin->score);
+    if (best > ceiling(r)) break;
+    load(*r);
+  }
+}
+
+// The usable backends among those loaded, best first (the first loaded first among equals).
+std::vector<BackendEntry*> Registry::Impl::ranked_backends() const {
+  std::vector<BackendEntry*> out;
+  for (auto& b : backends)
+    if (!b->plugin || b->plugin->usable) out.push_back(b.get());
+  std::stable_sort(out.begin(), out.end(), [](BackendEntry* a, BackendEntry* b) {
+    return (a->plugin ? a->plugin->score : 0) > (b->plugin ? b->plugin->score : 0);
+  });
+  return out;
 }
 
 static std::string folders(const std::vector<std::string>& searched);
@@ -693,13 +765,7 @@ const OptimizerPlugin& Registry::optimizer(const std::string& class_name) {
 std::vector<BackendEntry*> Registry::usable_backends() {
   std::lock_guard lock(impl_->mutex);
   impl_->load_all("backend");
-  std::vector<BackendEntry*> out;
-  for (auto& b : impl_->backends)
-    if (!b->plugin || b->plugin->usable) out.push_back(b.get());
-  std::stable_sort(out.begin(), out.end(), [](BackendEntry* a, BackendEntry* b) {
-    return (a->plugin ? a->plugin->score : 0) > (b->plugin ? b->plugin->score : 0);
-  });
-  return out;
+  return impl_->ranked_backends();
 }
 
 void Registry::set_backend(const std::string& name) {
@@ -722,15 +788,17 @@ void Registry::set_backend(const std::string& name) {
         return;
       }
   }
-  std::vector<BackendEntry*> usable = usable_backends();
   if (key == "auto" || key.empty()) {
-    if (usable.empty())
+    impl_->load_backends_for_auto();
+    std::vector<BackendEntry*> ranked = impl_->ranked_backends();
+    if (ranked.empty())
       throw Error("no usable backend found. Plugin folders searched: " + folders(impl_->searched) +
                   " — run `lamina plugins` to see why");
-    impl_->active = usable.front();
+    impl_->active = ranked.front();
     impl_->requested_backend = name;
     return;
   }
+  std::vector<BackendEntry*> usable = usable_backends();
   for (BackendEntry* b : usable)
     if (lower(b->name) == key) {
       impl_->active = b;

@@ -10,6 +10,7 @@
 #include <lamina/backend.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,12 @@ class Registry {
 struct PluginManifest {
   std::string name, kind, version, library;
   std::vector<std::string> provides;
+  // A backend's highest possible lamina_plugin_score: `auto` need not load a backend that cannot
+  // outscore one already loaded. Absent: it could score anything, so `auto` loads it.
+  std::optional<int32_t> score_at_most;
+  // Shared libraries the machine must have for the plugin to be usable (a GPU driver); when one is
+  // missing the plugin is reported unusable without being loaded.
+  std::vector<std::string> needs;
 };
 PluginManifest parse_plugin_manifest(const std::string& text);
 

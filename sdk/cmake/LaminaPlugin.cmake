@@ -1,6 +1,12 @@
 # lamina_add_plugin(NAME <name> KIND layer|optimizer|backend|communicator SOURCES <files...>
 #                   [PROVIDES <names...>] [VERSION <v>] [LINK <targets...>]
+#                   [SCORE_AT_MOST <n>] [NEEDS <shared libraries...>]
 #                   [INSTALL_DESTINATION <dir>] [NO_INSTALL])
+#
+# SCORE_AT_MOST (backends): the highest score lamina_plugin_score returns; the backend "auto" does not
+# load a backend that cannot outscore one already loaded. NEEDS: shared libraries the machine must
+# have (a GPU driver's, e.g. libcuda.so.1); where one is missing the plugin is reported unusable
+# without being loaded. Both go into the manifest.
 #
 # Builds a plugin module that uses only the SDK, hides every symbol but the four entry points,
 # and writes its manifest (lamina_<kind>_<name>.json) beside it, in LAMINA_PLUGIN_OUTPUT_DIR
@@ -34,8 +40,39 @@ if(NOT DEFINED LAMINA_ABI_MAJOR OR NOT DEFINED LAMINA_ABI_MINOR)
   message(FATAL_ERROR "cannot read the plugin ABI version from ${LAMINA_SDK_INCLUDE_DIR}/lamina/lamina_plugin.h")
 endif()
 
+# lamina_write_plugin_manifest(<file> NAME <name> KIND <kind> VERSION <v> LIBRARY <file name>
+#                              ABI <major> <minor> [PROVIDES <names...>] [SCORE_AT_MOST <n>]
+#                              [NEEDS <shared libraries...>])
+# Writes a plugin's manifest, the JSON file lamina reads to find plugins without loading them.
+function(lamina_write_plugin_manifest file)
+  cmake_parse_arguments(M "" "NAME;KIND;VERSION;LIBRARY;SCORE_AT_MOST" "ABI;PROVIDES;NEEDS" ${ARGN})
+  list(GET M_ABI 0 abi_major)
+  list(GET M_ABI 1 abi_minor)
+  set(provides "")
+  if(M_PROVIDES)
+    list(TRANSFORM M_PROVIDES PREPEND "\"")
+    list(TRANSFORM M_PROVIDES APPEND "\"")
+    list(JOIN M_PROVIDES ", " provides)
+  endif()
+  set(optional_keys "")
+  if(NOT "${M_SCORE_AT_MOST}" STREQUAL "")
+    string(APPEND optional_keys ",\n  \"score_at_most\": ${M_SCORE_AT_MOST}")
+  endif()
+  if(M_NEEDS)
+    list(TRANSFORM M_NEEDS PREPEND "\"")
+    list(TRANSFORM M_NEEDS APPEND "\"")
+    list(JOIN M_NEEDS ", " needs)
+    string(APPEND optional_keys ",\n  \"needs\": [${needs}]")
+  endif()
+  file(WRITE "${file}"
+       "{\n  \"name\": \"${M_NAME}\",\n  \"kind\": \"${M_KIND}\",\n  \"version\": \"${M_VERSION}\",\n"
+       "  \"library\": \"${M_LIBRARY}\",\n  \"abi\": [${abi_major}, ${abi_minor}],\n"
+       "  \"provides\": [${provides}]${optional_keys}\n}\n")
+endfunction()
+
 function(lamina_add_plugin)
-  cmake_parse_arguments(P "NO_INSTALL" "NAME;KIND;VERSION;INSTALL_DESTINATION" "SOURCES;PROVIDES;LINK" ${ARGN})
+  cmake_parse_arguments(P "NO_INSTALL" "NAME;KIND;VERSION;INSTALL_DESTINATION;SCORE_AT_MOST"
+                        "SOURCES;PROVIDES;LINK;NEEDS" ${ARGN})
   if(NOT P_NAME OR NOT P_KIND OR NOT P_SOURCES)
     message(FATAL_ERROR "lamina_add_plugin needs NAME, KIND and SOURCES")
   endif()
@@ -44,6 +81,9 @@ function(lamina_add_plugin)
   endif()
   if(NOT P_KIND MATCHES "^(layer|optimizer|backend|communicator)$")
     message(FATAL_ERROR "lamina_add_plugin(${P_NAME}): KIND must be layer, optimizer, backend or communicator, not '${P_KIND}'")
+  endif()
+  if(DEFINED P_SCORE_AT_MOST AND NOT P_SCORE_AT_MOST MATCHES "^[0-9]+$")
+    message(FATAL_ERROR "lamina_add_plugin(${P_NAME}): SCORE_AT_MOST must be a whole number, not '${P_SCORE_AT_MOST}'")
   endif()
   if(NOT P_VERSION)
     set(P_VERSION "${PROJECT_VERSION}")
@@ -63,18 +103,10 @@ function(lamina_add_plugin)
     CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   target_link_options(${target} PRIVATE "LINKER:--version-script=${_lamina_plugin_cmake_dir}/plugin.map"
                       "LINKER:--no-undefined")
-  set(provides "")
-  foreach(p IN LISTS P_PROVIDES)
-    if(provides)
-      string(APPEND provides ", ")
-    endif()
-    string(APPEND provides "\"${p}\"")
-  endforeach()
   set(manifest "${LAMINA_PLUGIN_OUTPUT_DIR}/${target}.json")
-  file(WRITE "${manifest}"
-       "{\n  \"name\": \"${P_NAME}\",\n  \"kind\": \"${P_KIND}\",\n  \"version\": \"${P_VERSION}\",\n"
-       "  \"library\": \"${target}.so\",\n  \"abi\": [${LAMINA_ABI_MAJOR}, ${LAMINA_ABI_MINOR}],\n"
-       "  \"provides\": [${provides}]\n}\n")
+  lamina_write_plugin_manifest("${manifest}" NAME "${P_NAME}" KIND "${P_KIND}" VERSION "${P_VERSION}"
+    LIBRARY "${target}.so" ABI ${LAMINA_ABI_MAJOR} ${LAMINA_ABI_MINOR} PROVIDES ${P_PROVIDES}
+    SCORE_AT_MOST ${P_SCORE_AT_MOST} NEEDS ${P_NEEDS})
   if(NOT P_NO_INSTALL)
     install(TARGETS ${target} LIBRARY DESTINATION "${P_INSTALL_DESTINATION}")
     install(FILES "${manifest}" DESTINATION "${P_INSTALL_DESTINATION}")
