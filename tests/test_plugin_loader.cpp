@@ -336,13 +336,15 @@ TEST_CASE(
   add_plugin_path(fixture_folder("needs"));
   PluginInfo p = plugin_with_library("fixture_needs_driver.so");
   CHECK_FALSE(p.usable);
-  CHECK(p.reason.rfind("needs the shared library libfixture_gpu_driver.so.1, which cannot be loaded on this "
-                       "machine (libfixture_gpu_driver.so.1: cannot open shared object file",
-                       0) == 0);
+  CHECK(
+      p.reason.rfind("needs the fixture GPU's driver (libfixture_gpu_driver.so.1), which cannot be loaded on "
+                     "this machine (libfixture_gpu_driver.so.1: cannot open shared object file",
+                     0) == 0);
   CHECK(contains(p.reason, "); the plugin was not loaded"));
   CHECK_FALSE(fixture_is_loaded("needs", "fixture_needs_driver.so"));
-  CHECK(contains(error_of([] { set_backend("needs_driver"); }),
-                 "'needs_driver' cannot be used: needs the shared library libfixture_gpu_driver.so.1"));
+  CHECK(
+      contains(error_of([] { set_backend("needs_driver"); }),
+               "'needs_driver' cannot be used: needs the fixture GPU's driver (libfixture_gpu_driver.so.1)"));
   // A library the machine has (libm) lets the plugin load; this one then gives its own reason.
   PluginInfo with_libm = plugin_with_library("fixture_needs_libm.so");
   CHECK(with_libm.reason == "loaded; this test backend never runs");
@@ -425,7 +427,7 @@ TEST_CASE("a manifest that lists a class its plugin does not register is flagged
 TEST_CASE("unreadable manifests and manifests naming a missing library are reported, not fatal") {
   add_plugin_path(fixture_folder("bad_manifest"));
   std::string folder = fixture_folder("bad_manifest");
-  bool saw_garbled = false, saw_vanished = false, saw_unbounded = false;
+  bool saw_garbled = false, saw_vanished = false, saw_unbounded = false, saw_unnamed_needs = false;
   for (const PluginInfo& p : list_plugins()) {
     if (p.name == "garbled") {
       saw_garbled = true;
@@ -437,6 +439,13 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
       CHECK_FALSE(p.usable);
       CHECK(p.reason == "unreadable manifest " + (fs::path(folder) / "unbounded.json").string() +
                             " ('score_at_most' must be a whole number from 0 to 2147483647, not \"high\")");
+    }
+    if (p.name == "unnamed_needs") {
+      saw_unnamed_needs = true;
+      CHECK_FALSE(p.usable);
+      CHECK(p.reason == "unreadable manifest " + (fs::path(folder) / "unnamed_needs.json").string() +
+                            " ('needs' must map shared-library names to what they are, as in "
+                            "{\"libcuda.so.1\": \"the NVIDIA driver\"})");
     }
     if (p.name == "vanished") {
       saw_vanished = true;
@@ -451,6 +460,7 @@ TEST_CASE("unreadable manifests and manifests naming a missing library are repor
   CHECK(saw_garbled);
   CHECK(saw_vanished);
   CHECK(saw_unbounded);
+  CHECK(saw_unnamed_needs);
   expect_dense_model_still_trains();
 }
 

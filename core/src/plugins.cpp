@@ -47,7 +47,7 @@ struct PluginRecord {
   std::string reason;
   int score = 0;
   std::optional<int32_t> score_at_most;           // from the manifest: see PluginManifest
-  std::vector<std::string> needs;                 // from the manifest: see PluginManifest
+  std::vector<NeededLibrary> needs;               // from the manifest: see PluginManifest
   boost::dll::shared_library* library = nullptr;  // never unloaded
   lamina_plugin_shutdown_fn shutdown = nullptr;
 };
@@ -164,12 +164,18 @@ PluginManifest parse_plugin_manifest(const std::string& text) {
     m.score_at_most = int32_t(s->as_int64());
   }
   if (auto* n = o.if_contains("needs"); n && !n->is_null()) {
-    if (!n->is_array()) throw Error("'needs' must be a list of shared-library names");
-    for (const auto& x : n->as_array()) {
-      if (!x.is_string() || x.as_string().empty() || x.as_string().find('\0') != boost::json::string::npos)
-        throw Error("'needs' lists " + boost::json::serialize(x).substr(0, 40) +
-                    ", not a shared-library name");
-      m.needs.emplace_back(x.as_string());
+    if (!n->is_object())
+      throw Error(
+          "'needs' must map shared-library names to what they are, as in "
+          "{\"libcuda.so.1\": \"the NVIDIA driver\"}");
+    for (const auto& item : n->as_object()) {
+      const std::string library(item.key());
+      if (library.empty() || library.find('\0') != std::string::npos)
+        throw Error("'needs' names a shared library \"" + library.substr(0, 40) + "\" that cannot be one");
+      if (!item.value().is_string())
+        throw Error("'needs' maps \"" + library.substr(0, 40) + "\" to " +
+                    boost::json::serialize(item.value()).substr(0, 40) + ", not a text saying what it is");
+      m.needs.push_back({library, std::string(item.value().as_string())});
     }
   }
   return m;
@@ -378,13 +384,15 @@ std::string probe_plugin(const std::string& library) {
 void Registry::Impl::load(PluginRecord& r) {
   if (r.state != PluginRecord::State::found) return;
   r.state = PluginRecord::State::failed;  // until proven otherwise
-  for (const std::string& library : r.needs) {
+  for (const NeededLibrary& need : r.needs) {
     // Left open when found: the plugin loads it next anyway, and a driver's library may not
     // survive being unloaded.
-    if (!::dlopen(library.c_str(), RTLD_LAZY | RTLD_LOCAL)) {
+    if (!::dlopen(need.library.c_str(), RTLD_LAZY | RTLD_LOCAL)) {
       const char* why = ::dlerror();
-      r.reason = "needs the shared library " + library + ", which cannot be loaded on this machine (" +
-                 (why ? why : "not found") + "); the plugin was not loaded";
+      const std::string named =
+          need.what.empty() ? "the shared library " + need.library : need.what + " (" + need.library + ")";
+      r.reason = "needs " + named + ", which cannot be loaded on this machine (" + (why ? why : "not found") +
+                 "); the plugin was not loaded";
       return;
     }
   }

@@ -59,15 +59,21 @@ class Registry {
 
 // A plugin manifest (<target>.json beside the library) as discovery reads it. Throws Error saying
 // what is malformed; `library` is as written (relative to the manifest's folder).
+struct NeededLibrary {
+  std::string library;  // as dlopen takes it: "libcuda.so.1"
+  std::string what;     // for people: "the NVIDIA driver" (may be empty)
+};
+
 struct PluginManifest {
   std::string name, kind, version, library;
   std::vector<std::string> provides;
   // A backend's highest possible lamina_plugin_score: `auto` need not load a backend that cannot
   // outscore one already loaded. Absent: it could score anything, so `auto` loads it.
   std::optional<int32_t> score_at_most;
-  // Shared libraries the machine must have for the plugin to be usable (a GPU driver); when one is
-  // missing the plugin is reported unusable without being loaded.
-  std::vector<std::string> needs;
+  // Shared libraries the machine must have for the plugin to be usable, each with what it is (e.g.
+  // libcuda.so.1, "the NVIDIA driver"); where one is missing the plugin is reported unusable without
+  // being loaded.
+  std::vector<NeededLibrary> needs;
 };
 PluginManifest parse_plugin_manifest(const std::string& text);
 

@@ -1,12 +1,13 @@
 # lamina_add_plugin(NAME <name> KIND layer|optimizer|backend|communicator SOURCES <files...>
 #                   [PROVIDES <names...>] [VERSION <v>] [LINK <targets...>]
-#                   [SCORE_AT_MOST <n>] [NEEDS <shared libraries...>]
+#                   [SCORE_AT_MOST <n>] [NEEDS <library> <what it is> [<library> <what it is>...]]
 #                   [INSTALL_DESTINATION <dir>] [NO_INSTALL])
 #
 # SCORE_AT_MOST (backends): the highest score lamina_plugin_score returns; the backend "auto" does not
 # load a backend that cannot outscore one already loaded. NEEDS: shared libraries the machine must
-# have (a GPU driver's, e.g. libcuda.so.1); where one is missing the plugin is reported unusable
-# without being loaded. Both go into the manifest.
+# have, each followed by what it is for people (libcuda.so.1 "the NVIDIA driver"); where one is
+# missing the plugin is reported unusable, with that text, without being loaded. Both go into the
+# manifest.
 #
 # Builds a plugin module that uses only the SDK, hides every symbol but the four entry points,
 # and writes its manifest (lamina_<kind>_<name>.json) beside it, in LAMINA_PLUGIN_OUTPUT_DIR
@@ -42,7 +43,7 @@ endif()
 
 # lamina_write_plugin_manifest(<file> NAME <name> KIND <kind> VERSION <v> LIBRARY <file name>
 #                              ABI <major> <minor> [PROVIDES <names...>] [SCORE_AT_MOST <n>]
-#                              [NEEDS <shared libraries...>])
+#                              [NEEDS <library> <what it is>...])
 # Writes a plugin's manifest, the JSON file lamina reads to find plugins without loading them.
 function(lamina_write_plugin_manifest file)
   cmake_parse_arguments(M "" "NAME;KIND;VERSION;LIBRARY;SCORE_AT_MOST" "ABI;PROVIDES;NEEDS" ${ARGN})
@@ -59,10 +60,27 @@ function(lamina_write_plugin_manifest file)
     string(APPEND optional_keys ",\n  \"score_at_most\": ${M_SCORE_AT_MOST}")
   endif()
   if(M_NEEDS)
-    list(TRANSFORM M_NEEDS PREPEND "\"")
-    list(TRANSFORM M_NEEDS APPEND "\"")
-    list(JOIN M_NEEDS ", " needs)
-    string(APPEND optional_keys ",\n  \"needs\": [${needs}]")
+    list(LENGTH M_NEEDS count)
+    math(EXPR odd "${count} % 2")
+    if(odd)
+      message(FATAL_ERROR "manifest of ${M_NAME}: NEEDS takes pairs of a library and what it is, as in "
+                          "NEEDS libcuda.so.1 \"the NVIDIA driver\"")
+    endif()
+    set(needs "")
+    math(EXPR last "${count} - 1")
+    foreach(i RANGE 0 ${last} 2)
+      math(EXPR j "${i} + 1")
+      list(GET M_NEEDS ${i} library)
+      list(GET M_NEEDS ${j} what)
+      if("${library}${what}" MATCHES "[\"\\]")
+        message(FATAL_ERROR "manifest of ${M_NAME}: NEEDS ${library} \"${what}\" may hold no quote or backslash")
+      endif()
+      if(needs)
+        string(APPEND needs ", ")
+      endif()
+      string(APPEND needs "\"${library}\": \"${what}\"")
+    endforeach()
+    string(APPEND optional_keys ",\n  \"needs\": {${needs}}")
   endif()
   file(WRITE "${file}"
        "{\n  \"name\": \"${M_NAME}\",\n  \"kind\": \"${M_KIND}\",\n  \"version\": \"${M_VERSION}\",\n"
