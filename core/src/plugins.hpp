@@ -57,13 +57,14 @@ class Registry {
   std::unique_ptr<Impl> impl_;
 };
 
-// A plugin manifest (<target>.json beside the library) as discovery reads it. Throws Error saying
-// what is malformed; `library` is as written (relative to the manifest's folder).
+// A shared library a plugin's manifest says the machine must have.
 struct NeededLibrary {
   std::string library;  // as dlopen takes it: "libcuda.so.1"
   std::string what;     // for people: "the NVIDIA driver" (may be empty)
 };
 
+// A plugin manifest (<target>.json beside the library) as discovery reads it. Throws Error saying
+// what is malformed; `library` is as written (relative to the manifest's folder).
 struct PluginManifest {
   std::string name, kind, version, library;
   std::vector<std::string> provides;
