@@ -10,7 +10,8 @@
 #      `lamina train --backend cudnn` at batch sizes 32, 128, 256 and 1024, again at batch 32 with
 #      timed algorithm choice (LAMINA_CUDNN_FIND=1), at batch 32 and 256 with replayed steps as CUDA
 #      graphs (LAMINA_CUDNN_GRAPHS=1, whose test case also runs once more with it set in step 2),
-#      then a short run under LAMINA_PROFILE for the op breakdown,
+#      then a short run at batch 256 under LAMINA_PROFILE with every kernel waited for, for the
+#      time per op on the GPU,
 #   5. train the same model the same way with PyTorch on the same GPU: float32 at every batch size,
 #      PyTorch's default TF32 convolutions at batch 32, and the torch.compile'd model at every batch
 #      size (its compiling is not timed),
@@ -499,9 +500,11 @@ EOF
         >"$WORK/lamina_prefetch_$mode.log" 2>&1 || tail -n 20 "$WORK/lamina_prefetch_$mode.log"
       tail -n 1 "$WORK/lamina_prefetch_$mode.log" | sed "s/^/    $mode: /"
     done
-    say "the op profile of 10,000 images (LAMINA_PROFILE=1)"
-    LAMINA_PROFILE=1 "$bin/lamina" train "$config" --backend cudnn --epochs 1 --limit 10000 --verbose 2 \
-      >"$WORK/lamina_profile.log" 2>&1
+    # Where the time goes at batch 256: each kernel waits for the device (LAMINA_CUDNN_SYNC=1), so
+    # the time per op is its launch plus its run on the GPU, not the launch alone.
+    say "the op profile of 10,000 images at batch 256, each kernel waited for (LAMINA_PROFILE=1 LAMINA_CUDNN_SYNC=1)"
+    LAMINA_PROFILE=1 LAMINA_CUDNN_SYNC=1 "$bin/lamina" train "$config" --backend cudnn --epochs 1 --limit 10000 \
+      --batch-size 256 --verbose 2 >"$WORK/lamina_profile.log" 2>&1
     grep -A 14 'lamina op profile' "$WORK/lamina_profile.log" | sed 's/^/    /'
   fi
 
